@@ -1,0 +1,320 @@
+/*
+ * reason.h — the public interface of libreason, an inference library for open reasoning models.
+ *
+ * Rules that hold for every call (DESIGN.md §3):
+ *  - Every fallible call returns a reason_status; REASON_OK is 0. On failure,
+ *    reason_last_error() gives a thread-local message naming what failed and where (file offset,
+ *    tensor name, shapes, token position); it is never NULL. A failed call leaves every object the
+ *    caller already had as it was.
+ *  - New objects come back through an out-parameter and are released with the matching *_free;
+ *    *_free(NULL) is a no-op.
+ *  - Caller-owned outputs are (pointer, capacity) pairs. When the capacity is too small the call
+ *    returns REASON_ERR_BUFFER and stores the size it needs in the out-length parameter.
+ *  - Option structs are filled by reason_*_params_default() and passed by const pointer (NULL means
+ *    the defaults). The ABI uses only fixed-width integers, float, size_t, pointers and opaque
+ *    handles, so ctypes and other FFIs can bind it directly.
+ *  - A model is immutable once loaded and may be shared by contexts on many threads; a context is
+ *    used by one thread at a time.
+ */
+#ifndef REASON_H
+#define REASON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define REASON_API __declspec(dllexport)
+#else
+#define REASON_API __attribute__((visibility("default")))
+#endif
+
+#define REASON_VERSION_MAJOR 0
+#define REASON_VERSION_MINOR 1
+#define REASON_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Status and errors                                                                              */
+
+typedef int32_t reason_status;
+
+enum reason_status_code {
+    REASON_OK = 0,
+    REASON_ERR_INVALID_ARG = 1,  /* NULL or out-of-range argument */
+    REASON_ERR_IO = 2,           /* a file could not be opened, read or mapped */
+    REASON_ERR_FORMAT = 3,       /* a file is malformed, truncated or inconsistent */
+    REASON_ERR_UNSUPPORTED = 4,  /* unknown architecture, tensor type or template */
+    REASON_ERR_NOMEM = 5,        /* an allocation failed */
+    REASON_ERR_BUFFER = 6,       /* caller's buffer too small; the needed size was stored */
+    REASON_ERR_CONTEXT_FULL = 7, /* no room left in the sequence state (KV cache) */
+    REASON_ERR_DEVICE = 8,       /* an accelerator reported a failure */
+    REASON_ERR_TEMPLATE = 9,     /* a chat template could not be applied */
+    REASON_ERR_INTERNAL = 10     /* a broken invariant inside the library: please report */
+};
+
+/* The message for the last failed call on this thread; never NULL. */
+REASON_API const char *reason_last_error(void);
+/* A fixed name for a status code, e.g. "REASON_ERR_FORMAT". */
+REASON_API const char *reason_status_name(reason_status status);
+/* "MAJOR.MINOR.PATCH". */
+REASON_API const char *reason_version(void);
+
+typedef int32_t reason_token;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Models                                                                                         */
+
+typedef struct reason_model reason_model;
+
+typedef struct reason_model_params {
+    int32_t n_threads; /* threads used while loading (validation); 0 = all cores */
+    int32_t reserved[7];
+} reason_model_params;
+
+REASON_API void reason_model_params_default(reason_model_params *params);
+
+/* Loads a GGUF file. */
+REASON_API reason_status reason_model_load(const char *path, const reason_model_params *params,
+                                           reason_model **out_model);
+REASON_API void reason_model_free(reason_model *model);
+
+typedef struct reason_model_info {
+    char architecture[32]; /* "llama", "qwen2", "qwen3", ... */
+    char name[128];        /* general.name, possibly truncated */
+    int32_t n_vocab;
+    int32_t n_ctx_train;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;
+    int32_t n_ff;
+    uint64_t n_params;
+    uint64_t weight_bytes;
+} reason_model_info;
+
+REASON_API reason_status reason_model_get_info(const reason_model *model, reason_model_info *out);
+
+/* A string metadata value (e.g. "tokenizer.chat_template"); REASON_ERR_INVALID_ARG if absent. */
+REASON_API reason_status reason_model_meta_string(const reason_model *model, const char *key,
+                                                  char *buf, size_t capacity, size_t *out_len);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Tokenizer                                                                                      */
+
+typedef struct reason_tokenizer reason_tokenizer;
+
+/* The tokenizer embedded in a model; owned by the model. */
+REASON_API reason_status reason_model_tokenizer(const reason_model *model,
+                                                const reason_tokenizer **out_tokenizer);
+/* A stand-alone tokenizer from a Hugging Face tokenizer.json (or a folder holding one, with
+ * tokenizer_config.json beside it when present). */
+REASON_API reason_status reason_tokenizer_load(const char *path, reason_tokenizer **out_tokenizer);
+REASON_API void reason_tokenizer_free(reason_tokenizer *tokenizer);
+
+enum reason_tokenize_flags {
+    REASON_TOKENIZE_ADD_SPECIAL = 1,   /* add BOS (and EOS) where the tokenizer asks for them */
+    REASON_TOKENIZE_PARSE_SPECIAL = 2, /* recognise special/added tokens written in the text */
+};
+
+/* Tokenizes len bytes of UTF-8 text. Invalid UTF-8 is REASON_ERR_INVALID_ARG with the byte offset. */
+REASON_API reason_status reason_tokenize(const reason_tokenizer *tokenizer, const char *text,
+                                         size_t len, int32_t flags, reason_token *tokens,
+                                         size_t capacity, size_t *out_n_tokens);
+
+/* The raw bytes of one token (may be part of a UTF-8 character). */
+REASON_API reason_status reason_token_to_bytes(const reason_tokenizer *tokenizer,
+                                               reason_token token, char *buf, size_t capacity,
+                                               size_t *out_len);
+
+/* Detokenizes a whole sequence (special tokens rendered as their text when render_special). */
+REASON_API reason_status reason_detokenize(const reason_tokenizer *tokenizer,
+                                           const reason_token *tokens, size_t n_tokens,
+                                           int32_t render_special, char *buf, size_t capacity,
+                                           size_t *out_len);
+
+REASON_API int32_t reason_tokenizer_n_vocab(const reason_tokenizer *tokenizer);
+
+enum reason_special_token {
+    REASON_SPECIAL_BOS = 0,
+    REASON_SPECIAL_EOS = 1,
+    REASON_SPECIAL_EOT = 2, /* end of turn (<|im_end|>, <|eot_id|>) */
+    REASON_SPECIAL_PAD = 3,
+    REASON_SPECIAL_THINK_BEGIN = 4, /* <think> where the vocabulary has it */
+    REASON_SPECIAL_THINK_END = 5,   /* </think> */
+};
+/* The id of a special token, or -1 when the tokenizer has none. */
+REASON_API reason_token reason_tokenizer_special(const reason_tokenizer *tokenizer, int32_t which);
+/* 1 when generation should stop at this token (EOS, EOT and other end-of-generation tokens). */
+REASON_API int32_t reason_token_is_end(const reason_tokenizer *tokenizer, reason_token token);
+/* Looks a token up by its exact text (e.g. "<think>"); -1 when absent. */
+REASON_API reason_token reason_tokenizer_find(const reason_tokenizer *tokenizer, const char *text);
+
+/* Streaming detokenizer: bytes of tokens go in, only complete UTF-8 characters come out; a
+ * character split across tokens is held back until its last byte arrives. */
+typedef struct reason_detokenizer reason_detokenizer;
+REASON_API reason_status reason_detokenizer_create(const reason_tokenizer *tokenizer,
+                                                   reason_detokenizer **out);
+/* Appends the text that token completes to buf (NUL-terminated); *out_len gets its length. */
+REASON_API reason_status reason_detokenizer_push(reason_detokenizer *detok, reason_token token,
+                                                 char *buf, size_t capacity, size_t *out_len);
+/* Emits what is held back (invalid trailing bytes become U+FFFD). */
+REASON_API reason_status reason_detokenizer_flush(reason_detokenizer *detok, char *buf,
+                                                  size_t capacity, size_t *out_len);
+REASON_API void reason_detokenizer_free(reason_detokenizer *detok);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Chat templates                                                                                 */
+
+typedef struct reason_chat_message {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+} reason_chat_message;
+
+enum reason_template_kind {
+    REASON_TEMPLATE_AUTO = 0, /* detect from the model's tokenizer.chat_template */
+    REASON_TEMPLATE_CHATML = 1,
+    REASON_TEMPLATE_QWEN3 = 2,
+    REASON_TEMPLATE_DEEPSEEK_R1 = 3,
+    REASON_TEMPLATE_LLAMA3 = 4,
+    REASON_TEMPLATE_SMOLLM2 = 5,
+};
+
+typedef struct reason_chat_params {
+    int32_t template_kind;         /* enum reason_template_kind */
+    int32_t add_generation_prompt; /* 1: end with the assistant header (default 1) */
+    int32_t enable_thinking;       /* Qwen3's switch: 1 think (default), 0 pre-closed empty think */
+    int32_t reserved[5];
+} reason_chat_params;
+
+REASON_API void reason_chat_params_default(reason_chat_params *params);
+
+/* Detects the template kind from a Jinja template source; REASON_ERR_UNSUPPORTED if unknown. */
+REASON_API reason_status reason_chat_detect(const char *template_source, int32_t *out_kind);
+
+/* Renders messages with the model's template (or params->template_kind). Unknown templates are
+ * REASON_ERR_UNSUPPORTED: pass raw text to reason_tokenize instead. */
+REASON_API reason_status reason_chat_apply(const reason_model *model,
+                                           const reason_chat_message *messages, size_t n_messages,
+                                           const reason_chat_params *params, char *buf,
+                                           size_t capacity, size_t *out_len);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Contexts, sequences and decoding                                                               */
+
+typedef struct reason_context reason_context;
+
+enum reason_kv_type {
+    REASON_KV_F16 = 0,
+    REASON_KV_F32 = 1,
+    REASON_KV_BF16 = 2,
+};
+
+typedef struct reason_context_params {
+    uint32_t n_ctx;     /* token slots in the sequence state, shared by all sequences (4096) */
+    uint32_t n_seq_max; /* most sequences alive at once (64) */
+    uint32_t n_batch;   /* most tokens in one reason_decode call (512) */
+    int32_t n_threads;  /* 0 = all cores */
+    int32_t kv_type;    /* enum reason_kv_type */
+    int32_t reserved[7];
+} reason_context_params;
+
+REASON_API void reason_context_params_default(reason_context_params *params);
+REASON_API reason_status reason_context_create(const reason_model *model,
+                                               const reason_context_params *params,
+                                               reason_context **out_ctx);
+REASON_API void reason_context_free(reason_context *ctx);
+
+/* A batch of tokens, possibly from many sequences at different positions. Token i is placed at
+ * position pos[i] of sequence seq_id[i]; positions of one sequence must continue its length.
+ * want_logits[i] != 0 asks for the logits after token i (NULL: only the last token). */
+typedef struct reason_batch {
+    int32_t n_tokens;
+    const reason_token *tokens;
+    const int32_t *pos;
+    const int32_t *seq_id;
+    const int8_t *want_logits;
+} reason_batch;
+
+/* Evaluates a batch. On REASON_ERR_CONTEXT_FULL nothing of the batch is kept. */
+REASON_API reason_status reason_decode(reason_context *ctx, const reason_batch *batch);
+/* Logits (n_vocab floats) after batch token i of the last reason_decode; valid until the next. */
+REASON_API reason_status reason_get_logits(reason_context *ctx, int32_t i, const float **out_logits);
+
+/* Sequences are small ids in [0, n_seq_max). */
+REASON_API reason_status reason_seq_length(const reason_context *ctx, int32_t seq, int32_t *out_len);
+/* Drops positions >= n_keep of seq. */
+REASON_API reason_status reason_seq_truncate(reason_context *ctx, int32_t seq, int32_t n_keep);
+/* Empties seq and releases its state. */
+REASON_API reason_status reason_seq_free(reason_context *ctx, int32_t seq);
+/* Makes child (which must be empty) a copy of parent's state; shared where the cache allows. */
+REASON_API reason_status reason_seq_fork(reason_context *ctx, int32_t parent, int32_t child);
+
+typedef struct reason_context_stats {
+    uint64_t kv_slots_total;   /* token slots in the pool */
+    uint64_t kv_slots_used;    /* token slots held now */
+    uint64_t kv_slots_peak;    /* most held at once */
+    uint64_t kv_bytes;         /* bytes of the KV pool */
+    uint64_t tokens_evaluated; /* tokens through reason_decode since creation */
+} reason_context_stats;
+REASON_API reason_status reason_context_get_stats(const reason_context *ctx,
+                                                  reason_context_stats *out);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Sampling                                                                                       */
+
+typedef struct reason_sampler reason_sampler;
+
+enum reason_sampler_stage {
+    REASON_STAGE_PENALTIES = 0,
+    REASON_STAGE_TOP_K = 1,
+    REASON_STAGE_TOP_P = 2,
+    REASON_STAGE_MIN_P = 3,
+    REASON_STAGE_TEMPERATURE = 4,
+};
+
+typedef struct reason_sampler_params {
+    float temperature;      /* <= 0: greedy (0.6) */
+    int32_t top_k;          /* <= 0: off (20) */
+    float top_p;            /* >= 1: off (0.95) */
+    float min_p;            /* <= 0: off (0) */
+    float repeat_penalty;   /* 1: off */
+    float presence_penalty; /* 0: off */
+    float frequency_penalty; /* 0: off */
+    int32_t penalty_last_n; /* tokens the penalties look back on (64); -1: all */
+    uint64_t seed;          /* same seed, same tokens */
+    int32_t n_logprobs;     /* top alternatives reported per token (0..20) */
+    int32_t n_order;        /* 0: default order penalties, top-k, top-p, min-p, temperature */
+    int32_t order[8];       /* enum reason_sampler_stage, applied in this order */
+    int32_t reserved[4];
+} reason_sampler_params;
+
+#define REASON_MAX_LOGPROBS 20
+
+typedef struct reason_token_choice {
+    reason_token token;
+    float logprob;  /* log-probability of token under the model's full distribution */
+    int32_t n_top;  /* entries filled below */
+    reason_token top_tokens[REASON_MAX_LOGPROBS];
+    float top_logprobs[REASON_MAX_LOGPROBS];
+} reason_token_choice;
+
+REASON_API void reason_sampler_params_default(reason_sampler_params *params);
+REASON_API reason_status reason_sampler_create(const reason_sampler_params *params, int32_t n_vocab,
+                                               reason_sampler **out);
+REASON_API void reason_sampler_free(reason_sampler *sampler);
+/* Picks a token from logits (n_vocab floats; not modified). Does not record it: see accept. */
+REASON_API reason_status reason_sampler_sample(reason_sampler *sampler, const float *logits,
+                                               reason_token_choice *out);
+/* Records a token in the penalty history (sampled or forced). */
+REASON_API reason_status reason_sampler_accept(reason_sampler *sampler, reason_token token);
+REASON_API void reason_sampler_reset(reason_sampler *sampler);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REASON_H */
