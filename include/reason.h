@@ -219,7 +219,9 @@ typedef struct reason_context_params {
     uint32_t n_batch;   /* most tokens in one reason_decode call (512) */
     int32_t n_threads;  /* 0 = all cores */
     int32_t kv_type;    /* enum reason_kv_type */
-    int32_t reserved[7];
+    int32_t kv_block_size; /* token slots per KV block (16) */
+    int32_t n_outputs_max; /* most batch tokens that may ask for logits in one call (64) */
+    int32_t reserved[5];
 } reason_context_params;
 
 REASON_API void reason_context_params_default(reason_context_params *params);

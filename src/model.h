@@ -1,9 +1,70 @@
-/* model.h — a loaded model: hyper-parameters, weights bound by name, tokenizer, chat template. */
+/* model.h — a loaded model: architecture, hyper-parameters, weights bound by name (used in place
+ * from the memory map), tokenizer and chat template. Immutable after load. */
 #ifndef REASON_MODEL_H
 #define REASON_MODEL_H
 
 #include "core.h"
 #include "gguf.h"
+
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3 };
+
+/* How positions rotate pairs of dimensions: NORMAL pairs (2i, 2i+1) (GGUF llama, whose q/k rows
+ * the converter permuted), NEOX pairs (i, i + rot_dim/2) (qwen2, qwen3: HF's rotate_half). */
+enum rope_style { ROPE_NORMAL, ROPE_NEOX };
+
+/* A weight matrix or vector inside the mapped file. Matrices are row-major with ne[0] columns
+ * (the input dimension) and ne[1] rows (the output dimension), as GGUF stores them. */
+typedef struct rs_tensor {
+    const char *name;
+    uint32_t type;    /* enum tensor_type */
+    int64_t ne[2];    /* (cols, rows); a vector has rows == 1 */
+    size_t row_bytes; /* bytes of one row of ne[0] elements */
+    const void *data; /* NULL when the tensor is absent (optional weights) */
+} rs_tensor;
+
+typedef struct model_hparams {
+    int32_t n_vocab;
+    int32_t n_ctx_train;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim; /* per head, for q, k and v */
+    int32_t n_ff;
+    float rms_eps;
+    float rope_theta;
+    int32_t rope_dim;   /* leading dimensions of each head that rotate */
+    int32_t rope_style; /* enum rope_style */
+    float rope_pos_scale; /* positions are multiplied by this (linear scaling: 1/factor) */
+} model_hparams;
+
+typedef struct layer_weights {
+    rs_tensor attn_norm;              /* (n_embd) */
+    rs_tensor wq, wk, wv;             /* (n_embd) -> (n_head*head_dim), (n_head_kv*head_dim) */
+    rs_tensor bq, bk, bv;             /* optional biases (qwen2) */
+    rs_tensor q_norm, k_norm;         /* optional per-head RMSNorm weights (head_dim) (qwen3) */
+    rs_tensor wo;                     /* (n_head*head_dim) -> (n_embd) */
+    rs_tensor ffn_norm;               /* (n_embd) */
+    rs_tensor w_gate, w_up;           /* (n_embd) -> (n_ff) */
+    rs_tensor w_down;                 /* (n_ff) -> (n_embd) */
+} layer_weights;
+
+struct reason_model {
+    gguf_file *file;
+    int32_t arch; /* enum model_arch */
+    char arch_name[32];
+    char name[128];
+    model_hparams hp;
+    rs_tensor tok_embd;    /* (n_embd) x n_vocab rows */
+    rs_tensor output_norm; /* (n_embd) */
+    rs_tensor output;      /* (n_embd) -> (n_vocab); equals tok_embd when tied */
+    rs_tensor rope_freqs;  /* optional (rope_dim/2) divisors of each frequency (Llama 3.1+) */
+    layer_weights *layers; /* n_layer */
+    reason_tokenizer *tokenizer;
+    char *chat_template;   /* NUL-terminated copy, or NULL */
+    uint64_t n_params;
+    uint64_t weight_bytes;
+};
 
 /* The chat template source (tokenizer.chat_template), or NULL when the model has none. */
 RS_INTERNAL const char *model_chat_template(const reason_model *model);

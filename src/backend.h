@@ -1,0 +1,99 @@
+/* backend.h — the compute interface forward.c is written against: one struct of function
+ * pointers per backend (cpu, later cuda). forward.c never branches on the backend. Every op of a
+ * device backend has a CPU twin with the same contract; the CPU backend is the reference in tests.
+ *
+ * Activations are f32 row-major: a buffer "(n_tok, dim)" holds n_tok rows of dim floats. Buffers
+ * passed to ops come from backend->alloc (host memory on the CPU backend). */
+#ifndef REASON_BACKEND_H
+#define REASON_BACKEND_H
+
+#include "core.h"
+#include "model.h"
+
+/* The KV pool: K and V of every layer for n_blocks blocks of block_size token slots.
+ * Layout of k and v: (n_layer, n_blocks, block_size, kv_dim) in `type` (enum reason_kv_type). */
+typedef struct kv_pool {
+    int32_t n_layer;
+    int32_t kv_dim;
+    int32_t block_size;
+    int32_t n_blocks;
+    int32_t type;
+    size_t elem_bytes;
+    void *k;
+    void *v;
+} kv_pool;
+
+/* Which cached positions each token of a batch attends to: token i sees positions
+ * [0, pos[i]] of its sequence, whose slots are found through block_table[i]
+ * (slot of position p = block_table[i][p / block_size] * block_size + p % block_size). */
+typedef struct attn_batch {
+    int32_t n_tok;
+    const int32_t *pos;                 /* (n_tok) */
+    const int32_t *const *block_tables; /* (n_tok) pointers to the token's sequence block table */
+    const int32_t *slots;               /* (n_tok) slot where token i's own K/V is stored */
+} attn_batch;
+
+typedef struct rope_params {
+    int32_t head_dim;
+    int32_t rot_dim;       /* leading dims of each head that rotate */
+    int32_t style;         /* enum rope_style */
+    float theta;           /* base */
+    float pos_scale;       /* position multiplier (linear scaling) */
+    const float *freq_div; /* optional (rot_dim/2) divisors of each frequency, or NULL */
+} rope_params;
+
+typedef struct backend backend;
+
+typedef struct backend_ops {
+    const char *name;
+    void (*destroy)(backend *be);
+    void *(*alloc)(backend *be, size_t bytes, const char *what); /* NULL + error on failure */
+    void (*release)(backend *be, void *ptr);
+
+    /* out (n, n_embd) = rows ids[0..n) of the embedding table. */
+    void (*get_rows)(backend *be, const rs_tensor *table, const int32_t *ids, int32_t n, float *out);
+    /* y (n_rows, dim) = x / rms(x) * w (w NULL: no scale). y may equal x. */
+    void (*rmsnorm)(backend *be, const float *x, const float *w, float *y, int32_t n_rows,
+                    int32_t dim, float eps);
+    /* y (n_tok, w.rows) = x (n_tok, w.cols) · wᵀ, then + bias (w.rows) when bias is not NULL. */
+    void (*matmul)(backend *be, const rs_tensor *w, const float *bias, const float *x, float *y,
+                   int32_t n_tok);
+    /* Rotates x (n_tok, n_head, head_dim) in place by position. */
+    void (*rope)(backend *be, float *x, int32_t n_tok, int32_t n_head, const int32_t *pos,
+                 const rope_params *rp);
+    /* y (n) = silu(gate) * up. */
+    void (*swiglu)(backend *be, const float *gate, const float *up, float *y, int64_t n);
+    /* dst (n, dim) = rows idx[0..n) of src (rows of dim floats). */
+    void (*gather_rows)(backend *be, const float *src, const int32_t *idx, int32_t n, int32_t dim,
+                        float *dst);
+    /* x (n) += y. */
+    void (*add)(backend *be, float *x, const float *y, int64_t n);
+
+    /* KV pool: memory (zeroed) on the backend, converted from f32 on store. */
+    reason_status (*kv_alloc)(backend *be, kv_pool *pool);
+    void (*kv_free)(backend *be, kv_pool *pool);
+    /* Stores k, v (n_tok, kv_dim) of layer at slots[i]. */
+    void (*kv_store)(backend *be, kv_pool *pool, int32_t layer, const float *k, const float *v,
+                     const int32_t *slots, int32_t n_tok);
+    /* Copies every layer's K/V of block src into block dst (copy-on-write of shared blocks). */
+    void (*kv_copy_block)(backend *be, kv_pool *pool, int32_t src, int32_t dst);
+    /* out (n_tok, n_head*head_dim) = softmax(q·Kᵀ·scale) V over each token's visible positions,
+     * with grouped-query heads: head h reads KV head h / (n_head / n_head_kv). */
+    void (*attention)(backend *be, const kv_pool *pool, int32_t layer, const float *q,
+                      const attn_batch *batch, int32_t n_head, int32_t n_head_kv,
+                      int32_t head_dim, float scale, float *out);
+
+    /* Waits for queued work; asynchronous device errors surface here. */
+    reason_status (*sync)(backend *be);
+} backend_ops;
+
+struct backend {
+    const backend_ops *ops;
+};
+
+/* The CPU backend: a thread pool of n_threads (0: all cores); max_positions bounds a sequence's
+ * length (sizes the attention scratch). */
+RS_INTERNAL reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions,
+                                             backend **out);
+
+#endif

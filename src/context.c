@@ -1,0 +1,203 @@
+/* context.c — a model bound to one backend, one sequence state and one set of buffers, all sized
+ * at creation; reason_decode validates a batch, places it in the sequence state and runs it. */
+#include "core.h"
+
+#include "backend.h"
+#include "forward.h"
+#include "model.h"
+#include "seq_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct reason_context {
+    const reason_model *model;
+    reason_context_params params;
+    backend *be;
+    seq_state *ss;
+    forward_scratch scratch;
+    int32_t *slots;          /* (n_batch) */
+    const int32_t **tables;  /* (n_batch) */
+    int32_t *out_rows;       /* (n_outputs_max) batch index of each logits row */
+    int32_t *logit_row;      /* (n_batch) logits row of each batch token, -1 when none */
+    int32_t n_batch_last;    /* tokens in the last successful decode */
+    uint64_t tokens_evaluated;
+};
+
+void reason_context_params_default(reason_context_params *p) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->n_ctx = 4096;
+    p->n_seq_max = 64;
+    p->n_batch = 512;
+    p->n_threads = 0;
+    p->kv_type = REASON_KV_F16;
+    p->kv_block_size = 16;
+    p->n_outputs_max = 64;
+}
+
+reason_status reason_context_create(const reason_model *model, const reason_context_params *params,
+                                    reason_context **out_ctx) {
+    RS_CHECK_ARG(model != NULL);
+    RS_CHECK_ARG(out_ctx != NULL);
+    *out_ctx = NULL;
+    reason_context_params p;
+    if (params)
+        p = *params;
+    else
+        reason_context_params_default(&p);
+    if (p.n_ctx < 1 || p.n_ctx > (1u << 26) || p.n_seq_max < 1 || p.n_seq_max > 65536 ||
+        p.n_batch < 1 || p.n_batch > (1u << 20) || p.kv_block_size < 1 || p.kv_block_size > 4096 ||
+        p.n_outputs_max < 1 || (uint32_t)p.n_outputs_max > p.n_batch)
+        return rs_error(REASON_ERR_INVALID_ARG,
+                        "context params: n_ctx %u, n_seq_max %u, n_batch %u, kv_block_size %d, "
+                        "n_outputs_max %d (must be in 1..n_batch) out of range",
+                        p.n_ctx, p.n_seq_max, p.n_batch, p.kv_block_size, p.n_outputs_max);
+    if (p.kv_type != REASON_KV_F16 && p.kv_type != REASON_KV_F32 && p.kv_type != REASON_KV_BF16)
+        return rs_error(REASON_ERR_INVALID_ARG, "context params: unknown kv_type %d", p.kv_type);
+    const model_hparams *hp = &model->hp;
+    if (hp->head_dim > 1024)
+        return rs_error(REASON_ERR_UNSUPPORTED, "head dimension %d > 1024 is not supported",
+                        hp->head_dim);
+
+    reason_context *ctx = rs_calloc(1, sizeof *ctx, "context");
+    if (!ctx) return REASON_ERR_NOMEM;
+    ctx->model = model;
+    ctx->params = p;
+    /* whole blocks: the pool holds at least n_ctx slots */
+    const int32_t max_positions =
+        (int32_t)(((int64_t)p.n_ctx + p.kv_block_size - 1) / p.kv_block_size * p.kv_block_size);
+    reason_status st = backend_cpu_create(p.n_threads, max_positions, &ctx->be);
+    if (st != REASON_OK) goto fail;
+    seq_state_params sp = {.n_layer = hp->n_layer, .kv_dim = hp->n_head_kv * hp->head_dim,
+                           .kv_type = p.kv_type, .n_slots = (int32_t)p.n_ctx,
+                           .block_size = p.kv_block_size, .n_seq_max = (int32_t)p.n_seq_max};
+    if ((st = seq_state_create(ctx->be, &sp, &ctx->ss)) != REASON_OK) goto fail;
+    if ((st = forward_scratch_alloc(ctx->be, model, (int32_t)p.n_batch, p.n_outputs_max,
+                                    &ctx->scratch)) != REASON_OK)
+        goto fail;
+    st = REASON_ERR_NOMEM;
+    ctx->slots = rs_calloc(p.n_batch, sizeof *ctx->slots, "batch slots");
+    ctx->tables = rs_calloc(p.n_batch, sizeof *ctx->tables, "batch block tables");
+    ctx->out_rows = rs_calloc((size_t)p.n_outputs_max, sizeof *ctx->out_rows, "output rows");
+    ctx->logit_row = rs_calloc(p.n_batch, sizeof *ctx->logit_row, "logit rows");
+    if (!ctx->slots || !ctx->tables || !ctx->out_rows || !ctx->logit_row) goto fail;
+    *out_ctx = ctx;
+    return REASON_OK;
+fail:
+    reason_context_free(ctx);
+    return st;
+}
+
+void reason_context_free(reason_context *ctx) {
+    if (!ctx) return;
+    if (ctx->be) {
+        forward_scratch_free(ctx->be, &ctx->scratch);
+        seq_state_free(ctx->ss);
+        ctx->be->ops->destroy(ctx->be);
+    }
+    free(ctx->slots);
+    free(ctx->tables);
+    free(ctx->out_rows);
+    free(ctx->logit_row);
+    free(ctx);
+}
+
+reason_status reason_decode(reason_context *ctx, const reason_batch *batch) {
+    RS_CHECK_ARG(ctx != NULL);
+    RS_CHECK_ARG(batch != NULL);
+    RS_CHECK_ARG(batch->tokens != NULL && batch->pos != NULL && batch->seq_id != NULL);
+    const int32_t n = batch->n_tokens;
+    if (n < 1 || (uint32_t)n > ctx->params.n_batch)
+        return rs_error(REASON_ERR_INVALID_ARG, "batch of %d tokens: must be 1..n_batch (%u)", n,
+                        ctx->params.n_batch);
+    const int32_t n_vocab = ctx->model->hp.n_vocab;
+    int32_t n_out = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (batch->tokens[i] < 0 || batch->tokens[i] >= n_vocab)
+            return rs_error(REASON_ERR_INVALID_ARG, "batch token %d: id %d outside the vocabulary [0, %d)",
+                            i, batch->tokens[i], n_vocab);
+        const bool want = batch->want_logits ? batch->want_logits[i] != 0 : i == n - 1;
+        if (want && n_out == ctx->params.n_outputs_max)
+            return rs_error(REASON_ERR_INVALID_ARG,
+                            "batch asks for logits of more than n_outputs_max (%d) tokens",
+                            ctx->params.n_outputs_max);
+        ctx->logit_row[i] = want ? n_out : -1;
+        if (want) ctx->out_rows[n_out++] = i;
+    }
+    ctx->n_batch_last = 0;
+    RS_TRY(seq_state_prepare(ctx->ss, batch->seq_id, batch->pos, n, ctx->slots, ctx->tables));
+    const attn_batch ab = {.n_tok = n, .pos = batch->pos, .block_tables = ctx->tables,
+                           .slots = ctx->slots};
+    reason_status st = forward(ctx->model, ctx->be, ctx->ss, &ctx->scratch, batch->tokens, &ab,
+                               ctx->out_rows, n_out);
+    if (st != REASON_OK) {
+        /* the batch's positions hold garbage: drop them so the sequences stay consistent */
+        for (int32_t i = n - 1; i >= 0; i--)
+            if (seq_state_length(ctx->ss, batch->seq_id[i]) > batch->pos[i])
+                seq_state_truncate(ctx->ss, batch->seq_id[i], batch->pos[i]);
+        return st;
+    }
+    ctx->n_batch_last = n;
+    ctx->tokens_evaluated += (uint64_t)n;
+    return REASON_OK;
+}
+
+reason_status reason_get_logits(reason_context *ctx, int32_t i, const float **out_logits) {
+    RS_CHECK_ARG(ctx != NULL);
+    RS_CHECK_ARG(out_logits != NULL);
+    *out_logits = NULL;
+    if (i < 0 || i >= ctx->n_batch_last)
+        return rs_error(REASON_ERR_INVALID_ARG, "logits of batch token %d: the last batch had %d tokens",
+                        i, ctx->n_batch_last);
+    if (ctx->logit_row[i] < 0)
+        return rs_error(REASON_ERR_INVALID_ARG, "batch token %d did not ask for logits", i);
+    *out_logits = ctx->scratch.logits + (size_t)ctx->logit_row[i] * ctx->model->hp.n_vocab;
+    return REASON_OK;
+}
+
+static reason_status check_seq(const reason_context *ctx, int32_t seq) {
+    if (seq < 0 || seq >= seq_state_n_seq(ctx->ss))
+        return rs_error(REASON_ERR_INVALID_ARG, "sequence id %d outside [0, %d)", seq,
+                        seq_state_n_seq(ctx->ss));
+    return REASON_OK;
+}
+
+reason_status reason_seq_length(const reason_context *ctx, int32_t seq, int32_t *out_len) {
+    RS_CHECK_ARG(ctx != NULL);
+    RS_CHECK_ARG(out_len != NULL);
+    RS_TRY(check_seq(ctx, seq));
+    *out_len = seq_state_length(ctx->ss, seq);
+    return REASON_OK;
+}
+
+reason_status reason_seq_truncate(reason_context *ctx, int32_t seq, int32_t n_keep) {
+    RS_CHECK_ARG(ctx != NULL);
+    RS_TRY(check_seq(ctx, seq));
+    return seq_state_truncate(ctx->ss, seq, n_keep);
+}
+
+reason_status reason_seq_free(reason_context *ctx, int32_t seq) {
+    RS_CHECK_ARG(ctx != NULL);
+    RS_TRY(check_seq(ctx, seq));
+    return seq_state_truncate(ctx->ss, seq, 0);
+}
+
+reason_status reason_seq_fork(reason_context *ctx, int32_t parent, int32_t child) {
+    RS_CHECK_ARG(ctx != NULL);
+    return seq_state_fork(ctx->ss, parent, child);
+}
+
+reason_status reason_context_get_stats(const reason_context *ctx, reason_context_stats *out) {
+    RS_CHECK_ARG(ctx != NULL);
+    RS_CHECK_ARG(out != NULL);
+    seq_state_stats s;
+    seq_state_get_stats(ctx->ss, &s);
+    memset(out, 0, sizeof *out);
+    out->kv_slots_total = (uint64_t)s.slots_total;
+    out->kv_slots_used = (uint64_t)s.slots_used;
+    out->kv_slots_peak = (uint64_t)s.slots_peak;
+    out->kv_bytes = (uint64_t)s.bytes;
+    out->tokens_evaluated = ctx->tokens_evaluated;
+    return REASON_OK;
+}

@@ -1,0 +1,126 @@
+/* forward.c — the decoder-only transformer, read top to bottom:
+ *
+ *   x = embed(tokens)
+ *   for each layer:
+ *       h = rmsnorm(x) · attn_norm
+ *       q, k, v = h·Wq (+bq), h·Wk (+bk), h·Wv (+bv)        per head: rmsnorm(q), rmsnorm(k) (qwen3)
+ *       q, k = rope(q, pos), rope(k, pos);  store k, v in the sequence's KV blocks
+ *       x += softmax(q·Kᵀ/√d) V · Wo                        causal, grouped-query
+ *       h = rmsnorm(x) · ffn_norm
+ *       x += (silu(h·Wgate) * (h·Wup)) · Wdown
+ *   logits = rmsnorm(x) · output_norm · Woutᵀ               only for the rows that want them
+ *
+ * Architectures differ only by the optional weights (biases, q/k norms) and the rope style; the
+ * backend does all arithmetic. */
+#include "forward.h"
+
+#include <math.h>
+#include <string.h>
+
+reason_status forward_scratch_alloc(backend *be, const reason_model *m, int32_t n_batch,
+                                    int32_t n_outputs_max, forward_scratch *s) {
+    memset(s, 0, sizeof *s);
+    const model_hparams *hp = &m->hp;
+    const size_t nb = (size_t)n_batch;
+    const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    s->n_batch = n_batch;
+    s->n_outputs_max = n_outputs_max;
+    struct {
+        float **dst;
+        size_t n;
+        const char *what;
+    } bufs[] = {
+        {&s->x, nb * hp->n_embd, "residual stream"},
+        {&s->xn, nb * hp->n_embd, "normalised activations"},
+        {&s->q, nb * q_dim, "queries"},
+        {&s->k, nb * kv_dim, "keys"},
+        {&s->v, nb * kv_dim, "values"},
+        {&s->attn, nb * q_dim, "attention output"},
+        {&s->gate, nb * hp->n_ff, "feed-forward gate"},
+        {&s->up, nb * hp->n_ff, "feed-forward up"},
+        {&s->out, nb * hp->n_embd, "block output"},
+        {&s->hidden, (size_t)n_outputs_max * hp->n_embd, "output hidden states"},
+        {&s->logits, (size_t)n_outputs_max * hp->n_vocab, "logits"},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        *bufs[i].dst = be->ops->alloc(be, bufs[i].n * sizeof(float), bufs[i].what);
+        if (!*bufs[i].dst) {
+            forward_scratch_free(be, s);
+            return REASON_ERR_NOMEM;
+        }
+    }
+    return REASON_OK;
+}
+
+void forward_scratch_free(backend *be, forward_scratch *s) {
+    float **all[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->attn, &s->gate, &s->up, &s->out,
+                     &s->hidden, &s->logits};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        if (*all[i]) be->ops->release(be, *all[i]);
+        *all[i] = NULL;
+    }
+}
+
+static const float *vec(const rs_tensor *t) { return t->data ? (const float *)t->data : NULL; }
+
+static void attention_block(const reason_model *m, backend *be, seq_state *ss, forward_scratch *s,
+                            int32_t il, const attn_batch *batch) {
+    const model_hparams *hp = &m->hp;
+    const layer_weights *l = &m->layers[il];
+    const backend_ops *op = be->ops;
+    const int32_t n = batch->n_tok;
+    const rope_params rp = {.head_dim = hp->head_dim, .rot_dim = hp->rope_dim,
+                            .style = hp->rope_style, .theta = hp->rope_theta,
+                            .pos_scale = hp->rope_pos_scale, .freq_div = vec(&m->rope_freqs)};
+
+    op->rmsnorm(be, s->x, vec(&l->attn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
+    op->matmul(be, &l->wq, vec(&l->bq), s->xn, s->q, n);
+    op->matmul(be, &l->wk, vec(&l->bk), s->xn, s->k, n);
+    op->matmul(be, &l->wv, vec(&l->bv), s->xn, s->v, n);
+    if (l->q_norm.data) {
+        op->rmsnorm(be, s->q, vec(&l->q_norm), s->q, n * hp->n_head, hp->head_dim, hp->rms_eps);
+        op->rmsnorm(be, s->k, vec(&l->k_norm), s->k, n * hp->n_head_kv, hp->head_dim, hp->rms_eps);
+    }
+    op->rope(be, s->q, n, hp->n_head, batch->pos, &rp);
+    op->rope(be, s->k, n, hp->n_head_kv, batch->pos, &rp);
+
+    kv_pool *pool = seq_state_pool(ss);
+    op->kv_store(be, pool, il, s->k, s->v, batch->slots, n);
+    op->attention(be, pool, il, s->q, batch, hp->n_head, hp->n_head_kv, hp->head_dim,
+                  1.0f / sqrtf((float)hp->head_dim), s->attn);
+    op->matmul(be, &l->wo, NULL, s->attn, s->out, n);
+    op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
+}
+
+static void feed_forward_block(const reason_model *m, backend *be, forward_scratch *s, int32_t il,
+                               int32_t n) {
+    const model_hparams *hp = &m->hp;
+    const layer_weights *l = &m->layers[il];
+    const backend_ops *op = be->ops;
+    op->rmsnorm(be, s->x, vec(&l->ffn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
+    op->matmul(be, &l->w_gate, NULL, s->xn, s->gate, n);
+    op->matmul(be, &l->w_up, NULL, s->xn, s->up, n);
+    op->swiglu(be, s->gate, s->up, s->gate, (int64_t)n * hp->n_ff);
+    op->matmul(be, &l->w_down, NULL, s->gate, s->out, n);
+    op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
+}
+
+reason_status forward(const reason_model *m, backend *be, seq_state *ss, forward_scratch *s,
+                      const int32_t *tokens, const attn_batch *batch, const int32_t *out_rows,
+                      int32_t n_out) {
+    const model_hparams *hp = &m->hp;
+    const backend_ops *op = be->ops;
+    const int32_t n = batch->n_tok;
+
+    op->get_rows(be, &m->tok_embd, tokens, n, s->x);
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        attention_block(m, be, ss, s, il, batch);
+        feed_forward_block(m, be, s, il, n);
+    }
+    if (n_out > 0) {
+        op->gather_rows(be, s->x, out_rows, n_out, hp->n_embd, s->hidden);
+        op->rmsnorm(be, s->hidden, vec(&m->output_norm), s->hidden, n_out, hp->n_embd, hp->rms_eps);
+        op->matmul(be, &m->output, NULL, s->hidden, s->logits, n_out);
+    }
+    return op->sync(be);
+}

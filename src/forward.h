@@ -1,0 +1,37 @@
+/* forward.h — the transformer forward pass, written once for every architecture and backend. */
+#ifndef REASON_FORWARD_H
+#define REASON_FORWARD_H
+
+#include "backend.h"
+#include "model.h"
+#include "seq_state.h"
+
+/* Activation buffers for up to n_batch tokens, allocated once per context on the backend. */
+typedef struct forward_scratch {
+    int32_t n_batch;
+    int32_t n_outputs_max;
+    float *x;      /* (n_batch, n_embd) residual stream */
+    float *xn;     /* (n_batch, n_embd) normalised input of a block */
+    float *q;      /* (n_batch, n_head * head_dim) */
+    float *k;      /* (n_batch, kv_dim) */
+    float *v;      /* (n_batch, kv_dim) */
+    float *attn;   /* (n_batch, n_head * head_dim) attention output */
+    float *gate;   /* (n_batch, n_ff) */
+    float *up;     /* (n_batch, n_ff) */
+    float *out;    /* (n_batch, n_embd) block output before the residual add */
+    float *hidden; /* (n_outputs_max, n_embd) final hidden states of the rows that want logits */
+    float *logits; /* (n_outputs_max, n_vocab) */
+} forward_scratch;
+
+RS_INTERNAL reason_status forward_scratch_alloc(backend *be, const reason_model *model,
+                                                int32_t n_batch, int32_t n_outputs_max,
+                                                forward_scratch *s);
+RS_INTERNAL void forward_scratch_free(backend *be, forward_scratch *s);
+
+/* Runs n tokens placed by seq_state_prepare (batch) through the model; writes the logits of the
+ * tokens listed in out_rows (n_out batch indices, ascending) to s->logits. */
+RS_INTERNAL reason_status forward(const reason_model *model, backend *be, seq_state *ss,
+                                  forward_scratch *s, const int32_t *tokens,
+                                  const attn_batch *batch, const int32_t *out_rows, int32_t n_out);
+
+#endif

@@ -1,0 +1,328 @@
+/* model.c — loading a GGUF model: architecture, hyper-parameters and weights bound by name, each
+ * checked against the shape and type the architecture needs before anything runs. */
+#include "model.h"
+
+#include "tensor_types.h"
+#include "tokenizer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int32_t arch;
+} known_archs[] = {
+    {"llama", ARCH_LLAMA},
+    {"qwen2", ARCH_QWEN2},
+    {"qwen3", ARCH_QWEN3},
+};
+
+void reason_model_params_default(reason_model_params *params) {
+    if (!params) return;
+    memset(params, 0, sizeof *params);
+}
+
+const char *model_chat_template(const reason_model *model) {
+    return model ? model->chat_template : NULL;
+}
+
+/* Reads "<arch>.<key>" as an int32 in [lo, hi]; absent keys take the default when has_default. */
+static reason_status read_int(const gguf_file *f, const char *arch, const char *key, int64_t lo,
+                              int64_t hi, bool has_default, int64_t def, int32_t *out) {
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    int64_t v;
+    if (!gguf_get_i64(f, full, &v)) {
+        if (gguf_find_key(f, full) >= 0)
+            return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s' is not an integer",
+                            gguf_path(f), full);
+        if (!has_default)
+            return rs_error(REASON_ERR_FORMAT, "%s: required metadata '%s' is missing",
+                            gguf_path(f), full);
+        v = def;
+    }
+    if (v < lo || v > hi)
+        return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s' = %lld is outside [%lld, %lld]",
+                        gguf_path(f), full, (long long)v, (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return REASON_OK;
+}
+
+static reason_status read_float(const gguf_file *f, const char *arch, const char *key, float lo,
+                                float hi, float def, float *out) {
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    float v = def;
+    if (gguf_find_key(f, full) >= 0 && !gguf_get_f32(f, full, &v))
+        return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s' is not a number", gguf_path(f), full);
+    if (!(v >= lo && v <= hi))
+        return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s' = %g is outside [%g, %g]",
+                        gguf_path(f), full, (double)v, (double)lo, (double)hi);
+    *out = v;
+    return REASON_OK;
+}
+
+static reason_status read_hparams(reason_model *m) {
+    const gguf_file *f = m->file;
+    const char *a = m->arch_name;
+    model_hparams *hp = &m->hp;
+    const int32_t big = 1 << 24;
+    RS_TRY(read_int(f, a, "block_count", 1, 4096, false, 0, &hp->n_layer));
+    RS_TRY(read_int(f, a, "embedding_length", 1, big, false, 0, &hp->n_embd));
+    RS_TRY(read_int(f, a, "feed_forward_length", 1, big, false, 0, &hp->n_ff));
+    RS_TRY(read_int(f, a, "attention.head_count", 1, 4096, false, 0, &hp->n_head));
+    RS_TRY(read_int(f, a, "attention.head_count_kv", 1, hp->n_head, true, hp->n_head,
+                    &hp->n_head_kv));
+    RS_TRY(read_int(f, a, "context_length", 1, 1 << 30, true, 4096, &hp->n_ctx_train));
+    if (hp->n_head % hp->n_head_kv != 0)
+        return rs_error(REASON_ERR_FORMAT, "%s: head_count %d is not a multiple of head_count_kv %d",
+                        gguf_path(f), hp->n_head, hp->n_head_kv);
+    int32_t default_head_dim = hp->n_embd / hp->n_head;
+    RS_TRY(read_int(f, a, "attention.key_length", 1, 4096, true, default_head_dim, &hp->head_dim));
+    int32_t value_dim = 0;
+    RS_TRY(read_int(f, a, "attention.value_length", 1, 4096, true, hp->head_dim, &value_dim));
+    if (value_dim != hp->head_dim)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: key_length %d != value_length %d is not supported",
+                        gguf_path(f), hp->head_dim, value_dim);
+    if (hp->head_dim % 2 != 0)
+        return rs_error(REASON_ERR_FORMAT, "%s: head dimension %d is odd", gguf_path(f), hp->head_dim);
+    RS_TRY(read_float(f, a, "attention.layer_norm_rms_epsilon", 0.0f, 1.0f, 1e-6f, &hp->rms_eps));
+    RS_TRY(read_float(f, a, "rope.freq_base", 1.0f, 1e12f, 10000.0f, &hp->rope_theta));
+    RS_TRY(read_int(f, a, "rope.dimension_count", 2, hp->head_dim, true, hp->head_dim, &hp->rope_dim));
+    if (hp->rope_dim % 2 != 0)
+        return rs_error(REASON_ERR_FORMAT, "%s: rope.dimension_count %d is odd", gguf_path(f),
+                        hp->rope_dim);
+    hp->rope_style = m->arch == ARCH_LLAMA ? ROPE_NORMAL : ROPE_NEOX;
+    hp->rope_pos_scale = 1.0f;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    const char *scaling;
+    size_t scaling_len;
+    if (gguf_get_str(f, key, &scaling, &scaling_len) &&
+        !(scaling_len == 4 && memcmp(scaling, "none", 4) == 0)) {
+        if (scaling_len == 6 && memcmp(scaling, "linear", 6) == 0) {
+            float factor = 1.0f;
+            RS_TRY(read_float(f, a, "rope.scaling.factor", 1e-3f, 1e6f, 1.0f, &factor));
+            hp->rope_pos_scale = 1.0f / factor;
+        } else {
+            return rs_error(REASON_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported",
+                            gguf_path(f), (int)scaling_len, scaling);
+        }
+    }
+    return REASON_OK;
+}
+
+/* Binds a tensor by name, checking its shape (cols, rows) and that its type can be computed. */
+static reason_status bind(reason_model *m, rs_tensor *t, const char *name, int64_t cols,
+                          int64_t rows, bool required) {
+    memset(t, 0, sizeof *t);
+    const gguf_tensor *g = gguf_find_tensor(m->file, name);
+    if (!g) {
+        if (!required) return REASON_OK;
+        return rs_error(REASON_ERR_FORMAT, "%s: required tensor '%s' is missing",
+                        gguf_path(m->file), name);
+    }
+    int64_t g_rows = 1;
+    for (int d = 1; d < g->n_dims; d++) g_rows *= g->ne[d];
+    if (g->ne[0] != cols || g_rows != rows || g->n_dims > 2)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: tensor '%s' has shape [%lld, %lld] (%d dims), expected [%lld, %lld]",
+                        gguf_path(m->file), name, (long long)g->ne[0], (long long)g_rows,
+                        g->n_dims, (long long)cols, (long long)rows);
+    const tensor_type_info *ti = tensor_type_get(g->type);
+    if (!ti || !ti->supported)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s (%u), not supported",
+                        gguf_path(m->file), name, ti ? ti->name : "unknown", g->type);
+    t->name = g->name;
+    t->type = g->type;
+    t->ne[0] = cols;
+    t->ne[1] = rows;
+    t->row_bytes = tensor_row_bytes(g->type, cols);
+    t->data = g->data;
+    m->n_params += (uint64_t)(cols * rows);
+    m->weight_bytes += g->nbytes;
+    return REASON_OK;
+}
+
+/* Norm weights, biases and frequency tables are read as floats directly on every backend. */
+static reason_status require_f32(const reason_model *m, const rs_tensor *t) {
+    if (t->data && t->type != 0 /* F32 */)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: tensor '%s' must be F32, file has %s",
+                        gguf_path(m->file), t->name, tensor_type_get(t->type)->name);
+    return REASON_OK;
+}
+
+static reason_status bind_layer(reason_model *m, int32_t il) {
+    const model_hparams *hp = &m->hp;
+    layer_weights *l = &m->layers[il];
+    int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    bool qwen2 = m->arch == ARCH_QWEN2, qwen3 = m->arch == ARCH_QWEN3;
+    char n[96];
+#define BIND(field, suffix, cols, rows, req)                                                        \
+    snprintf(n, sizeof n, "blk.%d." suffix, il);                                                   \
+    RS_TRY(bind(m, &l->field, n, cols, rows, req))
+    BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1, true);
+    BIND(wq, "attn_q.weight", hp->n_embd, q_dim, true);
+    BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, true);
+    BIND(wv, "attn_v.weight", hp->n_embd, kv_dim, true);
+    BIND(bq, "attn_q.bias", q_dim, 1, qwen2);
+    BIND(bk, "attn_k.bias", kv_dim, 1, qwen2);
+    BIND(bv, "attn_v.bias", kv_dim, 1, qwen2);
+    BIND(q_norm, "attn_q_norm.weight", hp->head_dim, 1, qwen3);
+    BIND(k_norm, "attn_k_norm.weight", hp->head_dim, 1, qwen3);
+    BIND(wo, "attn_output.weight", q_dim, hp->n_embd, true);
+    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1, true);
+    BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, true);
+    BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff, true);
+    BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd, true);
+#undef BIND
+    const rs_tensor *vectors[] = {&l->attn_norm, &l->bq, &l->bk, &l->bv, &l->q_norm, &l->k_norm,
+                                  &l->ffn_norm};
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
+        RS_TRY(require_f32(m, vectors[i]));
+    return REASON_OK;
+}
+
+static reason_status bind_weights(reason_model *m) {
+    model_hparams *hp = &m->hp;
+    const gguf_tensor *emb = gguf_find_tensor(m->file, "token_embd.weight");
+    if (!emb)
+        return rs_error(REASON_ERR_FORMAT, "%s: required tensor 'token_embd.weight' is missing",
+                        gguf_path(m->file));
+    if (emb->n_dims != 2 || emb->ne[1] < 1 || emb->ne[1] > (1 << 24))
+        return rs_error(REASON_ERR_FORMAT, "%s: tensor 'token_embd.weight' has %d dims, vocabulary %lld",
+                        gguf_path(m->file), emb->n_dims, (long long)emb->ne[1]);
+    hp->n_vocab = (int32_t)emb->ne[1];
+    RS_TRY(bind(m, &m->tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true));
+    RS_TRY(bind(m, &m->output_norm, "output_norm.weight", hp->n_embd, 1, true));
+    RS_TRY(require_f32(m, &m->output_norm));
+    RS_TRY(bind(m, &m->output, "output.weight", hp->n_embd, hp->n_vocab, false));
+    if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
+    RS_TRY(bind(m, &m->rope_freqs, "rope_freqs.weight", hp->rope_dim / 2, 1, false));
+    RS_TRY(require_f32(m, &m->rope_freqs));
+    m->layers = rs_calloc((size_t)hp->n_layer, sizeof *m->layers, "layer table");
+    if (!m->layers) return REASON_ERR_NOMEM;
+    for (int32_t il = 0; il < hp->n_layer; il++) RS_TRY(bind_layer(m, il));
+    return REASON_OK;
+}
+
+static void copy_meta_string(const gguf_file *f, const char *key, char *dst, size_t cap) {
+    const char *s;
+    size_t len;
+    dst[0] = '\0';
+    if (gguf_get_str(f, key, &s, &len)) {
+        len = RS_MIN(len, cap - 1);
+        memcpy(dst, s, len);
+        dst[len] = '\0';
+    }
+}
+
+reason_status reason_model_load(const char *path, const reason_model_params *params,
+                                reason_model **out_model) {
+    RS_CHECK_ARG(path != NULL);
+    RS_CHECK_ARG(out_model != NULL);
+    (void)params;
+    *out_model = NULL;
+    reason_model *m = rs_calloc(1, sizeof *m, "model");
+    if (!m) return REASON_ERR_NOMEM;
+    reason_status st = gguf_open(path, &m->file);
+    if (st != REASON_OK) goto fail;
+
+    const char *arch;
+    size_t arch_len;
+    if (!gguf_get_str(m->file, "general.architecture", &arch, &arch_len)) {
+        st = rs_error(REASON_ERR_FORMAT, "%s: metadata 'general.architecture' is missing", path);
+        goto fail;
+    }
+    m->arch = -1;
+    for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
+        if (strlen(known_archs[i].name) == arch_len &&
+            memcmp(known_archs[i].name, arch, arch_len) == 0)
+            m->arch = known_archs[i].arch;
+    if (m->arch < 0) {
+        st = rs_error(REASON_ERR_UNSUPPORTED,
+                      "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3)",
+                      path, (int)RS_MIN(arch_len, 64), arch);
+        goto fail;
+    }
+    copy_meta_string(m->file, "general.architecture", m->arch_name, sizeof m->arch_name);
+    copy_meta_string(m->file, "general.name", m->name, sizeof m->name);
+
+    if ((st = read_hparams(m)) != REASON_OK) goto fail;
+    if ((st = bind_weights(m)) != REASON_OK) goto fail;
+    if ((st = tokenizer_from_gguf(m->file, &m->tokenizer)) != REASON_OK) {
+        st = rs_error_prefix(st, "%s: tokenizer", path);
+        goto fail;
+    }
+    if (reason_tokenizer_n_vocab(m->tokenizer) > m->hp.n_vocab) {
+        st = rs_error(REASON_ERR_FORMAT, "%s: tokenizer has %d tokens but the model only %d rows",
+                      path, reason_tokenizer_n_vocab(m->tokenizer), m->hp.n_vocab);
+        goto fail;
+    }
+    const char *tmpl;
+    size_t tmpl_len;
+    if (gguf_get_str(m->file, "tokenizer.chat_template", &tmpl, &tmpl_len)) {
+        m->chat_template = rs_malloc(tmpl_len + 1, "chat template");
+        if (!m->chat_template) {
+            st = REASON_ERR_NOMEM;
+            goto fail;
+        }
+        memcpy(m->chat_template, tmpl, tmpl_len);
+        m->chat_template[tmpl_len] = '\0';
+    }
+    *out_model = m;
+    return REASON_OK;
+fail:
+    reason_model_free(m);
+    return st;
+}
+
+void reason_model_free(reason_model *model) {
+    if (!model) return;
+    reason_tokenizer_free(model->tokenizer);
+    free(model->chat_template);
+    free(model->layers);
+    gguf_close(model->file);
+    free(model);
+}
+
+reason_status reason_model_get_info(const reason_model *model, reason_model_info *out) {
+    RS_CHECK_ARG(model != NULL);
+    RS_CHECK_ARG(out != NULL);
+    memset(out, 0, sizeof *out);
+    snprintf(out->architecture, sizeof out->architecture, "%s", model->arch_name);
+    snprintf(out->name, sizeof out->name, "%s", model->name);
+    const model_hparams *hp = &model->hp;
+    out->n_vocab = hp->n_vocab;
+    out->n_ctx_train = hp->n_ctx_train;
+    out->n_embd = hp->n_embd;
+    out->n_layer = hp->n_layer;
+    out->n_head = hp->n_head;
+    out->n_head_kv = hp->n_head_kv;
+    out->head_dim = hp->head_dim;
+    out->n_ff = hp->n_ff;
+    out->n_params = model->n_params;
+    out->weight_bytes = model->weight_bytes;
+    return REASON_OK;
+}
+
+reason_status reason_model_meta_string(const reason_model *model, const char *key, char *buf,
+                                       size_t capacity, size_t *out_len) {
+    RS_CHECK_ARG(model != NULL);
+    RS_CHECK_ARG(key != NULL);
+    const char *s;
+    size_t len;
+    if (!gguf_get_str(model->file, key, &s, &len))
+        return rs_error(REASON_ERR_INVALID_ARG, "metadata '%s' is absent or not a string", key);
+    return rs_copy_out(s, len, buf, capacity, out_len);
+}
+
+reason_status reason_model_tokenizer(const reason_model *model,
+                                     const reason_tokenizer **out_tokenizer) {
+    RS_CHECK_ARG(model != NULL);
+    RS_CHECK_ARG(out_tokenizer != NULL);
+    *out_tokenizer = model->tokenizer;
+    return REASON_OK;
+}
