@@ -15,6 +15,7 @@
 
 #include "tensor_types.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

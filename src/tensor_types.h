@@ -47,4 +47,33 @@ RS_INTERNAL uint16_t rs_f32_to_f16(float f);
 RS_INTERNAL float rs_bf16_to_f32(uint16_t h);
 RS_INTERNAL uint16_t rs_f32_to_bf16(float f);
 
+/* Dot kernels, chosen once per type at run time from the CPU's features. Callers that loop over
+ * rows can fetch the kernel once instead of dispatching per row. */
+typedef float (*tensor_dot_fn)(const void *row, const float *x, int64_t n);
+
+enum tensor_isa { TENSOR_ISA_SCALAR = 0, TENSOR_ISA_AVX2 = 1, TENSOR_ISA_AVX512 = 2 };
+
+/* The fastest dot kernel for type on this CPU; NULL when the type is not supported. */
+RS_INTERNAL tensor_dot_fn tensor_dot_kernel(uint32_t type);
+/* The kernel of exactly that ISA tier; NULL when the CPU lacks the tier or the type has no
+ * kernel there (tests compare tiers against TENSOR_ISA_SCALAR, the reference). */
+RS_INTERNAL tensor_dot_fn tensor_dot_kernel_isa(uint32_t type, int isa);
+/* The highest tier this CPU runs, and a tier's name ("scalar", "avx2", "avx512"). */
+RS_INTERNAL int tensor_isa_best(void);
+RS_INTERNAL const char *tensor_isa_name(int isa);
+
+/* SIMD kernels (cpu_dot_avx2.c, cpu_dot_avx512.c), each compiled with per-function target
+ * attributes; only reached through the dispatch above once the CPU has been checked. */
+#define RS_DECLARE_DOT(isa)                                                                        \
+    RS_INTERNAL float rs_dot_f32_##isa(const void *row, const float *x, int64_t n);                \
+    RS_INTERNAL float rs_dot_f16_##isa(const void *row, const float *x, int64_t n);                \
+    RS_INTERNAL float rs_dot_bf16_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q8_0_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q4_0_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q4_1_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q4_K_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q6_K_##isa(const void *row, const float *x, int64_t n);
+RS_DECLARE_DOT(avx2)
+RS_DECLARE_DOT(avx512)
+
 #endif
