@@ -289,7 +289,7 @@ typedef struct reason_sampler_params {
     int32_t penalty_last_n; /* tokens the penalties look back on (64); -1: all */
     uint64_t seed;          /* same seed, same tokens */
     int32_t n_logprobs;     /* top alternatives reported per token (0..20) */
-    int32_t n_order;        /* 0: default order penalties, top-k, top-p, min-p, temperature */
+    int32_t n_order;        /* 0: HF's order: penalties, temperature, top-k, top-p, min-p */
     int32_t order[8];       /* enum reason_sampler_stage, applied in this order */
     int32_t reserved[4];
 } reason_sampler_params;

@@ -52,8 +52,15 @@ reason_status rs_error_prefix(reason_status status, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof last_error)
-        snprintf(last_error + n, sizeof last_error - (size_t)n, ": %s", previous);
+    if (n < 0 || (size_t)n + 2 >= sizeof last_error) return status;
+    /* append ": previous", cut to fit */
+    size_t at = (size_t)n;
+    last_error[at++] = ':';
+    last_error[at++] = ' ';
+    const size_t room = sizeof last_error - at - 1;
+    const size_t len = RS_MIN(strlen(previous), room);
+    memcpy(last_error + at, previous, len);
+    last_error[at + len] = '\0';
     return status;
 }
 

@@ -23,7 +23,7 @@
 #define GGUF_MAX_ARRAY_DEPTH 8
 
 typedef struct gguf_kv {
-    size_t name_pool;      /* offset of the NUL-terminated name in the pool (fixed up to name) */
+    size_t name_pool; /* offset of the NUL-terminated name in the pool (fixed up to name) */
     const char *name;
     uint64_t name_offset;  /* file offset of the key string, for messages */
     uint32_t type;         /* enum gguf_type */
@@ -135,9 +135,8 @@ static size_t scalar_size(uint32_t type) {
 }
 
 static const char *type_name(uint32_t type) {
-    static const char *const names[] = {"u8",   "i8",     "u16",   "i16", "u32",
-                                        "i32",  "f32",    "bool",  "string", "array",
-                                        "u64",  "i64",    "f64"};
+    static const char *const names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+                                        "bool", "string", "array", "u64", "i64", "f64"};
     return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
 }
 
@@ -168,8 +167,7 @@ static reason_status pool_add(gguf_file *f, const char *s, size_t len, size_t *a
 static reason_status grow(void **arr, size_t *cap, size_t n, size_t elem, const char *what) {
     if (n < *cap) return REASON_OK;
     size_t new_cap = *cap ? *cap * 2 : 64, bytes;
-    if (!rs_mul_size(new_cap, elem, &bytes))
-        return rs_error(REASON_ERR_NOMEM, "too many %s", what);
+    if (!rs_mul_size(new_cap, elem, &bytes)) return rs_error(REASON_ERR_NOMEM, "too many %s", what);
     void *p = realloc(*arr, bytes);
     if (!p) return rs_error(REASON_ERR_NOMEM, "out of memory growing the table of %s", what);
     memset((char *)p + *cap * elem, 0, (new_cap - *cap) * elem);
@@ -266,7 +264,10 @@ static reason_status parse_kv(gguf_file *f, cursor *c, gguf_kv *kv) {
     RS_TRY(pool_add(f, name, (size_t)name_len, &kv->name_pool));
     /* The key name (cut to fit) as context for the messages below. */
     char whose[160];
-    snprintf(whose, sizeof whose, "key '%.*s'", (int)RS_MIN(name_len, 120), name);
+    if (name_len)
+        snprintf(whose, sizeof whose, "key '%.*s'", (int)RS_MIN(name_len, 120), name);
+    else
+        snprintf(whose, sizeof whose, "%s (empty name)", idx);
 
     size_t type_at = c->pos;
     RS_TRY(cur_u32(c, &kv->type, "value type", whose));
@@ -287,8 +288,7 @@ static reason_status parse_kv(gguf_file *f, cursor *c, gguf_kv *kv) {
         return REASON_OK;
     }
     if (kv->type == GGUF_TYPE_ARRAY)
-        return skip_array(c, whose, 1, &kv->elem_type, &kv->n, &kv->value_offset,
-                          &kv->str_offsets);
+        return skip_array(c, whose, 1, &kv->elem_type, &kv->n, &kv->value_offset, &kv->str_offsets);
     return rs_error(REASON_ERR_FORMAT, "'%s': offset %llu: %s: unknown value type %u", c->label,
                     (unsigned long long)type_at, whose, kv->type);
 }
@@ -343,8 +343,8 @@ static reason_status parse_tensor(gguf_file *f, cursor *c, int64_t index) {
     size_t nbytes = (size_t)(t->ne[0] / info->block_size);
     bool ok = rs_mul_size(nbytes, (size_t)info->block_bytes, &nbytes);
     for (int d = 1; d < GGUF_MAX_DIMS && ok; d++) {
-        ok = !__builtin_mul_overflow(elems, t->ne[d], &elems) &&
-             (uint64_t)t->ne[d] <= SIZE_MAX && rs_mul_size(nbytes, (size_t)t->ne[d], &nbytes);
+        ok = !__builtin_mul_overflow(elems, t->ne[d], &elems) && (uint64_t)t->ne[d] <= SIZE_MAX &&
+             rs_mul_size(nbytes, (size_t)t->ne[d], &nbytes);
     }
     if (!ok)
         return rs_error(REASON_ERR_FORMAT,
@@ -358,8 +358,8 @@ static reason_status parse_tensor(gguf_file *f, cursor *c, int64_t index) {
         return rs_error(REASON_ERR_FORMAT,
                         "'%s': offset %llu: %s: data offset %llu is not a multiple of the "
                         "alignment %u",
-                        c->label, (unsigned long long)off_at, whose,
-                        (unsigned long long)t->offset, f->alignment);
+                        c->label, (unsigned long long)off_at, whose, (unsigned long long)t->offset,
+                        f->alignment);
     return REASON_OK;
 }
 
@@ -431,8 +431,8 @@ static reason_status parse(gguf_file *f) {
                             "'%s': offset 4: big-endian GGUF (version %u) is not supported",
                             f->label, swapped);
         return rs_error(REASON_ERR_UNSUPPORTED,
-                        "'%s': offset 4: GGUF version %u is not supported (only 2 and 3)",
-                        f->label, f->version);
+                        "'%s': offset 4: GGUF version %u is not supported (only 2 and 3)", f->label,
+                        f->version);
     }
     uint64_t n_tensors, n_kv;
     RS_TRY(cur_u64(&c, &n_tensors, "n_tensors", ""));
@@ -490,12 +490,10 @@ static reason_status parse(gguf_file *f) {
     for (int64_t i = 0; i < f->n_tensors; i++)
         f->tensors[i].name = f->pool + f->tensor_name_pool[i];
 
-    RS_TRY(hash_build(f, f->n_tensors, tensor_name_of, &f->tensor_hash, &f->tensor_hash_cap,
-                      &dup));
+    RS_TRY(hash_build(f, f->n_tensors, tensor_name_of, &f->tensor_hash, &f->tensor_hash_cap, &dup));
     if (dup >= 0)
-        return rs_error(REASON_ERR_FORMAT, "'%s': offset %llu: tensor '%s' appears twice",
-                        f->label, (unsigned long long)f->tensor_name_offsets[dup],
-                        f->tensors[dup].name);
+        return rs_error(REASON_ERR_FORMAT, "'%s': offset %llu: tensor '%s' appears twice", f->label,
+                        (unsigned long long)f->tensor_name_offsets[dup], f->tensors[dup].name);
 
     /* The data section starts at the next multiple of the alignment. */
     uint64_t data_offset = c.pos;
@@ -576,7 +574,8 @@ void gguf_close(gguf_file *f) {
     free(f);
 }
 
-/* ---- accessors -------------------------------------------------------------------------------- */
+/* ---- accessors --------------------------------------------------------------------------------
+ */
 
 uint32_t gguf_version(const gguf_file *f) { return f ? f->version : 0; }
 const char *gguf_path(const gguf_file *f) { return f ? f->label : ""; }
@@ -602,7 +601,7 @@ static const gguf_kv *find_kv(const gguf_file *f, const char *key) {
 /* An integer value widened: *neg says whether it is negative (then *mag is its int64). */
 typedef struct int_value {
     bool is_signed_neg;
-    int64_t s; /* valid when is_signed_neg */
+    int64_t s;  /* valid when is_signed_neg */
     uint64_t u; /* valid otherwise */
 } int_value;
 
@@ -613,13 +612,25 @@ static bool read_int(const gguf_file *f, const gguf_kv *kv, int_value *v) {
     bool is_signed = false;
     switch (kv->type) {
     case GGUF_TYPE_UINT8: u = p[0]; break;
-    case GGUF_TYPE_INT8: s = (int8_t)p[0]; is_signed = true; break;
+    case GGUF_TYPE_INT8:
+        s = (int8_t)p[0];
+        is_signed = true;
+        break;
     case GGUF_TYPE_UINT16: u = (uint16_t)(p[0] | p[1] << 8); break;
-    case GGUF_TYPE_INT16: s = (int16_t)(uint16_t)(p[0] | p[1] << 8); is_signed = true; break;
+    case GGUF_TYPE_INT16:
+        s = (int16_t)(uint16_t)(p[0] | p[1] << 8);
+        is_signed = true;
+        break;
     case GGUF_TYPE_UINT32: u = le32(p); break;
-    case GGUF_TYPE_INT32: s = (int32_t)le32(p); is_signed = true; break;
+    case GGUF_TYPE_INT32:
+        s = (int32_t)le32(p);
+        is_signed = true;
+        break;
     case GGUF_TYPE_UINT64: u = le64(p); break;
-    case GGUF_TYPE_INT64: s = (int64_t)le64(p); is_signed = true; break;
+    case GGUF_TYPE_INT64:
+        s = (int64_t)le64(p);
+        is_signed = true;
+        break;
     default: return false;
     }
     if (is_signed && s < 0) {

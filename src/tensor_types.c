@@ -101,7 +101,8 @@ static void dq_q4_1(const uint8_t *b, float *y) {
 /* Q5_0 (22 B / 32): f16 d, u32 qh (bit i = 5th bit of element i), nibbles as Q4_0; q - 16. */
 static void dq_q5_0(const uint8_t *b, float *y) {
     float d = ld_f16(b);
-    uint32_t qh = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24;
+    uint32_t qh =
+        (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24;
     for (int j = 0; j < 16; j++) {
         int q0 = (b[6 + j] & 0xf) | (int)((qh >> j) & 1u) << 4;
         int q1 = (b[6 + j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4;
@@ -113,7 +114,8 @@ static void dq_q5_0(const uint8_t *b, float *y) {
 /* Q5_1 (24 B / 32): f16 d, f16 m, u32 qh, nibbles; y = d*q + m. */
 static void dq_q5_1(const uint8_t *b, float *y) {
     float d = ld_f16(b), m = ld_f16(b + 2);
-    uint32_t qh = (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
+    uint32_t qh =
+        (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
     for (int j = 0; j < 16; j++) {
         int q0 = (b[8 + j] & 0xf) | (int)((qh >> j) & 1u) << 4;
         int q1 = (b[8 + j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4;
@@ -191,7 +193,8 @@ static void dq_q6_K(const uint8_t *b, float *y) {
         for (int g = 0; g < 4; g++) {
             for (int l = 0; l < 32; l++) {
                 uint8_t lo = ql[64 * h + 32 * (g & 1) + l];
-                int q = ((g < 2 ? lo & 0xf : lo >> 4) | ((qh[32 * h + l] >> (2 * g)) & 3) << 4) - 32;
+                int q =
+                    ((g < 2 ? lo & 0xf : lo >> 4) | ((qh[32 * h + l] >> (2 * g)) & 3) << 4) - 32;
                 int e = 128 * h + 32 * g + l;
                 y[e] = (d * (float)sc[e / 16]) * (float)q;
             }
@@ -199,7 +202,8 @@ static void dq_q6_K(const uint8_t *b, float *y) {
     }
 }
 
-/* ---- the type table --------------------------------------------------------------------------- */
+/* ---- the type table ---------------------------------------------------------------------------
+ */
 
 typedef struct type_entry {
     tensor_type_info info;
@@ -271,7 +275,8 @@ void tensor_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n
         for (int64_t i = 0; i < n; i++) dst[i] = ld_f16(p + 2 * i);
         return;
     case TENSOR_BF16:
-        for (int64_t i = 0; i < n; i++) dst[i] = rs_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = rs_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         return;
     default: break;
     }
@@ -280,7 +285,8 @@ void tensor_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n
         dq(p + (size_t)i * (size_t)t->block_bytes, dst + i * t->block_size);
 }
 
-/* ---- scalar dots -------------------------------------------------------------------------------- */
+/* ---- scalar dots --------------------------------------------------------------------------------
+ */
 
 static float dot_f32_scalar(const void *row, const float *x, int64_t n) {
     const uint8_t *p = row;
@@ -333,7 +339,8 @@ SCALAR_DOT(q5_K, TENSOR_Q5_K)
 SCALAR_DOT(q6_K, TENSOR_Q6_K)
 #undef SCALAR_DOT
 
-/* ---- dispatch ----------------------------------------------------------------------------------- */
+/* ---- dispatch -----------------------------------------------------------------------------------
+ */
 
 static tensor_dot_fn dot_table[3][TENSOR_TYPE_COUNT];
 static int isa_best = TENSOR_ISA_SCALAR;
@@ -366,6 +373,18 @@ static void dispatch_init(void) {
         a[TENSOR_Q4_K] = rs_dot_q4_K_avx2;
         a[TENSOR_Q6_K] = rs_dot_q6_K_avx2;
         isa_best = TENSOR_ISA_AVX2;
+        if (__builtin_cpu_supports("avx512f")) {
+            tensor_dot_fn *z = dot_table[TENSOR_ISA_AVX512];
+            z[TENSOR_F32] = rs_dot_f32_avx512;
+            z[TENSOR_F16] = rs_dot_f16_avx512;
+            z[TENSOR_BF16] = rs_dot_bf16_avx512;
+            z[TENSOR_Q8_0] = rs_dot_q8_0_avx512;
+            z[TENSOR_Q4_0] = rs_dot_q4_0_avx512;
+            z[TENSOR_Q4_1] = rs_dot_q4_1_avx512;
+            z[TENSOR_Q4_K] = rs_dot_q4_K_avx512;
+            z[TENSOR_Q6_K] = rs_dot_q6_K_avx512;
+            isa_best = TENSOR_ISA_AVX512;
+        }
     }
 #endif
 }

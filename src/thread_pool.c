@@ -57,7 +57,9 @@ static void *worker_main(void *p) {
     thread_pool *pool = wa->pool;
     int32_t index = wa->index;
     free(wa);
-    unsigned seen = atomic_load(&pool->generation);
+    /* Workers start before the first job is posted, at generation 0; reading the counter here
+     * instead could miss a job posted before this thread got to run. */
+    unsigned seen = 0;
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen &&

@@ -1,0 +1,148 @@
+"""Model: a loaded GGUF file, its metadata, tokenizer, chat template and text generation."""
+
+import ctypes
+from dataclasses import dataclass
+
+from . import _ffi
+from ._handle import Handle
+from .errors import ReasonError, check, read_string
+from .tokenizer import Tokenizer, _path_arg
+
+TEMPLATES = {
+    "auto": _ffi.REASON_TEMPLATE_AUTO,
+    "chatml": _ffi.REASON_TEMPLATE_CHATML,
+    "qwen3": _ffi.REASON_TEMPLATE_QWEN3,
+    "deepseek_r1": _ffi.REASON_TEMPLATE_DEEPSEEK_R1,
+    "llama3": _ffi.REASON_TEMPLATE_LLAMA3,
+    "smollm2": _ffi.REASON_TEMPLATE_SMOLLM2,
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """reason_model_info with Python types."""
+
+    architecture: str
+    name: str
+    n_vocab: int
+    n_ctx_train: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    n_ff: int
+    n_params: int
+    weight_bytes: int
+
+
+def detect_template(source):
+    """The kind name ("qwen3", "llama3", ...) of a Jinja chat template source;
+    ReasonError REASON_ERR_UNSUPPORTED when unknown."""
+    kind = ctypes.c_int32()
+    check(_ffi.reason_chat_detect(None if source is None else source.encode("utf-8"),
+                                  ctypes.byref(kind)))
+    return {v: k for k, v in TEMPLATES.items()}.get(kind.value, kind.value)
+
+
+def _messages(messages):
+    """[{"role", "content"}] from a str (one user message), dicts or (role, content) pairs."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    return [m if isinstance(m, dict) else {"role": m[0], "content": m[1]} for m in messages]
+
+
+class Model(Handle):
+    """A GGUF model, immutable once loaded; use as a context manager or call close()."""
+
+    _free = _ffi.reason_model_free
+
+    def __init__(self, path, n_threads=0):
+        p = _ffi.reason_model_params()
+        _ffi.reason_model_params_default(ctypes.byref(p))
+        p.n_threads = n_threads
+        out = _ffi.reason_model_p()
+        check(_ffi.reason_model_load(_path_arg(path), ctypes.byref(p), ctypes.byref(out)))
+        super().__init__(out.value)
+        self.path = path
+        self._info = None
+        self._tokenizer = None
+
+    @property
+    def info(self):
+        if self._info is None:
+            out = _ffi.reason_model_info()
+            check(_ffi.reason_model_get_info(self._ptr, ctypes.byref(out)))
+            values = {name: getattr(out, name) for name, _ in out._fields_}
+            for key in ("architecture", "name"):
+                values[key] = values[key].decode("utf-8", "replace")
+            self._info = ModelInfo(**values)
+        return self._info
+
+    @property
+    def tokenizer(self):
+        """The tokenizer embedded in the model (valid while the model is open)."""
+        if self._tokenizer is None or self._tokenizer.closed:
+            self._tokenizer = Tokenizer._of_model(self)
+        return self._tokenizer
+
+    def meta(self, key, default=None):
+        """A string metadata value (e.g. "general.name"); default when absent or not a string."""
+        try:
+            data = read_string(lambda buf, cap, out: _ffi.reason_model_meta_string(
+                self._ptr, key.encode("utf-8"), buf, cap, out))
+        except ReasonError as e:
+            if e.status == _ffi.REASON_ERR_INVALID_ARG and not self.closed:
+                return default
+            raise
+        return data.decode("utf-8", "replace")
+
+    @property
+    def chat_template(self):
+        """The Jinja source of tokenizer.chat_template, or None."""
+        return self.meta("tokenizer.chat_template")
+
+    def chat(self, messages, enable_thinking=True, add_generation_prompt=True, template="auto"):
+        """The prompt text for messages (a str, dicts with role/content, or (role, content) pairs)
+        rendered with the model's chat template, or with ``template`` (see TEMPLATES)."""
+        msgs = _messages(messages)
+        encoded = [(m["role"], m["content"]) for m in msgs]
+        arr = (_ffi.reason_chat_message * len(encoded))()
+        for i, (role, content) in enumerate(encoded):
+            arr[i].role = None if role is None else role.encode("utf-8")
+            arr[i].content = None if content is None else content.encode("utf-8")
+        p = _ffi.reason_chat_params()
+        _ffi.reason_chat_params_default(ctypes.byref(p))
+        p.template_kind = TEMPLATES[template] if isinstance(template, str) else int(template)
+        p.add_generation_prompt = 1 if add_generation_prompt else 0
+        p.enable_thinking = 1 if enable_thinking else 0
+        guess = 256 + sum(len(c or "") for _, c in encoded) * 2
+        data = read_string(lambda buf, cap, out: _ffi.reason_chat_apply(
+            self._ptr, arr, len(encoded), ctypes.byref(p), buf, cap, out), guess=guess)
+        return data.decode("utf-8")
+
+    def encode_prompt(self, prompt, chat=True, enable_thinking=True):
+        """Token ids for a prompt: a list of ids as is; a str or messages through the chat
+        template when chat, else a str as raw text (with BOS where the tokenizer adds one)."""
+        if isinstance(prompt, (list, tuple)) and all(isinstance(t, int) for t in prompt):
+            return list(prompt)
+        if chat:
+            text = self.chat(prompt, enable_thinking=enable_thinking)
+            return self.tokenizer.encode(text, add_special=False, parse_special=True)
+        return self.tokenizer.encode(prompt, add_special=True, parse_special=True)
+
+    def generate(self, prompt, max_tokens=256, *, stream=True, **options):
+        """Generates a continuation of prompt (see reason.generate.generate for the options).
+        stream=True: a generator of text pieces; stream=False: the whole text."""
+        from .generate import generate
+        pieces = generate(self, prompt, max_tokens=max_tokens, **options)
+        return pieces if stream else "".join(pieces)
+
+    def generate_text(self, prompt, max_tokens=256, **options):
+        """The generated text as one str."""
+        return self.generate(prompt, max_tokens, stream=False, **options)
+
+    def generate_tokens(self, prompt, max_tokens=256, **options):
+        """A generator of TokenChoice (see reason.generate.generate_tokens)."""
+        from .generate import generate_tokens
+        return generate_tokens(self, prompt, max_tokens=max_tokens, **options)

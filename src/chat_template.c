@@ -1,0 +1,443 @@
+/* chat_template.c — chat messages to prompt text, for the template families we know, without a
+ * Jinja interpreter.
+ *
+ * Each family is rendered by a small function that reproduces, byte for byte, what the model's
+ * real Jinja template produces under Hugging Face transformers' apply_chat_template
+ * (trim_blocks, lstrip_blocks, no tools). tools/gen_chat_fixtures.py renders the real templates
+ * with jinja2 and tests/test_chat_template.c compares every case. Where a template transforms
+ * content we follow Python's string semantics: Jinja's `trim` is str.strip() (Unicode whitespace),
+ * `lstrip('\n')` strips only newlines, `split(s)[-1]` is what follows the last s.
+ */
+#include "chat_template.h"
+#include "model.h"
+
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Output: a writer with no buffer only counts; chat_render counts first, then writes into a      */
+/* buffer it knows is large enough.                                                               */
+
+typedef struct writer {
+    char *buf; /* NULL: count only */
+    size_t len;
+} writer;
+
+static void put(writer *w, const char *s, size_t n) {
+    if (w->buf && n) memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void put_str(writer *w, const char *s) { put(w, s, strlen(s)); }
+
+typedef struct span {
+    const char *p;
+    size_t n;
+} span;
+
+static void put_span(writer *w, span s) { put(w, s.p, s.n); }
+
+static span span_of(const char *s) { return (span){s, strlen(s)}; }
+
+static const char *find_first(span s, const char *needle) {
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= s.n; i++)
+        if (memcmp(s.p + i, needle, k) == 0) return s.p + i;
+    return NULL;
+}
+
+static const char *find_last(span s, const char *needle) {
+    size_t k = strlen(needle);
+    if (k > s.n) return NULL;
+    for (size_t i = s.n - k + 1; i-- > 0;)
+        if (memcmp(s.p + i, needle, k) == 0) return s.p + i;
+    return NULL;
+}
+
+static bool starts_with(span s, const char *prefix) {
+    size_t k = strlen(prefix);
+    return s.n >= k && memcmp(s.p, prefix, k) == 0;
+}
+
+static bool ends_with(span s, const char *suffix) {
+    size_t k = strlen(suffix);
+    return s.n >= k && memcmp(s.p + s.n - k, suffix, k) == 0;
+}
+
+/* Python's str.lstrip('\n') / rstrip('\n'). */
+static span lstrip_nl(span s) {
+    while (s.n && s.p[0] == '\n') s.p++, s.n--;
+    return s;
+}
+static span rstrip_nl(span s) {
+    while (s.n && s.p[s.n - 1] == '\n') s.n--;
+    return s;
+}
+
+/* Python whitespace (str.isspace) in UTF-8: the length of such a character starting at p, or 0. */
+static size_t space_at(const unsigned char *p, size_t n) {
+    if (n >= 1 && ((p[0] >= 0x09 && p[0] <= 0x0d) || (p[0] >= 0x1c && p[0] <= 0x20))) return 1;
+    if (n >= 2 && p[0] == 0xc2 && (p[1] == 0x85 || p[1] == 0xa0)) return 2;
+    if (n >= 3) {
+        if (p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80) return 3; /* U+1680 */
+        if (p[0] == 0xe2 && p[1] == 0x80 &&
+            ((p[2] >= 0x80 && p[2] <= 0x8a) || p[2] == 0xa8 || p[2] == 0xa9 || p[2] == 0xaf))
+            return 3; /* U+2000..200A, U+2028, U+2029, U+202F */
+        if (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f) return 3; /* U+205F */
+        if (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80) return 3; /* U+3000 */
+    }
+    return 0;
+}
+
+/* The length of a Python-whitespace character ending at p + n, or 0. */
+static size_t space_before(const unsigned char *p, size_t n) {
+    for (size_t k = 1; k <= 3 && k <= n; k++) {
+        if (k > 1 && p[n - k] < 0xc0) continue; /* not a lead byte */
+        if (space_at(p + n - k, k) == k) return k;
+    }
+    return 0;
+}
+
+/* Jinja's trim filter: Python's str.strip(). */
+static span trim(span s) {
+    size_t k;
+    while (s.n && (k = space_at((const unsigned char *)s.p, s.n)) > 0) s.p += k, s.n -= k;
+    while (s.n && (k = space_before((const unsigned char *)s.p, s.n)) > 0) s.n -= k;
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Families                                                                                       */
+
+#define IM_START "<|im_start|>"
+#define IM_END "<|im_end|>"
+#define QWEN25_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+#define SMOLLM2_SYSTEM "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+#define DS_BOS "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
+#define DS_EOS "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
+#define DS_USER "<\xef\xbd\x9cUser\xef\xbd\x9c>"
+#define DS_ASSISTANT "<\xef\xbd\x9c" "Assistant\xef\xbd\x9c>"
+#define LLAMA_BOS "<|begin_of_text|>"
+#define LLAMA_HEADER(role) "<|start_header_id|>" role "<|end_header_id|>\n\n"
+#define LLAMA_EOT "<|eot_id|>"
+
+typedef struct chat {
+    const reason_chat_message *m;
+    size_t n;
+    bool gen;   /* add_generation_prompt */
+    bool think; /* enable_thinking */
+} chat;
+
+static bool role_is(const reason_chat_message *m, const char *role) {
+    return strcmp(m->role, role) == 0;
+}
+
+static void chatml_turn(writer *w, const reason_chat_message *m) {
+    put_str(w, IM_START);
+    put_str(w, m->role);
+    put_str(w, "\n");
+    put_str(w, m->content);
+    put_str(w, IM_END "\n");
+}
+
+/* CHATML, QWEN2_5 and SMOLLM2: ChatML turns, differing in the default system prompt and in
+ * whether a leading system message is part of the loop. */
+static void render_chatml(writer *w, const chat *c, int32_t variant) {
+    size_t first = 0;
+    if (variant == CHAT_QWEN2_5) {
+        if (c->n > 0 && role_is(&c->m[0], "system")) {
+            put_str(w, IM_START "system\n");
+            put_str(w, c->m[0].content);
+            put_str(w, IM_END "\n");
+            first = 1;
+        } else {
+            put_str(w, IM_START "system\n" QWEN25_SYSTEM IM_END "\n");
+        }
+    } else if (variant == CHAT_SMOLLM2) {
+        if (c->n > 0 && !role_is(&c->m[0], "system"))
+            put_str(w, IM_START "system\n" SMOLLM2_SYSTEM IM_END "\n");
+    }
+    for (size_t i = first; i < c->n; i++) chatml_turn(w, &c->m[i]);
+    if (c->gen) put_str(w, IM_START "assistant\n");
+}
+
+/* Qwen3: past assistant turns lose their <think> block; turns after the last real user query
+ * keep (or get an empty) one. */
+static void render_qwen3(writer *w, const chat *c) {
+    if (c->n > 0 && role_is(&c->m[0], "system")) {
+        put_str(w, IM_START "system\n");
+        put_str(w, c->m[0].content);
+        put_str(w, IM_END "\n");
+    }
+    /* The last user message that is not a wrapped tool response. */
+    size_t last_query = c->n - 1;
+    for (size_t k = c->n; k-- > 0;) {
+        span content = span_of(c->m[k].content);
+        if (role_is(&c->m[k], "user") &&
+            !(starts_with(content, "<tool_response>") && ends_with(content, "</tool_response>"))) {
+            last_query = k;
+            break;
+        }
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        const reason_chat_message *m = &c->m[i];
+        if (role_is(m, "user") || (role_is(m, "system") && i > 0)) {
+            chatml_turn(w, m);
+        } else if (role_is(m, "assistant")) {
+            span content = span_of(m->content);
+            span reasoning = {"", 0};
+            const char *first_close = find_first(content, "</think>");
+            if (first_close) {
+                const char *last_close = find_last(content, "</think>");
+                span before = rstrip_nl((span){content.p, (size_t)(first_close - content.p)});
+                const char *open = find_last(before, "<think>");
+                if (open) before = (span){open + 7, before.n - (size_t)(open + 7 - before.p)};
+                reasoning = lstrip_nl(before);
+                span after = {last_close + 8, content.n - (size_t)(last_close + 8 - content.p)};
+                content = lstrip_nl(after);
+            }
+            put_str(w, IM_START "assistant\n");
+            if (i > last_query && (i == c->n - 1 || reasoning.n > 0)) {
+                put_str(w, "<think>\n");
+                put_span(w, rstrip_nl(lstrip_nl(reasoning)));
+                put_str(w, "\n</think>\n\n");
+                put_span(w, lstrip_nl(content));
+            } else {
+                put_span(w, content);
+            }
+            put_str(w, IM_END "\n");
+        }
+    }
+    if (c->gen) {
+        put_str(w, IM_START "assistant\n");
+        if (!c->think) put_str(w, "<think>\n\n</think>\n\n");
+    }
+}
+
+/* DeepSeek-R1 distills: BOS and the (last) system prompt first, turns without separators,
+ * past answers without their thinking. */
+static void render_deepseek_r1(writer *w, const chat *c, int32_t variant) {
+    put_str(w, DS_BOS);
+    for (size_t i = c->n; i-- > 0;) {
+        if (role_is(&c->m[i], "system")) {
+            put_str(w, c->m[i].content);
+            break;
+        }
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        const reason_chat_message *m = &c->m[i];
+        span content = span_of(m->content);
+        if (role_is(m, "user")) {
+            put_str(w, DS_USER);
+            put_span(w, content);
+        } else if (role_is(m, "assistant")) {
+            const char *close = find_last(content, "</think>");
+            if (close) content = (span){close + 8, content.n - (size_t)(close + 8 - content.p)};
+            put_str(w, DS_ASSISTANT);
+            put_span(w, content);
+            put_str(w, DS_EOS);
+        }
+    }
+    if (c->gen)
+        put_str(w, variant == CHAT_DEEPSEEK_R1_V1 ? DS_ASSISTANT : DS_ASSISTANT "<think>\n");
+}
+
+static void llama3_turn(writer *w, const reason_chat_message *m) {
+    put_str(w, "<|start_header_id|>");
+    put_str(w, m->role);
+    put_str(w, "<|end_header_id|>\n\n");
+    put_span(w, trim(span_of(m->content)));
+    put_str(w, LLAMA_EOT);
+}
+
+/* Llama 3.1 / 3.2 always open with a system block carrying the knowledge cut-off and the date
+ * (the templates' default, "26 Jul 2024"); Llama 3.0 has none and always ends with the assistant
+ * header. Contents are trimmed. */
+static void render_llama3(writer *w, const chat *c, int32_t variant) {
+    if (variant == CHAT_LLAMA3_0) {
+        for (size_t i = 0; i < c->n; i++) {
+            if (i == 0) put_str(w, LLAMA_BOS);
+            llama3_turn(w, &c->m[i]);
+        }
+        put_str(w, LLAMA_HEADER("assistant"));
+        return;
+    }
+    put_str(w, LLAMA_BOS LLAMA_HEADER("system"));
+    put_str(w, "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
+    size_t first = 0;
+    if (c->n > 0 && role_is(&c->m[0], "system")) {
+        put_span(w, trim(span_of(c->m[0].content)));
+        first = 1;
+    }
+    put_str(w, LLAMA_EOT);
+    for (size_t i = first; i < c->n; i++) llama3_turn(w, &c->m[i]);
+    if (c->gen) put_str(w, LLAMA_HEADER("assistant"));
+}
+
+static const char *variant_name(int32_t variant) {
+    switch (variant) {
+    case CHAT_CHATML: return "ChatML";
+    case CHAT_QWEN3: return "Qwen3";
+    case CHAT_DEEPSEEK_R1: return "DeepSeek-R1";
+    case CHAT_LLAMA3: return "Llama 3.1";
+    case CHAT_SMOLLM2: return "SmolLM2";
+    case CHAT_QWEN2_5: return "Qwen2.5";
+    case CHAT_LLAMA3_0: return "Llama 3.0";
+    case CHAT_DEEPSEEK_R1_V1: return "DeepSeek-R1 (first release)";
+    default: return NULL;
+    }
+}
+
+int32_t chat_variant_family(int32_t variant) {
+    switch (variant) {
+    case CHAT_CHATML:
+    case CHAT_QWEN2_5: return REASON_TEMPLATE_CHATML;
+    case CHAT_QWEN3: return REASON_TEMPLATE_QWEN3;
+    case CHAT_DEEPSEEK_R1:
+    case CHAT_DEEPSEEK_R1_V1: return REASON_TEMPLATE_DEEPSEEK_R1;
+    case CHAT_LLAMA3:
+    case CHAT_LLAMA3_0: return REASON_TEMPLATE_LLAMA3;
+    case CHAT_SMOLLM2: return REASON_TEMPLATE_SMOLLM2;
+    default: return 0;
+    }
+}
+
+int32_t chat_prompt_end(int32_t variant, const reason_chat_params *params) {
+    reason_chat_params defaults;
+    if (!params) {
+        reason_chat_params_default(&defaults);
+        params = &defaults;
+    }
+    if (!params->add_generation_prompt) return CHAT_END_PLAIN;
+    if (variant == CHAT_DEEPSEEK_R1) return CHAT_END_IN_THINKING;
+    if (variant == CHAT_QWEN3 && !params->enable_thinking) return CHAT_END_THINKING_CLOSED;
+    return CHAT_END_PLAIN;
+}
+
+static void render(writer *w, const chat *c, int32_t kind) {
+    switch (kind) {
+    case CHAT_CHATML:
+    case CHAT_QWEN2_5:
+    case CHAT_SMOLLM2: render_chatml(w, c, kind); break;
+    case CHAT_QWEN3: render_qwen3(w, c); break;
+    case CHAT_DEEPSEEK_R1:
+    case CHAT_DEEPSEEK_R1_V1: render_deepseek_r1(w, c, kind); break;
+    case CHAT_LLAMA3:
+    case CHAT_LLAMA3_0: render_llama3(w, c, kind); break;
+    default: break;
+    }
+}
+
+reason_status chat_render(int32_t kind, const reason_chat_message *messages, size_t n_messages,
+                          const reason_chat_params *params, char *buf, size_t capacity,
+                          size_t *out_len) {
+    const char *name = variant_name(kind);
+    if (!name)
+        return rs_error(REASON_ERR_INVALID_ARG,
+                        "chat template: template_kind %d is not a known kind", (int)kind);
+    if (!messages || n_messages == 0)
+        return rs_error(REASON_ERR_INVALID_ARG, "chat template: no messages to render");
+    for (size_t i = 0; i < n_messages; i++) {
+        const reason_chat_message *m = &messages[i];
+        if (!m->role || !m->content)
+            return rs_error(REASON_ERR_INVALID_ARG, "chat template: messages[%zu].%s is NULL", i,
+                            !m->role ? "role" : "content");
+        if (!role_is(m, "system") && !role_is(m, "user") && !role_is(m, "assistant"))
+            return rs_error(REASON_ERR_TEMPLATE,
+                            "chat template %s: messages[%zu] has role '%.64s'; only system, user "
+                            "and assistant are supported",
+                            name, i, m->role);
+    }
+    reason_chat_params defaults;
+    if (!params) {
+        reason_chat_params_default(&defaults);
+        params = &defaults;
+    }
+    chat c = {messages, n_messages, params->add_generation_prompt != 0,
+              params->enable_thinking != 0};
+    /* A counting pass first, so that a buffer too small is left untouched. */
+    writer w = {NULL, 0};
+    render(&w, &c, kind);
+    if (out_len) *out_len = w.len;
+    if (!buf || capacity < w.len + 1)
+        return rs_error(REASON_ERR_BUFFER,
+                        "chat template %s: buffer of %zu bytes too small: %zu needed", name,
+                        capacity, w.len + 1);
+    w = (writer){buf, 0};
+    render(&w, &c, kind);
+    buf[w.len] = '\0';
+    return REASON_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Detection                                                                                      */
+
+reason_status chat_detect_variant(const char *src, int32_t *out_variant) {
+    if (!src || !out_variant)
+        return rs_error(REASON_ERR_INVALID_ARG, "reason_chat_detect: %s is NULL",
+                        !src ? "template_source" : "out_kind");
+    int32_t v = 0;
+    if (strstr(src, DS_ASSISTANT)) {
+        v = strstr(src, DS_ASSISTANT "<think>") ? CHAT_DEEPSEEK_R1 : CHAT_DEEPSEEK_R1_V1;
+    } else if (strstr(src, "<|start_header_id|>")) {
+        v = strstr(src, "Cutting Knowledge Date") ? CHAT_LLAMA3 : CHAT_LLAMA3_0;
+    } else if (strstr(src, IM_START)) {
+        if (strstr(src, "enable_thinking"))
+            v = strstr(src, "SmolLM") ? 0 : CHAT_QWEN3; /* SmolLM3's thinking template differs */
+        else if (strstr(src, "SmolLM"))
+            v = CHAT_SMOLLM2;
+        else if (strstr(src, "You are Qwen, created by Alibaba Cloud."))
+            v = CHAT_QWEN2_5;
+        else
+            v = CHAT_CHATML;
+    }
+    if (!v)
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "reason_chat_detect: the chat template is not one we know (ChatML, Qwen3, "
+                        "DeepSeek-R1, Llama 3, SmolLM2); format the prompt yourself and pass the "
+                        "raw text to reason_tokenize");
+    *out_variant = v;
+    return REASON_OK;
+}
+
+void reason_chat_params_default(reason_chat_params *params) {
+    if (!params) return;
+    memset(params, 0, sizeof *params);
+    params->template_kind = REASON_TEMPLATE_AUTO;
+    params->add_generation_prompt = 1;
+    params->enable_thinking = 1;
+}
+
+reason_status reason_chat_detect(const char *template_source, int32_t *out_kind) {
+    if (!out_kind) return rs_error(REASON_ERR_INVALID_ARG, "reason_chat_detect: out_kind is NULL");
+    int32_t v = 0;
+    RS_TRY(chat_detect_variant(template_source, &v));
+    *out_kind = chat_variant_family(v);
+    return REASON_OK;
+}
+
+reason_status reason_chat_apply(const reason_model *model, const reason_chat_message *messages,
+                                size_t n_messages, const reason_chat_params *params, char *buf,
+                                size_t capacity, size_t *out_len) {
+    reason_chat_params defaults;
+    if (!params) {
+        reason_chat_params_default(&defaults);
+        params = &defaults;
+    }
+    int32_t kind = params->template_kind;
+    if (kind == REASON_TEMPLATE_AUTO) {
+        if (!model)
+            return rs_error(REASON_ERR_INVALID_ARG,
+                            "reason_chat_apply: model is NULL and template_kind is AUTO");
+        const char *src = model_chat_template(model);
+        if (!src)
+            return rs_error(REASON_ERR_UNSUPPORTED,
+                            "reason_chat_apply: the model has no tokenizer.chat_template; set "
+                            "params->template_kind or pass raw text to reason_tokenize");
+        RS_TRY(chat_detect_variant(src, &kind));
+    } else if (kind < REASON_TEMPLATE_CHATML || kind > REASON_TEMPLATE_SMOLLM2) {
+        return rs_error(REASON_ERR_INVALID_ARG,
+                        "reason_chat_apply: params->template_kind = %d is not a template kind",
+                        (int)kind);
+    }
+    return chat_render(kind, messages, n_messages, params, buf, capacity, out_len);
+}

@@ -1,0 +1,254 @@
+/* cpu_dot_avx2.c — AVX2 + FMA + F16C dot products of one weight row with an f32 vector.
+ *
+ * Compiled without -mavx2: each function carries a target attribute and is only called after
+ * tensor_types.c has checked the CPU, so the library still runs on CPUs without AVX2.
+ * Quantized blocks: the weights are widened from bytes straight to 8 x i32 (vpmovzx/sx from
+ * memory), converted to f32 and multiplied into per-block accumulators; the block scale is
+ * applied once per block (or sub-block) with an FMA. Loads are all unaligned: blocks of 18 or
+ * 34 bytes have no alignment. Summation order differs from the scalar reference, so results
+ * agree within f32 rounding, not bit for bit. */
+#include "tensor_types.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float f16_scalar(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* 8 bytes at p, zero- or sign-extended to 8 x i32. */
+AVX2 static inline __m256i u8x8(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+AVX2 static inline __m256i i8x8(const uint8_t *p) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+AVX2 float rs_dot_f32_avx2(const void *row, const float *x, int64_t n) {
+    const float *w = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) {
+        float wi;
+        memcpy(&wi, (const uint8_t *)row + 4 * i, 4);
+        sum += wi * x[i];
+    }
+    return sum;
+}
+
+AVX2 float rs_dot_f16_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *w = row;
+#define H8(k) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * (k))))
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(H8(i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(H8(i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(H8(i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(H8(i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(H8(i), _mm256_loadu_ps(x + i), a0);
+#undef H8
+    float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += f16_scalar(w + 2 * i) * x[i];
+    return sum;
+}
+
+AVX2 float rs_dot_bf16_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *w = row;
+    /* bf16 is the top half of an f32: widen to 32 bits and shift into place. */
+#define B8(k)                                                                                      \
+    _mm256_castsi256_ps(_mm256_slli_epi32(                                                         \
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * (k)))), 16))
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(B8(i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(B8(i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(B8(i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(B8(i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(B8(i), _mm256_loadu_ps(x + i), a0);
+#undef B8
+    float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) {
+        uint32_t bits = (uint32_t)(w[2 * i] | w[2 * i + 1] << 8) << 16;
+        float wi;
+        memcpy(&wi, &bits, 4);
+        sum += wi * x[i];
+    }
+    return sum;
+}
+
+/* Q8_0: 34-byte blocks, f16 d + 32 x int8. */
+AVX2 float rs_dot_q8_0_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 34, x += 32) {
+        __m256 p0 = _mm256_mul_ps(_mm256_cvtepi32_ps(i8x8(b + 2)), _mm256_loadu_ps(x));
+        __m256 p1 = _mm256_mul_ps(_mm256_cvtepi32_ps(i8x8(b + 10)), _mm256_loadu_ps(x + 8));
+        p0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8x8(b + 18)), _mm256_loadu_ps(x + 16), p0);
+        p1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8x8(b + 26)), _mm256_loadu_ps(x + 24), p1);
+        __m256 d = _mm256_set1_ps(f16_scalar(b));
+        acc0 = _mm256_fmadd_ps(d, p0, acc0);
+        acc1 = _mm256_fmadd_ps(d, p1, acc1);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_0: 18-byte blocks, f16 d + 16 bytes; byte j = element j (low) | element j+16 (high). */
+AVX2 float rs_dot_q4_0_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i mask = _mm256_set1_epi32(0xf), eight = _mm256_set1_epi32(8);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 18, x += 32) {
+        __m256i v0 = u8x8(b + 2), v1 = u8x8(b + 10);
+        __m256 q0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v0, mask), eight));
+        __m256 q1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v1, mask), eight));
+        __m256 q2 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v0, 4), eight));
+        __m256 q3 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v1, 4), eight));
+        __m256 p0 = _mm256_mul_ps(q0, _mm256_loadu_ps(x));
+        __m256 p1 = _mm256_mul_ps(q1, _mm256_loadu_ps(x + 8));
+        p0 = _mm256_fmadd_ps(q2, _mm256_loadu_ps(x + 16), p0);
+        p1 = _mm256_fmadd_ps(q3, _mm256_loadu_ps(x + 24), p1);
+        __m256 d = _mm256_set1_ps(f16_scalar(b));
+        acc0 = _mm256_fmadd_ps(d, p0, acc0);
+        acc1 = _mm256_fmadd_ps(d, p1, acc1);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_1: 20-byte blocks, f16 d, f16 m + nibbles as Q4_0: sum = d * sum(q x) + m * sum(x). */
+AVX2 float rs_dot_q4_1_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i mask = _mm256_set1_epi32(0xf);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 20, x += 32) {
+        __m256i v0 = u8x8(b + 4), v1 = u8x8(b + 12);
+        __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+        __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+        __m256 p0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, mask)), x0);
+        __m256 p1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, mask)), x1);
+        p0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), x2, p0);
+        p1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), x3, p1);
+        __m256 xs = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
+        __m256 d = _mm256_set1_ps(f16_scalar(b)), m = _mm256_set1_ps(f16_scalar(b + 2));
+        acc0 = _mm256_fmadd_ps(d, _mm256_add_ps(p0, p1), acc0);
+        acc1 = _mm256_fmadd_ps(m, xs, acc1);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+static inline void scale_min_k4(const uint8_t *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | (s[j - 4] >> 6) << 4;
+        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
+/* Q4_K: 144-byte super-blocks of 256; per sub-block of 32: sum = d*sc * sum(q x) - dmin*m *
+ * sum(x). Sub-blocks 2c, 2c+1 share qs[32c..32c+31] (low, high nibbles). */
+AVX2 float rs_dot_q4_K_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i mask = _mm256_set1_epi32(0xf);
+    __m256 acc = _mm256_setzero_ps(), accm = acc;
+    for (int64_t i = 0; i < n / 256; i++, b += 144) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        const uint8_t *qs = b + 16;
+        for (int c = 0; c < 4; c++, qs += 32, x += 64) {
+            int s0, m0, s1, m1;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            __m256 plo = _mm256_setzero_ps(), phi = plo, xlo = plo, xhi = plo;
+            for (int k = 0; k < 32; k += 8) {
+                __m256i v = u8x8(qs + k);
+                __m256 xl = _mm256_loadu_ps(x + k), xh = _mm256_loadu_ps(x + 32 + k);
+                plo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, mask)), xl, plo);
+                phi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), xh, phi);
+                xlo = _mm256_add_ps(xlo, xl);
+                xhi = _mm256_add_ps(xhi, xh);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)s0), plo, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)s1), phi, acc);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * (float)m0), xlo, accm);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * (float)m1), xhi, accm);
+        }
+    }
+    return hsum(_mm256_sub_ps(acc, accm));
+}
+
+/* Q6_K: 210-byte super-blocks: ql[128], qh[64], int8 scales[16], f16 d. In half h, group g of
+ * 32: nibble of ql[64h + 32(g&1) + l] (low for g < 2), bits 2g, 2g+1 of qh[32h + l]; q - 32. */
+AVX2 float rs_dot_q6_K_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi32(0xf), m30 = _mm256_set1_epi32(0x30);
+    const __m256i off = _mm256_set1_epi32(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, b += 210) {
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        const float d = f16_scalar(b + 208);
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, x += 128) {
+            /* p[g][s]: sum over the 16 elements of scale group (g, s) of q x */
+            __m256 p[4][2];
+            for (int s = 0; s < 2; s++) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                for (int k = 16 * s; k < 16 * s + 16; k += 8) {
+                    __m256i la = u8x8(ql + k), lb = u8x8(ql + 32 + k), hb = u8x8(qh + k);
+                    __m256i q0 = _mm256_or_si256(_mm256_and_si256(la, m4),
+                                                 _mm256_and_si256(_mm256_slli_epi32(hb, 4), m30));
+                    __m256i q1 = _mm256_or_si256(_mm256_and_si256(lb, m4),
+                                                 _mm256_and_si256(_mm256_slli_epi32(hb, 2), m30));
+                    __m256i q2 =
+                        _mm256_or_si256(_mm256_srli_epi32(la, 4), _mm256_and_si256(hb, m30));
+                    __m256i q3 = _mm256_or_si256(_mm256_srli_epi32(lb, 4),
+                                                 _mm256_and_si256(_mm256_srli_epi32(hb, 2), m30));
+                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q0, off)),
+                                         _mm256_loadu_ps(x + k), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q1, off)),
+                                         _mm256_loadu_ps(x + 32 + k), a1);
+                    a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q2, off)),
+                                         _mm256_loadu_ps(x + 64 + k), a2);
+                    a3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q3, off)),
+                                         _mm256_loadu_ps(x + 96 + k), a3);
+                }
+                p[0][s] = a0;
+                p[1][s] = a1;
+                p[2][s] = a2;
+                p[3][s] = a3;
+            }
+            /* scale index of group g, half s of it: 2g + s within this half's 8 scales */
+            for (int g = 0; g < 4; g++)
+                for (int s = 0; s < 2; s++)
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[2 * g + s]), p[g][s], acc);
+        }
+    }
+    return hsum(acc);
+}
+
+#endif

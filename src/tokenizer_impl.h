@@ -1,0 +1,81 @@
+/* tokenizer_impl.h — the tokenizer's representation, shared by its loaders (tokenizer_json.c,
+ * tokenizer_gguf.c) and its runtime (tokenizer.c). Not for other modules: use tokenizer.h. */
+#ifndef REASON_TOKENIZER_IMPL_H
+#define REASON_TOKENIZER_IMPL_H
+
+#include "bpe.h"
+#include "pretokenizer.h"
+#include "tokenizer.h"
+
+/* Token kinds, numbered as GGUF's tokenizer.ggml.token_type. */
+enum token_kind {
+    TOKEN_NORMAL = 1,
+    TOKEN_UNKNOWN = 2,
+    TOKEN_CONTROL = 3,      /* special: matched in text only with REASON_TOKENIZE_PARSE_SPECIAL */
+    TOKEN_USER_DEFINED = 4, /* added, not special: always matched in text */
+    TOKEN_UNUSED = 5,
+    TOKEN_BYTE = 6,
+};
+
+enum normalizer_kind { NORMALIZER_NONE = 0, NORMALIZER_NFC, NORMALIZER_NFD, NORMALIZER_NFKC,
+                       NORMALIZER_NFKD };
+
+/* A token matched in the text before pre-tokenization (Hugging Face's added tokens). */
+typedef struct added_token {
+    int32_t id;
+    bool special;     /* skipped unless REASON_TOKENIZE_PARSE_SPECIAL */
+    bool lstrip;      /* absorbs whitespace on its left */
+    bool rstrip;      /* absorbs whitespace on its right */
+    bool single_word; /* only matches when not inside a word */
+    bool normalized;  /* matched in the normalized text rather than the raw text */
+} added_token;
+
+/* Added tokens of one kind (raw or normalized) ordered by first byte, longest first, so the first
+ * candidate that matches at a position is the leftmost-longest match. */
+typedef struct added_index {
+    int32_t *order;       /* indices into tokenizer->added */
+    uint32_t start[257];  /* order[start[b] .. start[b + 1]) begin with byte b */
+    int32_t n;
+} added_index;
+
+#define TOKENIZER_MAX_TEMPLATE 4
+#define TOKENIZER_MAX_END 16
+
+struct reason_tokenizer {
+    int32_t n_vocab;
+    char *text;        /* all token bytes (raw, not the byte-level alphabet) */
+    uint32_t *offset;  /* (n_vocab) */
+    uint32_t *length;  /* (n_vocab) */
+    uint8_t *kind;     /* (n_vocab) enum token_kind; TOKEN_UNUSED for ids that were never given */
+
+    bpe_model bpe;
+    int32_t normalizer; /* enum normalizer_kind */
+    pretokenizer pre;
+
+    added_token *added;
+    int32_t n_added;
+    added_index added_raw, added_normalized;
+
+    /* What REASON_TOKENIZE_ADD_SPECIAL puts around the text (post-processor template). */
+    int32_t prefix[TOKENIZER_MAX_TEMPLATE], n_prefix;
+    int32_t suffix[TOKENIZER_MAX_TEMPLATE], n_suffix;
+
+    int32_t special[6]; /* enum reason_special_token -> id or -1 */
+    int32_t end[TOKENIZER_MAX_END], n_end;
+    char *chat_template;
+};
+
+/* ---- building, shared by the loaders ---- */
+
+/* Allocates an empty tokenizer with every id unused and every special id -1. */
+RS_INTERNAL reason_status tokenizer_alloc(int32_t n_vocab, size_t text_capacity,
+                                          reason_tokenizer **out);
+/* Gives token id its raw bytes and kind; text_used tracks the blob (bounded by the capacity
+ * given to tokenizer_alloc). */
+RS_INTERNAL reason_status tokenizer_set_token(reason_tokenizer *tok, int32_t id, const char *bytes,
+                                              size_t len, int32_t kind, size_t *text_used);
+/* Builds the added-token indices, the end-of-generation set and the well-known special ids
+ * not set yet (<think>, </think>, end-of-turn). */
+RS_INTERNAL reason_status tokenizer_finish(reason_tokenizer *tok);
+
+#endif

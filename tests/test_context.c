@@ -1,0 +1,141 @@
+/* test_context.c — the public context API on a tiny model: argument checks, bad batches, a full
+ * KV cache that leaves every sequence usable, logits bookkeeping, memory counters of shared
+ * prompts. */
+#include "test_util.h"
+
+#include "reason.h"
+
+#include <string.h>
+
+static reason_model *model;
+
+static void load_model(void) {
+    char path[1024];
+    test_data_path("models/llama-Q8_0.gguf", path, sizeof path);
+    ck_assert_msg(reason_model_load(path, NULL, &model) == REASON_OK, "%s", reason_last_error());
+}
+
+static void free_model(void) {
+    reason_model_free(model);
+    model = NULL;
+}
+
+static reason_context *make_ctx(uint32_t n_ctx, uint32_t n_seq) {
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_ctx = n_ctx;
+    p.n_seq_max = n_seq;
+    p.n_batch = 64;
+    p.n_outputs_max = 8;
+    p.n_threads = 1;
+    reason_context *ctx = NULL;
+    ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s", reason_last_error());
+    return ctx;
+}
+
+static reason_status feed(reason_context *ctx, int32_t seq, int32_t n) {
+    int32_t len;
+    ck_assert_int_eq(reason_seq_length(ctx, seq, &len), REASON_OK);
+    int32_t toks[64], pos[64], seqs[64];
+    for (int32_t i = 0; i < n; i++) {
+        toks[i] = 10 + i;
+        pos[i] = len + i;
+        seqs[i] = seq;
+    }
+    const reason_batch b = {n, toks, pos, seqs, NULL};
+    return reason_decode(ctx, &b);
+}
+
+START_TEST(test_null_arguments) {
+    reason_context *ctx = NULL;
+    ck_assert_int_eq(reason_context_create(NULL, NULL, &ctx), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_context_create(model, NULL, NULL), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_decode(NULL, NULL), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_model_get_info(NULL, NULL), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_get_logits(NULL, 0, NULL), REASON_ERR_INVALID_ARG);
+    reason_context_free(NULL);
+    reason_model_free(NULL);
+    ck_assert_ptr_nonnull(reason_last_error());
+    ck_assert_str_eq(reason_status_name(REASON_ERR_CONTEXT_FULL), "REASON_ERR_CONTEXT_FULL");
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_outputs_max = 0;
+    ck_assert_int_eq(reason_context_create(model, &p, &ctx), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_null(ctx);
+}
+END_TEST
+
+START_TEST(test_bad_batches) {
+    reason_context *ctx = make_ctx(64, 2);
+    int32_t tok = 1 << 30, pos = 0, seq = 0;
+    reason_batch b = {1, &tok, &pos, &seq, NULL};
+    ck_assert_int_eq(reason_decode(ctx, &b), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "batch token 0"));
+    tok = 5;
+    pos = 3; /* sequence is empty: position must be 0 */
+    ck_assert_int_eq(reason_decode(ctx, &b), REASON_ERR_INVALID_ARG);
+    pos = 0;
+    seq = 2;
+    ck_assert_int_eq(reason_decode(ctx, &b), REASON_ERR_INVALID_ARG);
+    seq = 0;
+    b.n_tokens = 0;
+    ck_assert_int_eq(reason_decode(ctx, &b), REASON_ERR_INVALID_ARG);
+    b.n_tokens = 1;
+    ck_assert_int_eq(reason_decode(ctx, &b), REASON_OK);
+    const float *logits;
+    ck_assert_int_eq(reason_get_logits(ctx, 0, &logits), REASON_OK);
+    ck_assert_int_eq(reason_get_logits(ctx, 1, &logits), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_seq_truncate(ctx, 0, 5), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_seq_fork(ctx, 0, 0), REASON_ERR_INVALID_ARG);
+    reason_context_free(ctx);
+}
+END_TEST
+
+START_TEST(test_full_cache_keeps_sequences) {
+    reason_context *ctx = make_ctx(64, 3); /* 4 blocks of 16 */
+    ck_assert_int_eq(feed(ctx, 0, 40), REASON_OK);
+    ck_assert_int_eq(feed(ctx, 1, 10), REASON_OK);
+    ck_assert_int_eq(feed(ctx, 2, 20), REASON_ERR_CONTEXT_FULL);
+    int32_t len;
+    reason_seq_length(ctx, 0, &len);
+    ck_assert_int_eq(len, 40);
+    reason_seq_length(ctx, 1, &len);
+    ck_assert_int_eq(len, 10);
+    reason_seq_length(ctx, 2, &len);
+    ck_assert_int_eq(len, 0);
+    /* the caller frees a sequence and goes on */
+    ck_assert_int_eq(reason_seq_free(ctx, 1), REASON_OK);
+    ck_assert_int_eq(feed(ctx, 2, 16), REASON_OK);
+    ck_assert_int_eq(feed(ctx, 0, 1), REASON_OK);
+    reason_context_free(ctx);
+}
+END_TEST
+
+START_TEST(test_forks_share_prompt_memory) {
+    reason_context *ctx = make_ctx(1024, 9);
+    const int32_t P = 48, N = 8, G = 5;
+    ck_assert_int_eq(feed(ctx, 0, P), REASON_OK);
+    for (int32_t s = 1; s <= N; s++) ck_assert_int_eq(reason_seq_fork(ctx, 0, s), REASON_OK);
+    for (int32_t g = 0; g < G; g++)
+        for (int32_t s = 1; s <= N; s++) ck_assert_int_eq(feed(ctx, s, 1), REASON_OK);
+    reason_context_stats st;
+    ck_assert_int_eq(reason_context_get_stats(ctx, &st), REASON_OK);
+    /* prompt once + one private block per trace (blocks of 16 hold the G = 5 new tokens) */
+    ck_assert_uint_eq(st.kv_slots_used, (uint64_t)P + (uint64_t)N * 16);
+    ck_assert_uint_lt(st.kv_slots_used, (uint64_t)N * (P + G));
+    ck_assert_uint_eq(st.tokens_evaluated, (uint64_t)P + (uint64_t)N * G);
+    reason_context_free(ctx);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("context");
+    TCase *tc = tcase_create("api");
+    tcase_add_unchecked_fixture(tc, load_model, free_model);
+    tcase_add_test(tc, test_null_arguments);
+    tcase_add_test(tc, test_bad_batches);
+    tcase_add_test(tc, test_full_cache_keeps_sequences);
+    tcase_add_test(tc, test_forks_share_prompt_memory);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
