@@ -487,6 +487,9 @@ static reason_status parse(gguf_file *f) {
         RS_TRY(parse_tensor(f, &c, f->n_tensors));
         f->n_tensors++;
     }
+    /* The pool has stopped growing: names can point into it now (key names were fixed up
+     * before the tensor names were added, and the pool may have moved since). */
+    for (int64_t i = 0; i < f->n_kv; i++) f->kvs[i].name = f->pool + f->kvs[i].name_pool;
     for (int64_t i = 0; i < f->n_tensors; i++)
         f->tensors[i].name = f->pool + f->tensor_name_pool[i];
 

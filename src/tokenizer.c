@@ -25,6 +25,7 @@ reason_status tokenizer_alloc(int32_t n_vocab, size_t text_capacity, reason_toke
     reason_tokenizer *tok = rs_calloc(1, sizeof *tok, "tokenizer");
     if (!tok) return REASON_ERR_NOMEM;
     tok->n_vocab = n_vocab;
+    tok->text_capacity = text_capacity;
     tok->text = rs_malloc(text_capacity, "token text");
     tok->offset = rs_calloc((size_t)n_vocab, sizeof *tok->offset, "token offsets");
     tok->length = rs_calloc((size_t)n_vocab, sizeof *tok->length, "token lengths");
@@ -48,9 +49,9 @@ reason_status tokenizer_set_token(reason_tokenizer *tok, int32_t id, const char 
     if (id < 0 || id >= tok->n_vocab)
         return rs_error(REASON_ERR_FORMAT, "token id %d outside the vocabulary of %d", id,
                         tok->n_vocab);
-    /* The loaders size the blob to fit every token once; a token given twice must not overrun. */
-    if (len > UINT32_MAX - *text_used)
-        return rs_error(REASON_ERR_FORMAT, "token %d: token text too large", id);
+    if (len > tok->text_capacity - *text_used)
+        return rs_error(REASON_ERR_INTERNAL, "token %d: token text overruns its %zu-byte blob", id,
+                        tok->text_capacity);
     memcpy(tok->text + *text_used, bytes, len);
     tok->offset[id] = (uint32_t)*text_used;
     tok->length[id] = (uint32_t)len;

@@ -44,6 +44,7 @@ typedef struct added_index {
 struct reason_tokenizer {
     int32_t n_vocab;
     char *text;        /* all token bytes (raw, not the byte-level alphabet) */
+    size_t text_capacity;
     uint32_t *offset;  /* (n_vocab) */
     uint32_t *length;  /* (n_vocab) */
     uint8_t *kind;     /* (n_vocab) enum token_kind; TOKEN_UNUSED for ids that were never given */

@@ -1,6 +1,7 @@
 /* test_chat_template.c — our renderers against the real Jinja templates rendered by jinja2
  * (tests/data/chat/cases.json from tools/gen_chat_fixtures.py), detection, and errors. */
 #include "chat_template.h"
+#include "model.h"
 #include "test_util.h"
 
 #include <jansson.h>
@@ -255,6 +256,63 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* AUTO with a model whose only content is its template source: every fixture case renders the
+ * same as with the detected variant. */
+START_TEST(test_apply_auto_fake_model) {
+    json_t *root = load_cases();
+    json_t *templates = json_object_get(root, "templates");
+    size_t i;
+    json_t *c;
+    int n_checked = 0;
+    json_array_foreach(json_object_get(root, "cases"), i, c) {
+        json_t *t = json_object_get(templates, json_string_value(json_object_get(c, "template")));
+        char file[256];
+        snprintf(file, sizeof file, "chat/%s", json_string_value(json_object_get(t, "file")));
+        struct reason_model model;
+        memset(&model, 0, sizeof model);
+        model.chat_template = read_text(file);
+
+        json_t *jm = json_object_get(c, "messages");
+        size_t n = json_array_size(jm);
+        reason_chat_message msgs[16];
+        ck_assert_uint_le(n, 16);
+        for (size_t k = 0; k < n; k++) {
+            msgs[k].role = json_string_value(json_object_get(json_array_get(jm, k), "role"));
+            msgs[k].content = json_string_value(json_object_get(json_array_get(jm, k), "content"));
+        }
+        reason_chat_params p;
+        reason_chat_params_default(&p);
+        p.add_generation_prompt =
+            (int32_t)json_integer_value(json_object_get(c, "add_generation_prompt"));
+        p.enable_thinking = (int32_t)json_integer_value(json_object_get(c, "enable_thinking"));
+        const char *want = json_string_value(json_object_get(c, "expected"));
+        char buf[4096];
+        size_t len = 0;
+        ck_assert_msg(reason_chat_apply(&model, msgs, n, &p, buf, sizeof buf, &len) == REASON_OK,
+                      "%s", reason_last_error());
+        ck_assert_str_eq(buf, want);
+        free(model.chat_template);
+        n_checked++;
+    }
+    ck_assert_int_eq(n_checked, (int)json_array_size(json_object_get(root, "cases")));
+    json_decref(root);
+
+    /* No template, or one we do not know: unsupported, with the way out in the message. */
+    struct reason_model model;
+    memset(&model, 0, sizeof model);
+    char buf[256];
+    size_t len;
+    ck_assert_int_eq(reason_chat_apply(&model, two, 2, NULL, buf, sizeof buf, &len),
+                     REASON_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "raw text"));
+    char mistral[] = "{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}";
+    model.chat_template = mistral;
+    ck_assert_int_eq(reason_chat_apply(&model, two, 2, NULL, buf, sizeof buf, &len),
+                     REASON_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "raw text"));
+}
+END_TEST
+
 /* AUTO: the template comes from the model (SmolLM2's GGUF in models/, when present). */
 START_TEST(test_apply_auto_model) {
     const char *dir = getenv("REASON_MODELS");
@@ -334,6 +392,7 @@ int main(void) {
     tcase_add_test(tc, test_detect_fragments);
     tcase_add_test(tc, test_buffer);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_apply_auto_fake_model);
     tcase_add_test(tc, test_apply_auto_model);
     tcase_add_test(tc, test_prompt_end);
     suite_add_tcase(s, tc);

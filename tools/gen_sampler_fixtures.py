@@ -16,10 +16,16 @@ independent numpy implementation (float64 unless stated).
 JSON has no infinities: -inf is written as null. Logits are float32 values written as the
 shortest decimal of their double, so they read back exactly.
 
-Usage: python3 tools/gen_sampler_fixtures.py
+With --check-transformers, the cases in HF's order are also run through transformers' own
+TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, MinPLogitsWarper and
+RepetitionPenaltyLogitsProcessor (float32 torch), which must keep the same tokens and give the same
+repetition-penalised logits.
+
+Usage: python3 tools/gen_sampler_fixtures.py [--check-transformers]
 """
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -141,7 +147,55 @@ def apply_filters(logits, p, order):
     return eff, probs
 
 
+def check_transformers(out):
+    import torch
+    from transformers.generation.logits_process import (
+        MinPLogitsWarper, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+        TopKLogitsWarper, TopPLogitsWarper)
+
+    def tensor(v):
+        return torch.tensor([[-np.inf if x is None else float(x.text) for x in v]],
+                            dtype=torch.float32)
+
+    hf = [STAGE[s] for s in HF_ORDER]
+    n = 0
+    for c in out["filters"]:
+        if c["order"] != hf:
+            continue
+        p = c["params"]
+        x = tensor(c["logits"])
+        ids = torch.zeros((1, 1), dtype=torch.long)
+        if p["temperature"] > 0 and p["temperature"] != 1.0:
+            x = TemperatureLogitsWarper(p["temperature"])(ids, x)
+        if p["top_k"] > 0:
+            x = TopKLogitsWarper(p["top_k"])(ids, x)
+        if p["top_p"] < 1.0:
+            x = TopPLogitsWarper(p["top_p"])(ids, x)
+        if p["min_p"] > 0:
+            x = MinPLogitsWarper(p["min_p"])(ids, x)
+        kept = torch.isfinite(x[0]).numpy()
+        want = np.array([e is not None for e in c["effective"]])
+        assert np.array_equal(kept, want), "transformers keeps other tokens in " + c["name"]
+        n += 1
+    for c in out["penalties"]:
+        p = c["params"]
+        if p["presence_penalty"] != 0 or p["frequency_penalty"] != 0:
+            continue
+        last_n = p["penalty_last_n"]
+        hist = c["history"]
+        window = hist[-last_n:] if last_n > 0 else (hist if last_n < 0 else [])
+        x = tensor(c["logits"])
+        if window:
+            ids = torch.tensor([window], dtype=torch.long)
+            x = RepetitionPenaltyLogitsProcessor(p["repeat_penalty"])(ids, x)
+        want = tensor(c["expected"])
+        assert torch.equal(x, want), "repetition penalty differs in " + c["name"]
+        n += 1
+    print("transformers agrees on %d cases" % n)
+
+
 def main():
+    check = "--check-transformers" in sys.argv[1:]
     rng = np.random.default_rng(20240611)
     out = {"generator": "tools/gen_sampler_fixtures.py (numpy %s)" % np.__version__,
            "stages": STAGE, "logprobs": [], "filters": [], "penalties": []}
@@ -261,6 +315,8 @@ def main():
             "expected": enc32(x.astype(np.float32)),
         })
 
+    if check:
+        check_transformers(out)
     # One case per line, compact inside.
     with open(OUT, "w", encoding="utf-8", newline="\n") as f:
         f.write("{\n")
