@@ -305,7 +305,8 @@ START_TEST(test_apply_auto_fake_model) {
     ck_assert_int_eq(reason_chat_apply(&model, two, 2, NULL, buf, sizeof buf, &len),
                      REASON_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(reason_last_error(), "raw text"));
-    char mistral[] = "{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}";
+    char mistral[] = "{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]"
+                     "{% endfor %}";
     model.chat_template = mistral;
     ck_assert_int_eq(reason_chat_apply(&model, two, 2, NULL, buf, sizeof buf, &len),
                      REASON_ERR_UNSUPPORTED);

@@ -669,11 +669,14 @@ START_TEST(test_alignment_key) {
 }
 END_TEST
 
-/* A thousand tensors: every name found through the index, at its own position. */
+/* A thousand tensors: every name found through the index, at its own position; the keys read
+ * before them stay readable however much the tensor names grow the name storage. */
 START_TEST(test_many_tensors) {
     bb b = {0};
     const int n = 1000;
-    put_header(&b, 3, (uint64_t)n, 0);
+    put_header(&b, 3, (uint64_t)n, 2);
+    put_kv_u32(&b, "general.alignment", 32);
+    put_kv_u32(&b, "llama.block_count", 1000);
     char name[32];
     const uint64_t ne[2] = {8, 1};
     for (int i = 0; i < n; i++) {
@@ -690,6 +693,10 @@ START_TEST(test_many_tensors) {
         ck_assert_ptr_eq(t, gguf_tensor_at(f, i));
     }
     ck_assert_ptr_null(gguf_find_tensor(f, "blk.1000.weight"));
+    ck_assert_str_eq(gguf_key_name(f, 1), "llama.block_count");
+    uint32_t blocks = 0;
+    ck_assert(gguf_get_u32(f, "llama.block_count", &blocks));
+    ck_assert_uint_eq(blocks, 1000);
     gguf_close(f);
     free(b.p);
 }
