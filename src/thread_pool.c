@@ -14,8 +14,11 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* Spin iterations a worker waits for the next job before it sleeps. */
-#define SPIN_LIMIT 20000
+/* A worker waiting for the next job spins (cheapest wake-up) for SPIN_LIMIT rounds, then yields
+ * its core for YIELD_LIMIT rounds (so an oversubscribed machine still makes progress), then
+ * sleeps on the condition variable. */
+#define SPIN_LIMIT 2000
+#define YIELD_LIMIT 2000
 
 struct thread_pool {
     int32_t n_threads; /* including the caller's */
@@ -66,6 +69,10 @@ static void *worker_main(void *p) {
                !atomic_load(&pool->stop)) {
             if (++spins < SPIN_LIMIT) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < SPIN_LIMIT + YIELD_LIMIT) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&pool->mutex);
@@ -149,5 +156,10 @@ void thread_pool_run(thread_pool *pool, pool_task_fn fn, void *arg, int32_t n_ta
         pthread_mutex_unlock(&pool->mutex);
     }
     work(pool, 0);
-    while (atomic_load_explicit(&pool->n_active, memory_order_acquire) > 0) cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&pool->n_active, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_LIMIT)
+            cpu_relax();
+        else
+            sched_yield(); /* a worker may be waiting for this core */
+    }
 }
