@@ -29,7 +29,8 @@ from tokenizers import Tokenizer
 TOKENIZERS = ["qwen3", "qwen2_5", "llama3", "llama3_2", "gpt2", "gptoss"]
 
 # GGUF files written from tokenizer.json: (source tokenizer, tokenizer.ggml.pre).
-GGUF_FILES = [("qwen3", "qwen2"), ("gpt2", "gpt-2")]
+# Only qwen3 is committed as GGUF: the test data must stay under 30 MB in all.
+GGUF_FILES = [("qwen3", "qwen2")]
 
 HAND_WRITTEN = [
     # English and punctuation
