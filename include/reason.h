@@ -281,7 +281,7 @@ enum reason_sampler_stage {
 typedef struct reason_sampler_params {
     float temperature;      /* <= 0: greedy (0.6) */
     int32_t top_k;          /* <= 0: off (20) */
-    float top_p;            /* >= 1: off (0.95) */
+    float top_p;            /* in (0, 1]; 1: off (0.95) */
     float min_p;            /* <= 0: off (0) */
     float repeat_penalty;   /* 1: off */
     float presence_penalty; /* 0: off */
@@ -314,6 +314,161 @@ REASON_API reason_status reason_sampler_sample(reason_sampler *sampler, const fl
 /* Records a token in the penalty history (sampled or forced). */
 REASON_API reason_status reason_sampler_accept(reason_sampler *sampler, reason_token token);
 REASON_API void reason_sampler_reset(reason_sampler *sampler);
+
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Reasoning runtime: traces with thinking budgets, parallel traces, answer extraction, votes     */
+/* (DESIGN.md §2)                                                                                 */
+
+enum reason_phase {
+    REASON_PHASE_THINKING = 0,
+    REASON_PHASE_ANSWER = 1,
+    REASON_PHASE_DONE = 2,
+};
+
+enum reason_finish {
+    REASON_FINISH_NONE = 0,         /* still running */
+    REASON_FINISH_END = 1,          /* the model ended its answer (end-of-generation token) */
+    REASON_FINISH_LENGTH = 2,       /* max_answer_tokens reached */
+    REASON_FINISH_STOP_STRING = 3,  /* one of stop_strings appeared in the answer */
+    REASON_FINISH_LOOP = 4,         /* the loop guard ended a repeating trace */
+    REASON_FINISH_PRUNED = 5,       /* its confidence fell under the calibrated threshold */
+    REASON_FINISH_CANCELLED = 6,    /* the vote was decided without it, or the caller stopped it */
+    REASON_FINISH_CONTEXT_FULL = 7, /* no room left in the KV cache */
+};
+
+enum reason_effort {
+    REASON_EFFORT_DEFAULT = 0, /* budgets as given */
+    REASON_EFFORT_LOW = 1,
+    REASON_EFFORT_MEDIUM = 2,
+    REASON_EFFORT_HIGH = 3,
+};
+
+enum reason_thinking_mode {
+    REASON_THINKING_AUTO = 0,     /* the model's own delimiters if it has them, else prompted */
+    REASON_THINKING_MODEL = 1,    /* <think>/</think> tokens of the model */
+    REASON_THINKING_PROMPTED = 2, /* a system prompt asks an instruct model to think in tags */
+    REASON_THINKING_OFF = 3,      /* answer directly (Qwen3 enable_thinking=false) */
+};
+
+enum reason_extract_kind {
+    REASON_EXTRACT_AUTO = 0,        /* \boxed{} if present, else the last number, else final line */
+    REASON_EXTRACT_BOXED = 1,       /* contents of the last \boxed{...} */
+    REASON_EXTRACT_LAST_NUMBER = 2, /* the last number in the answer */
+    REASON_EXTRACT_FINAL_LINE = 3,  /* the last non-empty line */
+    REASON_EXTRACT_REGEX = 4,       /* first capture group (or whole match) of extract_regex */
+    REASON_EXTRACT_CALLBACK = 5,    /* callbacks->extract */
+};
+
+enum reason_vote_kind {
+    REASON_VOTE_MAJORITY = 0,     /* one vote per trace with an answer */
+    REASON_VOTE_MEAN_LOGPROB = 1, /* weighted by the trace's mean token log-probability (as exp) */
+    REASON_VOTE_LOWEST_GROUP = 2, /* weighted by DeepConf's lowest sliding-window group confidence */
+};
+
+enum reason_loop_action {
+    REASON_LOOP_END = 0,   /* finish the trace with REASON_FINISH_LOOP */
+    REASON_LOOP_NUDGE = 1, /* inject loop_nudge text once, then end if it loops again */
+};
+
+/* What a callback returns: go on, end this trace's thinking now, or stop this trace. */
+enum reason_action {
+    REASON_ACTION_CONTINUE = 0,
+    REASON_ACTION_END_THINKING = 1,
+    REASON_ACTION_STOP = 2,
+};
+
+typedef struct reason_callbacks {
+    void *user;
+    /* Text of a trace as it streams (valid UTF-8), tagged with its phase (enum reason_phase). */
+    int32_t (*on_text)(void *user, int32_t trace, int32_t phase, const char *text, size_t len);
+    /* Every generated token with its log-probability (and top alternatives if n_logprobs > 0). */
+    int32_t (*on_token)(void *user, int32_t trace, int32_t phase, const reason_token_choice *choice);
+    /* REASON_EXTRACT_CALLBACK: writes the answer extracted from text into out (NUL-terminated);
+     * returns its length, 0 when there is no answer. */
+    size_t (*extract)(void *user, const char *text, size_t len, char *out, size_t capacity);
+} reason_callbacks;
+
+typedef struct reason_params {
+    int32_t n_traces;            /* parallel traces forked from one prefilled prompt (1) */
+    int32_t thinking_mode;       /* enum reason_thinking_mode */
+    int32_t effort;              /* enum reason_effort: sets budgets left at -1 (and the model's
+                                    own switch where it has one) */
+    int32_t max_thinking_tokens; /* then the end of thinking is injected; -1: unlimited (or by
+                                    effort) */
+    int32_t min_thinking_tokens; /* an earlier end of thinking is replaced by continuation (0) */
+    int32_t max_answer_tokens;   /* answer budget (512) */
+    const char *wrap_up;         /* injected before the end of thinking when the budget ends it;
+                                    NULL: none */
+    const char *continuation;    /* replaces an early end of thinking ("\nWait") */
+    const char *system;          /* system message; NULL: none (or the prompted-thinking one) */
+    reason_sampler_params sampling; /* trace i uses seed sampling.seed + i */
+    const char *const *stop_strings; /* end the answer when one appears (not included) */
+    int32_t n_stop_strings;
+    int32_t extract;             /* enum reason_extract_kind */
+    const char *extract_regex;   /* PCRE2 pattern for REASON_EXTRACT_REGEX */
+    int32_t vote;                /* enum reason_vote_kind */
+    float early_stop_share;      /* stop once the leader holds this share of all n_traces'
+                                    weight (0: only when it can no longer be overtaken) */
+    int32_t early_stop;          /* 1: cancel unfinished traces once the vote is decided */
+    int32_t prune;               /* 1: DeepConf online pruning */
+    int32_t prune_warmup;        /* traces finished before the threshold is set (4) */
+    float prune_keep_percent;    /* threshold = this top percentile of warm-up confidences (90) */
+    int32_t confidence_window;   /* tokens in DeepConf's sliding group (128) */
+    int32_t loop_ngram;          /* n-gram length the loop guard watches (0: off; default 16) */
+    int32_t loop_repeats;        /* consecutive repeats of a cycle that count as a loop (4) */
+    int32_t loop_action;         /* enum reason_loop_action */
+    const char *loop_nudge;      /* text injected by REASON_LOOP_NUDGE */
+    const reason_callbacks *callbacks;
+    int32_t reserved[8];
+} reason_params;
+
+REASON_API void reason_params_default(reason_params *params);
+
+typedef struct reason_result reason_result;
+
+typedef struct reason_trace_info {
+    int32_t finish_reason;   /* enum reason_finish */
+    int32_t thinking_tokens; /* tokens generated or injected while thinking */
+    int32_t answer_tokens;
+    float mean_logprob;      /* mean log-probability of the trace's sampled tokens */
+    float lowest_group_confidence; /* DeepConf: lowest mean of -mean(top-k logprobs) over windows */
+    const char *thinking;    /* NUL-terminated; owned by the result */
+    const char *answer;
+    const char *extracted;   /* normalised extracted answer, "" when none */
+} reason_trace_info;
+
+typedef struct reason_usage {
+    int32_t prompt_tokens;
+    int32_t generated_tokens;  /* all traces, both phases, injected text included */
+    int32_t thinking_tokens;
+    int32_t answer_tokens;
+    int64_t kv_peak_tokens;    /* most KV slots held at once (pool counters) */
+    double seconds;
+} reason_usage;
+
+/* Runs the question (a user message, rendered with the model's chat template) as n_traces traces
+ * and votes. The context must hold n_traces + 1 sequences; its sequences are freed when done. */
+REASON_API reason_status reason_run(reason_context *ctx, const char *question,
+                                    const reason_params *params, reason_result **out_result);
+/* The same from an already rendered prompt (raw text, special tokens parsed). */
+REASON_API reason_status reason_run_prompt(reason_context *ctx, const char *prompt,
+                                           const reason_params *params,
+                                           reason_result **out_result);
+REASON_API void reason_result_free(reason_result *result);
+
+REASON_API int32_t reason_result_n_traces(const reason_result *result);
+REASON_API reason_status reason_result_trace(const reason_result *result, int32_t i,
+                                             reason_trace_info *out);
+/* The winning normalised answer ("" when no trace gave one) and its weight share in [0, 1]. */
+REASON_API reason_status reason_result_vote(const reason_result *result, const char **out_answer,
+                                            float *out_share);
+/* Distinct answers by decreasing weight: answer i, its vote count and its weight. */
+REASON_API int32_t reason_result_n_answers(const reason_result *result);
+REASON_API reason_status reason_result_answer(const reason_result *result, int32_t i,
+                                              const char **out_answer, int32_t *out_count,
+                                              float *out_weight);
+REASON_API reason_status reason_result_usage(const reason_result *result, reason_usage *out);
 
 #ifdef __cplusplus
 }

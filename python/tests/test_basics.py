@@ -146,3 +146,26 @@ def test_candidates_skip_sanitizer_builds(tmp_path):
     found = _loader.repo_build_libraries(str(tmp_path))
     assert found == [str(tmp_path / "build" / "libreason.so"),
                      str(tmp_path / "build-x" / "libreason.so")]
+
+
+NO_NUMPY_SCRIPT = """
+import sys
+sys.modules["numpy"] = None  # import numpy now fails
+import array, reason
+with reason.Model(sys.argv[1]) as model, reason.Context(model, n_ctx=64, n_seq_max=1) as ctx:
+    ctx.decode(model.encode_prompt("hi"), 0)
+    logits = ctx.logits()
+    assert isinstance(logits, array.array) and len(logits) == model.info.n_vocab
+    choice = reason.Sampler(temperature=0).sample(logits)
+    assert choice.token == max(range(len(logits)), key=logits.__getitem__)
+    print(model.generate_text("hi", max_tokens=4, temperature=0) is not None)
+"""
+
+
+def test_works_without_numpy(qwen3_path):
+    package_parent = os.path.dirname(os.path.dirname(reason.__file__))
+    env = dict(os.environ, PYTHONPATH=package_parent, REASON_LIBRARY=reason.library_path)
+    out = subprocess.run([sys.executable, "-c", NO_NUMPY_SCRIPT, qwen3_path], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
