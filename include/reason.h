@@ -413,7 +413,8 @@ typedef struct reason_params {
     int32_t early_stop;          /* 1: cancel unfinished traces once the vote is decided */
     int32_t prune;               /* 1: DeepConf online pruning */
     int32_t prune_warmup;        /* traces finished before the threshold is set (4) */
-    float prune_keep_percent;    /* threshold = this top percentile of warm-up confidences (90) */
+    float prune_keep_percent;    /* keep traces as confident as the top keep_percent of the
+                                    warm-up ones (90: DeepConf-high; 10: DeepConf-low) */
     int32_t confidence_window;   /* tokens in DeepConf's sliding group (128) */
     int32_t loop_ngram;          /* n-gram length the loop guard watches (0: off; default 16) */
     int32_t loop_repeats;        /* consecutive repeats of a cycle that count as a loop (4) */

@@ -20,7 +20,8 @@ def _built_library():
     env = os.environ.get("REASON_LIBRARY")
     if env:
         return env
-    spec = importlib.util.spec_from_file_location("_loader", os.path.join(HERE, "reason", "_loader.py"))
+    path = os.path.join(HERE, "reason", "_loader.py")
+    spec = importlib.util.spec_from_file_location("_loader", path)
     loader = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loader)
     found = loader.repo_build_libraries(os.path.dirname(HERE))

@@ -79,7 +79,8 @@ class Context(Handle):
         seqs = _per_token(seq_ids, n, "seq_ids")
         keep = None
         if logits is not None:
-            flags = [1] * n if logits is True else _per_token([bool(x) for x in logits], n, "logits")
+            flags = [1] * n if logits is True else _per_token([bool(x) for x in logits], n,
+                                                              "logits")
             keep = (ctypes.c_int8 * n)(*flags)
         batch = _ffi.reason_batch(
             n,

@@ -63,7 +63,8 @@ def test_null_handles_in_the_c_api():
     calls = {
         "model_load": lambda: _ffi.reason_model_load(None, None, None),
         "model_get_info": lambda: _ffi.reason_model_get_info(None, None),
-        "model_meta_string": lambda: _ffi.reason_model_meta_string(None, b"k", buf, 8, ctypes.byref(n)),
+        "model_meta_string": lambda: _ffi.reason_model_meta_string(None, b"k", buf, 8,
+                                                                   ctypes.byref(n)),
         "model_tokenizer": lambda: _ffi.reason_model_tokenizer(None, None),
         "tokenizer_load": lambda: _ffi.reason_tokenizer_load(None, None),
         "tokenize": lambda: _ffi.reason_tokenize(None, b"a", 1, 0, None, 0, ctypes.byref(n)),
