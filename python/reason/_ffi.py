@@ -5,7 +5,6 @@ Every constant, struct and function of the header is declared here with its argt
 checks statuses: that is ``reason.errors``' job.
 """
 
-import ctypes
 from ctypes import POINTER, Structure, c_char, c_char_p, c_float, c_int8, c_int32, c_size_t
 from ctypes import c_uint32, c_uint64, c_void_p
 

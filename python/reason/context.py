@@ -77,11 +77,11 @@ class Context(Handle):
         n = len(tokens)
         positions = list(range(pos, pos + n)) if isinstance(pos, int) else _per_token(pos, n, "pos")
         seqs = _per_token(seq_ids, n, "seq_ids")
-        keep = None
-        if logits is not None:
-            flags = [1] * n if logits is True else _per_token([bool(x) for x in logits], n,
-                                                              "logits")
-            keep = (ctypes.c_int8 * n)(*flags)
+        keep = None  # NULL: the last token only
+        if logits is True:
+            keep = (ctypes.c_int8 * n)(*[1] * n)
+        elif logits is not None:
+            keep = (ctypes.c_int8 * n)(*_per_token([int(bool(x)) for x in logits], n, "logits"))
         batch = _ffi.reason_batch(
             n,
             (_ffi.reason_token * n)(*tokens),

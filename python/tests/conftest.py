@@ -1,5 +1,6 @@
-"""Shared fixtures. The library is found as the package finds it ($REASON_LIBRARY first, then the
-repository's build folders); the package itself is the installed one, else python/reason."""
+"""Shared fixtures. The tests import the source tree (python/reason), never a stale installed copy;
+the library is found as the package finds it ($REASON_LIBRARY first, then the repository's build
+folders)."""
 
 import glob
 import json
@@ -14,10 +15,7 @@ MODELS_DIR = os.path.join(REPO_DIR, "tests", "data", "models")
 SHARED_DATA = os.environ.get("REASON_SHARED_DATA", "/work/shared/data")
 TOKENIZERS_DIR = os.path.join(SHARED_DATA, "tokenizers")
 
-try:
-    import reason  # noqa: F401  (installed)
-except ModuleNotFoundError:
-    sys.path.insert(0, PYTHON_DIR)
+sys.path.insert(0, PYTHON_DIR)
 
 
 def model_fixtures():
