@@ -1,12 +1,13 @@
 """ctypes declarations, one to one with include/reason.h.
 
 Every constant, struct and function of the header is declared here with its argtypes and restype;
-``lib`` is the loaded library (see ``reason._loader`` for where it is looked for). Nothing here
+``lib`` is the loaded library (see ``reason._loader`` for where it is looked for). A function the
+loaded library does not export (an older build) is a stub raising NotImplementedError. Nothing here
 checks statuses: that is ``reason.errors``' job.
 """
 
-from ctypes import POINTER, Structure, c_char, c_char_p, c_float, c_int8, c_int32, c_size_t
-from ctypes import c_uint32, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c_float, c_int8
+from ctypes import c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 from . import _loader
 
@@ -64,6 +65,48 @@ REASON_STAGE_TEMPERATURE = 4
 
 REASON_MAX_LOGPROBS = 20
 
+# ---- reasoning runtime enums ---------------------------------------------------------------------
+REASON_PHASE_THINKING = 0
+REASON_PHASE_ANSWER = 1
+REASON_PHASE_DONE = 2
+
+REASON_FINISH_NONE = 0
+REASON_FINISH_END = 1
+REASON_FINISH_LENGTH = 2
+REASON_FINISH_STOP_STRING = 3
+REASON_FINISH_LOOP = 4
+REASON_FINISH_PRUNED = 5
+REASON_FINISH_CANCELLED = 6
+REASON_FINISH_CONTEXT_FULL = 7
+
+REASON_EFFORT_DEFAULT = 0
+REASON_EFFORT_LOW = 1
+REASON_EFFORT_MEDIUM = 2
+REASON_EFFORT_HIGH = 3
+
+REASON_THINKING_AUTO = 0
+REASON_THINKING_MODEL = 1
+REASON_THINKING_PROMPTED = 2
+REASON_THINKING_OFF = 3
+
+REASON_EXTRACT_AUTO = 0
+REASON_EXTRACT_BOXED = 1
+REASON_EXTRACT_LAST_NUMBER = 2
+REASON_EXTRACT_FINAL_LINE = 3
+REASON_EXTRACT_REGEX = 4
+REASON_EXTRACT_CALLBACK = 5
+
+REASON_VOTE_MAJORITY = 0
+REASON_VOTE_MEAN_LOGPROB = 1
+REASON_VOTE_LOWEST_GROUP = 2
+
+REASON_LOOP_END = 0
+REASON_LOOP_NUDGE = 1
+
+REASON_ACTION_CONTINUE = 0
+REASON_ACTION_END_THINKING = 1
+REASON_ACTION_STOP = 2
+
 # ---- types ---------------------------------------------------------------------------------------
 reason_status = c_int32
 reason_token = c_int32
@@ -74,6 +117,7 @@ reason_tokenizer_p = c_void_p
 reason_detokenizer_p = c_void_p
 reason_context_p = c_void_p
 reason_sampler_p = c_void_p
+reason_result_p = c_void_p
 
 
 class reason_model_params(Structure):
@@ -171,9 +215,92 @@ class reason_token_choice(Structure):
     ]
 
 
+# Callbacks (wrap Python functions in these types and keep them alive while the call runs).
+reason_on_text_fn = CFUNCTYPE(c_int32, c_void_p, c_int32, c_int32, POINTER(c_char), c_size_t)
+reason_on_token_fn = CFUNCTYPE(c_int32, c_void_p, c_int32, c_int32, POINTER(reason_token_choice))
+reason_extract_fn = CFUNCTYPE(c_size_t, c_void_p, POINTER(c_char), c_size_t, POINTER(c_char),
+                              c_size_t)
+
+
+class reason_callbacks(Structure):
+    _fields_ = [
+        ("user", c_void_p),
+        ("on_text", reason_on_text_fn),
+        ("on_token", reason_on_token_fn),
+        ("extract", reason_extract_fn),
+    ]
+
+
+class reason_params(Structure):
+    _fields_ = [
+        ("n_traces", c_int32),
+        ("thinking_mode", c_int32),
+        ("effort", c_int32),
+        ("max_thinking_tokens", c_int32),
+        ("min_thinking_tokens", c_int32),
+        ("max_answer_tokens", c_int32),
+        ("wrap_up", c_char_p),
+        ("continuation", c_char_p),
+        ("system", c_char_p),
+        ("sampling", reason_sampler_params),
+        ("stop_strings", POINTER(c_char_p)),
+        ("n_stop_strings", c_int32),
+        ("extract", c_int32),
+        ("extract_regex", c_char_p),
+        ("vote", c_int32),
+        ("early_stop_share", c_float),
+        ("early_stop", c_int32),
+        ("prune", c_int32),
+        ("prune_warmup", c_int32),
+        ("prune_keep_percent", c_float),
+        ("confidence_window", c_int32),
+        ("loop_ngram", c_int32),
+        ("loop_repeats", c_int32),
+        ("loop_action", c_int32),
+        ("loop_nudge", c_char_p),
+        ("callbacks", POINTER(reason_callbacks)),
+        ("reserved", c_int32 * 8),
+    ]
+
+
+class reason_trace_info(Structure):
+    _fields_ = [
+        ("finish_reason", c_int32),
+        ("thinking_tokens", c_int32),
+        ("answer_tokens", c_int32),
+        ("mean_logprob", c_float),
+        ("lowest_group_confidence", c_float),
+        ("thinking", c_char_p),
+        ("answer", c_char_p),
+        ("extracted", c_char_p),
+    ]
+
+
+class reason_usage(Structure):
+    _fields_ = [
+        ("prompt_tokens", c_int32),
+        ("generated_tokens", c_int32),
+        ("thinking_tokens", c_int32),
+        ("answer_tokens", c_int32),
+        ("kv_peak_tokens", c_int64),
+        ("seconds", c_double),
+    ]
+
+
 # ---- functions -----------------------------------------------------------------------------------
+def _missing(name):
+    def stub(*args):
+        raise NotImplementedError(f"{name} is not exported by {lib._name} (an older build?)")
+    stub.__name__ = name
+    stub.argtypes = stub.restype = None
+    return stub
+
+
 def _declare(name, restype, *argtypes):
-    fn = getattr(lib, name)
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        return _missing(name)
     fn.restype = restype
     fn.argtypes = list(argtypes)
     return fn
@@ -263,6 +390,24 @@ reason_sampler_sample = _declare("reason_sampler_sample", reason_status,
 reason_sampler_accept = _declare("reason_sampler_accept", reason_status,
                                  reason_sampler_p, reason_token)
 reason_sampler_reset = _declare("reason_sampler_reset", None, reason_sampler_p)
+
+# Reasoning runtime
+reason_params_default = _declare("reason_params_default", None, _P(reason_params))
+reason_run = _declare("reason_run", reason_status,
+                      reason_context_p, c_char_p, _P(reason_params), _P(reason_result_p))
+reason_run_prompt = _declare("reason_run_prompt", reason_status,
+                             reason_context_p, c_char_p, _P(reason_params), _P(reason_result_p))
+reason_result_free = _declare("reason_result_free", None, reason_result_p)
+reason_result_n_traces = _declare("reason_result_n_traces", c_int32, reason_result_p)
+reason_result_trace = _declare("reason_result_trace", reason_status,
+                               reason_result_p, c_int32, _P(reason_trace_info))
+reason_result_vote = _declare("reason_result_vote", reason_status,
+                              reason_result_p, _P(c_char_p), _P(c_float))
+reason_result_n_answers = _declare("reason_result_n_answers", c_int32, reason_result_p)
+reason_result_answer = _declare("reason_result_answer", reason_status,
+                                reason_result_p, c_int32, _P(c_char_p), _P(c_int32), _P(c_float))
+reason_result_usage = _declare("reason_result_usage", reason_status,
+                               reason_result_p, _P(reason_usage))
 
 __all__ = [n for n in dir() if n.startswith(("reason_", "REASON_"))] + ["lib"]
 

@@ -36,8 +36,9 @@ def test_every_function_is_declared():
     assert declared
     missing = sorted(n for n in declared if not callable(getattr(_ffi, n, None)))
     assert missing == []
-    for name in declared:
-        assert getattr(_ffi, name).argtypes is not None, name
+    for name in declared:  # stubs stand for what an older library lacks
+        fn = getattr(_ffi, name)
+        assert not isinstance(fn, ctypes._CFuncPtr) or fn.argtypes is not None, name
 
 
 def test_constants_and_layouts_match_the_header(tmp_path):

@@ -87,6 +87,16 @@ def test_null_handles_in_the_c_api():
         "sampler_sample": lambda: _ffi.reason_sampler_sample(None, None, None),
         "sampler_accept": lambda: _ffi.reason_sampler_accept(None, 0),
     }
+    if isinstance(_ffi.reason_run, ctypes._CFuncPtr):  # the reasoning runtime, once built
+        p = ctypes.c_char_p()
+        calls.update({
+            "run": lambda: _ffi.reason_run(None, b"q", None, None),
+            "run_prompt": lambda: _ffi.reason_run_prompt(None, b"q", None, None),
+            "result_trace": lambda: _ffi.reason_result_trace(None, 0, None),
+            "result_vote": lambda: _ffi.reason_result_vote(None, ctypes.byref(p), None),
+            "result_answer": lambda: _ffi.reason_result_answer(None, 0, None, None, None),
+            "result_usage": lambda: _ffi.reason_result_usage(None, None),
+        })
     wrong = {name: int(call()) for name, call in calls.items()}
     assert {k: v for k, v in wrong.items() if v != _ffi.REASON_ERR_INVALID_ARG} == {}
     # The non-status entry points tolerate NULL too.
@@ -97,6 +107,11 @@ def test_null_handles_in_the_c_api():
     for free in (_ffi.reason_model_free, _ffi.reason_tokenizer_free, _ffi.reason_detokenizer_free,
                  _ffi.reason_context_free, _ffi.reason_sampler_free, _ffi.reason_sampler_reset):
         free(None)
+    if isinstance(_ffi.reason_run, ctypes._CFuncPtr):
+        _ffi.reason_result_free(None)
+        assert _ffi.reason_result_n_traces(None) == 0
+        assert _ffi.reason_result_n_answers(None) == 0
+        _ffi.reason_params_default(None)
     for default in (_ffi.reason_model_params_default, _ffi.reason_chat_params_default,
                     _ffi.reason_context_params_default, _ffi.reason_sampler_params_default):
         default(None)
