@@ -183,20 +183,20 @@ static void cpu_add(backend *be, float *x, const float *y, int64_t n) {
 static size_t kv_elem_bytes(int32_t type) { return type == REASON_KV_F32 ? 4 : 2; }
 
 static reason_status cpu_kv_alloc(backend *be, kv_pool *pool) {
+    (void)be;
     size_t n = 0;
     pool->elem_bytes = kv_elem_bytes(pool->type);
     if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size, &n) ||
         !rs_mul_size(n, (size_t)pool->kv_dim * pool->elem_bytes, &n))
         return rs_error(REASON_ERR_NOMEM, "KV pool size overflows");
-    pool->k = cpu_alloc(be, n, "KV pool (K)");
-    pool->v = pool->k ? cpu_alloc(be, n, "KV pool (V)") : NULL;
+    /* calloc: zeroed pages are mapped lazily, so a large pool costs memory only as it fills */
+    pool->k = rs_calloc(1, n, "KV pool (K)");
+    pool->v = pool->k ? rs_calloc(1, n, "KV pool (V)") : NULL;
     if (!pool->k || !pool->v) {
         free(pool->k);
         pool->k = NULL;
         return REASON_ERR_NOMEM;
     }
-    memset(pool->k, 0, n);
-    memset(pool->v, 0, n);
     return REASON_OK;
 }
 

@@ -65,6 +65,21 @@ START_TEST(test_null_arguments) {
 }
 END_TEST
 
+/* A KV cache far larger than any machine's memory: refused with REASON_ERR_NOMEM, no crash. */
+START_TEST(test_out_of_memory) {
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_ctx = 1u << 26;
+    p.n_seq_max = 65536;
+    p.n_batch = 1u << 20;
+    p.n_outputs_max = 1 << 20;
+    reason_context *ctx = NULL;
+    ck_assert_int_eq(reason_context_create(model, &p, &ctx), REASON_ERR_NOMEM);
+    ck_assert_ptr_null(ctx);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "out of memory"));
+}
+END_TEST
+
 START_TEST(test_bad_batches) {
     reason_context *ctx = make_ctx(64, 2);
     int32_t tok = 1 << 30, pos = 0, seq = 0;
@@ -133,6 +148,7 @@ int main(void) {
     TCase *tc = tcase_create("api");
     tcase_add_unchecked_fixture(tc, load_model, free_model);
     tcase_add_test(tc, test_null_arguments);
+    tcase_add_test(tc, test_out_of_memory);
     tcase_add_test(tc, test_bad_batches);
     tcase_add_test(tc, test_full_cache_keeps_sequences);
     tcase_add_test(tc, test_forks_share_prompt_memory);
