@@ -255,6 +255,13 @@ REASON_API reason_status reason_seq_free(reason_context *ctx, int32_t seq);
 /* Makes child (which must be empty) a copy of parent's state; shared where the cache allows. */
 REASON_API reason_status reason_seq_fork(reason_context *ctx, int32_t parent, int32_t child);
 
+/* Checkpoints: saves seq's state at its current length into the empty sequence checkpoint
+ * (sharing KV blocks — no copy — for full-attention layers), e.g. at the end of a prompt before
+ * thinking begins. */
+REASON_API reason_status reason_seq_checkpoint(reason_context *ctx, int32_t seq, int32_t checkpoint);
+/* Replaces seq's state by the checkpoint's (seq is emptied first; the checkpoint stays). */
+REASON_API reason_status reason_seq_restore(reason_context *ctx, int32_t checkpoint, int32_t seq);
+
 typedef struct reason_context_stats {
     uint64_t kv_slots_total;   /* token slots in the pool */
     uint64_t kv_slots_used;    /* token slots held now */

@@ -188,6 +188,22 @@ reason_status reason_seq_fork(reason_context *ctx, int32_t parent, int32_t child
     return seq_state_fork(ctx->ss, parent, child);
 }
 
+reason_status reason_seq_checkpoint(reason_context *ctx, int32_t seq, int32_t checkpoint) {
+    RS_CHECK_ARG(ctx != NULL);
+    return seq_state_fork(ctx->ss, seq, checkpoint);
+}
+
+reason_status reason_seq_restore(reason_context *ctx, int32_t checkpoint, int32_t seq) {
+    RS_CHECK_ARG(ctx != NULL);
+    RS_TRY(check_seq(ctx, checkpoint));
+    RS_TRY(check_seq(ctx, seq));
+    if (checkpoint == seq)
+        return rs_error(REASON_ERR_INVALID_ARG, "restore: checkpoint and sequence are both %d", seq);
+    /* all or nothing: fork cannot fail once both ids are valid and distinct and seq is empty */
+    RS_TRY(seq_state_truncate(ctx->ss, seq, 0));
+    return seq_state_fork(ctx->ss, checkpoint, seq);
+}
+
 reason_status reason_context_get_stats(const reason_context *ctx, reason_context_stats *out) {
     RS_CHECK_ARG(ctx != NULL);
     RS_CHECK_ARG(out != NULL);

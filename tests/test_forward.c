@@ -156,6 +156,29 @@ START_TEST(test_forked_sequences_decode_together) {
 }
 END_TEST
 
+/* A checkpoint at the end of the prompt, a detour, and a restore: the greedy continuation after
+ * the restore matches the reference as if the detour never happened. */
+START_TEST(test_checkpoint_restore) {
+    harness h;
+    setup(&h, _i, REASON_KV_F32, 4);
+    decode_range(&h, 0, 0, h.f.n_prompt);
+    ck_assert_int_eq(reason_seq_checkpoint(h.ctx, 0, 3), REASON_OK);
+    decode_range(&h, 0, h.f.n_prompt, h.f.n_tokens); /* detour: the greedy tail, then back */
+    ck_assert_int_eq(reason_seq_restore(h.ctx, 3, 0), REASON_OK);
+    int32_t len;
+    ck_assert_int_eq(reason_seq_length(h.ctx, 0, &len), REASON_OK);
+    ck_assert_int_eq(len, h.f.n_prompt);
+    decode_range(&h, 0, h.f.n_prompt, h.f.n_tokens);
+    for (int32_t r = h.f.n_prompt; r < h.f.n_tokens; r++) {
+        const float *logits;
+        ck_assert_int_eq(reason_get_logits(h.ctx, r - h.f.n_prompt, &logits), REASON_OK);
+        check_row(&h, _i, logits, r, 1e-4);
+    }
+    ck_assert_int_eq(reason_seq_restore(h.ctx, 3, 3), REASON_ERR_INVALID_ARG);
+    teardown(&h);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("forward");
     TCase *tc = tcase_create("transformers reference");
@@ -164,6 +187,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_prompt_then_one_token_at_a_time_f16_kv, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_chunked_prompt, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_forked_sequences_decode_together, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_checkpoint_restore, 0, N_FIXTURES);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
