@@ -376,6 +376,10 @@ reason_seq_truncate = _declare("reason_seq_truncate", reason_status,
                                reason_context_p, c_int32, c_int32)
 reason_seq_free = _declare("reason_seq_free", reason_status, reason_context_p, c_int32)
 reason_seq_fork = _declare("reason_seq_fork", reason_status, reason_context_p, c_int32, c_int32)
+reason_seq_checkpoint = _declare("reason_seq_checkpoint", reason_status, reason_context_p, c_int32,
+                                 c_int32)
+reason_seq_restore = _declare("reason_seq_restore", reason_status, reason_context_p, c_int32,
+                              c_int32)
 reason_context_get_stats = _declare("reason_context_get_stats", reason_status,
                                     reason_context_p, _P(reason_context_stats))
 

@@ -123,6 +123,14 @@ class Context(Handle):
         """Makes the empty sequence child a copy of parent (sharing cache blocks)."""
         check(_ffi.reason_seq_fork(self._ptr, parent, child))
 
+    def seq_checkpoint(self, seq, checkpoint):
+        """Saves seq's state into the empty sequence checkpoint (shared cache blocks)."""
+        check(_ffi.reason_seq_checkpoint(self._ptr, seq, checkpoint))
+
+    def seq_restore(self, checkpoint, seq):
+        """Replaces seq's state by the checkpoint's; the checkpoint stays."""
+        check(_ffi.reason_seq_restore(self._ptr, checkpoint, seq))
+
     def stats(self):
         out = _ffi.reason_context_stats()
         check(_ffi.reason_context_get_stats(self._ptr, ctypes.byref(out)))
