@@ -1,13 +1,26 @@
 /* reason-bench — prompt processing (ppN) and generation (tgN) speed of a model, median of
- * several runs, in tokens/s and in GB/s of weights streamed per generated token.
+ * several runs, in tokens/s and in GB/s of memory streamed per generated token (weights plus the
+ * keys and values attention reads), against a memory-bandwidth figure.
  *
- *   reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t THREADS] [--json] */
+ *   reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t THREADS] [--depth N] [--parallel K]
+ *                [--bw GBPS] [--json]
+ *
+ * --depth N     generation starts with N tokens already in the cache (decode at depth N)
+ * --parallel K  K sequences forked from one prompt of N (depth) tokens decode together, one token
+ *               each per batch; tokens/s is the aggregate of all K
+ * --bw GBPS     the machine's memory bandwidth, for "% of bandwidth"; without it a quick probe
+ *               (a read of 512 MiB on THREADS threads, best of 3) measures it
+ *
+ * Bytes per generation step = weight bytes + K * 2 (K and V) * n_layer * kv_dim * 2 (F16) * the
+ * average number of cached positions read. */
 #include "cli.h"
 #include "reason.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -19,52 +32,133 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Decodes tokens[0..n) into sequence 0 from position 0, in one batch (pp) or one at a time. */
-static int run(reason_context *ctx, const reason_token *tokens, int32_t n, int one_by_one,
-               int32_t *pos_buf, int32_t *seq_buf, double *seconds) {
-    if (reason_seq_free(ctx, 0) != REASON_OK) return -1;
-    const double t0 = cli_now();
-    if (one_by_one) {
-        for (int32_t i = 0; i < n; i++) {
-            pos_buf[0] = i;
-            const reason_batch b = {1, tokens + i, pos_buf, seq_buf, NULL};
-            if (reason_decode(ctx, &b) != REASON_OK) return -1;
-        }
-    } else {
-        for (int32_t i = 0; i < n; i++) pos_buf[i] = i;
-        const reason_batch b = {n, tokens, pos_buf, seq_buf, NULL};
+/* Decodes tokens[0..n) into sequence 0 from position 0, in batches of at most n_batch. */
+static int prefill(reason_context *ctx, const reason_token *tokens, int32_t n, int32_t n_batch,
+                   int32_t *pos_buf, int32_t *seq_buf) {
+    for (int32_t i0 = 0; i0 < n; i0 += n_batch) {
+        const int32_t nb = n - i0 < n_batch ? n - i0 : n_batch;
+        for (int32_t i = 0; i < nb; i++) pos_buf[i] = i0 + i, seq_buf[i] = 0;
+        const reason_batch b = {nb, tokens + i0, pos_buf, seq_buf, NULL};
         if (reason_decode(ctx, &b) != REASON_OK) return -1;
     }
-    *seconds = cli_now() - t0;
     return 0;
+}
+
+/* Generation: n steps from position depth, each a batch of one token for each of k sequences. */
+static int generate(reason_context *ctx, const reason_token *tokens, int32_t depth, int32_t n,
+                    int32_t k, int32_t *pos_buf, int32_t *seq_buf, reason_token *tok_buf) {
+    for (int32_t i = 0; i < n; i++) {
+        for (int32_t s = 0; s < k; s++) {
+            pos_buf[s] = depth + i;
+            seq_buf[s] = s;
+            tok_buf[s] = tokens[(i + 7 * s) % n];
+        }
+        const reason_batch b = {k, tok_buf, pos_buf, seq_buf, NULL};
+        if (reason_decode(ctx, &b) != REASON_OK) return -1;
+    }
+    return 0;
+}
+
+/* The whole string a number within [min, max]: 0, else -1. */
+static int opt_int(const char *s, long min, long max, int32_t *out) {
+    char *end;
+    const long v = strtol(s, &end, 10);
+    if (end == s || *end || v < min || v > max) return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+static int opt_float(const char *s, double min, double max, float *out) {
+    char *end;
+    const double v = strtod(s, &end);
+    if (end == s || *end || !(v >= min && v <= max)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+typedef struct probe_arg {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum;
+} probe_arg;
+
+static void *probe_read(void *a) {
+    probe_arg *pa = a;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= pa->n; i += 4) {
+        s0 += pa->p[i];
+        s1 += pa->p[i + 1];
+        s2 += pa->p[i + 2];
+        s3 += pa->p[i + 3];
+    }
+    pa->sum = s0 + s1 + s2 + s3;
+    return NULL;
+}
+
+/* GB/s of a plain read of 512 MiB split over n_threads threads, best of 3 (tools/membw.c is the
+ * fuller measurement). 0 when memory or threads are short. */
+static double probe_bandwidth(int n_threads) {
+    const size_t bytes = (size_t)512 << 20, n = bytes / 8;
+    uint64_t *buf = malloc(bytes);
+    if (!buf || n_threads < 1 || n_threads > 256) {
+        free(buf);
+        return 0.0;
+    }
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    pthread_t th[256];
+    probe_arg pa[256];
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        const double t0 = cli_now();
+        int started = 0;
+        for (int t = 0; t < n_threads; t++) {
+            pa[t] = (probe_arg){buf + n / n_threads * t, n / n_threads, 0};
+            if (t > 0 && pthread_create(&th[t], NULL, probe_read, &pa[t]) != 0) break;
+            started = t + 1;
+        }
+        probe_read(&pa[0]);
+        for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+        const double dt = cli_now() - t0;
+        if (started == n_threads && dt < best) best = dt;
+    }
+    volatile uint64_t sink = pa[0].sum;
+    (void)sink;
+    free(buf);
+    return best < 1e30 ? (double)bytes / best / 1e9 : 0.0;
 }
 
 int main(int argc, char **argv) {
     const char *model_path = NULL;
-    int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0;
+    int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
+    float bw = 0.0f;
     static const struct option longs[] = {{"model", required_argument, 0, 'm'},
                                           {"prompt", required_argument, 0, 'p'},
                                           {"gen", required_argument, 0, 'n'},
                                           {"reps", required_argument, 0, 'r'},
                                           {"threads", required_argument, 0, 't'},
+                                          {"depth", required_argument, 0, 'd'},
+                                          {"parallel", required_argument, 0, 'k'},
+                                          {"bw", required_argument, 0, 'b'},
                                           {"json", no_argument, 0, 'j'},
                                           {0, 0, 0, 0}};
-    int c;
+    int c, bad = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:r:t:", longs, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
-        case 'p': n_prompt = atoi(optarg); break;
-        case 'n': n_gen = atoi(optarg); break;
-        case 'r': reps = atoi(optarg); break;
-        case 't': n_threads = atoi(optarg); break;
+        case 'p': bad |= opt_int(optarg, 1, 1 << 20, &n_prompt); break;
+        case 'n': bad |= opt_int(optarg, 1, 1 << 20, &n_gen); break;
+        case 'r': bad |= opt_int(optarg, 1, 100, &reps); break;
+        case 't': bad |= opt_int(optarg, 0, 256, &n_threads); break;
+        case 'd': bad |= opt_int(optarg, 0, 1 << 24, &depth); break;
+        case 'k': bad |= opt_int(optarg, 1, 4096, &par); break;
+        case 'b': bad |= opt_float(optarg, 0.0, 1e6, &bw); break;
         case 'j': json = 1; break;
-        default:
-            fprintf(stderr, "usage: reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t N] [--json]\n");
-            return 2;
+        default: bad = 1; break;
         }
     }
-    if (n_prompt < 1 || n_gen < 1 || reps < 1 || reps > 100) {
-        fprintf(stderr, "reason-bench: -p, -n must be >= 1 and -r in 1..100\n");
+    if (bad) {
+        fprintf(stderr, "usage: reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t N] [--depth N]\n"
+                        "                    [--parallel K] [--bw GBPS] [--json]\n");
         return 2;
     }
     if (!model_path) model_path = cli_default_model();
@@ -79,49 +173,83 @@ int main(int argc, char **argv) {
     reason_model_get_info(model, &info);
     reason_context_params cp;
     reason_context_params_default(&cp);
-    const int32_t longest = n_prompt > n_gen ? n_prompt : n_gen;
-    cp.n_ctx = (uint32_t)longest;
-    cp.n_batch = (uint32_t)longest;
-    cp.n_seq_max = 1;
-    cp.n_outputs_max = 1;
+    const int32_t gen_prefix = depth > 0 ? depth : (par > 1 ? 1 : 0); /* K forks need a parent */
+    const int32_t longest = n_prompt > gen_prefix + n_gen ? n_prompt : gen_prefix + n_gen;
+    const int32_t n_batch = n_prompt > par ? n_prompt : par;
+    cp.n_ctx = (uint32_t)(longest + (int64_t)(par - 1) * (n_gen + 16) + 16);
+    cp.n_batch = (uint32_t)n_batch;
+    cp.n_seq_max = (uint32_t)par;
+    cp.n_outputs_max = par;
     cp.n_threads = n_threads;
     if (reason_context_create(model, &cp, &ctx) != REASON_OK) {
         reason_model_free(model);
         return cli_fail("reason-bench", "context");
     }
-    reason_token *tokens = malloc(sizeof *tokens * (size_t)longest);
-    int32_t *pos = malloc(sizeof *pos * (size_t)longest);
-    int32_t *seq = calloc((size_t)longest, sizeof *seq);
+    const int32_t n_tok = longest > n_batch ? longest : n_batch;
+    reason_token *tokens = malloc(sizeof *tokens * (size_t)n_tok);
+    reason_token *tok_buf = malloc(sizeof *tok_buf * (size_t)n_batch);
+    int32_t *pos = malloc(sizeof *pos * (size_t)n_batch);
+    int32_t *seq = calloc((size_t)n_batch, sizeof *seq);
     double *pp = malloc(sizeof(double) * (size_t)reps), *tg = malloc(sizeof(double) * (size_t)reps);
     int rc = 1;
-    if (!tokens || !pos || !seq || !pp || !tg) goto done;
+    if (!tokens || !tok_buf || !pos || !seq || !pp || !tg) goto done;
     uint64_t state = 0x9e3779b97f4a7c15ull; /* fixed pseudo-random tokens: same work every run */
-    for (int32_t i = 0; i < longest; i++) {
+    for (int32_t i = 0; i < n_tok; i++) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (reason_token)((state >> 33) % (uint64_t)info.n_vocab);
     }
-    double secs;
-    if (run(ctx, tokens, 8, 1, pos, seq, &secs) != 0) goto fail; /* warm-up: page in weights */
+    if (reason_seq_free(ctx, 0) != REASON_OK || prefill(ctx, tokens, 8, n_batch, pos, seq) != 0)
+        goto fail; /* warm-up: page in weights */
     for (int32_t r = 0; r < reps; r++) {
-        if (run(ctx, tokens, n_prompt, 0, pos, seq, &secs) != 0) goto fail;
-        pp[r] = n_prompt / secs;
-        if (run(ctx, tokens, n_gen, 1, pos, seq, &secs) != 0) goto fail;
-        tg[r] = n_gen / secs;
+        for (int32_t s = 0; s < par; s++)
+            if (reason_seq_free(ctx, s) != REASON_OK) goto fail;
+        double t0 = cli_now();
+        if (prefill(ctx, tokens, n_prompt, n_batch, pos, seq) != 0) goto fail;
+        pp[r] = n_prompt / (cli_now() - t0);
+        if (reason_seq_free(ctx, 0) != REASON_OK) goto fail;
+        if (gen_prefix > 0 && prefill(ctx, tokens, gen_prefix, n_batch, pos, seq) != 0) goto fail;
+        for (int32_t s = 1; s < par; s++)
+            if (reason_seq_fork(ctx, 0, s) != REASON_OK) goto fail;
+        t0 = cli_now();
+        if (generate(ctx, tokens, gen_prefix, n_gen, par, pos, seq, tok_buf) != 0) goto fail;
+        tg[r] = (double)n_gen * par / (cli_now() - t0);
     }
     const double pp_med = median(pp, reps), tg_med = median(tg, reps);
-    const double gbs = tg_med * (double)info.weight_bytes / 1e9;
+    const double kv_row = 2.0 * info.n_layer * info.n_head_kv * info.head_dim * 2.0; /* F16 */
+    const double kv_step = par * kv_row * (gen_prefix + (n_gen + 1) / 2.0);
+    const double step_bytes = (double)info.weight_bytes + kv_step;
+    const double steps_per_s = tg_med / par;
+    const double gbs = steps_per_s * step_bytes / 1e9;
+    const int probed = bw <= 0.0f;
+    const int threads_used = n_threads > 0 ? n_threads : 0;
+    if (probed) {
+        int pt = threads_used;
+        if (pt == 0) pt = (int)sysconf(_SC_NPROCESSORS_ONLN); /* the context's "all cores" */
+        bw = (float)probe_bandwidth(pt);
+    }
+    const double pct = bw > 0 ? 100.0 * gbs / bw : 0.0;
     if (json) {
         printf("{\"model\":\"%s\",\"weight_bytes\":%llu,\"threads\":%d,\"reps\":%d,"
                "\"pp\":{\"tokens\":%d,\"tokens_per_s\":%.2f},"
-               "\"tg\":{\"tokens\":%d,\"tokens_per_s\":%.2f,\"weight_gb_per_s\":%.2f}}\n",
+               "\"tg\":{\"tokens\":%d,\"depth\":%d,\"parallel\":%d,\"tokens_per_s\":%.2f,"
+               "\"bytes_per_step\":%.0f,\"kv_bytes_per_step\":%.0f,\"gb_per_s\":%.2f,"
+               "\"weight_gb_per_s\":%.2f},"
+               "\"bandwidth\":{\"gb_per_s\":%.2f,\"probed\":%s,\"percent\":%.1f}}\n",
                info.name, (unsigned long long)info.weight_bytes, n_threads, reps, n_prompt, pp_med,
-               n_gen, tg_med, gbs);
+               n_gen, gen_prefix, par, tg_med, step_bytes, kv_step, gbs,
+               steps_per_s * (double)info.weight_bytes / 1e9, bw, probed ? "true" : "false", pct);
     } else {
-        printf("model: %s (%s, %.1f MB of weights)\n", info.name, info.architecture,
-               info.weight_bytes / 1e6);
-        printf("| test  | tokens/s (median of %d) | weights GB/s |\n|-------|---------|------|\n", reps);
-        printf("| pp%-3d | %8.2f | |\n", n_prompt, pp_med);
-        printf("| tg%-3d | %8.2f | %.2f |\n", n_gen, tg_med, gbs);
+        printf("model: %s (%s, %.1f MB of weights), %d threads\n", info.name, info.architecture,
+               info.weight_bytes / 1e6, n_threads);
+        printf("| test | tokens/s (median of %d) | MB per step (weights + KV) | GB/s | %% of %.1f GB/s%s |\n",
+               reps, bw, probed ? " (probed)" : "");
+        printf("|------|------|------|------|------|\n");
+        printf("| pp%d | %.2f | | | |\n", n_prompt, pp_med);
+        printf("| tg%d", n_gen);
+        if (gen_prefix) printf(" @ depth %d", gen_prefix);
+        if (par > 1) printf(" x %d parallel", par);
+        printf(" | %.2f | %.1f + %.1f | %.2f | %.0f%% |\n", tg_med, info.weight_bytes / 1e6,
+               kv_step / 1e6, gbs, pct);
     }
     rc = 0;
     goto done;
@@ -129,6 +257,7 @@ fail:
     rc = cli_fail("reason-bench", "decode");
 done:
     free(tokens);
+    free(tok_buf);
     free(pos);
     free(seq);
     free(pp);

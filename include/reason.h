@@ -396,6 +396,55 @@ typedef struct reason_callbacks {
     size_t (*extract)(void *user, const char *text, size_t len, char *out, size_t capacity);
 } reason_callbacks;
 
+/* How traces run (reason_run). Every step, each live trace samples one token; then ONE
+ * reason_decode evaluates the tokens of all traces (sampled or injected).
+ *
+ * Phases. THINKING starts when the prompt ends inside an opened <think> (DeepSeek-R1 templates;
+ * prompted mode, where the runtime opens it after the generation prompt), or when the model's
+ * first token is <think> (Qwen3: a model that starts otherwise answers at once, thinking 0);
+ * Qwen3 with thinking off (or max_thinking_tokens == 0) renders a pre-closed block and starts in
+ * ANSWER. Model mode matches the <think>/</think> tokens; prompted mode (and models without them)
+ * matches the text, which may be split over tokens. Tags are neither streamed nor in the texts.
+ * An end-of-generation token inside the thinking ends the thinking (the closing is injected
+ * without the wrap-up; the end token is not fed) and the trace goes on to answer.
+ *
+ * Counting (exact; tests hold it): thinking_tokens counts every token of the THINKING phase that
+ * the trace keeps, sampled or injected: the model's own <think> when it opens one, its own
+ * </think> (or the tokens spelling it), continuations, nudges, the wrap-up and the closing
+ * delimiter "\n</think>\n\n" (in model mode the </think> token, plus "\n" before and "\n\n"
+ * after: 3 tokens on Qwen3). The budget: before each sampled thinking token, if thinking_tokens
+ * >= max_thinking_tokens, the wrap-up (when set) and the delimiter are injected, so a trace whose
+ * budget ends its thinking has exactly max_thinking_tokens + n(wrap_up) + n(delimiter); a model
+ * that closes by itself stays at most max_thinking_tokens. Injections (continuation, nudge) are
+ * cut to the budget left. END_THINKING from a callback injects the delimiter without the wrap-up.
+ * min_thinking_tokens (clamped to max): a close (or end-of-generation token) sampled while
+ * thinking_tokens < min is not fed; the continuation is injected instead. In prompted mode the
+ * tokens that spelled that "</think>" are taken back out of the KV (truncate) and stop counting,
+ * except a token that also carries text before the tag. answer_tokens counts the ANSWER phase's
+ * tokens, the end-of-generation token included; at answer_tokens == max_answer_tokens the trace
+ * ends with REASON_FINISH_LENGTH (the last token is not fed). Bytes after "</think>" inside the
+ * token that completes it belong to the answer text; the token counts as thinking.
+ *
+ * Effort (when max_thinking_tokens is -1): low 512, medium 2048, high 8192 thinking tokens. None
+ * of the supported templates has an effort switch of its own (Qwen3's is on/off), so effort only
+ * sets the budget.
+ *
+ * Votes. A trace that finishes with END, LENGTH, STOP_STRING or LOOP votes with the answer
+ * extracted from its ANSWER text only (never from the thinking, whose last number is often an
+ * intermediate); PRUNED, CANCELLED and CONTEXT_FULL traces do not vote and their extracted answer
+ * is "". Early stop (early_stop = 1) is checked after every vote: the unfinished traces count as
+ * the remaining weight (at most 1 each for MAJORITY and MEAN_LOGPROB; for LOWEST_GROUP a trace's
+ * current lowest group once it has a full window, else the best lowest group among the finished
+ * traces). Pruning: the first prune_warmup voting traces set the threshold; afterwards a trace
+ * whose current group confidence (over a full window) falls under it ends as PRUNED. Cancelled
+ * and pruned traces release their KV at once.
+ *
+ * Loop guard: a cycle of L <= loop_ngram tokens repeated loop_repeats times in a row at the end of
+ * the trace, and covering at least 2 * loop_ngram tokens (so that one digit or separator token
+ * repeated a few times is no loop: "1000000" is seven tokens on Qwen). Injected text restarts the
+ * watch. Stop strings are matched on the answer's bytes, across tokens. REASON_ERR_CONTEXT_FULL:
+ * the trace with the most tokens in that step's batch ends as CONTEXT_FULL and the step is retried
+ * without it. */
 typedef struct reason_params {
     int32_t n_traces;            /* parallel traces forked from one prefilled prompt (1) */
     int32_t thinking_mode;       /* enum reason_thinking_mode */
@@ -404,11 +453,13 @@ typedef struct reason_params {
     int32_t max_thinking_tokens; /* then the end of thinking is injected; -1: unlimited (or by
                                     effort) */
     int32_t min_thinking_tokens; /* an earlier end of thinking is replaced by continuation (0) */
-    int32_t max_answer_tokens;   /* answer budget (512) */
+    int32_t max_answer_tokens;   /* answer budget (512); -1: unlimited */
     const char *wrap_up;         /* injected before the end of thinking when the budget ends it;
                                     NULL: none */
-    const char *continuation;    /* replaces an early end of thinking ("\nWait") */
-    const char *system;          /* system message; NULL: none (or the prompted-thinking one) */
+    const char *continuation;    /* replaces an early end of thinking ("\nWait"; NULL or "":
+                                    the default) */
+    const char *system;          /* system message; NULL: none (prompted mode appends its
+                                    instruction to think in tags to it) */
     reason_sampler_params sampling; /* trace i uses seed sampling.seed + i */
     const char *const *stop_strings; /* end the answer when one appears (not included) */
     int32_t n_stop_strings;
@@ -437,7 +488,7 @@ typedef struct reason_result reason_result;
 
 typedef struct reason_trace_info {
     int32_t finish_reason;   /* enum reason_finish */
-    int32_t thinking_tokens; /* tokens generated or injected while thinking */
+    int32_t thinking_tokens; /* tokens sampled or injected while thinking (see reason_params) */
     int32_t answer_tokens;
     float mean_logprob;      /* mean log-probability of the trace's sampled tokens */
     float lowest_group_confidence; /* DeepConf: lowest mean of -mean(top-k logprobs) over windows */
@@ -451,15 +502,19 @@ typedef struct reason_usage {
     int32_t generated_tokens;  /* all traces, both phases, injected text included */
     int32_t thinking_tokens;
     int32_t answer_tokens;
-    int64_t kv_peak_tokens;    /* most KV slots held at once (pool counters) */
+    int64_t kv_peak_tokens;    /* most KV slots held at once during the run (pool counters) */
     double seconds;
 } reason_usage;
 
 /* Runs the question (a user message, rendered with the model's chat template) as n_traces traces
- * and votes. The context must hold n_traces + 1 sequences; its sequences are freed when done. */
+ * and votes. The context needs n_seq_max >= n_traces + 1 and n_outputs_max >= n_traces; sequences
+ * 0..n_traces must be empty (0 holds the prompt, then is forked into 1..n_traces and freed); all
+ * are empty again when it returns, on success or failure. */
 REASON_API reason_status reason_run(reason_context *ctx, const char *question,
                                     const reason_params *params, reason_result **out_result);
-/* The same from an already rendered prompt (raw text, special tokens parsed). */
+/* The same from an already rendered prompt (raw text, special tokens parsed, BOS added where the
+ * tokenizer asks). Traces start in THINKING when the prompt's last "<think>" is not closed, in
+ * ANSWER when it ends with a closed think block, else they wait for the model's "<think>". */
 REASON_API reason_status reason_run_prompt(reason_context *ctx, const char *prompt,
                                            const reason_params *params,
                                            reason_result **out_result);

@@ -3,6 +3,7 @@
 #include "core.h"
 
 #include "backend.h"
+#include "context.h"
 #include "forward.h"
 #include "model.h"
 #include "seq_state.h"
@@ -23,6 +24,9 @@ struct reason_context {
     int32_t n_batch_last;    /* tokens in the last successful decode */
     uint64_t tokens_evaluated;
 };
+
+const reason_model *context_model(const reason_context *ctx) { return ctx->model; }
+const reason_context_params *context_params(const reason_context *ctx) { return &ctx->params; }
 
 void reason_context_params_default(reason_context_params *p) {
     if (!p) return;

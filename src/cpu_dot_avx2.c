@@ -251,4 +251,110 @@ AVX2 float rs_dot_q6_K_avx2(const void *row, const float *x, int64_t n) {
     return hsum(acc);
 }
 
+
+/* ---- 8-bit activations: integer dot products ------------------------------------------------
+ * vpmaddubsw multiplies unsigned weight bytes by signed activation bytes into 16-bit pair sums
+ * (no saturation: nibbles are <= 15, and Q8_0 goes through |w| and sign(x, w), <= 127 * 128 * 2),
+ * vpmaddwd by ones widens to 8 x i32; one block of 32 per vector, scaled once. */
+
+AVX2 static inline __m256 block_dot_u8(__m256i w, const int8_t *x) {
+    __m256i p = _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+AVX2 static inline __m256i nib32(const uint8_t *a) {
+    __m128i r = _mm_loadu_si128((const __m128i *)a), m4 = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(r, 4), m4), _mm_and_si128(r, m4));
+}
+
+AVX2 float rs_qdot_q4_0_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    int64_t i = 0;
+    for (; i + 2 <= n / 32; i += 2, b += 36) {
+        const float w0 = f16_scalar(b), w1 = f16_scalar(b + 18);
+        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 2), xq + 32 * i), _mm256_set1_ps(w0 * xd[i]), acc0);
+        acc1 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 20), xq + 32 * i + 32),
+                               _mm256_set1_ps(w1 * xd[i + 1]), acc1);
+        corr += w0 * xs[i] + w1 * xs[i + 1];
+    }
+    for (; i < n / 32; i++, b += 18) {
+        const float w0 = f16_scalar(b);
+        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 2), xq + 32 * i), _mm256_set1_ps(w0 * xd[i]), acc0);
+        corr += w0 * xs[i];
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) - 8.0f * corr;
+}
+
+AVX2 float rs_qdot_q4_1_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    int64_t i = 0;
+    for (; i + 2 <= n / 32; i += 2, b += 40) {
+        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 4), xq + 32 * i),
+                               _mm256_set1_ps(f16_scalar(b) * xd[i]), acc0);
+        acc1 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 24), xq + 32 * i + 32),
+                               _mm256_set1_ps(f16_scalar(b + 20) * xd[i + 1]), acc1);
+        corr += f16_scalar(b + 2) * xs[i] + f16_scalar(b + 22) * xs[i + 1];
+    }
+    for (; i < n / 32; i++, b += 20) {
+        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 4), xq + 32 * i),
+                               _mm256_set1_ps(f16_scalar(b) * xd[i]), acc0);
+        corr += f16_scalar(b + 2) * xs[i];
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) + corr;
+}
+
+AVX2 float rs_qdot_q8_0_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    (void)xs;
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t i = 0;
+#define BLK(p, xp)                                                                                 \
+    __extension__({                                                                                \
+        __m256i w_ = _mm256_loadu_si256((const __m256i *)((p) + 2));                               \
+        __m256i x_ = _mm256_loadu_si256((const __m256i *)(xp));                                    \
+        __m256i s_ = _mm256_maddubs_epi16(_mm256_sign_epi8(w_, w_), _mm256_sign_epi8(x_, w_));     \
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(s_, _mm256_set1_epi16(1)));                           \
+    })
+    for (; i + 2 <= n / 32; i += 2, b += 68) {
+        acc0 = _mm256_fmadd_ps(BLK(b, xq + 32 * i), _mm256_set1_ps(f16_scalar(b) * xd[i]), acc0);
+        acc1 = _mm256_fmadd_ps(BLK(b + 34, xq + 32 * i + 32),
+                               _mm256_set1_ps(f16_scalar(b + 34) * xd[i + 1]), acc1);
+    }
+    for (; i < n / 32; i++, b += 34)
+        acc0 = _mm256_fmadd_ps(BLK(b, xq + 32 * i), _mm256_set1_ps(f16_scalar(b) * xd[i]), acc0);
+#undef BLK
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+AVX2 float rs_qdot_q4_K_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, b += 144, xq += 256, xd += 8, xs += 8) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        for (int c = 0; c < 4; c++) {
+            int s0, m0, s1, m1;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            __m256i r = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
+            acc0 = _mm256_fmadd_ps(block_dot_u8(_mm256_and_si256(r, m4), xq + 64 * c),
+                                   _mm256_set1_ps(d * (float)s0 * xd[2 * c]), acc0);
+            acc1 = _mm256_fmadd_ps(block_dot_u8(_mm256_and_si256(_mm256_srli_epi16(r, 4), m4),
+                                                xq + 64 * c + 32),
+                                   _mm256_set1_ps(d * (float)s1 * xd[2 * c + 1]), acc1);
+            corr += dmin * ((float)m0 * xs[2 * c] + (float)m1 * xs[2 * c + 1]);
+        }
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) - corr;
+}
+
 #endif

@@ -211,4 +211,188 @@ AVX512 float rs_dot_q6_K_avx512(const void *row, const float *x, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+
+/* ---- 8-bit activations: integer dot products with VNNI --------------------------------------
+ * vpdpbusd multiplies 64 unsigned weight bytes by 64 signed activation bytes and adds groups of
+ * four into 16 i32 lanes, so one instruction covers two blocks of 32 (lanes 0-7 and 8-15); the
+ * lanes are converted to f32 and scaled by (weight scale * activation scale) of their block. The
+ * weights' offsets (Q4_0's -8, Q4_1's min, Q8_0's +128 bias, Q4_K's min) multiply the block sums
+ * of the activations, kept aside as xs = d * sum(q). */
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+/* Two blocks' scales as one vector: lanes 0-7 a, lanes 8-15 b. */
+VNNI static inline __m512 scale2(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/* 16 nibble bytes of block a and of block b -> 64 bytes: a's low nibbles (elements 0-15), a's
+ * high nibbles (16-31), then the same for b. */
+VNNI static inline __m512i nibbles2(const uint8_t *a, const uint8_t *b) {
+    const __m512i shifts = _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                             0x0004000400040004ll, 0x0004000400040004ll);
+    __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                          _mm_loadu_si128((const __m128i *)b), 1);
+    __m512i z = _mm512_castsi256_si512(raw);
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));
+    return _mm512_and_si512(_mm512_srlv_epi16(z, shifts), _mm512_set1_epi8(0x0f));
+}
+
+/* One block's 16 nibble bytes -> 32 bytes in element order. */
+VNNI static inline __m256i nibbles1(const uint8_t *a) {
+    __m128i r = _mm_loadu_si128((const __m128i *)a), m4 = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(r, 4), m4), _mm_and_si128(r, m4));
+}
+
+VNNI static inline float reduce2(__m512 a, __m256 b) {
+    __m256 lo = _mm512_castps512_ps256(a), hi = _mm512_extractf32x8_ps(a, 1);
+    __m256 s = _mm256_add_ps(_mm256_add_ps(lo, hi), b);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    return _mm_cvtss_f32(t);
+}
+
+/* The f16 scales of 4 consecutive blocks of bb bytes (lanes 0-3) and, for Q4_1, their mins
+ * (lanes 4-7), picked out of the bytes already being loaded with one word permute instead of
+ * eight scalar loads and conversions (that scalar work per block was the bottleneck). The loads
+ * stay inside the 4 blocks: 4 * bb >= 64, and Q8_0's second load ends at byte 132 of 136. */
+VNNI static inline __m256 heads4(const uint8_t *b, int bb) {
+    __m512i w;
+    if (bb == 18) {
+        w = _mm512_permutexvar_epi16(_mm512_zextsi128_si512(_mm_setr_epi16(0, 9, 18, 27, 0, 9, 18, 27)),
+                                     _mm512_loadu_si512(b));
+    } else if (bb == 20) {
+        w = _mm512_permutexvar_epi16(_mm512_zextsi128_si512(_mm_setr_epi16(0, 10, 20, 30, 1, 11, 21, 31)),
+                                     _mm512_loadu_si512(b));
+    } else { /* 34 */
+        w = _mm512_permutex2var_epi16(_mm512_loadu_si512(b),
+                                      _mm512_zextsi128_si512(_mm_setr_epi16(0, 17, 32, 49, 0, 17, 32, 49)),
+                                      _mm512_loadu_si512(b + 68));
+    }
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(w));
+}
+
+/* Blocks of bb bytes: f16 scale at 0, quants at off (4-bit nibbles, or 8-bit for Q8_0). The
+ * offset term per block is min * s (Q4_1, kind 1) or bias * d * s (Q4_0: -8; Q8_0 after its
+ * top-bit flip: -128). Four blocks per step: two vpdpbusd, one vector of their four scales. */
+#define QDOT_BLOCKS(name, bb, off, kind, bias)                                                     \
+    VNNI float name(const void *row, const int8_t *xq, const float *xd, const float *xs,          \
+                    int64_t n) {                                                                   \
+        const uint8_t *b = row;                                                                    \
+        const int64_t nb = n / 32;                                                                 \
+        const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);     \
+        const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);     \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                            \
+        __m256 acc8 = _mm256_setzero_ps();                                                         \
+        __m128 corr = _mm_setzero_ps();                                                            \
+        float corr1 = 0.0f;                                                                        \
+        int64_t i = 0;                                                                             \
+        for (; i + 4 <= nb; i += 4, b += 4 * (bb)) {                                               \
+            __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),                               \
+                                             QUANTS2(b + (off), b + (bb) + (off)),                 \
+                                             _mm512_loadu_si512(xq + 32 * i));                     \
+            __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),                               \
+                                             QUANTS2(b + 2 * (bb) + (off), b + 3 * (bb) + (off)),  \
+                                             _mm512_loadu_si512(xq + 32 * i + 64));                \
+            const __m256 h = heads4(b, bb);                                                        \
+            const __m128 d4 = _mm256_castps256_ps128(h);                                           \
+            const __m512 s4 = _mm512_castps128_ps512(_mm_mul_ps(d4, _mm_loadu_ps(xd + i)));        \
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo, s4), acc0);   \
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi, s4), acc1);   \
+            corr = _mm_fmadd_ps(kind == 1 ? _mm256_extractf128_ps(h, 1)                            \
+                                          : _mm_mul_ps(d4, _mm_set1_ps(bias)),                     \
+                                _mm_loadu_ps(xs + i), corr);                                       \
+        }                                                                                          \
+        for (; i < nb; i++, b += (bb)) {                                                           \
+            __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), QUANTS1(b + (off)),            \
+                                            _mm256_loadu_si256((const __m256i *)(xq + 32 * i)));   \
+            const float w = f16_scalar(b);                                                         \
+            acc8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(w * xd[i]), acc8);        \
+            corr1 += (kind == 1 ? f16_scalar(b + 2) : (bias) * w) * xs[i];                         \
+        }                                                                                          \
+        corr = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));                                        \
+        corr = _mm_add_ss(corr, _mm_movehdup_ps(corr));                                            \
+        return reduce2(_mm512_add_ps(acc0, acc1), acc8) + _mm_cvtss_f32(corr) + corr1;            \
+    }
+
+#define QUANTS2(a, b) nibbles2(a, b)
+#define QUANTS1(a) nibbles1(a)
+QDOT_BLOCKS(rs_qdot_q4_0_avx512, 18, 2, 0, -8.0f)
+QDOT_BLOCKS(rs_qdot_q4_1_avx512, 20, 4, 1, 0.0f)
+#undef QUANTS2
+#undef QUANTS1
+
+/* Q8_0: the signed weights become unsigned by flipping the top bit (w + 128). */
+VNNI static inline __m512i q8_pair(const uint8_t *a, const uint8_t *b) {
+    return _mm512_xor_si512(
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                           _mm256_loadu_si256((const __m256i *)b), 1),
+        _mm512_set1_epi8((char)0x80));
+}
+VNNI static inline __m256i q8_one(const uint8_t *a) {
+    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a), _mm256_set1_epi8((char)0x80));
+}
+#define QUANTS2(a, b) q8_pair(a, b)
+#define QUANTS1(a) q8_one(a)
+QDOT_BLOCKS(rs_qdot_q8_0_avx512, 34, 2, 0, -128.0f)
+#undef QUANTS2
+#undef QUANTS1
+#undef QDOT_BLOCKS
+
+/* Q4_K: sub-blocks 2c and 2c+1 are the low and high nibbles of the same 32 bytes, so one 64-byte
+ * vector holds two consecutive sub-blocks, in the activations' order. */
+VNNI float rs_qdot_q4_K_avx512(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                               int64_t n) {
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, b += 144, xq += 256, xd += 8, xs += 8) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        const uint8_t *qs = b + 16;
+        for (int c = 0; c < 4; c += 2) {
+            int s0, m0, s1, m1, s2, m2, s3, m3;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            scale_min_k4(b + 4, 2 * c + 2, &s2, &m2);
+            scale_min_k4(b + 4, 2 * c + 3, &s3, &m3);
+            __m256i r0 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i r1 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c + 32));
+            __m512i v0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r0, m4)),
+                                            _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), 1);
+            __m512i v1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r1, m4)),
+                                            _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), 1);
+            __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, _mm512_loadu_si512(xq + 64 * c));
+            __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1,
+                                             _mm512_loadu_si512(xq + 64 * c + 64));
+            const int j = 2 * c;
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0),
+                                   scale2(d * (float)s0 * xd[j], d * (float)s1 * xd[j + 1]), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
+                                   scale2(d * (float)s2 * xd[j + 2], d * (float)s3 * xd[j + 3]), acc1);
+            corr += dmin * ((float)m0 * xs[j] + (float)m1 * xs[j + 1] + (float)m2 * xs[j + 2] +
+                            (float)m3 * xs[j + 3]);
+        }
+    }
+    return reduce2(_mm512_add_ps(acc0, acc1), _mm256_setzero_ps()) - corr;
+}
+
+/* d = max|x| / 127 per block of 32; q = x / d rounded to nearest even (vcvtps2dq). */
+VNNI void rs_quantize_q8_avx512(const float *x, int8_t *xq, float *xd, float *xs, int64_t n) {
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / 32; i++, x += 32, xq += 32) {
+        __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+        __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, a), _mm512_andnot_ps(sign, b));
+        const float amax = _mm512_reduce_max_ps(m);
+        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(id)));
+        __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, _mm512_set1_ps(id)));
+        _mm_storeu_si128((__m128i *)xq, _mm512_cvtsepi32_epi8(qa));
+        _mm_storeu_si128((__m128i *)(xq + 16), _mm512_cvtsepi32_epi8(qb));
+        xd[i] = d;
+        xs[i] = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+    }
+}
+
 #endif

@@ -2,6 +2,7 @@
  * checked against the shape and type the architecture needs before anything runs. */
 #include "model.h"
 
+#include "hf_model.h"
 #include "tensor_types.h"
 #include "tokenizer.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct {
     const char *name;
@@ -114,27 +116,39 @@ static reason_status read_hparams(reason_model *m) {
     return REASON_OK;
 }
 
+/* The file (or directory) weights come from, and a tensor by its GGUF name, for either format. */
+static const char *model_path(const reason_model *m) {
+    return m->file ? gguf_path(m->file) : hf_weights_path(m->hf);
+}
+
+static const gguf_tensor *find_tensor(const reason_model *m, const char *name) {
+    return m->file ? gguf_find_tensor(m->file, name) : hf_find_tensor(m->hf, name);
+}
+
 /* Binds a tensor by name, checking its shape (cols, rows) and that its type can be computed. */
 static reason_status bind(reason_model *m, rs_tensor *t, const char *name, int64_t cols,
                           int64_t rows, bool required) {
     memset(t, 0, sizeof *t);
-    const gguf_tensor *g = gguf_find_tensor(m->file, name);
+    const gguf_tensor *g = find_tensor(m, name);
     if (!g) {
         if (!required) return REASON_OK;
-        return rs_error(REASON_ERR_FORMAT, "%s: required tensor '%s' is missing",
-                        gguf_path(m->file), name);
+        char shown[160];
+        if (m->file) snprintf(shown, sizeof shown, "%s", name);
+        else hf_tensor_name(name, shown, sizeof shown);
+        return rs_error(REASON_ERR_FORMAT, "%s: required tensor '%s' is missing", model_path(m),
+                        shown);
     }
     int64_t g_rows = 1;
     for (int d = 1; d < g->n_dims; d++) g_rows *= g->ne[d];
     if (g->ne[0] != cols || g_rows != rows || g->n_dims > 2)
         return rs_error(REASON_ERR_FORMAT,
                         "%s: tensor '%s' has shape [%lld, %lld] (%d dims), expected [%lld, %lld]",
-                        gguf_path(m->file), name, (long long)g->ne[0], (long long)g_rows,
+                        model_path(m), g->name, (long long)g->ne[0], (long long)g_rows,
                         g->n_dims, (long long)cols, (long long)rows);
     const tensor_type_info *ti = tensor_type_get(g->type);
     if (!ti || !ti->supported)
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s (%u), not supported",
-                        gguf_path(m->file), name, ti ? ti->name : "unknown", g->type);
+                        model_path(m), g->name, ti ? ti->name : "unknown", g->type);
     t->name = g->name;
     t->type = g->type;
     t->ne[0] = cols;
@@ -150,7 +164,7 @@ static reason_status bind(reason_model *m, rs_tensor *t, const char *name, int64
 static reason_status require_f32(const reason_model *m, const rs_tensor *t) {
     if (t->data && t->type != 0 /* F32 */)
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: tensor '%s' must be F32, file has %s",
-                        gguf_path(m->file), t->name, tensor_type_get(t->type)->name);
+                        model_path(m), t->name, tensor_type_get(t->type)->name);
     return REASON_OK;
 }
 
@@ -185,15 +199,15 @@ static reason_status bind_layer(reason_model *m, int32_t il) {
     return REASON_OK;
 }
 
-static reason_status bind_weights(reason_model *m) {
+reason_status model_bind_weights(reason_model *m) {
     model_hparams *hp = &m->hp;
-    const gguf_tensor *emb = gguf_find_tensor(m->file, "token_embd.weight");
+    const gguf_tensor *emb = find_tensor(m, "token_embd.weight");
     if (!emb)
-        return rs_error(REASON_ERR_FORMAT, "%s: required tensor 'token_embd.weight' is missing",
-                        gguf_path(m->file));
+        return rs_error(REASON_ERR_FORMAT, "%s: required tensor '%s' is missing", model_path(m),
+                        m->file ? "token_embd.weight" : "model.embed_tokens.weight");
     if (emb->n_dims != 2 || emb->ne[1] < 1 || emb->ne[1] > (1 << 24))
-        return rs_error(REASON_ERR_FORMAT, "%s: tensor 'token_embd.weight' has %d dims, vocabulary %lld",
-                        gguf_path(m->file), emb->n_dims, (long long)emb->ne[1]);
+        return rs_error(REASON_ERR_FORMAT, "%s: tensor '%s' has %d dims, vocabulary %lld",
+                        model_path(m), emb->name, emb->n_dims, (long long)emb->ne[1]);
     hp->n_vocab = (int32_t)emb->ne[1];
     RS_TRY(bind(m, &m->tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true));
     RS_TRY(bind(m, &m->output_norm, "output_norm.weight", hp->n_embd, 1, true));
@@ -225,6 +239,8 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
     RS_CHECK_ARG(out_model != NULL);
     (void)params;
     *out_model = NULL;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return hf_model_load(path, out_model);
     reason_model *m = rs_calloc(1, sizeof *m, "model");
     if (!m) return REASON_ERR_NOMEM;
     reason_status st = gguf_open(path, &m->file);
@@ -251,7 +267,7 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
     copy_meta_string(m->file, "general.name", m->name, sizeof m->name);
 
     if ((st = read_hparams(m)) != REASON_OK) goto fail;
-    if ((st = bind_weights(m)) != REASON_OK) goto fail;
+    if ((st = model_bind_weights(m)) != REASON_OK) goto fail;
     if ((st = tokenizer_from_gguf(m->file, &m->tokenizer)) != REASON_OK) {
         st = rs_error_prefix(st, "%s: tokenizer", path);
         goto fail;
@@ -285,6 +301,7 @@ void reason_model_free(reason_model *model) {
     free(model->chat_template);
     free(model->layers);
     gguf_close(model->file);
+    hf_weights_free(model->hf);
     free(model);
 }
 
@@ -314,6 +331,14 @@ reason_status reason_model_meta_string(const reason_model *model, const char *ke
     RS_CHECK_ARG(key != NULL);
     const char *s;
     size_t len;
+    if (!model->file) { /* a Hugging Face directory: what its files say, under the GGUF keys */
+        s = strcmp(key, "general.architecture") == 0     ? model->arch_name
+            : strcmp(key, "general.name") == 0           ? model->name
+            : strcmp(key, "tokenizer.chat_template") == 0 ? model->chat_template
+                                                          : NULL;
+        if (!s) return rs_error(REASON_ERR_INVALID_ARG, "metadata '%s' is absent or not a string", key);
+        return rs_copy_out(s, strlen(s), buf, capacity, out_len);
+    }
     if (!gguf_get_str(model->file, key, &s, &len))
         return rs_error(REASON_ERR_INVALID_ARG, "metadata '%s' is absent or not a string", key);
     return rs_copy_out(s, len, buf, capacity, out_len);

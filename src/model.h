@@ -49,8 +49,11 @@ typedef struct layer_weights {
     rs_tensor w_down;                 /* (n_ff) -> (n_embd) */
 } layer_weights;
 
+struct hf_weights;
+
 struct reason_model {
-    gguf_file *file;
+    gguf_file *file;        /* a GGUF model; NULL for a Hugging Face directory */
+    struct hf_weights *hf;  /* a Hugging Face directory (hf_model.h); NULL for GGUF */
     int32_t arch; /* enum model_arch */
     char arch_name[32];
     char name[128];
@@ -65,6 +68,11 @@ struct reason_model {
     uint64_t n_params;
     uint64_t weight_bytes;
 };
+
+/* Binds and checks every weight against the architecture and hparams (n_vocab is taken from the
+ * embedding's rows), looking tensors up by GGUF name in m->file or, for a Hugging Face directory,
+ * through m->hf. Used by both loaders. */
+RS_INTERNAL reason_status model_bind_weights(reason_model *m);
 
 /* The chat template source (tokenizer.chat_template), or NULL when the model has none. */
 RS_INTERNAL const char *model_chat_template(const reason_model *model);

@@ -343,6 +343,8 @@ SCALAR_DOT(q6_K, TENSOR_Q6_K)
  */
 
 static tensor_dot_fn dot_table[3][TENSOR_TYPE_COUNT];
+static tensor_qdot_fn qdot_table[3][TENSOR_TYPE_COUNT]; /* no scalar tier: NULL there */
+static bool have_vnni;
 static int isa_best = TENSOR_ISA_SCALAR;
 static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
 
@@ -372,6 +374,11 @@ static void dispatch_init(void) {
         a[TENSOR_Q4_1] = rs_dot_q4_1_avx2;
         a[TENSOR_Q4_K] = rs_dot_q4_K_avx2;
         a[TENSOR_Q6_K] = rs_dot_q6_K_avx2;
+        tensor_qdot_fn *qa = qdot_table[TENSOR_ISA_AVX2];
+        qa[TENSOR_Q8_0] = rs_qdot_q8_0_avx2;
+        qa[TENSOR_Q4_0] = rs_qdot_q4_0_avx2;
+        qa[TENSOR_Q4_1] = rs_qdot_q4_1_avx2;
+        qa[TENSOR_Q4_K] = rs_qdot_q4_K_avx2;
         isa_best = TENSOR_ISA_AVX2;
         if (__builtin_cpu_supports("avx512f")) {
             tensor_dot_fn *z = dot_table[TENSOR_ISA_AVX512];
@@ -384,6 +391,15 @@ static void dispatch_init(void) {
             z[TENSOR_Q4_K] = rs_dot_q4_K_avx512;
             z[TENSOR_Q6_K] = rs_dot_q6_K_avx512;
             isa_best = TENSOR_ISA_AVX512;
+            have_vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+            if (have_vnni) {
+                tensor_qdot_fn *qz = qdot_table[TENSOR_ISA_AVX512];
+                qz[TENSOR_Q8_0] = rs_qdot_q8_0_avx512;
+                qz[TENSOR_Q4_0] = rs_qdot_q4_0_avx512;
+                qz[TENSOR_Q4_1] = rs_qdot_q4_1_avx512;
+                qz[TENSOR_Q4_K] = rs_qdot_q4_K_avx512;
+            }
         }
     }
 #endif
@@ -401,6 +417,46 @@ tensor_dot_fn tensor_dot_kernel(uint32_t type) {
     for (int isa = isa_best; isa >= 0; isa--)
         if (dot_table[isa][type]) return dot_table[isa][type];
     return NULL;
+}
+
+tensor_qdot_fn tensor_qdot_kernel_isa(uint32_t type, int isa) {
+    if (type >= TENSOR_TYPE_COUNT || isa < 0 || isa > TENSOR_ISA_AVX512) return NULL;
+    pthread_once(&dispatch_once, dispatch_init);
+    return qdot_table[isa][type];
+}
+
+tensor_qdot_fn tensor_qdot_kernel(uint32_t type) {
+    if (type >= TENSOR_TYPE_COUNT) return NULL;
+    pthread_once(&dispatch_once, dispatch_init);
+    for (int isa = isa_best; isa >= 0; isa--)
+        if (qdot_table[isa][type]) return qdot_table[isa][type];
+    return NULL;
+}
+
+bool rs_cpu_has_vnni(void) {
+    pthread_once(&dispatch_once, dispatch_init);
+    return have_vnni;
+}
+
+void tensor_quantize_q8(const float *x, int8_t *xq, float *xd, float *xs, int64_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (rs_cpu_has_vnni()) {
+        rs_quantize_q8_avx512(x, xq, xd, xs, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n / 32; i++, x += 32, xq += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            xq[j] = (int8_t)nearbyintf(x[j] * id); /* nearest even, as vcvtps2dq */
+            sum += xq[j];
+        }
+        xd[i] = d;
+        xs[i] = d * (float)sum;
+    }
 }
 
 int tensor_isa_best(void) {

@@ -76,4 +76,33 @@ RS_INTERNAL const char *tensor_isa_name(int isa);
 RS_DECLARE_DOT(avx2)
 RS_DECLARE_DOT(avx512)
 
+/* ---- 8-bit activations (decode) ------------------------------------------------------------
+ * The activation vector is quantized once per product into blocks of 32: q = round(x / d) in
+ * [-127, 127] with d = max|x| / 127, and s = d * sum(q) per block (it carries the weights'
+ * offsets: Q4_1's min, Q4_0's -8, ...). A row dot is then an integer dot product per block
+ * (VNNI vpdpbusd or AVX2 vpmaddubsw) scaled once per block: faster than widening every weight to
+ * f32, at the price of rounding the activations to 8 bits (relative error ~ 1e-3 of a logit). */
+typedef float (*tensor_qdot_fn)(const void *row, const int8_t *xq, const float *xd,
+                                const float *xs, int64_t n);
+/* xq (n), xd and xs (n / 32); n a multiple of 32. */
+RS_INTERNAL void tensor_quantize_q8(const float *x, int8_t *xq, float *xd, float *xs, int64_t n);
+/* The fastest integer-dot kernel for type, or NULL (then use tensor_dot_kernel). */
+RS_INTERNAL tensor_qdot_fn tensor_qdot_kernel(uint32_t type);
+RS_INTERNAL tensor_qdot_fn tensor_qdot_kernel_isa(uint32_t type, int isa);
+
+#define RS_DECLARE_QDOT(isa)                                                                       \
+    RS_INTERNAL float rs_qdot_q8_0_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_q4_0_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_q4_1_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_q4_K_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);
+RS_DECLARE_QDOT(avx2)
+RS_DECLARE_QDOT(avx512)
+RS_INTERNAL void rs_quantize_q8_avx512(const float *x, int8_t *xq, float *xd, float *xs, int64_t n);
+/* The CPU has AVX-512 VNNI (and BW, VL, DQ): the avx512 integer kernels may run. */
+RS_INTERNAL bool rs_cpu_has_vnni(void);
+
 #endif

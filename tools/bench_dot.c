@@ -1,5 +1,6 @@
 /* bench_dot.c — single-thread matrix-vector speed of the dot kernels: a 4096 x 4096 weight matrix
- * per type (random blocks with moderate scales), GB/s of weight bytes streamed, per ISA tier.
+ * per type (random blocks with moderate scales), GB/s of weight bytes streamed, per ISA tier, for
+ * the f32-activation kernels and the 8-bit-activation (q8) integer kernels.
  *
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc tools/bench_dot.c src/tensor_types.c \
  *       src/cpu_dot_avx2.c src/cpu_dot_avx512.c src/error.c -lpthread -lm -o /tmp/bench_dot
@@ -42,7 +43,10 @@ int main(int argc, char **argv) {
            tensor_isa_name(tensor_isa_best()));
     printf("%-6s %10s", "type", "MB");
     for (int isa = 0; isa <= TENSOR_ISA_AVX512; isa++) printf(" %12s", tensor_isa_name(isa));
-    printf("   (GB/s of weights)\n");
+    printf(" %12s %12s   (GB/s of weights)\n", "q8:avx2", "q8:avx512");
+    int8_t *xq = malloc((size_t)cols);
+    float *xd = malloc((size_t)cols / 32 * sizeof *xd), *xs = malloc((size_t)cols / 32 * sizeof *xs);
+    tensor_quantize_q8(x, xq, xd, xs, cols);
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         uint32_t type = types[k];
         const tensor_type_info *t = tensor_type_get(type);
@@ -84,9 +88,27 @@ int main(int argc, char **argv) {
             }
             printf(" %12.2f", (double)total / best / 1e9);
         }
+        for (int isa = TENSOR_ISA_AVX2; isa <= TENSOR_ISA_AVX512; isa++) {
+            tensor_qdot_fn fn = tensor_qdot_kernel_isa(type, isa);
+            if (!fn) {
+                printf(" %12s", "-");
+                continue;
+            }
+            double best = 1e30;
+            for (int r = 0; r < 5; r++) {
+                double t0 = now();
+                for (int64_t i = 0; i < rows; i++) y[i] = fn(w + (size_t)i * rb, xq, xd, xs, cols);
+                double dt = now() - t0;
+                if (dt < best) best = dt;
+            }
+            printf(" %12.2f", (double)total / best / 1e9);
+        }
         printf("\n");
         free(w);
     }
+    free(xq);
+    free(xd);
+    free(xs);
     free(y);
     free(x);
     return 0;

@@ -3,6 +3,9 @@
 
 #include "reason.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,4 +63,79 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int cli_parse_int(const char *s, long min, long max, int32_t *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    const long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max || v < INT32_MIN || v > INT32_MAX) return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double min, double max, float *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    const double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= min && v <= max)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_int_list(const char *s, long min, long max, int32_t **out) {
+    if (!s || !*s) return -1;
+    int n = 1;
+    for (const char *p = s; *p; p++) n += *p == ',';
+    int32_t *v = malloc(sizeof *v * (size_t)n);
+    char *copy = strdup(s);
+    int count = 0;
+    if (!v || !copy) goto fail;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if (count == n || cli_parse_int(item, min, max, &v[count]) != 0) goto fail;
+        count++;
+    }
+    /* strtok_r skips empty items: "64,,256" and a trailing comma are malformed, not shorter */
+    if (count != n) goto fail;
+    free(copy);
+    *out = v;
+    return count;
+fail:
+    free(copy);
+    free(v);
+    return -1;
+}
+
+static int status_open; /* a redrawn line is on screen */
+
+int cli_stderr_is_tty(void) {
+    static int tty = -1;
+    if (tty < 0) tty = isatty(STDERR_FILENO);
+    return tty;
+}
+
+void cli_status(int final, const char *fmt, ...) {
+    const int tty = cli_stderr_is_tty();
+    if (!tty && !final) return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (tty) fputs("\r", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (tty) {
+        fputs("\033[K", stderr);
+        status_open = 1;
+    } else {
+        fputc('\n', stderr);
+    }
+    fflush(stderr);
+}
+
+void cli_status_done(int keep) {
+    if (status_open) fputs(keep ? "\n" : "\r\033[K", stderr);
+    status_open = 0;
+    fflush(stderr);
 }

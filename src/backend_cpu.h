@@ -1,0 +1,46 @@
+/* backend_cpu.h — internals shared by the CPU backend's files: backend_cpu.c (creation, small
+ * element-wise ops), cpu_matmul.c (matrix products), cpu_attention.c (KV pool and attention). */
+#ifndef REASON_BACKEND_CPU_H
+#define REASON_BACKEND_CPU_H
+
+#include "backend.h"
+#include "thread_pool.h"
+
+/* Positions one attention task handles at most before its partial result is merged with the
+ * others' (flash-decoding split), and positions scored per inner chunk. */
+#define ATTN_CHUNK 64
+
+typedef struct cpu_backend {
+    backend base;
+    thread_pool *pool;
+    int32_t n_threads;
+    int32_t max_positions;
+    bool q8_matmul; /* decode products quantize activations to 8 bits (integer dot products) */
+    /* matmul scratch, grown on first use (sizes depend on the model) */
+    int8_t *xq;      /* (n_tok, cols) activations quantized per 32 */
+    float *xd, *xs;  /* (n_tok, cols / 32) their scales and scale * sum */
+    size_t xq_cap;   /* elements */
+    float *tiles;    /* (n_threads, tile_cap) dequantized weight rows for sgemm */
+    size_t tile_cap; /* f32 elements per thread */
+    /* attention scratch, (n_threads, ...) */
+    float *attn_k;    /* (n_threads, ATTN_CHUNK, 1024) keys or values converted to f32 */
+    float *attn_part; /* partial results of split attention, grown on first use */
+    size_t attn_part_cap;
+} cpu_backend;
+
+static inline cpu_backend *cpu(backend *be) { return (cpu_backend *)be; }
+
+RS_INTERNAL void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float *x,
+                            float *y, int32_t n_tok);
+RS_INTERNAL void cpu_matmul_free(cpu_backend *cb);
+
+RS_INTERNAL reason_status cpu_kv_alloc(backend *be, kv_pool *pool);
+RS_INTERNAL void cpu_kv_free(backend *be, kv_pool *pool);
+RS_INTERNAL void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k,
+                              const float *v, const int32_t *slots, int32_t n_tok);
+RS_INTERNAL void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst);
+RS_INTERNAL void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float *q,
+                               const attn_batch *batch, int32_t n_head, int32_t n_head_kv,
+                               int32_t head_dim, float scale, float *out);
+
+#endif

@@ -1,0 +1,387 @@
+/* cpu_attention.c — the paged KV pool on the CPU and attention over it.
+ *
+ * out (n_tok, n_head * hd) = softmax(q · Kᵀ · scale) V over each token's visible positions.
+ * One task = (token, KV head, split of the positions): the g = n_head / n_head_kv query heads
+ * that share a KV head are done together, so each cached key and value row is read and
+ * converted (F16C) once for all of them. Positions are walked in chunks of ATTN_CHUNK with an
+ * online softmax (running maximum m and sum l per head, the accumulator rescaled when m grows).
+ * Decode has few (token, KV head) pairs — 3 for SmolLM2 — so long contexts are also split by
+ * position (flash-decoding): each split leaves (m, l, acc) per head and the caller merges them,
+ * which keeps every thread streaming K/V at depth 4K and beyond. */
+#include "backend_cpu.h"
+
+#include "tensor_types.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* Positions of one split at least: below this the merge costs more than the parallelism. */
+#define SPLIT_MIN 128
+#define SPLIT_MAX 64
+/* Query heads sharing a KV head handled per pass (scores stay on the stack). */
+#define GROUP_MAX 16
+
+static size_t kv_elem_bytes(int32_t type) { return type == REASON_KV_F32 ? 4 : 2; }
+
+reason_status cpu_kv_alloc(backend *be, kv_pool *pool) {
+    (void)be;
+    size_t n = 0;
+    pool->elem_bytes = kv_elem_bytes(pool->type);
+    if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size, &n) ||
+        !rs_mul_size(n, (size_t)pool->kv_dim * pool->elem_bytes, &n))
+        return rs_error(REASON_ERR_NOMEM, "KV pool size overflows");
+    /* calloc: zeroed pages are mapped lazily, so a large pool costs memory only as it fills */
+    pool->k = rs_calloc(1, n, "KV pool (K)");
+    pool->v = pool->k ? rs_calloc(1, n, "KV pool (V)") : NULL;
+    if (!pool->k || !pool->v) {
+        free(pool->k);
+        pool->k = NULL;
+        return REASON_ERR_NOMEM;
+    }
+    return REASON_OK;
+}
+
+void cpu_kv_free(backend *be, kv_pool *pool) {
+    (void)be;
+    free(pool->k);
+    free(pool->v);
+    pool->k = pool->v = NULL;
+}
+
+static size_t kv_offset(const kv_pool *pool, int32_t layer, int64_t slot) {
+    return (((size_t)layer * pool->n_blocks * pool->block_size) + (size_t)slot) * pool->kv_dim *
+           pool->elem_bytes;
+}
+
+static void store_row(int32_t type, const float *src, uint8_t *dst, int32_t n) {
+    if (type == REASON_KV_F32) {
+        memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    uint16_t *d = (uint16_t *)dst;
+    if (type == REASON_KV_BF16)
+        for (int32_t i = 0; i < n; i++) d[i] = rs_f32_to_bf16(src[i]);
+    else
+        for (int32_t i = 0; i < n; i++) d[i] = rs_f32_to_f16(src[i]);
+}
+
+void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k, const float *v,
+                  const int32_t *slots, int32_t n_tok) {
+    (void)be;
+    for (int32_t t = 0; t < n_tok; t++) {
+        const size_t off = kv_offset(pool, layer, slots[t]);
+        store_row(pool->type, k + (size_t)t * pool->kv_dim, (uint8_t *)pool->k + off, pool->kv_dim);
+        store_row(pool->type, v + (size_t)t * pool->kv_dim, (uint8_t *)pool->v + off, pool->kv_dim);
+    }
+}
+
+void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst) {
+    (void)be;
+    const size_t bytes = (size_t)pool->block_size * pool->kv_dim * pool->elem_bytes;
+    for (int32_t l = 0; l < pool->n_layer; l++) {
+        const size_t s = kv_offset(pool, l, (int64_t)src * pool->block_size);
+        const size_t d = kv_offset(pool, l, (int64_t)dst * pool->block_size);
+        memcpy((uint8_t *)pool->k + d, (uint8_t *)pool->k + s, bytes);
+        memcpy((uint8_t *)pool->v + d, (uint8_t *)pool->v + s, bytes);
+    }
+}
+
+/* ---- small vector kernels: AVX-512 where present, else plain C ------------------------------ */
+
+#if defined(__x86_64__)
+#define AVX512 __attribute__((target("avx512f,fma,f16c")))
+
+__attribute__((target("avx,f16c"))) static void f16_row_f16c(const uint16_t *s, float *dst,
+                                                              int32_t n) {
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    for (; i < n; i++) dst[i] = rs_f16_to_f32(s[i]);
+}
+
+AVX512 static void axpy_avx512(float a, const float *x, float *y, int32_t n) {
+    const __m512 va = _mm512_set1_ps(a);
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* e^x for x <= 0 (scores minus their maximum): 2^n · p(r), r = x - n ln2 in [-ln2/2, ln2/2],
+ * p the degree-6 Taylor polynomial (relative error < 2e-7); scalef gives 0 for very negative x. */
+AVX512 static __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* s[i] = e^(s[i] - m); returns the sum. */
+AVX512 static float exp_sum_avx512(float *s, int32_t n, float m) {
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 acc = _mm512_setzero_ps();
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + i), vm));
+        _mm512_storeu_ps(s + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), vm));
+        _mm512_mask_storeu_ps(s + i, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* F16 keys: scores sc[j][i] = (k_i · q_j) * scale for the nc rows at base + off[i], converting
+ * each key once for all ng heads (hd a multiple of 16). */
+AVX512 static void scores_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
+                                     const float *const *q, int32_t ng, int32_t hd, float scale,
+                                     float (*sc)[ATTN_CHUNK]) {
+    for (int32_t i = 0; i < nc; i++) {
+        const uint16_t *k = (const uint16_t *)(base + off[i]);
+        __m512 acc[GROUP_MAX];
+        for (int32_t j = 0; j < ng; j++) acc[j] = _mm512_setzero_ps();
+        for (int32_t c = 0; c < hd; c += 16) {
+            const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c)));
+            for (int32_t j = 0; j < ng; j++)
+                acc[j] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q[j] + c), acc[j]);
+        }
+        for (int32_t j = 0; j < ng; j++) sc[j][i] = _mm512_reduce_add_ps(acc[j]) * scale;
+    }
+}
+
+/* F16 values: acc[j] += Σ_i sc[j][i] · v_i, each value row converted once for all heads. */
+AVX512 static void accumulate_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
+                                         float (*sc)[ATTN_CHUNK], int32_t ng, int32_t hd,
+                                         float *const *acc) {
+    for (int32_t c = 0; c < hd; c += 16) {
+        __m512 a[GROUP_MAX];
+        for (int32_t j = 0; j < ng; j++) a[j] = _mm512_loadu_ps(acc[j] + c);
+        for (int32_t i = 0; i < nc; i++) {
+            const __m512 vv = _mm512_cvtph_ps(
+                _mm256_loadu_si256((const __m256i *)((const uint16_t *)(base + off[i]) + c)));
+            for (int32_t j = 0; j < ng; j++)
+                a[j] = _mm512_fmadd_ps(_mm512_set1_ps(sc[j][i]), vv, a[j]);
+        }
+        for (int32_t j = 0; j < ng; j++) _mm512_storeu_ps(acc[j] + c, a[j]);
+    }
+}
+#endif
+
+static void axpy_scalar(float a, const float *x, float *y, int32_t n) {
+    for (int32_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static float exp_sum_scalar(float *s, int32_t n, float m) {
+    float sum = 0.0f;
+    for (int32_t i = 0; i < n; i++) sum += s[i] = expf(s[i] - m);
+    return sum;
+}
+
+typedef struct attn_kernels {
+    tensor_dot_fn dot; /* f32 · f32 */
+    void (*axpy)(float a, const float *x, float *y, int32_t n);
+    float (*exp_sum)(float *s, int32_t n, float m);
+    bool f16c;
+    bool f16_avx512; /* the fused F16 score and accumulate kernels (head_dim % 16 == 0) */
+} attn_kernels;
+
+static attn_kernels kernels(void) {
+    attn_kernels k = {tensor_dot_kernel(TENSOR_F32), axpy_scalar, exp_sum_scalar, false, false};
+#if defined(__x86_64__)
+    if (tensor_isa_best() >= TENSOR_ISA_AVX512) {
+        k.axpy = axpy_avx512;
+        k.exp_sum = exp_sum_avx512;
+        k.f16_avx512 = true;
+    }
+    k.f16c = tensor_isa_best() >= TENSOR_ISA_AVX2; /* the AVX2 tier requires F16C */
+#endif
+    return k;
+}
+
+static void load_row(const attn_kernels *kn, int32_t type, const uint8_t *src, float *dst,
+                     int32_t n) {
+    if (type == REASON_KV_F32) {
+        memcpy(dst, src, (size_t)n * 4);
+        return;
+    }
+    const uint16_t *s = (const uint16_t *)src;
+#if defined(__x86_64__)
+    if (type == REASON_KV_F16 && kn->f16c) {
+        f16_row_f16c(s, dst, n);
+        return;
+    }
+#endif
+    (void)kn;
+    if (type == REASON_KV_BF16)
+        for (int32_t i = 0; i < n; i++) dst[i] = rs_bf16_to_f32(s[i]);
+    else
+        for (int32_t i = 0; i < n; i++) dst[i] = rs_f16_to_f32(s[i]);
+}
+
+typedef struct attention_job {
+    cpu_backend *cb;
+    const kv_pool *pool;
+    int32_t layer;
+    const float *q;
+    const attn_batch *batch;
+    int32_t n_head, n_head_kv, head_dim, n_split;
+    size_t part_stride; /* floats per partial result: m, l, acc (head_dim) */
+    float scale;
+    float *out;
+    attn_kernels kn;
+} attention_job;
+
+static void attention_task(void *arg, int32_t task, int32_t thread) {
+    const attention_job *job = arg;
+    const kv_pool *pool = job->pool;
+    const int32_t n_split = job->n_split, hd = job->head_dim;
+    const int32_t sp = task % n_split, kvh = (task / n_split) % job->n_head_kv;
+    const int32_t t = task / n_split / job->n_head_kv;
+    const int32_t g = job->n_head / job->n_head_kv;
+    const int32_t n_pos = job->batch->pos[t] + 1, len = (n_pos + n_split - 1) / n_split;
+    const int32_t p0 = sp * len, p1 = RS_MIN(n_pos, p0 + len);
+    const int32_t *table = job->batch->block_tables[t];
+    const size_t head_off = (size_t)kvh * hd * pool->elem_bytes;
+    float *rows = job->cb->attn_k + (size_t)thread * ATTN_CHUNK * 1024; /* (ATTN_CHUNK, hd) */
+    const attn_kernels *kn = &job->kn;
+    const bool fused = kn->f16_avx512 && pool->type == REASON_KV_F16 && hd % 16 == 0;
+
+    for (int32_t h0 = 0; h0 < g; h0 += GROUP_MAX) {
+        const int32_t ng = RS_MIN(GROUP_MAX, g - h0);
+        float m[GROUP_MAX], l[GROUP_MAX], sc[GROUP_MAX][ATTN_CHUNK];
+        float *acc[GROUP_MAX];
+        const float *qh[GROUP_MAX];
+        (void)fused;
+        for (int32_t j = 0; j < ng; j++) {
+            const int32_t h = kvh * g + h0 + j;
+            qh[j] = job->q + ((size_t)t * job->n_head + h) * hd;
+            acc[j] = n_split == 1 ? job->out + ((size_t)t * job->n_head + h) * hd
+                                  : job->cb->attn_part +
+                                        (((size_t)t * job->n_head + h) * n_split + sp) *
+                                            job->part_stride + 2;
+            memset(acc[j], 0, (size_t)hd * sizeof(float));
+            m[j] = -INFINITY;
+            l[j] = 0.0f;
+        }
+        for (int32_t c0 = p0; c0 < p1; c0 += ATTN_CHUNK) {
+            const int32_t nc = RS_MIN(ATTN_CHUNK, p1 - c0);
+            size_t off[ATTN_CHUNK];
+            for (int32_t i = 0; i < nc; i++) {
+                const int32_t p = c0 + i;
+                const int64_t slot =
+                    (int64_t)table[p / pool->block_size] * pool->block_size + p % pool->block_size;
+                off[i] = kv_offset(pool, job->layer, slot) + head_off;
+            }
+#if defined(__x86_64__)
+            if (fused)
+                scores_f16_avx512((const uint8_t *)pool->k, off, nc, qh, ng, hd, job->scale, sc);
+#endif
+            if (!fused) {
+                for (int32_t i = 0; i < nc; i++)
+                    load_row(kn, pool->type, (const uint8_t *)pool->k + off[i], rows + (size_t)i * hd, hd);
+                for (int32_t j = 0; j < ng; j++)
+                    for (int32_t i = 0; i < nc; i++)
+                        sc[j][i] = kn->dot(rows + (size_t)i * hd, qh[j], hd) * job->scale;
+            }
+            for (int32_t j = 0; j < ng; j++) {
+                float cm = -INFINITY;
+                for (int32_t i = 0; i < nc; i++) cm = sc[j][i] > cm ? sc[j][i] : cm;
+                if (cm > m[j]) { /* rescale what was accumulated under the old maximum */
+                    const float r = expf(m[j] - cm);
+                    l[j] *= r;
+                    for (int32_t i = 0; i < hd; i++) acc[j][i] *= r;
+                    m[j] = cm;
+                }
+                l[j] += kn->exp_sum(sc[j], nc, m[j]);
+            }
+#if defined(__x86_64__)
+            if (fused)
+                accumulate_f16_avx512((const uint8_t *)pool->v, off, nc, sc, ng, hd, acc);
+#endif
+            if (!fused) {
+                for (int32_t i = 0; i < nc; i++) {
+                    load_row(kn, pool->type, (const uint8_t *)pool->v + off[i], rows, hd);
+                    for (int32_t j = 0; j < ng; j++) kn->axpy(sc[j][i], rows, acc[j], hd);
+                }
+            }
+        }
+        for (int32_t j = 0; j < ng; j++) {
+            if (n_split == 1) {
+                const float inv = 1.0f / l[j];
+                for (int32_t i = 0; i < hd; i++) acc[j][i] *= inv;
+            } else {
+                acc[j][-2] = m[j];
+                acc[j][-1] = l[j];
+            }
+        }
+    }
+}
+
+/* out of (token, head) = Σ_s e^(m_s - M) acc_s / Σ_s e^(m_s - M) l_s. */
+static void merge_splits(const attention_job *job) {
+    const int32_t hd = job->head_dim;
+    for (int32_t t = 0; t < job->batch->n_tok; t++) {
+        for (int32_t h = 0; h < job->n_head; h++) {
+            const float *part = job->cb->attn_part + ((size_t)t * job->n_head + h) * job->n_split *
+                                                         job->part_stride;
+            float *out = job->out + ((size_t)t * job->n_head + h) * hd;
+            float mx = -INFINITY, l = 0.0f;
+            for (int32_t s = 0; s < job->n_split; s++)
+                if (part[s * job->part_stride + 1] > 0.0f && part[s * job->part_stride] > mx)
+                    mx = part[s * job->part_stride];
+            memset(out, 0, (size_t)hd * sizeof *out);
+            for (int32_t s = 0; s < job->n_split; s++) {
+                const float *p = part + s * job->part_stride;
+                if (!(p[1] > 0.0f)) continue; /* an empty split */
+                const float w = expf(p[0] - mx);
+                l += w * p[1];
+                job->kn.axpy(w, p + 2, out, hd);
+            }
+            const float inv = 1.0f / l;
+            for (int32_t i = 0; i < hd; i++) out[i] *= inv;
+        }
+    }
+}
+
+void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float *q,
+                   const attn_batch *batch, int32_t n_head, int32_t n_head_kv, int32_t head_dim,
+                   float scale, float *out) {
+    cpu_backend *cb = cpu(be);
+    attention_job job = {cb, pool, layer, q, batch, n_head, n_head_kv, head_dim, 1, 0, scale, out,
+                         kernels()};
+    const int32_t pairs = batch->n_tok * n_head_kv;
+    int32_t longest = 0;
+    for (int32_t t = 0; t < batch->n_tok; t++) longest = RS_MAX(longest, batch->pos[t] + 1);
+    if (cb->n_threads > 1 && pairs < 4 * cb->n_threads && longest >= 2 * SPLIT_MIN) {
+        int32_t n_split = (8 * cb->n_threads + pairs - 1) / pairs;
+        n_split = RS_MIN(n_split, RS_MIN(SPLIT_MAX, longest / SPLIT_MIN));
+        job.part_stride = (size_t)(head_dim + 2 + 15) / 16 * 16;
+        const size_t need = (size_t)batch->n_tok * n_head * n_split * job.part_stride;
+        if (need > cb->attn_part_cap) {
+            free(cb->attn_part);
+            cb->attn_part = rs_aligned_alloc(need * sizeof(float), "attention partial results");
+            cb->attn_part_cap = cb->attn_part ? need : 0;
+        }
+        if (cb->attn_part) job.n_split = n_split;
+    }
+    thread_pool_run(cb->pool, attention_task, &job, pairs * job.n_split);
+    if (job.n_split > 1) merge_splits(&job);
+}

@@ -1,0 +1,164 @@
+/* cpu_matmul.c — y (n_tok, rows) = x (n_tok, cols) · wᵀ on the CPU, weights in their file type.
+ *
+ * Few tokens (decode, a handful of parallel traces): row dot products. The rows are cut into
+ * contiguous chunks (a multiple of 16 rows, so no two threads write one cache line of y), about
+ * eight per thread, claimed from the pool: each thread streams long runs of the matrix, and a
+ * thread that is descheduled on a busy machine just leaves its chunks to the others. Each weight
+ * row is read once for all tokens. With q8_matmul the activations are first quantized to 8 bits
+ * per 32 and the integer kernels of tensor_types.h are used (types that have one).
+ *
+ * Many tokens (prompt, many traces): each pool task dequantizes a tile of weight rows into its
+ * thread's 512 KiB buffer (it stays in L2) and multiplies it with single-threaded OpenBLAS sgemm:
+ * the pool owns the cores, OpenBLAS starts no threads of its own to fight with our workers. */
+#include "backend_cpu.h"
+
+#include "tensor_types.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef REASON_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+/* Fewer tokens than this use dot products: dequantizing a tile for sgemm only pays off when each
+ * weight row is reused by several tokens. */
+#define BLAS_MIN_TOKENS 8
+/* f32 elements of one thread's dequantization tile (at least 16 rows are always allowed). */
+#define TILE_FLOATS (128 * 1024)
+/* Chunks of rows per thread: enough to even out a noisy machine, few enough to stream. */
+#define CHUNKS_PER_THREAD 8
+
+typedef struct mm_job {
+    cpu_backend *cb;
+    const rs_tensor *w;
+    const float *x;
+    float *y;
+    int32_t n_tok;
+    int64_t chunk; /* rows per task */
+    tensor_dot_fn dot;
+    tensor_qdot_fn qdot;
+    size_t tile_floats; /* per thread */
+} mm_job;
+
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+static void mm_dot_task(void *arg, int32_t task, int32_t thread) {
+    (void)thread;
+    const mm_job *job = arg;
+    const rs_tensor *w = job->w;
+    const int64_t cols = w->ne[0], rows = w->ne[1], nb = cols / 32;
+    const int64_t r0 = (int64_t)task * job->chunk, r1 = RS_MIN(rows, r0 + job->chunk);
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    const cpu_backend *cb = job->cb;
+    for (int64_t r = r0; r < r1; r++, row += w->row_bytes) {
+        if (job->qdot) {
+            for (int32_t t = 0; t < job->n_tok; t++)
+                job->y[(size_t)t * rows + r] =
+                    job->qdot(row, cb->xq + (size_t)t * cols, cb->xd + (size_t)t * nb,
+                              cb->xs + (size_t)t * nb, cols);
+        } else {
+            for (int32_t t = 0; t < job->n_tok; t++)
+                job->y[(size_t)t * rows + r] = job->dot(row, job->x + (size_t)t * cols, cols);
+        }
+    }
+}
+
+/* Room for n_tok quantized activation vectors of cols; false when memory is short (the caller
+ * then takes the f32 path). */
+static bool q8_reserve(cpu_backend *cb, size_t n) {
+    if (n <= cb->xq_cap) return true;
+    free(cb->xq);
+    free(cb->xd);
+    cb->xq = rs_aligned_alloc(n, "quantized activations");
+    cb->xd = rs_aligned_alloc(n / 32 * sizeof(float) + 64, "activation scales");
+    cb->xs = rs_aligned_alloc(n / 32 * sizeof(float) + 64, "activation sums");
+    cb->xq_cap = cb->xq && cb->xd && cb->xs ? n : 0;
+    if (!cb->xq_cap) {
+        free(cb->xq), free(cb->xd), free(cb->xs);
+        cb->xq = NULL, cb->xd = cb->xs = NULL;
+    }
+    return cb->xq_cap != 0;
+}
+
+static void matmul_dots(cpu_backend *cb, const rs_tensor *w, const float *x, float *y,
+                        int32_t n_tok) {
+    const int64_t cols = w->ne[0], rows = w->ne[1];
+    mm_job job = {.cb = cb, .w = w, .x = x, .y = y, .n_tok = n_tok};
+    job.qdot = cb->q8_matmul && cols % 32 == 0 ? tensor_qdot_kernel(w->type) : NULL;
+    if (job.qdot && q8_reserve(cb, (size_t)n_tok * cols)) {
+        for (int32_t t = 0; t < n_tok; t++)
+            tensor_quantize_q8(x + (size_t)t * cols, cb->xq + (size_t)t * cols,
+                               cb->xd + (size_t)t * (cols / 32), cb->xs + (size_t)t * (cols / 32),
+                               cols);
+    } else {
+        job.qdot = NULL;
+        job.dot = tensor_dot_kernel(w->type);
+    }
+    job.chunk = RS_MAX(16, round_up((rows + cb->n_threads * CHUNKS_PER_THREAD - 1) /
+                                        (cb->n_threads * CHUNKS_PER_THREAD), 16));
+    thread_pool_run(cb->pool, mm_dot_task, &job, (int32_t)((rows + job.chunk - 1) / job.chunk));
+}
+
+#ifdef REASON_HAVE_BLAS
+static void mm_tile_task(void *arg, int32_t task, int32_t thread) {
+    const mm_job *job = arg;
+    const rs_tensor *w = job->w;
+    const int64_t cols = w->ne[0], rows = w->ne[1];
+    const int64_t r0 = (int64_t)task * job->chunk, nr = RS_MIN(job->chunk, rows - r0);
+    const float *tile;
+    if (w->type == TENSOR_F32) {
+        tile = (const float *)w->data + (size_t)r0 * cols;
+    } else {
+        float *t = job->cb->tiles + (size_t)thread * job->tile_floats;
+        for (int64_t r = 0; r < nr; r++)
+            tensor_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes,
+                                  t + (size_t)r * cols, cols);
+        tile = t;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, job->n_tok, (int)nr, (int)cols, 1.0f,
+                job->x, (int)cols, tile, (int)cols, 0.0f, job->y + r0, (int)rows);
+}
+
+static bool matmul_tiles(cpu_backend *cb, const rs_tensor *w, const float *x, float *y,
+                         int32_t n_tok) {
+    const int64_t cols = w->ne[0], rows = w->ne[1];
+    const size_t per_thread = RS_MAX((size_t)TILE_FLOATS, (size_t)16 * cols);
+    if (per_thread > cb->tile_cap) {
+        free(cb->tiles);
+        cb->tiles = rs_aligned_alloc((size_t)cb->n_threads * per_thread * sizeof(float),
+                                     "dequantization tiles");
+        cb->tile_cap = cb->tiles ? per_thread : 0;
+        if (!cb->tiles) return false;
+    }
+    mm_job job = {.cb = cb, .w = w, .x = x, .y = y, .n_tok = n_tok, .tile_floats = cb->tile_cap};
+    const int64_t tile_rows = RS_MAX(16, (int64_t)cb->tile_cap / cols / 16 * 16);
+    const int64_t share = round_up((rows + 2 * cb->n_threads - 1) / (2 * cb->n_threads), 16);
+    job.chunk = RS_MAX(16, RS_MIN(tile_rows, share));
+    thread_pool_run(cb->pool, mm_tile_task, &job, (int32_t)((rows + job.chunk - 1) / job.chunk));
+    return true;
+}
+#endif
+
+void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float *x, float *y,
+                int32_t n_tok) {
+    cpu_backend *cb = cpu(be);
+    const int64_t rows = w->ne[1];
+    bool done = false;
+#ifdef REASON_HAVE_BLAS
+    if (n_tok >= BLAS_MIN_TOKENS) done = matmul_tiles(cb, w, x, y, n_tok);
+#endif
+    if (!done) matmul_dots(cb, w, x, y, n_tok);
+    if (bias)
+        for (int32_t t = 0; t < n_tok; t++)
+            for (int64_t r = 0; r < rows; r++) y[(size_t)t * rows + r] += bias[r];
+}
+
+void cpu_matmul_free(cpu_backend *cb) {
+    free(cb->xq);
+    free(cb->xd);
+    free(cb->xs);
+    free(cb->tiles);
+    cb->xq = NULL, cb->xd = cb->xs = NULL, cb->tiles = NULL;
+    cb->xq_cap = cb->tile_cap = 0;
+}

@@ -1,0 +1,578 @@
+/* hf_model.c — loading a Hugging Face model directory: config.json → hyper-parameters, the
+ * safetensors checkpoint → weights under their GGUF names (bound and checked by model.c), the
+ * tokenizer from tokenizer.json + tokenizer_config.json. */
+#include "hf_model.h"
+
+#include "safetensors.h"
+#include "tensor_types.h"
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct hf_record {
+    char key[64];  /* GGUF name */
+    gguf_tensor t; /* name: the checkpoint's; data: in the mapping or in `owned` */
+} hf_record;
+
+struct hf_weights {
+    char *dir;
+    st_set *set;
+    hf_record *recs; /* sorted by key */
+    int64_t n_recs;
+    void **owned; /* F32 copies and aligned copies, one per record at most */
+    int64_t n_owned;
+    float *rope_div; /* (rope_dim/2) llama3 frequency divisors, or NULL */
+    int32_t rope_half;
+};
+
+/* GGUF name ↔ checkpoint name; layer tensors are "blk.N." ↔ "model.layers.N.". */
+static const struct {
+    const char *gguf, *hf;
+} global_names[] = {
+    {"token_embd.weight", "model.embed_tokens.weight"},
+    {"output_norm.weight", "model.norm.weight"},
+    {"output.weight", "lm_head.weight"},
+};
+static const struct {
+    const char *gguf, *hf;
+} layer_names[] = {
+    {"attn_norm.weight", "input_layernorm.weight"},
+    {"attn_q.weight", "self_attn.q_proj.weight"},
+    {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_v.weight", "self_attn.v_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},
+    {"attn_k.bias", "self_attn.k_proj.bias"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},
+    {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+    {"attn_output.weight", "self_attn.o_proj.weight"},
+    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_gate.weight", "mlp.gate_proj.weight"},
+    {"ffn_up.weight", "mlp.up_proj.weight"},
+    {"ffn_down.weight", "mlp.down_proj.weight"},
+};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Splits "<prefix><digits>.<rest>"; false when name does not have that form. */
+static bool split_layer(const char *name, const char *prefix, long *layer, const char **rest) {
+    const size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0 || name[n] < '0' || name[n] > '9') return false;
+    if (name[n] == '0' && name[n + 1] != '.') return false; /* one spelling per layer */
+    char *end;
+    errno = 0;
+    *layer = strtol(name + n, &end, 10);
+    if (errno || *end != '.' || *layer > 1000000) return false;
+    *rest = end + 1;
+    return true;
+}
+
+void hf_tensor_name(const char *gguf_name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", gguf_name);
+    for (size_t i = 0; i < N_OF(global_names); i++)
+        if (strcmp(gguf_name, global_names[i].gguf) == 0)
+            snprintf(buf, cap, "%s", global_names[i].hf);
+    long il;
+    const char *rest;
+    if (split_layer(gguf_name, "blk.", &il, &rest))
+        for (size_t i = 0; i < N_OF(layer_names); i++)
+            if (strcmp(rest, layer_names[i].gguf) == 0)
+                snprintf(buf, cap, "model.layers.%ld.%s", il, layer_names[i].hf);
+}
+
+/* The GGUF name of a checkpoint tensor; false when the model does not use it. */
+static bool gguf_name_of(const char *hf_name, char *buf, size_t cap) {
+    for (size_t i = 0; i < N_OF(global_names); i++)
+        if (strcmp(hf_name, global_names[i].hf) == 0) {
+            snprintf(buf, cap, "%s", global_names[i].gguf);
+            return true;
+        }
+    long il;
+    const char *rest;
+    if (split_layer(hf_name, "model.layers.", &il, &rest))
+        for (size_t i = 0; i < N_OF(layer_names); i++)
+            if (strcmp(rest, layer_names[i].hf) == 0) {
+                snprintf(buf, cap, "blk.%ld.%s", il, layer_names[i].gguf);
+                return true;
+            }
+    return false;
+}
+
+/* Weights the forward pass has no place for, which would silently change the function. */
+static bool unsupported_extra(const char *hf_name) {
+    static const char *const suffixes[] = {".self_attn.o_proj.bias", ".mlp.gate_proj.bias",
+                                           ".mlp.up_proj.bias", ".mlp.down_proj.bias"};
+    const size_t n = strlen(hf_name);
+    for (size_t i = 0; i < N_OF(suffixes); i++) {
+        const size_t k = strlen(suffixes[i]);
+        if (n > k && strcmp(hf_name + n - k, suffixes[i]) == 0) return true;
+    }
+    return false;
+}
+
+static int rec_cmp(const void *a, const void *b) {
+    return strcmp(((const hf_record *)a)->key, ((const hf_record *)b)->key);
+}
+
+const gguf_tensor *hf_find_tensor(const hf_weights *w, const char *gguf_name) {
+    if (!w || strlen(gguf_name) >= sizeof w->recs[0].key) return NULL;
+    hf_record key;
+    snprintf(key.key, sizeof key.key, "%s", gguf_name);
+    const hf_record *r = bsearch(&key, w->recs, (size_t)w->n_recs, sizeof *w->recs, rec_cmp);
+    return r ? &r->t : NULL;
+}
+
+const char *hf_weights_path(const hf_weights *w) { return w ? w->dir : "?"; }
+
+void hf_weights_free(hf_weights *w) {
+    if (!w) return;
+    for (int64_t i = 0; i < w->n_owned; i++) free(w->owned[i]);
+    free(w->owned);
+    free(w->rope_div);
+    free(w->recs);
+    st_set_close(w->set);
+    free(w->dir);
+    free(w);
+}
+
+static void *own(hf_weights *w, size_t bytes, const char *what) {
+    void *p = rs_aligned_alloc(bytes ? bytes : 1, what);
+    if (p) w->owned[w->n_owned++] = p;
+    return p;
+}
+
+/* ---- config.json -------------------------------------------------------------------------- */
+
+typedef struct config {
+    const char *path;
+    json_t *root;
+} config;
+
+/* obj[key] where absent and JSON null are the same. */
+static const json_t *field(const json_t *obj, const char *key) {
+    const json_t *v = json_object_get(obj, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+static reason_status cfg_int(const config *c, const json_t *obj, const char *prefix,
+                             const char *key, int64_t lo, int64_t hi, bool required, int64_t def,
+                             int32_t *out) {
+    const json_t *v = field(obj, key);
+    int64_t x = def;
+    if (!v) {
+        if (required)
+            return rs_error(REASON_ERR_FORMAT, "%s: required field \"%s%s\" is missing", c->path,
+                            prefix, key);
+    } else if (!json_is_integer(v)) {
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"%s%s\" is not an integer", c->path, prefix,
+                        key);
+    } else {
+        x = (int64_t)json_integer_value(v);
+    }
+    if (x < lo || x > hi)
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"%s%s\" = %lld is outside [%lld, %lld]",
+                        c->path, prefix, key, (long long)x, (long long)lo, (long long)hi);
+    *out = (int32_t)x;
+    return REASON_OK;
+}
+
+static reason_status cfg_num(const config *c, const json_t *obj, const char *prefix,
+                             const char *key, double lo, double hi, bool required, double def,
+                             double *out) {
+    const json_t *v = field(obj, key);
+    double x = def;
+    if (!v) {
+        if (required)
+            return rs_error(REASON_ERR_FORMAT, "%s: required field \"%s%s\" is missing", c->path,
+                            prefix, key);
+    } else if (!json_is_number(v)) {
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"%s%s\" is not a number", c->path, prefix,
+                        key);
+    } else {
+        x = json_number_value(v);
+    }
+    if (!(x >= lo && x <= hi))
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"%s%s\" = %g is outside [%g, %g]", c->path,
+                        prefix, key, x, lo, hi);
+    *out = x;
+    return REASON_OK;
+}
+
+static const struct {
+    const char *hf_class, *name;
+    int32_t arch;
+} known_classes[] = {
+    {"LlamaForCausalLM", "llama", ARCH_LLAMA},
+    {"Qwen2ForCausalLM", "qwen2", ARCH_QWEN2},
+    {"Qwen3ForCausalLM", "qwen3", ARCH_QWEN3},
+};
+
+static reason_status read_arch(const config *c, reason_model *m) {
+    const json_t *archs = field(c->root, "architectures");
+    if (!archs)
+        return rs_error(REASON_ERR_FORMAT, "%s: required field \"architectures\" is missing",
+                        c->path);
+    const char *cls = json_string_value(json_array_get(archs, 0));
+    if (!cls)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: field \"architectures\" must be an array of class names", c->path);
+    for (size_t i = 0; i < N_OF(known_classes); i++)
+        if (strcmp(cls, known_classes[i].hf_class) == 0) {
+            m->arch = known_classes[i].arch;
+            snprintf(m->arch_name, sizeof m->arch_name, "%s", known_classes[i].name);
+            return REASON_OK;
+        }
+    return rs_error(REASON_ERR_UNSUPPORTED,
+                    "%s: architectures[0] '%s' is not supported (supported: LlamaForCausalLM, "
+                    "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                    c->path, cls);
+}
+
+/* Llama 3.1's rope scaling as transformers computes it (_compute_llama3_parameters): per
+ * frequency, a divisor of 1 (short wavelengths), factor (long ones) or a blend between. */
+static reason_status llama3_freqs(const config *c, const json_t *rope, const char *prefix,
+                                  hf_weights *w, reason_model *m) {
+    double factor, lo, hi;
+    int32_t old_ctx;
+    RS_TRY(cfg_num(c, rope, prefix, "factor", 1e-3, 1e6, true, 0, &factor));
+    RS_TRY(cfg_num(c, rope, prefix, "low_freq_factor", 1e-6, 1e6, true, 0, &lo));
+    RS_TRY(cfg_num(c, rope, prefix, "high_freq_factor", 1e-6, 1e6, true, 0, &hi));
+    if (!(hi > lo))
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: field \"%shigh_freq_factor\" must exceed \"%slow_freq_factor\"",
+                        c->path, prefix, prefix);
+    RS_TRY(cfg_int(c, rope, prefix, "original_max_position_embeddings", 1, 1 << 30, true, 0,
+                   &old_ctx));
+    const model_hparams *hp = &m->hp;
+    const int32_t half = hp->rope_dim / 2;
+    float *div = w->rope_div = rs_aligned_alloc((size_t)half * sizeof(float), "rope frequencies");
+    if (!div) return REASON_ERR_NOMEM;
+    w->rope_half = half;
+    const double lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
+    for (int32_t i = 0; i < half; i++) {
+        const double inv_freq = 1.0 / pow(hp->rope_theta, (double)(2 * i) / hp->rope_dim);
+        const double wavelen = 2.0 * M_PI / inv_freq;
+        double d = 1.0;
+        if (wavelen > lo_wavelen) {
+            d = factor;
+        } else if (wavelen >= hi_wavelen) {
+            const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+            d = 1.0 / ((1.0 - smooth) / factor + smooth);
+        }
+        div[i] = (float)d;
+    }
+    return REASON_OK;
+}
+
+/* transformers 4 writes rope_theta and rope_scaling at the top level; transformers 5 writes
+ * rope_parameters {rope_type, rope_theta, ...}. Both are read. */
+static reason_status read_rope(const config *c, hf_weights *w, reason_model *m) {
+    model_hparams *hp = &m->hp;
+    const json_t *params = field(c->root, "rope_parameters");
+    const json_t *scaling = params ? params : field(c->root, "rope_scaling");
+    const char *prefix = params ? "rope_parameters." : "rope_scaling.";
+    double theta;
+    if (params)
+        RS_TRY(cfg_num(c, params, prefix, "rope_theta", 1.0, 1e12, false, 10000.0, &theta));
+    else
+        RS_TRY(cfg_num(c, c->root, "", "rope_theta", 1.0, 1e12, false, 10000.0, &theta));
+    hp->rope_theta = (float)theta;
+    hp->rope_pos_scale = 1.0f;
+    if (scaling && !json_is_object(scaling))
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"%.*s\" is not an object", c->path,
+                        (int)strlen(prefix) - 1, prefix);
+    const json_t *type = scaling ? field(scaling, "rope_type") : NULL;
+    if (!type && scaling) type = field(scaling, "type");
+    if (type && !json_is_string(type))
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"%srope_type\" is not a string", c->path,
+                        prefix);
+    const char *kind = type ? json_string_value(type) : "default";
+    if (strcmp(kind, "default") == 0) return REASON_OK;
+    if (strcmp(kind, "linear") == 0) {
+        double factor;
+        RS_TRY(cfg_num(c, scaling, prefix, "factor", 1e-3, 1e6, true, 0, &factor));
+        hp->rope_pos_scale = (float)(1.0 / factor);
+        return REASON_OK;
+    }
+    if (strcmp(kind, "llama3") == 0) return llama3_freqs(c, scaling, prefix, w, m);
+    return rs_error(REASON_ERR_UNSUPPORTED,
+                    "%s: field \"%srope_type\" = '%s' is not supported (default, linear, llama3)",
+                    c->path, prefix, kind);
+}
+
+static reason_status read_hparams(const config *c, hf_weights *w, reason_model *m,
+                                  int32_t *vocab_size, int *tied) {
+    model_hparams *hp = &m->hp;
+    const json_t *r = c->root;
+    const int32_t big = 1 << 24;
+    RS_TRY(cfg_int(c, r, "", "num_hidden_layers", 1, 4096, true, 0, &hp->n_layer));
+    RS_TRY(cfg_int(c, r, "", "hidden_size", 1, big, true, 0, &hp->n_embd));
+    RS_TRY(cfg_int(c, r, "", "intermediate_size", 1, big, true, 0, &hp->n_ff));
+    RS_TRY(cfg_int(c, r, "", "num_attention_heads", 1, 4096, true, 0, &hp->n_head));
+    RS_TRY(
+        cfg_int(c, r, "", "num_key_value_heads", 1, hp->n_head, false, hp->n_head, &hp->n_head_kv));
+    if (hp->n_head % hp->n_head_kv != 0)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                        c->path, hp->n_head, hp->n_head_kv);
+    if (!field(r, "head_dim") && hp->n_embd % hp->n_head != 0)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: hidden_size %d is not a multiple of num_attention_heads %d and "
+                        "\"head_dim\" is missing",
+                        c->path, hp->n_embd, hp->n_head);
+    RS_TRY(cfg_int(c, r, "", "head_dim", 2, 4096, false, hp->n_embd / hp->n_head, &hp->head_dim));
+    if (hp->head_dim % 2 != 0)
+        return rs_error(REASON_ERR_FORMAT, "%s: head_dim %d is odd", c->path, hp->head_dim);
+    RS_TRY(cfg_int(c, r, "", "max_position_embeddings", 1, 1 << 30, false, 4096, &hp->n_ctx_train));
+    RS_TRY(cfg_int(c, r, "", "vocab_size", 1, big, true, 0, vocab_size));
+    double eps;
+    RS_TRY(cfg_num(c, r, "", "rms_norm_eps", 0.0, 1.0, false, 1e-6, &eps));
+    hp->rms_eps = (float)eps;
+    const json_t *act = field(r, "hidden_act");
+    if (act && !(json_is_string(act) && strcmp(json_string_value(act), "silu") == 0))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: field \"hidden_act\" must be \"silu\" (SwiGLU feed-forward)", c->path);
+    const json_t *sliding = field(r, "use_sliding_window");
+    if (sliding && json_is_true(sliding))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: field \"use_sliding_window\" = true is not supported", c->path);
+    const json_t *layer_types = field(r, "layer_types"), *lt;
+    size_t i;
+    json_array_foreach(layer_types, i, lt) {
+        if (!json_is_string(lt) || strcmp(json_string_value(lt), "full_attention") != 0)
+            return rs_error(REASON_ERR_UNSUPPORTED,
+                            "%s: field \"layer_types[%zu]\" is not \"full_attention\" (only full "
+                            "attention is supported for %s)",
+                            c->path, i, m->arch_name);
+    }
+    const json_t *partial = field(r, "partial_rotary_factor");
+    if (partial && !(json_is_number(partial) && json_number_value(partial) == 1.0))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: field \"partial_rotary_factor\" other than 1 is not supported",
+                        c->path);
+    const json_t *tie = field(r, "tie_word_embeddings");
+    if (tie && !json_is_boolean(tie))
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"tie_word_embeddings\" is not a boolean",
+                        c->path);
+    *tied = tie ? json_is_true(tie) : -1; /* -1: decided by the presence of lm_head.weight */
+    hp->rope_dim = hp->head_dim;
+    /* HF llama's q/k rows are in the model's own order (GGUF's converter permutes them so that
+     * adjacent pairs rotate): rotate_half, like qwen2/qwen3. */
+    hp->rope_style = ROPE_NEOX;
+    return read_rope(c, w, m);
+}
+
+/* ---- weights ------------------------------------------------------------------------------ */
+
+static reason_status add_record(hf_weights *w, const st_tensor *t, const char *key) {
+    static const uint32_t types[ST_DTYPE_COUNT] = {
+        [ST_F32] = TENSOR_F32, [ST_F16] = TENSOR_F16, [ST_BF16] = TENSOR_BF16};
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", t->file,
+                        t->name, st_dtype_name(t->dtype));
+    if (t->n_dims > GGUF_MAX_DIMS)
+        return rs_error(REASON_ERR_FORMAT, "%s: tensor '%s' has %d dimensions", t->file, t->name,
+                        t->n_dims);
+    hf_record *r = &w->recs[w->n_recs];
+    snprintf(r->key, sizeof r->key, "%s", key);
+    gguf_tensor *g = &r->t;
+    g->name = t->name;
+    g->type = types[t->dtype];
+    g->n_dims = t->n_dims ? t->n_dims : 1;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++)
+        g->ne[d] = d < t->n_dims ? t->shape[t->n_dims - 1 - d] : 1;
+    g->offset = t->offset;
+    g->nbytes = t->nbytes;
+    g->data = t->data;
+    const size_t esize = st_dtype_size(t->dtype);
+    const int64_t n = st_numel(t);
+    if (t->n_dims <= 1 && t->dtype != ST_F32) {
+        /* norm gains and biases are read as floats by every backend */
+        float *f = own(w, (size_t)n * sizeof(float), "F32 copy of a vector");
+        if (!f) return REASON_ERR_NOMEM;
+        const uint8_t *src = t->data;
+        for (int64_t i = 0; i < n; i++) {
+            const uint16_t h = (uint16_t)(src[2 * i] | src[2 * i + 1] << 8);
+            f[i] = t->dtype == ST_BF16 ? rs_bf16_to_f32(h) : rs_f16_to_f32(h);
+        }
+        g->type = TENSOR_F32;
+        g->nbytes = (size_t)n * sizeof(float);
+        g->data = f;
+    } else if (t->data && (uintptr_t)t->data % esize != 0) {
+        /* the format does not align data; kernels load whole elements */
+        void *copy = own(w, t->nbytes, "aligned copy of a tensor");
+        if (!copy) return REASON_ERR_NOMEM;
+        memcpy(copy, t->data, t->nbytes);
+        g->data = copy;
+    }
+    w->n_recs++;
+    return REASON_OK;
+}
+
+static reason_status build_records(hf_weights *w, int *tied) {
+    const int64_t n = st_set_n_tensors(w->set);
+    bool has_lm_head = st_set_find(w->set, "lm_head.weight") != NULL;
+    if (*tied < 0) *tied = !has_lm_head;
+    if (!*tied && !has_lm_head)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: required tensor 'lm_head.weight' is missing (tie_word_embeddings is "
+                        "false)",
+                        w->dir);
+    for (int64_t i = 0; i < n; i++) {
+        const st_tensor *t = st_set_tensor_at(w->set, i);
+        char key[64];
+        if (unsupported_extra(t->name))
+            return rs_error(REASON_ERR_UNSUPPORTED,
+                            "%s: tensor '%s' (a bias the architecture does not have) is not "
+                            "supported",
+                            t->file, t->name);
+        if (!gguf_name_of(t->name, key, sizeof key)) continue; /* e.g. rotary_emb.inv_freq */
+        if (*tied && strcmp(key, "output.weight") == 0) continue;
+        RS_TRY(add_record(w, t, key));
+    }
+    if (w->rope_div) {
+        hf_record *r = &w->recs[w->n_recs++];
+        snprintf(r->key, sizeof r->key, "rope_freqs.weight");
+        r->t = (gguf_tensor){.name = "rope_freqs (config.json llama3 rope scaling)",
+                             .type = TENSOR_F32,
+                             .n_dims = 1,
+                             .ne = {w->rope_half, 1, 1, 1},
+                             .nbytes = (size_t)w->rope_half * sizeof(float),
+                             .data = w->rope_div};
+    }
+    return REASON_OK;
+}
+
+/* ---- tokenizer ---------------------------------------------------------------------------- */
+
+/* transformers 5 saves the chat template as chat_template.jinja beside tokenizer_config.json. */
+static reason_status read_chat_template(const char *dir, reason_model *m) {
+    const char *from_config = tokenizer_chat_template(m->tokenizer);
+    if (from_config) {
+        m->chat_template = strdup(from_config);
+        return m->chat_template ? REASON_OK : rs_error(REASON_ERR_NOMEM, "out of memory");
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return REASON_OK;
+    reason_status st = REASON_OK;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len - 1, fp);
+        if (len < cap - 1) break;
+        if (cap >= (1u << 24)) {
+            st = rs_error(REASON_ERR_FORMAT, "%s: larger than 16 MiB", path);
+            break;
+        }
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    if (!buf)
+        st = rs_error(REASON_ERR_NOMEM, "out of memory reading %s", path);
+    else if (ferror(fp))
+        st = rs_error(REASON_ERR_IO, "%s: read error", path);
+    fclose(fp);
+    if (st != REASON_OK) {
+        free(buf);
+        return st;
+    }
+    buf[len] = '\0';
+    m->chat_template = buf;
+    return REASON_OK;
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+reason_status hf_model_load(const char *dir, reason_model **out_model) {
+    RS_CHECK_ARG(dir && out_model);
+    *out_model = NULL;
+    reason_status st = REASON_ERR_NOMEM;
+    config c = {0};
+    char *cfg_path = NULL;
+    reason_model *m = rs_calloc(1, sizeof *m, "model");
+    if (!m) return REASON_ERR_NOMEM;
+    hf_weights *w = m->hf = rs_calloc(1, sizeof *w, "HF weights");
+    if (!w || !(w->dir = strdup(dir)) || !(cfg_path = malloc(strlen(dir) + 16))) {
+        st = rs_error(REASON_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    snprintf(cfg_path, strlen(dir) + 16, "%s/config.json", dir);
+    c.path = cfg_path;
+    struct stat sb;
+    if (stat(cfg_path, &sb) != 0) {
+        st = rs_error(REASON_ERR_IO, "cannot open '%s': %s", cfg_path, strerror(errno));
+        goto fail;
+    }
+    json_error_t err;
+    c.root = json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &err);
+    if (!c.root) {
+        st = rs_error(REASON_ERR_FORMAT, "%s: line %d, column %d: %s", cfg_path, err.line,
+                      err.column, err.text);
+        goto fail;
+    }
+    if (!json_is_object(c.root)) {
+        st = rs_error(REASON_ERR_FORMAT, "%s: expected a JSON object", cfg_path);
+        goto fail;
+    }
+    if ((st = read_arch(&c, m)) != REASON_OK) goto fail;
+    int32_t vocab_size = 0;
+    int tied = -1;
+    if ((st = read_hparams(&c, w, m, &vocab_size, &tied)) != REASON_OK) goto fail;
+    /* the name: the directory's last component */
+    snprintf(m->name, sizeof m->name, "%s", dir);
+    for (size_t n = strlen(m->name); n > 1 && m->name[n - 1] == '/'; n--) m->name[n - 1] = '\0';
+    const char *base = strrchr(m->name, '/');
+    if (base && base[1]) memmove(m->name, base + 1, strlen(base + 1) + 1);
+
+    if ((st = st_set_open_dir(dir, &w->set)) != REASON_OK) goto fail;
+    /* one record per checkpoint tensor at most, plus rope_freqs; one owned buffer each */
+    const size_t cap = (size_t)st_set_n_tensors(w->set) + 1;
+    w->recs = rs_calloc(cap, sizeof *w->recs, "tensor records");
+    w->owned = rs_calloc(cap, sizeof *w->owned, "owned buffers");
+    if (!w->recs || !w->owned) {
+        st = REASON_ERR_NOMEM;
+        goto fail;
+    }
+    if ((st = build_records(w, &tied)) != REASON_OK) goto fail;
+    qsort(w->recs, (size_t)w->n_recs, sizeof *w->recs, rec_cmp);
+    if ((st = model_bind_weights(m)) != REASON_OK) goto fail;
+    if (m->hp.n_vocab != vocab_size) {
+        st = rs_error(REASON_ERR_FORMAT,
+                      "%s: vocab_size %d, but model.embed_tokens.weight has %d rows", cfg_path,
+                      vocab_size, m->hp.n_vocab);
+        goto fail;
+    }
+    if ((st = reason_tokenizer_load(dir, &m->tokenizer)) != REASON_OK) {
+        st = rs_error_prefix(st, "%s: tokenizer", dir);
+        goto fail;
+    }
+    if (reason_tokenizer_n_vocab(m->tokenizer) > m->hp.n_vocab) {
+        st = rs_error(REASON_ERR_FORMAT, "%s: tokenizer has %d tokens but the model only %d rows",
+                      dir, reason_tokenizer_n_vocab(m->tokenizer), m->hp.n_vocab);
+        goto fail;
+    }
+    if ((st = read_chat_template(dir, m)) != REASON_OK) goto fail;
+    json_decref(c.root);
+    free(cfg_path);
+    *out_model = m;
+    return REASON_OK;
+fail:
+    json_decref(c.root);
+    free(cfg_path);
+    reason_model_free(m);
+    return st;
+}

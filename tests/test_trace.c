@@ -1,0 +1,799 @@
+/* test_trace.c — the reasoning runtime on tiny random models: exact budgets, forced early ends of
+ * thinking (min_thinking), parallel traces from one prompt (greedy identity, seeds, shared KV),
+ * voting with early stop, pruning, the loop guard, stop strings, a full KV cache, prompted
+ * thinking, and the text matcher / UTF-8 assembler / loop detector underneath.
+ *
+ * Random weights give near-uniform distributions, so behaviour is forced where it must be exact:
+ * min = max thinking budgets, callbacks that end thinking, and a negative frequency penalty over a
+ * prompt full of one token, which makes greedy decoding emit that token again and again. */
+#include "test_util.h"
+
+#include "reason.h"
+#include "trace.h"
+
+#include <string.h>
+
+static reason_model *qwen;  /* <think>/</think> tokens: model mode */
+static reason_model *llama; /* none: prompted mode */
+
+static void load_models(void) {
+    char path[1024];
+    ck_assert_msg(reason_model_load(test_data_path("models/qwen3-Q8_0.gguf", path, sizeof path),
+                                    NULL, &qwen) == REASON_OK,
+                  "%s", reason_last_error());
+    ck_assert_msg(reason_model_load(test_data_path("models/llama-Q8_0.gguf", path, sizeof path),
+                                    NULL, &llama) == REASON_OK,
+                  "%s", reason_last_error());
+}
+
+static void free_models(void) {
+    reason_model_free(qwen);
+    reason_model_free(llama);
+}
+
+static reason_context *make_ctx(reason_model *m, uint32_t n_ctx, uint32_t n_seq) {
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_ctx = n_ctx;
+    p.n_seq_max = n_seq;
+    p.n_batch = 128;
+    p.n_outputs_max = 16;
+    p.n_threads = 1;
+    reason_context *ctx = NULL;
+    ck_assert_msg(reason_context_create(m, &p, &ctx) == REASON_OK, "%s", reason_last_error());
+    return ctx;
+}
+
+static int32_t n_tokens(reason_model *m, const char *text) {
+    const reason_tokenizer *tok;
+    reason_model_tokenizer(m, &tok);
+    size_t n = 0;
+    reason_tokenize(tok, text, strlen(text), REASON_TOKENIZE_PARSE_SPECIAL, NULL, 0, &n);
+    return (int32_t)n;
+}
+
+static reason_result *run_ok(reason_context *ctx, const char *prompt, const reason_params *p) {
+    reason_result *res = NULL;
+    reason_status st = reason_run_prompt(ctx, prompt, p, &res);
+    ck_assert_msg(st == REASON_OK, "%s", reason_last_error());
+    return res;
+}
+
+static reason_trace_info trace_info(const reason_result *res, int32_t i) {
+    reason_trace_info info;
+    ck_assert_int_eq(reason_result_trace(res, i, &info), REASON_OK);
+    return info;
+}
+
+static void check_all_freed(reason_context *ctx, int32_t n) {
+    for (int32_t s = 0; s < n; s++) {
+        int32_t len = -1;
+        ck_assert_int_eq(reason_seq_length(ctx, s, &len), REASON_OK);
+        ck_assert_int_eq(len, 0);
+    }
+}
+
+#define QWEN_THINKING_PROMPT                                                                       \
+    "<|im_start|>user\nWhat is 17 * 23?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+#define WRAP_UP "Considering the limited time, I have to give the solution now."
+
+/* A prompt where one text appears `times` times, to be boosted by a negative frequency penalty. */
+static char *repeated_prompt(const char *item, int times, const char *tail) {
+    size_t n = strlen(item) * (size_t)times + strlen(tail) + 256;
+    char *s = malloc(n);
+    strcpy(s, "<|im_start|>user\n");
+    for (int i = 0; i < times; i++) strcat(s, item);
+    strcat(s, "<|im_end|>\n<|im_start|>assistant\n");
+    strcat(s, tail);
+    return s;
+}
+
+static void force_repeats(reason_params *p) {
+    p->sampling.temperature = 0.0f;
+    p->sampling.frequency_penalty = -10.0f;
+    p->sampling.penalty_last_n = -1;
+}
+
+/* ---- argument checks ------------------------------------------------------------------------- */
+
+START_TEST(test_arguments) {
+    reason_context *ctx = make_ctx(qwen, 256, 3);
+    reason_result *res = (reason_result *)1;
+    reason_params p;
+    reason_params_default(&p);
+    ck_assert_int_eq(p.n_traces, 1);
+    ck_assert_int_eq(p.max_answer_tokens, 512);
+    ck_assert_int_eq(reason_run(NULL, "q", NULL, &res), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_null(res);
+    ck_assert_int_eq(reason_run(ctx, NULL, NULL, &res), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_run(ctx, "q", NULL, NULL), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_run_prompt(ctx, NULL, NULL, &res), REASON_ERR_INVALID_ARG);
+    p.n_traces = 0;
+    ck_assert_int_eq(reason_run(ctx, "q", &p, &res), REASON_ERR_INVALID_ARG);
+    p.n_traces = 3; /* needs 4 sequences */
+    ck_assert_int_eq(reason_run(ctx, "q", &p, &res), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "n_seq_max"));
+    p.n_traces = 1;
+    p.n_stop_strings = 1;
+    ck_assert_int_eq(reason_run(ctx, "q", &p, &res), REASON_ERR_INVALID_ARG);
+    p.n_stop_strings = 0;
+    p.extract = REASON_EXTRACT_CALLBACK;
+    ck_assert_int_eq(reason_run(ctx, "q", &p, &res), REASON_ERR_INVALID_ARG);
+    p.extract = 99;
+    ck_assert_int_eq(reason_run(ctx, "q", &p, &res), REASON_ERR_INVALID_ARG);
+    reason_params_default(&p);
+    p.max_thinking_tokens = -5;
+    ck_assert_int_eq(reason_run(ctx, "q", &p, &res), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_null(res);
+    check_all_freed(ctx, 3);
+    reason_context_free(ctx);
+
+    /* n_outputs_max < n_traces */
+    reason_context_params cp;
+    reason_context_params_default(&cp);
+    cp.n_ctx = 256;
+    cp.n_seq_max = 8;
+    cp.n_outputs_max = 2;
+    cp.n_threads = 1;
+    ck_assert_int_eq(reason_context_create(qwen, &cp, &ctx), REASON_OK);
+    reason_params_default(&p);
+    p.n_traces = 4;
+    ck_assert_int_eq(reason_run(ctx, "q", &p, &res), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "n_outputs_max"));
+    reason_context_free(ctx);
+
+    /* accessors */
+    reason_result_free(NULL);
+    reason_trace_info info;
+    const char *a;
+    ck_assert_int_eq(reason_result_n_traces(NULL), 0);
+    ck_assert_int_eq(reason_result_n_answers(NULL), 0);
+    ck_assert_int_eq(reason_result_trace(NULL, 0, &info), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_result_vote(NULL, &a, NULL), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_result_answer(NULL, 0, &a, NULL, NULL), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_result_usage(NULL, NULL), REASON_ERR_INVALID_ARG);
+}
+END_TEST
+
+/* ---- budgets --------------------------------------------------------------------------------- */
+
+/* min = max: the model cannot end early; the budget ends it with wrap-up + closing, exactly. */
+START_TEST(test_budget_exact) {
+    reason_context *ctx = make_ctx(qwen, 1024, 4);
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 3;
+    p.max_thinking_tokens = 24;
+    p.min_thinking_tokens = 24;
+    p.max_answer_tokens = 8;
+    p.wrap_up = WRAP_UP;
+    p.sampling.seed = 11;
+    reason_result *res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    const int32_t n_close = n_tokens(qwen, "\n</think>\n\n"), n_wrap = n_tokens(qwen, WRAP_UP);
+    ck_assert_int_eq(n_close, 3);
+    ck_assert_int_eq(reason_result_n_traces(res), 3);
+    reason_usage u;
+    ck_assert_int_eq(reason_result_usage(res, &u), REASON_OK);
+    int32_t think = 0, answer = 0;
+    for (int32_t i = 0; i < 3; i++) {
+        reason_trace_info t = trace_info(res, i);
+        ck_assert_int_eq(t.thinking_tokens, 24 + n_wrap + n_close);
+        const size_t tl = strlen(t.thinking), wl = strlen(WRAP_UP);
+        ck_assert_uint_ge(tl, wl);
+        ck_assert_str_eq(t.thinking + tl - wl, WRAP_UP);
+        ck_assert_ptr_null(strstr(t.thinking, "</think>"));
+        if (t.finish_reason == REASON_FINISH_LENGTH) ck_assert_int_eq(t.answer_tokens, 8);
+        else ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+        ck_assert_int_le(t.answer_tokens, 8);
+        ck_assert(t.mean_logprob < 0.0f);
+        ck_assert(t.lowest_group_confidence > 0.0f);
+        think += t.thinking_tokens;
+        answer += t.answer_tokens;
+    }
+    ck_assert_int_eq(u.thinking_tokens, think);
+    ck_assert_int_eq(u.answer_tokens, answer);
+    ck_assert_int_eq(u.generated_tokens, think + answer);
+    ck_assert_int_eq(u.prompt_tokens, n_tokens(qwen, QWEN_THINKING_PROMPT));
+    ck_assert(u.seconds > 0.0);
+    reason_result_free(res);
+    check_all_freed(ctx, 4);
+
+    /* max_thinking 0: the closing at once; max_answer 0: LENGTH at once */
+    p.n_traces = 1;
+    p.max_thinking_tokens = 0;
+    p.min_thinking_tokens = 0;
+    p.max_answer_tokens = 5;
+    res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, n_wrap + n_close);
+    ck_assert_str_eq(t.thinking, WRAP_UP);
+    ck_assert_int_le(t.answer_tokens, 5);
+    reason_result_free(res);
+    p.max_answer_tokens = 0;
+    res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_LENGTH);
+    ck_assert_int_eq(t.answer_tokens, 0);
+    reason_result_free(res);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* The prompt is full of </think>; a negative frequency penalty makes greedy decoding try to close
+ * the thinking at every step. Each early close becomes the continuation until min is reached. */
+START_TEST(test_min_thinking) {
+    reason_context *ctx = make_ctx(qwen, 1024, 2);
+    char *prompt = repeated_prompt("</think>", 30, "<think>\n");
+    reason_params p;
+    reason_params_default(&p);
+    force_repeats(&p);
+    p.min_thinking_tokens = 20;
+    p.max_thinking_tokens = 100;
+    p.max_answer_tokens = 4;
+    p.continuation = "\nWait";
+    p.loop_ngram = 0;
+    reason_result *res = run_ok(ctx, prompt, &p);
+    reason_trace_info t = trace_info(res, 0);
+    const int32_t n_cont = n_tokens(qwen, "\nWait");
+    const int32_t k = (20 + n_cont - 1) / n_cont; /* continuations until min */
+    ck_assert_int_eq(t.thinking_tokens, k * n_cont + 1); /* + the model's own </think> */
+    ck_assert_int_ge(t.thinking_tokens, 20);
+    int wait = 0;
+    for (const char *s = t.thinking; (s = strstr(s, "\nWait")) != NULL; s++) wait++;
+    ck_assert_int_eq(wait, k);
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_LENGTH);
+    ck_assert_int_eq(t.answer_tokens, 4);
+    reason_result_free(res);
+
+    /* a continuation longer than the budget left is cut: thinking still ends at max + closing */
+    p.min_thinking_tokens = 7;
+    p.max_thinking_tokens = 7;
+    p.continuation = "\nWait, wait, wait, let me think again";
+    res = run_ok(ctx, prompt, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 7 + n_tokens(qwen, "\n</think>\n\n"));
+    ck_assert_ptr_nonnull(strstr(t.thinking, "\nWait"));
+    reason_result_free(res);
+    free(prompt);
+    reason_context_free(ctx);
+}
+END_TEST
+
+typedef struct script {
+    int32_t end_thinking_at[8]; /* end trace i's thinking after this many thinking tokens */
+    int32_t stop_at_answer[8];  /* stop trace i after this many answer tokens (0: never) */
+    int32_t seen[8][3];
+    char answers[8][16]; /* scripted answer per trace for the extractor */
+    char text[8][4096];  /* answer text streamed per trace */
+    size_t text_len[8];
+    int32_t text_calls;
+    int32_t bad_phase;
+} script;
+
+static int32_t script_token(void *user, int32_t trace, int32_t phase,
+                            const reason_token_choice *c) {
+    script *s = user;
+    if (phase < 0 || phase > 1 || c->n_top != 0) s->bad_phase = 1;
+    s->seen[trace][phase]++;
+    if (phase == REASON_PHASE_THINKING && s->end_thinking_at[trace] &&
+        s->seen[trace][0] == s->end_thinking_at[trace])
+        return REASON_ACTION_END_THINKING;
+    if (phase == REASON_PHASE_ANSWER && s->stop_at_answer[trace] &&
+        s->seen[trace][1] == s->stop_at_answer[trace])
+        return REASON_ACTION_STOP;
+    return REASON_ACTION_CONTINUE;
+}
+
+static int32_t script_text(void *user, int32_t trace, int32_t phase, const char *text, size_t len) {
+    script *s = user;
+    s->text_calls++;
+    if (phase == REASON_PHASE_ANSWER && s->text_len[trace] + len < sizeof s->text[trace]) {
+        memcpy(s->text[trace] + s->text_len[trace], text, len);
+        s->text_len[trace] += len;
+    }
+    return REASON_ACTION_CONTINUE;
+}
+
+/* Finds the trace by its streamed answer text and returns its scripted answer. */
+static size_t script_extract(void *user, const char *text, size_t len, char *out, size_t cap) {
+    script *s = user;
+    for (int32_t i = 0; i < 8; i++) {
+        if (s->text_len[i] == len && memcmp(s->text[i], text, len) == 0 && s->answers[i][0]) {
+            snprintf(out, cap, "%s", s->answers[i]);
+            return strlen(out);
+        }
+    }
+    return 0;
+}
+
+START_TEST(test_callbacks) {
+    reason_context *ctx = make_ctx(qwen, 1024, 3);
+    script s;
+    memset(&s, 0, sizeof s);
+    s.end_thinking_at[0] = 5;
+    s.end_thinking_at[1] = 3;
+    s.stop_at_answer[1] = 2;
+    reason_callbacks cb = {.user = &s, .on_text = script_text, .on_token = script_token};
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 2;
+    p.max_thinking_tokens = 50;
+    p.min_thinking_tokens = 50; /* a callback overrides min */
+    p.max_answer_tokens = 6;
+    p.wrap_up = WRAP_UP;
+    p.callbacks = &cb;
+    reason_result *res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    const int32_t n_close = n_tokens(qwen, "\n</think>\n\n");
+    reason_trace_info t0 = trace_info(res, 0), t1 = trace_info(res, 1);
+    ck_assert_int_eq(t0.thinking_tokens, 5 + n_close);
+    ck_assert_ptr_null(strstr(t0.thinking, WRAP_UP)); /* the wrap-up is the budget's */
+    ck_assert_int_eq(t1.thinking_tokens, 3 + n_close);
+    ck_assert_int_eq(t1.finish_reason, REASON_FINISH_CANCELLED);
+    ck_assert_int_eq(t1.answer_tokens, 2);
+    ck_assert_str_eq(t1.extracted, "");
+    ck_assert_int_eq(s.bad_phase, 0);
+    ck_assert_int_gt(s.text_calls, 0);
+    ck_assert_str_eq(s.text[0], t0.answer); /* streamed text == result text */
+    reason_result_free(res);
+    check_all_freed(ctx, 3);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* ---- parallel traces ------------------------------------------------------------------------- */
+
+static void check_same_trace(const reason_trace_info *a, const reason_trace_info *b) {
+    ck_assert_str_eq(a->thinking, b->thinking);
+    ck_assert_str_eq(a->answer, b->answer);
+    ck_assert_int_eq(a->thinking_tokens, b->thinking_tokens);
+    ck_assert_int_eq(a->answer_tokens, b->answer_tokens);
+    ck_assert_int_eq(a->finish_reason, b->finish_reason);
+}
+
+START_TEST(test_greedy_traces_identical) {
+    reason_context *ctx = make_ctx(qwen, 1024, 4);
+    reason_params p;
+    reason_params_default(&p);
+    p.sampling.temperature = 0.0f;
+    p.max_thinking_tokens = 16;
+    p.max_answer_tokens = 8;
+    p.loop_ngram = 0;
+    reason_result *one = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    p.n_traces = 3;
+    reason_result *three = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    const reason_trace_info a = trace_info(one, 0);
+    for (int32_t i = 0; i < 3; i++) {
+        const reason_trace_info b = trace_info(three, i);
+        check_same_trace(&a, &b);
+    }
+    reason_result_free(one);
+    reason_result_free(three);
+    reason_context_free(ctx);
+}
+END_TEST
+
+START_TEST(test_seed_repeatable) {
+    reason_context *ctx = make_ctx(qwen, 1024, 4);
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 3;
+    p.sampling.temperature = 1.0f;
+    p.sampling.seed = 1234;
+    p.max_thinking_tokens = 20;
+    p.max_answer_tokens = 10;
+    reason_result *a = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    reason_result *b = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    for (int32_t i = 0; i < 3; i++) {
+        const reason_trace_info x = trace_info(a, i), y = trace_info(b, i);
+        check_same_trace(&x, &y);
+    }
+    /* different seeds per trace: the traces differ */
+    ck_assert_str_ne(trace_info(a, 0).thinking, trace_info(a, 1).thinking);
+    reason_result_free(a);
+    reason_result_free(b);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* n traces share the prompt's KV blocks: the peak is about prompt + Σ trace tokens. */
+START_TEST(test_kv_shared_prompt) {
+    reason_context *ctx = make_ctx(qwen, 4096, 5);
+    char *prompt = repeated_prompt("What is the sum of the first hundred primes? ", 30, "<think>\n");
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 4;
+    p.max_thinking_tokens = 24;
+    p.max_answer_tokens = 8;
+    reason_result *res = run_ok(ctx, prompt, &p);
+    reason_usage u;
+    reason_result_usage(res, &u);
+    ck_assert_int_gt(u.prompt_tokens, 300);
+    const int64_t block = 16;
+    const int64_t shared = u.prompt_tokens + u.generated_tokens;
+    ck_assert_int_le(u.kv_peak_tokens, shared + 5 * block);
+    ck_assert_int_ge(u.kv_peak_tokens, u.prompt_tokens);
+    ck_assert_int_lt(u.kv_peak_tokens, 4 * (int64_t)u.prompt_tokens / 2);
+    reason_result_free(res);
+    free(prompt);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* ---- voting ---------------------------------------------------------------------------------- */
+
+START_TEST(test_vote_early_stop) {
+    reason_context *ctx = make_ctx(qwen, 2048, 6);
+    script s;
+    memset(&s, 0, sizeof s);
+    for (int32_t i = 0; i < 5; i++) {
+        s.end_thinking_at[i] = 2 + 4 * i; /* trace i finishes before trace i + 1 */
+        snprintf(s.answers[i], sizeof s.answers[i], "%s", i == 1 ? "8" : "7");
+    }
+    reason_callbacks cb = {.user = &s, .on_text = script_text, .on_token = script_token,
+                           .extract = script_extract};
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 5;
+    p.max_thinking_tokens = 100;
+    p.max_answer_tokens = 3;
+    p.extract = REASON_EXTRACT_CALLBACK;
+    p.callbacks = &cb;
+    p.early_stop = 1;
+    p.loop_ngram = 0;
+    reason_result *res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    /* after traces 0, 1, 2 voted 7, 8, 7 and then 3 voted 7: 3 > 1 + 1 remaining */
+    int32_t cancelled = 0, voted = 0;
+    for (int32_t i = 0; i < 5; i++) {
+        const reason_trace_info t = trace_info(res, i);
+        if (t.finish_reason == REASON_FINISH_CANCELLED) {
+            cancelled++;
+            ck_assert_str_eq(t.extracted, "");
+            ck_assert_int_ge(i, 3);
+        } else {
+            voted++;
+            ck_assert_str_eq(t.extracted, s.answers[i]);
+        }
+    }
+    ck_assert_int_ge(cancelled, 1);
+    ck_assert_int_eq(trace_info(res, 4).finish_reason, REASON_FINISH_CANCELLED);
+    const char *winner;
+    float share;
+    ck_assert_int_eq(reason_result_vote(res, &winner, &share), REASON_OK);
+    ck_assert_str_eq(winner, "7");
+    ck_assert_float_eq_tol(share, (float)(voted - 1) / (float)voted, 1e-6f);
+    ck_assert_int_eq(reason_result_n_answers(res), 2);
+    const char *a;
+    int32_t count;
+    float weight;
+    ck_assert_int_eq(reason_result_answer(res, 0, &a, &count, &weight), REASON_OK);
+    ck_assert_str_eq(a, "7");
+    ck_assert_int_eq(count, voted - 1);
+    ck_assert_float_eq_tol(weight, (float)(voted - 1), 1e-6f);
+    ck_assert_int_eq(reason_result_answer(res, 1, &a, &count, &weight), REASON_OK);
+    ck_assert_str_eq(a, "8");
+    ck_assert_int_eq(reason_result_answer(res, 2, &a, &count, &weight), REASON_ERR_INVALID_ARG);
+    reason_trace_info info;
+    ck_assert_int_eq(reason_result_trace(res, 5, &info), REASON_ERR_INVALID_ARG);
+    ck_assert_int_eq(reason_result_trace(res, -1, &info), REASON_ERR_INVALID_ARG);
+    reason_result_free(res);
+    check_all_freed(ctx, 6);
+
+    /* without early stop every trace votes */
+    memset(s.seen, 0, sizeof s.seen);
+    memset(s.text_len, 0, sizeof s.text_len);
+    memset(s.text, 0, sizeof s.text);
+    p.early_stop = 0;
+    res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    for (int32_t i = 0; i < 5; i++)
+        ck_assert_int_ne(trace_info(res, i).finish_reason, REASON_FINISH_CANCELLED);
+    reason_result_answer(res, 0, &a, &count, &weight);
+    ck_assert_int_eq(count, 4);
+    reason_result_free(res);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* Two warm-up traces finish at once; the threshold is the best of their lowest group
+ * confidences (keep 0%), which long-running traces dip below. */
+START_TEST(test_prune) {
+    reason_context *ctx = make_ctx(qwen, 4096, 7);
+    script s;
+    memset(&s, 0, sizeof s);
+    s.end_thinking_at[0] = 1;
+    s.end_thinking_at[1] = 1;
+    reason_callbacks cb = {.user = &s, .on_token = script_token};
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 6;
+    p.sampling.temperature = 1.0f;
+    p.max_thinking_tokens = 150;
+    p.max_answer_tokens = 2;
+    p.callbacks = &cb;
+    p.prune = 1;
+    p.prune_warmup = 2;
+    p.prune_keep_percent = 0.0f;
+    p.confidence_window = 4;
+    p.loop_ngram = 0;
+    reason_result *res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    int32_t pruned = 0;
+    for (int32_t i = 0; i < 6; i++) {
+        const reason_trace_info t = trace_info(res, i);
+        if (i < 2) ck_assert_int_ne(t.finish_reason, REASON_FINISH_PRUNED);
+        if (t.finish_reason != REASON_FINISH_PRUNED) continue;
+        pruned++;
+        ck_assert_str_eq(t.extracted, "");
+        ck_assert_int_lt(t.thinking_tokens, 150);
+    }
+    ck_assert_int_ge(pruned, 1);
+    reason_result_free(res);
+    check_all_freed(ctx, 7);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* ---- loop guard and stop strings ------------------------------------------------------------- */
+
+START_TEST(test_loop_detector) {
+    loop_detector d;
+    ck_assert_int_eq(loop_detector_init(&d, 4, 4), REASON_OK);
+    /* a 3-cycle needs max(4 * 3, 2 * 4) = 12 tokens */
+    int32_t found = 0, at = -1;
+    for (int32_t i = 0; i < 20 && !found; i++) {
+        found = loop_detector_add(&d, 100 + i % 3);
+        at = i;
+    }
+    ck_assert_int_eq(found, 3);
+    ck_assert_int_eq(at, 11);
+    /* one repeated token needs 2 * 4 = 8 */
+    loop_detector_reset(&d);
+    for (int32_t i = 0; i < 7; i++) ck_assert_int_eq(loop_detector_add(&d, 5), 0);
+    ck_assert_int_eq(loop_detector_add(&d, 5), 1);
+    /* no loop in a varied stream */
+    loop_detector_reset(&d);
+    for (int32_t i = 0; i < 200; i++) ck_assert_int_eq(loop_detector_add(&d, (i * 7919) % 101), 0);
+    loop_detector_free(&d);
+}
+END_TEST
+
+#define SEVENS "77777777777777777777777777777777777777777777"
+#define QWEN_ANSWER_TAIL "<think>\n\n</think>\n\n"
+
+START_TEST(test_loop_guard) {
+    reason_context *ctx = make_ctx(qwen, 1024, 2);
+    char *prompt = repeated_prompt(SEVENS, 1, QWEN_ANSWER_TAIL);
+    reason_params p;
+    reason_params_default(&p);
+    force_repeats(&p);
+    p.max_answer_tokens = 100;
+    p.loop_ngram = 4;
+    p.loop_repeats = 4;
+    reason_result *res = run_ok(ctx, prompt, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 0);
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_LOOP);
+    ck_assert_int_eq(t.answer_tokens, 8);
+    ck_assert_str_eq(t.answer, "77777777");
+    ck_assert_str_eq(t.extracted, "77777777");
+    reason_result_free(res);
+
+    p.loop_action = REASON_LOOP_NUDGE;
+    p.loop_nudge = "\nLet me try a different approach.\n";
+    res = run_ok(ctx, prompt, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_LOOP);
+    ck_assert_ptr_nonnull(strstr(t.answer, "77777777\nLet me try a different approach.\n7"));
+    ck_assert_int_eq(t.answer_tokens, 8 + n_tokens(qwen, p.loop_nudge) + 8);
+    reason_result_free(res);
+    free(prompt);
+    reason_context_free(ctx);
+}
+END_TEST
+
+START_TEST(test_stop_strings) {
+    reason_context *ctx = make_ctx(qwen, 1024, 2);
+    char *prompt = repeated_prompt(SEVENS, 1, QWEN_ANSWER_TAIL);
+    reason_params p;
+    reason_params_default(&p);
+    force_repeats(&p);
+    p.max_answer_tokens = 100;
+    const char *stops[] = {"x", "777"};
+    p.stop_strings = stops;
+    p.n_stop_strings = 2;
+    reason_result *res = run_ok(ctx, prompt, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_STOP_STRING);
+    ck_assert_int_eq(t.answer_tokens, 3);
+    ck_assert_str_eq(t.answer, "");
+    reason_result_free(res);
+    free(prompt);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* ---- context full ---------------------------------------------------------------------------- */
+
+START_TEST(test_context_full) {
+    reason_context *ctx = make_ctx(qwen, 160, 4);
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 3;
+    p.sampling.seed = 5;
+    p.max_thinking_tokens = 0;
+    p.max_answer_tokens = 1000;
+    p.loop_ngram = 0;
+    reason_result *res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    int32_t full = 0, longest = 0, first_full = -1;
+    for (int32_t i = 0; i < 3; i++) {
+        const reason_trace_info t = trace_info(res, i);
+        if (t.finish_reason == REASON_FINISH_CONTEXT_FULL) {
+            full++;
+            if (first_full < 0 || t.answer_tokens < first_full) first_full = t.answer_tokens;
+        }
+        longest = t.answer_tokens > longest ? t.answer_tokens : longest;
+    }
+    ck_assert_int_ge(full, 1);
+    /* the others went on after the first one gave way */
+    ck_assert_int_gt(longest, first_full);
+    reason_result_free(res);
+    check_all_freed(ctx, 4);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* ---- modes ----------------------------------------------------------------------------------- */
+
+START_TEST(test_prompted_mode) {
+    reason_context *ctx = make_ctx(llama, 1024, 3);
+    reason_params p;
+    reason_params_default(&p);
+    p.n_traces = 2;
+    p.max_thinking_tokens = 10;
+    p.max_answer_tokens = 5;
+    p.wrap_up = "Time is up.";
+    reason_result *res = NULL;
+    ck_assert_msg(reason_run(ctx, "What is 2 + 3?", &p, &res) == REASON_OK, "%s", reason_last_error());
+    const int32_t n_close = n_tokens(llama, "\n</think>\n\n");
+    for (int32_t i = 0; i < 2; i++) {
+        const reason_trace_info t = trace_info(res, i);
+        ck_assert_int_eq(t.thinking_tokens, 10 + n_tokens(llama, "Time is up.") + n_close);
+        ck_assert_ptr_nonnull(strstr(t.thinking, "Time is up."));
+        ck_assert_ptr_null(strstr(t.thinking, "<think>"));
+        ck_assert_int_le(t.answer_tokens, 5);
+    }
+    reason_usage u;
+    reason_result_usage(res, &u);
+    ck_assert_int_gt(u.prompt_tokens, 20); /* the prompted-thinking system message is there */
+    reason_result_free(res);
+    check_all_freed(ctx, 3);
+    reason_context_free(ctx);
+}
+END_TEST
+
+START_TEST(test_model_mode_no_think) {
+    reason_context *ctx = make_ctx(qwen, 1024, 2);
+    reason_params p;
+    reason_params_default(&p);
+    p.max_answer_tokens = 6;
+    /* off: Qwen3's template pre-closes an empty think block */
+    p.thinking_mode = REASON_THINKING_OFF;
+    reason_result *res = NULL;
+    ck_assert_msg(reason_run(ctx, "Hi", &p, &res) == REASON_OK, "%s", reason_last_error());
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 0);
+    ck_assert_int_le(t.answer_tokens, 6);
+    reason_result_free(res);
+    /* auto: the model opens no <think> (random weights), so it answers at once */
+    p.thinking_mode = REASON_THINKING_AUTO;
+    p.sampling.temperature = 0.0f;
+    ck_assert_msg(reason_run(ctx, "Hi", &p, &res) == REASON_OK, "%s", reason_last_error());
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 0);
+    ck_assert_str_eq(t.thinking, "");
+    reason_result_free(res);
+    /* effort low with budget -1 maps to 512 thinking tokens; min = 512 shows it */
+    p.effort = REASON_EFFORT_LOW;
+    p.min_thinking_tokens = 100000;
+    p.max_answer_tokens = 0;
+    res = run_ok(ctx, QWEN_THINKING_PROMPT, &p);
+    ck_assert_int_eq(trace_info(res, 0).thinking_tokens, 512 + 3);
+    reason_result_free(res);
+    reason_context_free(ctx);
+}
+END_TEST
+
+/* ---- text pieces ----------------------------------------------------------------------------- */
+
+static int32_t feed_str(text_matcher *m, const char *s, int32_t tok, byte_buf *out, size_t *at) {
+    for (size_t i = 0; s[i]; i++) {
+        const int32_t p = matcher_feed(m, s[i], tok, i == 0, out);
+        if (p != -1) {
+            *at = i;
+            return p;
+        }
+    }
+    return -1;
+}
+
+START_TEST(test_matcher) {
+    static const char *const pats[] = {"</think>", "b", "abc"};
+    text_matcher m;
+    byte_buf out = {0};
+    size_t at = 0;
+    ck_assert_int_eq(matcher_init(&m, pats, 1), REASON_OK);
+    /* a tag split over tokens, with text before it in the first */
+    ck_assert_int_eq(feed_str(&m, "x </", 0, &out, &at), -1);
+    ck_assert_str_eq(out.data, "x ");
+    ck_assert_int_eq(feed_str(&m, "thi", 1, &out, &at), -1);
+    ck_assert_int_eq(feed_str(&m, "nk>rest", 2, &out, &at), 0);
+    ck_assert_int_eq(at, 2);
+    ck_assert_int_eq(m.match_tok, 0);
+    ck_assert_int_eq(m.match_tok_first, 0);
+    ck_assert_str_eq(out.data, "x ");
+    /* a near miss is released whole; "<</think>" still matches */
+    out.len = 0;
+    ck_assert_int_eq(feed_str(&m, "</thin!<</think>", 3, &out, &at), 0);
+    ck_assert_str_eq(out.data, "</thin!<");
+    ck_assert_int_eq(m.match_tok_first, 0);
+    out.len = 0;
+    ck_assert_int_eq(feed_str(&m, "</t", 4, &out, &at), -1);
+    ck_assert_int_eq(matcher_flush(&m, &out), REASON_OK);
+    ck_assert_str_eq(out.data, "</t");
+    matcher_free(&m);
+    /* the earliest-ending match wins, even inside a longer candidate */
+    ck_assert_int_eq(matcher_init(&m, pats + 1, 2), REASON_OK);
+    out.len = 0;
+    ck_assert_int_eq(feed_str(&m, "xab", 0, &out, &at), 0);
+    ck_assert_str_eq(out.data, "xa");
+    matcher_free(&m);
+    byte_buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_utf8_stream) {
+    utf8_stream u = {0};
+    byte_buf out = {0};
+    /* "é" = C3 A9 split across pushes, "€" = E2 82 AC */
+    ck_assert_int_eq(utf8_stream_push(&u, "a\xC3", 2, false, &out), REASON_OK);
+    ck_assert_str_eq(out.data, "a");
+    ck_assert_int_eq(utf8_stream_push(&u, "\xA9\xE2\x82", 3, false, &out), REASON_OK);
+    ck_assert_str_eq(out.data, "a\xC3\xA9");
+    ck_assert_int_eq(utf8_stream_push(&u, "\xAC", 1, false, &out), REASON_OK);
+    ck_assert_str_eq(out.data, "a\xC3\xA9\xE2\x82\xAC");
+    /* invalid byte → U+FFFD; a truncated tail at the end → U+FFFD */
+    out.len = 0;
+    ck_assert_int_eq(utf8_stream_push(&u, "\xFFz\xE2", 3, false, &out), REASON_OK);
+    ck_assert_str_eq(out.data, "\xEF\xBF\xBDz");
+    ck_assert_int_eq(utf8_stream_push(&u, "", 0, true, &out), REASON_OK);
+    ck_assert_str_eq(out.data, "\xEF\xBF\xBDz\xEF\xBF\xBD");
+    utf8_stream_free(&u);
+    byte_buf_free(&out);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("trace");
+    TCase *units = tcase_create("units");
+    tcase_add_test(units, test_matcher);
+    tcase_add_test(units, test_utf8_stream);
+    tcase_add_test(units, test_loop_detector);
+    suite_add_tcase(s, units);
+    TCase *tc = tcase_create("runtime");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, load_models, free_models);
+    tcase_add_test(tc, test_arguments);
+    tcase_add_test(tc, test_budget_exact);
+    tcase_add_test(tc, test_min_thinking);
+    tcase_add_test(tc, test_callbacks);
+    tcase_add_test(tc, test_greedy_traces_identical);
+    tcase_add_test(tc, test_seed_repeatable);
+    tcase_add_test(tc, test_kv_shared_prompt);
+    tcase_add_test(tc, test_vote_early_stop);
+    tcase_add_test(tc, test_prune);
+    tcase_add_test(tc, test_loop_guard);
+    tcase_add_test(tc, test_stop_strings);
+    tcase_add_test(tc, test_context_full);
+    tcase_add_test(tc, test_prompted_mode);
+    tcase_add_test(tc, test_model_mode_no_think);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
