@@ -322,11 +322,11 @@ static void short_number(double v, char *buf, size_t cap) {
 
 /* Accuracy (0–100 %) against generated tokens per problem on a log axis; one polyline per budget
  * through its trace counts, each point labelled "n=traces". */
-static int write_svg(const char *path, const char *title, const options *o,
+static int write_svg(const char *path, const char *subtitle, const options *o,
                      const config_result *rs, int32_t n_rs) {
     static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                                          "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-    const int W = 800, H = 500, L = 80, R = W - 190, T = 60, B = H - 70;
+    const int W = 800, H = 510, L = 80, R = W - 190, T = 70, B = H - 70;
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
@@ -351,10 +351,11 @@ static int write_svg(const char *path, const char *title, const options *o,
                "font-size=\"12\">\n",
             W, H, W, H);
     fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
-    fprintf(f, "<text x=\"%d\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" "
-               "font-weight=\"bold\">",
-            (L + R) / 2);
-    xml_text(f, title);
+    fprintf(f, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"17\" "
+               "font-weight=\"bold\">Accuracy vs. tokens spent</text>\n"
+               "<text x=\"%d\" y=\"45\" text-anchor=\"middle\" font-size=\"12\" fill=\"#444\">",
+            W / 2, W / 2);
+    xml_text(f, subtitle);
     fputs("</text>\n", f);
 
     /* grid and ticks: y every 10 %, x at each decade with minor lines at 2..9 (labelled at 2 and 5
@@ -414,9 +415,10 @@ static int write_svg(const char *path, const char *title, const options *o,
             if (rs[i].budget != o->budgets[b]) continue;
             const double x = XPOS(tokens_per_problem(&rs[i])),
                          y = YPOS(100.0 * rs[i].correct / rs[i].problems);
+            const double ly = b % 2 && y + 17 < B - 2 ? y + 17 : y - 7;
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4.5\" fill=\"%s\" stroke=\"white\"/>"
                        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"%s\">n=%d</text>\n",
-                    x, y, color, x + 7, b % 2 ? y + 17 : y - 7, color, rs[i].traces);
+                    x, y, color, x + 7, ly, color, rs[i].traces);
         }
         fputs("</g>\n", f);
     }
@@ -615,7 +617,9 @@ int main(int argc, char **argv) {
         }
     }
     char title[256];
-    snprintf(title, sizeof title, "Accuracy vs. tokens spent: %s, %d problems", info.name, n_ps);
+    const char *base = strrchr(o.problems, '/');
+    snprintf(title, sizeof title, "%s, %d problems from %s, majority vote", info.name, n_ps,
+             base ? base + 1 : o.problems);
     if (fclose(runs) != 0) {
         runs = NULL;
         fprintf(stderr, PROG ": %s: %s\n", runs_path, strerror(errno));

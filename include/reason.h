@@ -359,7 +359,8 @@ enum reason_thinking_mode {
 };
 
 enum reason_extract_kind {
-    REASON_EXTRACT_AUTO = 0,        /* \boxed{} if present, else the last number, else final line */
+    REASON_EXTRACT_AUTO = 0,        /* \boxed{} if present, else "answer is X" / "Answer: X",
+                                       else the last number, else the final line */
     REASON_EXTRACT_BOXED = 1,       /* contents of the last \boxed{...} */
     REASON_EXTRACT_LAST_NUMBER = 2, /* the last number in the answer */
     REASON_EXTRACT_FINAL_LINE = 3,  /* the last non-empty line */
@@ -392,7 +393,8 @@ typedef struct reason_callbacks {
     /* Every generated token with its log-probability (and top alternatives if n_logprobs > 0). */
     int32_t (*on_token)(void *user, int32_t trace, int32_t phase, const reason_token_choice *choice);
     /* REASON_EXTRACT_CALLBACK: writes the answer extracted from text into out (NUL-terminated);
-     * returns its length, 0 when there is no answer. */
+     * returns its length, 0 when there is no answer. A length >= capacity means "truncated": the
+     * callback is called once more with that much room (as snprintf). */
     size_t (*extract)(void *user, const char *text, size_t len, char *out, size_t capacity);
 } reason_callbacks;
 
@@ -466,8 +468,9 @@ typedef struct reason_params {
     int32_t extract;             /* enum reason_extract_kind */
     const char *extract_regex;   /* PCRE2 pattern for REASON_EXTRACT_REGEX */
     int32_t vote;                /* enum reason_vote_kind */
-    float early_stop_share;      /* stop once the leader holds this share of all n_traces'
-                                    weight (0: only when it can no longer be overtaken) */
+    float early_stop_share;      /* stop once the leader holds this share of the weight cast
+                                    plus the most the unfinished traces could still add (0: only
+                                    when it can no longer be overtaken) */
     int32_t early_stop;          /* 1: cancel unfinished traces once the vote is decided */
     int32_t prune;               /* 1: DeepConf online pruning */
     int32_t prune_warmup;        /* traces finished before the threshold is set (4) */

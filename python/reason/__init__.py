@@ -4,6 +4,8 @@
     with reason.Model("model.gguf") as model:
         for piece in model.generate("What is 17 * 23?", max_tokens=256, temperature=0.6):
             print(piece, end="", flush=True)
+        result = model.reason("What is 17 * 23?", n=4, think_budget=256, temperature=0.7)
+        print(result.answer, result.tally)
 
 ``reason._ffi`` is the one-to-one ctypes binding of include/reason.h; the classes here are a thin
 Pythonic layer over it. Every failed C call raises ReasonError (``.status``, ``.name``).
@@ -20,6 +22,8 @@ from .errors import (BufferTooSmallError, ContextFullError, InvalidArgumentError
                      ReasonIOError)
 from .generate import generate, generate_tokens
 from .model import TEMPLATES, Model, ModelInfo, detect_template
+from .runtime import (ANSWER, END_THINKING, STOP, THINKING, Event, ReasonStream, Result, Trace,
+                      Usage, Vote)
 from .sampler import Sampler, TokenChoice
 from .tokenizer import Detokenizer, Tokenizer
 
@@ -33,7 +37,8 @@ def version():
 
 
 __all__ = [
-    "BufferTooSmallError", "Context", "ContextFullError", "ContextStats", "Detokenizer",
+    "ANSWER", "END_THINKING", "Event", "ReasonStream", "Result", "STOP", "THINKING", "Trace",
+    "Usage", "Vote", "BufferTooSmallError", "Context", "ContextFullError", "ContextStats", "Detokenizer",
     "InvalidArgumentError", "KV_TYPES", "Model", "ModelInfo", "ReasonError", "ReasonIOError",
     "Sampler", "TEMPLATES", "TokenChoice", "Tokenizer", "detect_template", "generate",
     "generate_tokens", "library_path", "version",

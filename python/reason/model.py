@@ -146,3 +146,47 @@ class Model(Handle):
         """A generator of TokenChoice (see reason.generate.generate_tokens)."""
         from .generate import generate_tokens
         return generate_tokens(self, prompt, max_tokens=max_tokens, **options)
+
+    def reason(self, question, n=1, **options):
+        """Runs question (a user message, rendered with the model's chat template; with
+        raw_prompt=True an already rendered prompt) as n parallel traces that think, answer and
+        vote (reason_run); returns a reason.Result: .traces (Trace: thinking, answer, extracted,
+        thinking_tokens, answer_tokens, finish_reason, mean_logprob, lowest_group_confidence),
+        .answer (the vote's winner, "" when none), .share, .tally ([Vote(answer, count, weight)])
+        and .usage.
+
+        Budgets: think_budget (None: unlimited, or by effort "low" 512 / "medium" 2048 / "high"
+        8192), min_think (an earlier end of thinking is replaced by ``continuation``, default
+        "\nWait"), answer_budget (512; None: unlimited), wrap_up (text injected when the budget
+        ends the thinking). thinking: "auto", "model", "prompted" or "off"; system: a system
+        message. A trace whose budget ends its thinking has exactly think_budget + tokens(wrap_up)
+        + tokens("\n</think>\n\n") thinking tokens (include/reason.h, "Counting").
+
+        Answers and votes: extract "auto", "boxed", "number", "line", "regex:PATTERN" or a
+        callable(answer_text) -> str or None; vote "majority", "logprob" or "group";
+        early_stop=True cancels the unfinished traces once the vote is decided (share: the
+        leader's share of all n traces' weight that decides it; 0: when it can no longer be
+        overtaken); prune, prune_warmup, keep_percent, confidence_window: DeepConf pruning.
+        Loop guard: loop_ngram (0: off), loop_repeats, loop_action "end" or "nudge" (nudge: its
+        text). stop: strings that end an answer.
+
+        Sampling: temperature, top_k, top_p, min_p, repeat_penalty, seed (trace i uses seed + i),
+        n_logprobs, and the other reason.Sampler options (presence_penalty, frequency_penalty,
+        penalty_last_n, order). Callbacks on_text(trace, phase, text) and on_token(trace, phase,
+        TokenChoice), phase "thinking" or "answer", return None to go on, reason.END_THINKING or
+        reason.STOP; they run on the calling thread, and an exception they raise is raised here
+        after the run (see reason.runtime).
+
+        The run uses ``context`` (sequences 0..n empty; n_seq_max >= n + 1, n_outputs_max >= n)
+        or a fresh one of n_ctx slots (default: prompt + n x budgets, an unlimited budget counting
+        4096), n_threads (0: all cores) and kv_type. Invalid arguments raise ReasonError
+        (InvalidArgumentError)."""
+        from .runtime import reason
+        return reason(self, question, n, **options)
+
+    def reason_stream(self, question, n=1, **options):
+        """Model.reason as an iterator of Event(trace, phase, text) tuples while the traces stream;
+        the Result is the generator's return value and the stream's ``.result``. reason_run runs
+        on a worker thread, where the callbacks given here run too (see reason.ReasonStream)."""
+        from .runtime import ReasonStream
+        return ReasonStream(self, question, n, **options)
