@@ -417,7 +417,8 @@ static int write_svg(const char *path, const char *subtitle, const options *o,
                          y = YPOS(100.0 * rs[i].correct / rs[i].problems);
             const double ly = b % 2 && y + 17 < B - 2 ? y + 17 : y - 7;
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4.5\" fill=\"%s\" stroke=\"white\"/>"
-                       "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"%s\">n=%d</text>\n",
+                       "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"%s\" stroke=\"white\" "
+                       "stroke-width=\"3\" paint-order=\"stroke\">n=%d</text>\n",
                     x, y, color, x + 7, ly, color, rs[i].traces);
         }
         fputs("</g>\n", f);

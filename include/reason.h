@@ -76,7 +76,9 @@ typedef struct reason_model_params {
 
 REASON_API void reason_model_params_default(reason_model_params *params);
 
-/* Loads a GGUF file. */
+/* Loads a model: a GGUF file, or a Hugging Face directory (config.json, model.safetensors or
+ * shards with model.safetensors.index.json, tokenizer.json, tokenizer_config.json). Weights are
+ * used in place from the memory map. */
 REASON_API reason_status reason_model_load(const char *path, const reason_model_params *params,
                                            reason_model **out_model);
 REASON_API void reason_model_free(reason_model *model);
