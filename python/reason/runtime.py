@@ -14,6 +14,7 @@ during a run works the same way.
 
 import ctypes
 import queue
+import signal
 import threading
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -222,6 +223,30 @@ class _Callbacks:
             return 0
 
 
+class _sigint_stops:
+    """While reason_run runs on the main thread with Python's default SIGINT handler, Ctrl-C
+    stops the traces (at their next token) and KeyboardInterrupt is raised after the run: the
+    default handler would raise it inside a callback, where ctypes would only print it."""
+
+    def __init__(self, callbacks):
+        self.callbacks = callbacks
+        self.old = None
+
+    def _handler(self, signum, frame):
+        if self.callbacks.error is None:
+            self.callbacks.error = KeyboardInterrupt()
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
 def _result(ptr):
     """Copies a reason_result into Python objects."""
     traces = []
@@ -369,8 +394,9 @@ class _Run:
         out = _ffi.reason_result_p()
         try:
             fn = _ffi.reason_run_prompt if self.raw_prompt else _ffi.reason_run
-            status = fn(ctx._ptr, self.question.encode("utf-8"), ctypes.byref(self.params),
-                        ctypes.byref(out))
+            with _sigint_stops(callbacks):
+                status = fn(ctx._ptr, self.question.encode("utf-8"), ctypes.byref(self.params),
+                            ctypes.byref(out))
             try:
                 if callbacks.error is not None:
                     raise callbacks.error
