@@ -152,11 +152,15 @@ enum reason_special_token {
 REASON_API reason_token reason_tokenizer_special(const reason_tokenizer *tokenizer, int32_t which);
 /* 1 when generation should stop at this token (EOS, EOT and other end-of-generation tokens). */
 REASON_API int32_t reason_token_is_end(const reason_tokenizer *tokenizer, reason_token token);
+/* 1 for tokens that are not text: control (special), unknown and unused (padding) tokens. They
+ * are dropped by reason_detokenize without render_special and by the streaming detokenizer. */
+REASON_API int32_t reason_token_is_control(const reason_tokenizer *tokenizer, reason_token token);
 /* Looks a token up by its exact text (e.g. "<think>"); -1 when absent. */
 REASON_API reason_token reason_tokenizer_find(const reason_tokenizer *tokenizer, const char *text);
 
 /* Streaming detokenizer: bytes of tokens go in, only complete UTF-8 characters come out; a
- * character split across tokens is held back until its last byte arrives. */
+ * character split across tokens is held back until its last byte arrives. Control, unknown and
+ * unused tokens add no text. */
 typedef struct reason_detokenizer reason_detokenizer;
 REASON_API reason_status reason_detokenizer_create(const reason_tokenizer *tokenizer,
                                                    reason_detokenizer **out);

@@ -328,6 +328,12 @@ reason_status reason_token_to_bytes(const reason_tokenizer *tok, reason_token to
     return rs_copy_out(token_text(tok, token), tok->length[token], buf, capacity, out_len);
 }
 
+int32_t reason_token_is_control(const reason_tokenizer *tok, reason_token token) {
+    if (!tok || token < 0 || token >= tok->n_vocab) return 0;
+    const int kind = tok->kind[token];
+    return kind == TOKEN_CONTROL || kind == TOKEN_UNKNOWN || kind == TOKEN_UNUSED;
+}
+
 reason_status reason_detokenize(const reason_tokenizer *tok, const reason_token *tokens,
                                 size_t n_tokens, int32_t render_special, char *buf,
                                 size_t capacity, size_t *out_len) {
@@ -347,8 +353,7 @@ reason_status reason_detokenize(const reason_tokenizer *tok, const reason_token 
     size_t n = 0;
     for (size_t i = 0; i < n_tokens; i++) {
         reason_token t = tokens[i];
-        if (!render_special && (tok->kind[t] == TOKEN_CONTROL || tok->kind[t] == TOKEN_UNKNOWN))
-            continue;
+        if (!render_special && reason_token_is_control(tok, t)) continue;
         memcpy(bytes + n, token_text(tok, t), tok->length[t]);
         n += tok->length[t];
     }
@@ -433,8 +438,10 @@ reason_status reason_detokenizer_push(reason_detokenizer *d, reason_token token,
     RS_CHECK_ARG(d != NULL);
     RS_CHECK_ARG(out_len != NULL);
     RS_TRY(check_token(d->tok, token, __func__));
-    return detok_emit(d, (const uint8_t *)token_text(d->tok, token), d->tok->length[token], false,
-                      buf, capacity, out_len);
+    /* control, unknown and unused tokens are not text: they contribute nothing to the stream */
+    const size_t len = reason_token_is_control(d->tok, token) ? 0 : d->tok->length[token];
+    return detok_emit(d, (const uint8_t *)token_text(d->tok, token), len, false, buf, capacity,
+                      out_len);
 }
 
 reason_status reason_detokenizer_flush(reason_detokenizer *d, char *buf, size_t capacity,

@@ -365,6 +365,7 @@ static reason_status token_bytes(run *r, reason_token t, const char **out, size_
     *out = "";
     *len = 0;
     if (t < 0 || t >= reason_tokenizer_n_vocab(r->tok)) return REASON_OK;
+    if (reason_token_is_control(r->tok, t)) return REASON_OK; /* padding, control: not text */
     r->tokbytes.len = 0;
     RS_TRY(byte_buf_append(&r->tokbytes, NULL, 0));
     reason_status st = reason_token_to_bytes(r->tok, t, r->tokbytes.data, r->tokbytes.cap, len);

@@ -342,6 +342,8 @@ reason_tokenizer_n_vocab = _declare("reason_tokenizer_n_vocab", c_int32, reason_
 reason_tokenizer_special = _declare("reason_tokenizer_special", reason_token,
                                     reason_tokenizer_p, c_int32)
 reason_token_is_end = _declare("reason_token_is_end", c_int32, reason_tokenizer_p, reason_token)
+reason_token_is_control = _declare("reason_token_is_control", c_int32, reason_tokenizer_p,
+                                   reason_token)
 reason_tokenizer_find = _declare("reason_tokenizer_find", reason_token,
                                  reason_tokenizer_p, c_char_p)
 
