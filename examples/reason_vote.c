@@ -384,7 +384,7 @@ int main(int argc, char **argv) {
     const reason_status st = reason_run(ctx, o.question, &o.p, &res);
     cli_status_done(0);
     if (st != REASON_OK) {
-        rc = cli_fail(PROG, "reason_run");
+        rc = cli_fail(PROG, "running the traces");
         goto done;
     }
     if (o.json) {

@@ -149,38 +149,41 @@ AVX512 static float exp_sum_avx512(float *s, int32_t n, float m) {
     return _mm512_reduce_add_ps(acc);
 }
 
-/* F16 keys: scores sc[j][i] = (k_i · q_j) * scale for the nc rows at base + off[i], converting
- * each key once for all ng heads (hd a multiple of 16). */
+/* F16 keys: scores sc[j][i] = (k_i · q_j) * scale for the nc rows at base + off[i]. Head-outer
+ * so that one accumulator stays in a register; the chunk's keys (nc * hd * 2 bytes) come from
+ * memory for the first head and from L1 for the others, and F16C conversion is one instruction
+ * per 16 elements. */
 AVX512 static void scores_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
                                      const float *const *q, int32_t ng, int32_t hd, float scale,
                                      float (*sc)[ATTN_CHUNK]) {
-    for (int32_t i = 0; i < nc; i++) {
-        const uint16_t *k = (const uint16_t *)(base + off[i]);
-        __m512 acc[GROUP_MAX];
-        for (int32_t j = 0; j < ng; j++) acc[j] = _mm512_setzero_ps();
-        for (int32_t c = 0; c < hd; c += 16) {
-            const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c)));
-            for (int32_t j = 0; j < ng; j++)
-                acc[j] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q[j] + c), acc[j]);
+    for (int32_t j = 0; j < ng; j++) {
+        const float *qj = q[j];
+        for (int32_t i = 0; i < nc; i++) {
+            const uint16_t *k = (const uint16_t *)(base + off[i]);
+            __m512 acc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)),
+                                       _mm512_loadu_ps(qj));
+            for (int32_t c = 16; c < hd; c += 16)
+                acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c))),
+                                      _mm512_loadu_ps(qj + c), acc);
+            sc[j][i] = _mm512_reduce_add_ps(acc) * scale;
         }
-        for (int32_t j = 0; j < ng; j++) sc[j][i] = _mm512_reduce_add_ps(acc[j]) * scale;
     }
 }
 
-/* F16 values: acc[j] += Σ_i sc[j][i] · v_i, each value row converted once for all heads. */
+/* F16 values: acc[j] += Σ_i sc[j][i] · v_i, 16 output dimensions at a time in a register. */
 AVX512 static void accumulate_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
                                          float (*sc)[ATTN_CHUNK], int32_t ng, int32_t hd,
                                          float *const *acc) {
-    for (int32_t c = 0; c < hd; c += 16) {
-        __m512 a[GROUP_MAX];
-        for (int32_t j = 0; j < ng; j++) a[j] = _mm512_loadu_ps(acc[j] + c);
-        for (int32_t i = 0; i < nc; i++) {
-            const __m512 vv = _mm512_cvtph_ps(
-                _mm256_loadu_si256((const __m256i *)((const uint16_t *)(base + off[i]) + c)));
-            for (int32_t j = 0; j < ng; j++)
-                a[j] = _mm512_fmadd_ps(_mm512_set1_ps(sc[j][i]), vv, a[j]);
+    for (int32_t j = 0; j < ng; j++) {
+        for (int32_t c = 0; c < hd; c += 16) {
+            __m512 a = _mm512_loadu_ps(acc[j] + c);
+            for (int32_t i = 0; i < nc; i++) {
+                const __m512 vv = _mm512_cvtph_ps(
+                    _mm256_loadu_si256((const __m256i *)((const uint16_t *)(base + off[i]) + c)));
+                a = _mm512_fmadd_ps(_mm512_set1_ps(sc[j][i]), vv, a);
+            }
+            _mm512_storeu_ps(acc[j] + c, a);
         }
-        for (int32_t j = 0; j < ng; j++) _mm512_storeu_ps(acc[j] + c, a[j]);
     }
 }
 #endif

@@ -395,4 +395,61 @@ VNNI void rs_quantize_q8_avx512(const float *x, int8_t *xq, float *xd, float *xs
     }
 }
 
+/* ---- dequantization (prompt processing tiles) --------------------------------------------
+ * Bit-identical to the scalar reference: the same f32 operations in the same order (a multiply
+ * and a separate add or subtract, never a fused multiply-add). */
+
+AVX512 void rs_dequant_q4_0_avx512(const void *row, float *y, int64_t n) {
+    const uint8_t *b = row;
+    const __m512i m4 = _mm512_set1_epi32(0xf), eight = _mm512_set1_epi32(8);
+    for (int64_t i = 0; i < n / 32; i++, b += 18, y += 32) {
+        const __m512 d = _mm512_set1_ps(f16_scalar(b));
+        const __m512i v = u8x16(b + 2);
+        _mm512_storeu_ps(y, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m4), eight))));
+        _mm512_storeu_ps(y + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight))));
+    }
+}
+
+AVX512 void rs_dequant_q4_1_avx512(const void *row, float *y, int64_t n) {
+    const uint8_t *b = row;
+    const __m512i m4 = _mm512_set1_epi32(0xf);
+    for (int64_t i = 0; i < n / 32; i++, b += 20, y += 32) {
+        const __m512 d = _mm512_set1_ps(f16_scalar(b)), m = _mm512_set1_ps(f16_scalar(b + 2));
+        const __m512i v = u8x16(b + 4);
+        _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(v, m4))), m));
+        _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4))), m));
+    }
+}
+
+AVX512 void rs_dequant_q8_0_avx512(const void *row, float *y, int64_t n) {
+    const uint8_t *b = row;
+    for (int64_t i = 0; i < n / 32; i++, b += 34, y += 32) {
+        const __m512 d = _mm512_set1_ps(f16_scalar(b));
+        _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                              _mm_loadu_si128((const __m128i *)(b + 2)))), d));
+        _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                   _mm_loadu_si128((const __m128i *)(b + 18)))), d));
+    }
+}
+
+AVX512 void rs_dequant_q4_K_avx512(const void *row, float *y, int64_t n) {
+    const uint8_t *b = row;
+    const __m512i m4 = _mm512_set1_epi32(0xf);
+    for (int64_t i = 0; i < n / 256; i++, b += 144) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        for (int c = 0; c < 4; c++, y += 64) {
+            int s0, m0, s1, m1;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            const __m512 d0 = _mm512_set1_ps(d * (float)s0), dm0 = _mm512_set1_ps(dmin * (float)m0);
+            const __m512 d1 = _mm512_set1_ps(d * (float)s1), dm1 = _mm512_set1_ps(dmin * (float)m1);
+            for (int h = 0; h < 2; h++) {
+                const __m512i v = u8x16(b + 16 + 32 * c + 16 * h);
+                _mm512_storeu_ps(y + 16 * h, _mm512_sub_ps(_mm512_mul_ps(d0, _mm512_cvtepi32_ps(_mm512_and_si512(v, m4))), dm0));
+                _mm512_storeu_ps(y + 32 + 16 * h, _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4))), dm1));
+            }
+        }
+    }
+}
+
 #endif

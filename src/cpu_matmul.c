@@ -23,7 +23,9 @@
 
 /* Fewer tokens than this use dot products: dequantizing a tile for sgemm only pays off when each
  * weight row is reused by several tokens. */
+#ifndef BLAS_MIN_TOKENS
 #define BLAS_MIN_TOKENS 8
+#endif
 /* f32 elements of one thread's dequantization tile (at least 16 rows are always allowed). */
 #define TILE_FLOATS (128 * 1024)
 /* Chunks of rows per thread: enough to even out a noisy machine, few enough to stream. */
@@ -70,6 +72,7 @@ static bool q8_reserve(cpu_backend *cb, size_t n) {
     if (n <= cb->xq_cap) return true;
     free(cb->xq);
     free(cb->xd);
+    free(cb->xs);
     cb->xq = rs_aligned_alloc(n, "quantized activations");
     cb->xd = rs_aligned_alloc(n / 32 * sizeof(float) + 64, "activation scales");
     cb->xs = rs_aligned_alloc(n / 32 * sizeof(float) + 64, "activation sums");

@@ -262,6 +262,11 @@ size_t tensor_row_bytes(uint32_t type, int64_t n) {
     return bytes;
 }
 
+/* Run-time kernel choice (see "dispatch" below). */
+static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
+static void dispatch_init(void);
+static tensor_dequant_fn dequant_simd[TENSOR_TYPE_COUNT]; /* NULL: the scalar blocks */
+
 void tensor_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n) {
     const tensor_type_info *t = tensor_type_get(type);
     const uint8_t *p = row;
@@ -279,6 +284,11 @@ void tensor_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n
             dst[i] = rs_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         return;
     default: break;
+    }
+    pthread_once(&dispatch_once, dispatch_init);
+    if (dequant_simd[type]) {
+        dequant_simd[type](row, dst, n);
+        return;
     }
     dequant_block_fn dq = types[type].dequant;
     for (int64_t i = 0; i < n / t->block_size; i++)
@@ -346,7 +356,6 @@ static tensor_dot_fn dot_table[3][TENSOR_TYPE_COUNT];
 static tensor_qdot_fn qdot_table[3][TENSOR_TYPE_COUNT]; /* no scalar tier: NULL there */
 static bool have_vnni;
 static int isa_best = TENSOR_ISA_SCALAR;
-static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
 
 static void dispatch_init(void) {
     tensor_dot_fn *s = dot_table[TENSOR_ISA_SCALAR];
@@ -391,6 +400,10 @@ static void dispatch_init(void) {
             z[TENSOR_Q4_K] = rs_dot_q4_K_avx512;
             z[TENSOR_Q6_K] = rs_dot_q6_K_avx512;
             isa_best = TENSOR_ISA_AVX512;
+            dequant_simd[TENSOR_Q4_0] = rs_dequant_q4_0_avx512;
+            dequant_simd[TENSOR_Q4_1] = rs_dequant_q4_1_avx512;
+            dequant_simd[TENSOR_Q8_0] = rs_dequant_q8_0_avx512;
+            dequant_simd[TENSOR_Q4_K] = rs_dequant_q4_K_avx512;
             have_vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
             if (have_vnni) {
