@@ -175,7 +175,9 @@ int main(int argc, char **argv) {
     reason_context_params_default(&cp);
     const int32_t gen_prefix = depth > 0 ? depth : (par > 1 ? 1 : 0); /* K forks need a parent */
     const int32_t longest = n_prompt > gen_prefix + n_gen ? n_prompt : gen_prefix + n_gen;
-    const int32_t n_batch = n_prompt > par ? n_prompt : par;
+    /* the depth prefill goes in batches of up to 512 (or the prompt's size, if larger) */
+    int32_t n_batch = n_prompt > par ? n_prompt : par;
+    if (gen_prefix > n_batch) n_batch = gen_prefix < 512 ? gen_prefix : 512;
     cp.n_ctx = (uint32_t)(longest + (int64_t)(par - 1) * (n_gen + 16) + 16);
     cp.n_batch = (uint32_t)n_batch;
     cp.n_seq_max = (uint32_t)par;

@@ -42,6 +42,24 @@ typedef struct rope_params {
     const float *freq_div; /* optional (rot_dim/2) divisors of each frequency, or NULL */
 } rope_params;
 
+/* The Gated DeltaNet token mixer's small weights and shapes (docs/qwen35.md). conv_dim =
+ * 2 * n_k_head * d_k + n_v_head * d_v: the channels of q, k, v, in that order. */
+typedef struct deltanet_params {
+    int32_t n_k_head, d_k;  /* query/key heads (each d_k) */
+    int32_t n_v_head, d_v;  /* value heads (each d_v); a multiple of n_k_head */
+    int32_t conv_kernel;    /* causal depthwise conv width (4) */
+    int32_t v_head_tiled;   /* value head h reads key head: 0 h / (n_v_head / n_k_head) (HF
+                               checkpoints), 1 h % n_k_head (llama.cpp's reordered GGUF) */
+    float eps;              /* gated RMSNorm epsilon */
+    const float *conv_w;    /* (conv_dim, conv_kernel), tap conv_kernel-1 on the newest input */
+    const float *a_neg;     /* (n_v_head) -exp(A_log) */
+    const float *dt_bias;   /* (n_v_head) */
+    const float *norm_w;    /* (d_v) output RMSNorm gain, shared by the value heads */
+} deltanet_params;
+
+/* Head dimensions the DeltaNet op accepts (d_k, d_v); Qwen3.5 uses 128. */
+#define DELTANET_MAX_HEAD_DIM 256
+
 typedef struct backend backend;
 
 typedef struct backend_ops {
@@ -85,6 +103,15 @@ typedef struct backend_ops {
 
     /* Waits for queued work; asynchronous device errors surface here. */
     reason_status (*sync)(backend *be);
+
+    /* Gated DeltaNet core (docs/qwen35.md): y (n_tok, n_v_head*d_v), the input of out_proj, from
+     * the projections qkv (n_tok, conv_dim), z (n_tok, n_v_head*d_v), b and a (n_tok, n_v_head).
+     * Token i reads and rewrites its sequence's recurrent slot: conv[i] (conv_kernel-1, conv_dim)
+     * the last inputs, oldest first, and ssm[i] (n_v_head, d_k, d_v). Tokens of one sequence share
+     * the pointers and come in position order; a prompt is the same call as one decode step. */
+    void (*deltanet)(backend *be, const deltanet_params *p, const float *qkv, const float *z,
+                     const float *b, const float *a, float *const *conv, float *const *ssm,
+                     float *y, int32_t n_tok);
 } backend_ops;
 
 struct backend {

@@ -126,6 +126,7 @@ static const backend_ops cpu_ops = {
     .kv_copy_block = cpu_kv_copy_block,
     .attention = cpu_attention,
     .sync = cpu_sync,
+    .deltanet = cpu_deltanet,
 };
 
 reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions, backend **out) {

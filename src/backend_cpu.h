@@ -43,4 +43,6 @@ RS_INTERNAL void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, 
                                const attn_batch *batch, int32_t n_head, int32_t n_head_kv,
                                int32_t head_dim, float scale, float *out);
 
+#include "cpu_deltanet.h" /* cpu_deltanet */
+
 #endif

@@ -153,9 +153,16 @@ AVX512 static float exp_sum_avx512(float *s, int32_t n, float m) {
  * so that one accumulator stays in a register; the chunk's keys (nc * hd * 2 bytes) come from
  * memory for the first head and from L1 for the others, and F16C conversion is one instruction
  * per 16 elements. */
-AVX512 static void scores_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
-                                     const float *const *q, int32_t ng, int32_t hd, float scale,
-                                     float (*sc)[ATTN_CHUNK]) {
+AVX512 static void scores_f16_avx512(const uint8_t *base, const uint8_t *vbase, const size_t *off,
+                                     int32_t nc, const float *const *q, int32_t ng, int32_t hd,
+                                     float scale, float (*sc)[ATTN_CHUNK]) {
+    /* the chunk's keys and values are scattered 128-byte pieces (one KV head of each slot):
+     * ask for all of them up front rather than rely on the stride prefetcher */
+    for (int32_t i = 0; i < nc; i++)
+        for (int32_t b = 0; b < hd * 2; b += 64) {
+            _mm_prefetch((const char *)(base + off[i] + b), _MM_HINT_T0);
+            _mm_prefetch((const char *)(vbase + off[i] + b), _MM_HINT_T1);
+        }
     for (int32_t j = 0; j < ng; j++) {
         const float *qj = q[j];
         for (int32_t i = 0; i < nc; i++) {
@@ -170,10 +177,74 @@ AVX512 static void scores_f16_avx512(const uint8_t *base, const size_t *off, int
     }
 }
 
-/* F16 values: acc[j] += Σ_i sc[j][i] · v_i, 16 output dimensions at a time in a register. */
+/* F16 values: acc[j] += Σ_i sc[j][i] · v_i. With head_dim 64 or 128 the whole accumulator row
+ * of a head lives in 4 or 8 registers (written out: GCC keeps an array of vectors in memory):
+ * independent FMA chains, instead of one chain whose 4-cycle latency bounded the loop. */
+#define CVT16(row, k) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((row) + 16 * (k))))
+AVX512 static void accumulate_f16_64(const uint8_t *base, const size_t *off, int32_t nc,
+                                     float (*sc)[ATTN_CHUNK], int32_t ng, float *const *acc) {
+    for (int32_t j = 0; j < ng; j++) {
+        float *o = acc[j];
+        __m512 a0 = _mm512_loadu_ps(o), a1 = _mm512_loadu_ps(o + 16);
+        __m512 a2 = _mm512_loadu_ps(o + 32), a3 = _mm512_loadu_ps(o + 48);
+        for (int32_t i = 0; i < nc; i++) {
+            const uint16_t *row = (const uint16_t *)(base + off[i]);
+            const __m512 w = _mm512_set1_ps(sc[j][i]);
+            a0 = _mm512_fmadd_ps(w, CVT16(row, 0), a0);
+            a1 = _mm512_fmadd_ps(w, CVT16(row, 1), a1);
+            a2 = _mm512_fmadd_ps(w, CVT16(row, 2), a2);
+            a3 = _mm512_fmadd_ps(w, CVT16(row, 3), a3);
+        }
+        _mm512_storeu_ps(o, a0);
+        _mm512_storeu_ps(o + 16, a1);
+        _mm512_storeu_ps(o + 32, a2);
+        _mm512_storeu_ps(o + 48, a3);
+    }
+}
+
+AVX512 static void accumulate_f16_128(const uint8_t *base, const size_t *off, int32_t nc,
+                                      float (*sc)[ATTN_CHUNK], int32_t ng, float *const *acc) {
+    for (int32_t j = 0; j < ng; j++) {
+        float *o = acc[j];
+        __m512 a0 = _mm512_loadu_ps(o), a1 = _mm512_loadu_ps(o + 16);
+        __m512 a2 = _mm512_loadu_ps(o + 32), a3 = _mm512_loadu_ps(o + 48);
+        __m512 a4 = _mm512_loadu_ps(o + 64), a5 = _mm512_loadu_ps(o + 80);
+        __m512 a6 = _mm512_loadu_ps(o + 96), a7 = _mm512_loadu_ps(o + 112);
+        for (int32_t i = 0; i < nc; i++) {
+            const uint16_t *row = (const uint16_t *)(base + off[i]);
+            const __m512 w = _mm512_set1_ps(sc[j][i]);
+            a0 = _mm512_fmadd_ps(w, CVT16(row, 0), a0);
+            a1 = _mm512_fmadd_ps(w, CVT16(row, 1), a1);
+            a2 = _mm512_fmadd_ps(w, CVT16(row, 2), a2);
+            a3 = _mm512_fmadd_ps(w, CVT16(row, 3), a3);
+            a4 = _mm512_fmadd_ps(w, CVT16(row, 4), a4);
+            a5 = _mm512_fmadd_ps(w, CVT16(row, 5), a5);
+            a6 = _mm512_fmadd_ps(w, CVT16(row, 6), a6);
+            a7 = _mm512_fmadd_ps(w, CVT16(row, 7), a7);
+        }
+        _mm512_storeu_ps(o, a0);
+        _mm512_storeu_ps(o + 16, a1);
+        _mm512_storeu_ps(o + 32, a2);
+        _mm512_storeu_ps(o + 48, a3);
+        _mm512_storeu_ps(o + 64, a4);
+        _mm512_storeu_ps(o + 80, a5);
+        _mm512_storeu_ps(o + 96, a6);
+        _mm512_storeu_ps(o + 112, a7);
+    }
+}
+#undef CVT16
+
 AVX512 static void accumulate_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
                                          float (*sc)[ATTN_CHUNK], int32_t ng, int32_t hd,
                                          float *const *acc) {
+    if (hd == 64) {
+        accumulate_f16_64(base, off, nc, sc, ng, acc);
+        return;
+    }
+    if (hd == 128) {
+        accumulate_f16_128(base, off, nc, sc, ng, acc);
+        return;
+    }
     for (int32_t j = 0; j < ng; j++) {
         for (int32_t c = 0; c < hd; c += 16) {
             __m512 a = _mm512_loadu_ps(acc[j] + c);
@@ -295,7 +366,8 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
             }
 #if defined(__x86_64__)
             if (fused)
-                scores_f16_avx512((const uint8_t *)pool->k, off, nc, qh, ng, hd, job->scale, sc);
+                scores_f16_avx512((const uint8_t *)pool->k, (const uint8_t *)pool->v, off, nc, qh,
+                                  ng, hd, job->scale, sc);
 #endif
             if (!fused) {
                 for (int32_t i = 0; i < nc; i++)

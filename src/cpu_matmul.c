@@ -22,10 +22,11 @@
 #endif
 
 /* Fewer tokens than this use dot products: dequantizing a tile for sgemm only pays off when each
- * weight row is reused by several tokens. */
-#ifndef BLAS_MIN_TOKENS
+ * weight row is reused by several tokens. The integer kernels are fast enough to stay ahead of
+ * dequantize + sgemm up to about 32 tokens (SmolLM2, 2 threads: 8 parallel traces 300 vs 148
+ * tokens/s, 32 traces about even); the f32 kernels only up to about 8. */
 #define BLAS_MIN_TOKENS 8
-#endif
+#define BLAS_MIN_TOKENS_Q8 32
 /* f32 elements of one thread's dequantization tile (at least 16 rows are always allowed). */
 #define TILE_FLOATS (128 * 1024)
 /* Chunks of rows per thread: enough to even out a noisy machine, few enough to stream. */
@@ -149,7 +150,9 @@ void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float 
     const int64_t rows = w->ne[1];
     bool done = false;
 #ifdef REASON_HAVE_BLAS
-    if (n_tok >= BLAS_MIN_TOKENS) done = matmul_tiles(cb, w, x, y, n_tok);
+    const int32_t min_tokens =
+        cb->q8_matmul && tensor_qdot_kernel(w->type) ? BLAS_MIN_TOKENS_Q8 : BLAS_MIN_TOKENS;
+    if (n_tok >= min_tokens) done = matmul_tiles(cb, w, x, y, n_tok);
 #endif
     if (!done) matmul_dots(cb, w, x, y, n_tok);
     if (bias)

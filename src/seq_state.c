@@ -9,7 +9,14 @@ typedef struct sequence {
     int32_t length;
     int32_t n_blocks;
     int32_t *table; /* (max_blocks) block index per B positions */
+    int32_t slot;   /* recurrent slot, -1: none yet */
 } sequence;
+
+typedef struct checkpoint {
+    int32_t seq; /* owner, -1: entry unused */
+    int32_t pos; /* the owner's length when saved */
+    int32_t slot;
+} checkpoint;
 
 struct seq_state {
     backend *be;
@@ -23,6 +30,15 @@ struct seq_state {
     int32_t n_free;
     int32_t peak_used;
     int32_t *pending;     /* (n_seq) scratch: tokens of each sequence in the batch being placed */
+    /* recurrent slots: n_seq + n_ckpt of them, enough for every sequence to hold a private one
+     * while every checkpoint holds another, so placing a batch never runs out */
+    int32_t n_rec_layer, rec_conv, rec_ssm;
+    size_t slot_floats;   /* n_rec_layer * (rec_conv + rec_ssm) */
+    int32_t n_slots_rec;
+    float *slot_data;     /* (n_slots_rec, slot_floats) */
+    int32_t *slot_refs;   /* (n_slots_rec) */
+    int32_t n_ckpt;
+    checkpoint *ckpts;    /* (n_ckpt) */
 };
 
 static int32_t blocks_for(int32_t positions, int32_t block_size) {
@@ -57,6 +73,26 @@ reason_status seq_state_create(backend *be, const seq_state_params *p, seq_state
     /* lowest block indices are handed out first */
     for (int32_t b = 0; b < ss->max_blocks; b++) ss->free_list[b] = ss->max_blocks - 1 - b;
     ss->n_free = ss->max_blocks;
+    for (int32_t s = 0; s < ss->n_seq; s++) ss->seqs[s].slot = -1;
+    if (p->n_rec_layer > 0) {
+        if (p->rec_conv < 0 || p->rec_ssm <= 0 || p->n_checkpoint_max < 0) {
+            st = rs_error(REASON_ERR_INVALID_ARG, "sequence state: recurrent slot of %d + %d floats, "
+                          "%d checkpoints", p->rec_conv, p->rec_ssm, p->n_checkpoint_max);
+            goto fail;
+        }
+        ss->n_rec_layer = p->n_rec_layer;
+        ss->rec_conv = p->rec_conv;
+        ss->rec_ssm = p->rec_ssm;
+        ss->slot_floats = (size_t)p->n_rec_layer * ((size_t)p->rec_conv + (size_t)p->rec_ssm);
+        ss->n_slots_rec = ss->n_seq + p->n_checkpoint_max;
+        ss->n_ckpt = p->n_checkpoint_max;
+        ss->slot_data = be->ops->alloc(be, (size_t)ss->n_slots_rec * ss->slot_floats * sizeof(float),
+                                       "recurrent state slots");
+        ss->slot_refs = rs_calloc((size_t)ss->n_slots_rec, sizeof(int32_t), "slot reference counts");
+        ss->ckpts = rs_calloc((size_t)(ss->n_ckpt ? ss->n_ckpt : 1), sizeof(checkpoint), "checkpoints");
+        if (!ss->slot_data || !ss->slot_refs || !ss->ckpts) goto fail;
+        for (int32_t c = 0; c < ss->n_ckpt; c++) ss->ckpts[c].seq = -1;
+    }
     if ((st = be->ops->kv_alloc(be, &ss->pool)) != REASON_OK) goto fail;
     *out = ss;
     return REASON_OK;
@@ -73,6 +109,9 @@ void seq_state_free(seq_state *ss) {
     free(ss->refs);
     free(ss->free_list);
     free(ss->pending);
+    if (ss->slot_data) ss->be->ops->release(ss->be, ss->slot_data);
+    free(ss->slot_refs);
+    free(ss->ckpts);
     free(ss);
 }
 
@@ -93,6 +132,84 @@ static int32_t take_block(seq_state *ss) {
 
 static void drop_block(seq_state *ss, int32_t b) {
     if (--ss->refs[b] == 0) ss->free_list[ss->n_free++] = b;
+}
+
+/* --- recurrent slots --------------------------------------------------------------------- */
+
+static float *slot_ptr(const seq_state *ss, int32_t slot) {
+    return ss->slot_data + (size_t)slot * ss->slot_floats;
+}
+
+/* A free slot exists whenever the caller keeps the invariant described at slot_data. */
+static int32_t take_slot(seq_state *ss) {
+    for (int32_t i = 0; i < ss->n_slots_rec; i++)
+        if (ss->slot_refs[i] == 0) {
+            ss->slot_refs[i] = 1;
+            return i;
+        }
+    return -1;
+}
+
+static void drop_slot(seq_state *ss, int32_t slot) {
+    if (slot >= 0) ss->slot_refs[slot]--;
+}
+
+/* Gives seq a private slot before it is written: zeroed when new, copied when shared. */
+static void own_slot(seq_state *ss, sequence *sq) {
+    if (sq->slot >= 0 && ss->slot_refs[sq->slot] == 1) return;
+    const int32_t fresh = take_slot(ss);
+    if (sq->slot < 0) {
+        memset(slot_ptr(ss, fresh), 0, ss->slot_floats * sizeof(float));
+    } else {
+        memcpy(slot_ptr(ss, fresh), slot_ptr(ss, sq->slot), ss->slot_floats * sizeof(float));
+        drop_slot(ss, sq->slot);
+    }
+    sq->slot = fresh;
+}
+
+/* Releases seq's checkpoints saved after position keep. */
+static void drop_checkpoints_after(seq_state *ss, int32_t seq, int32_t keep) {
+    for (int32_t c = 0; c < ss->n_ckpt; c++)
+        if (ss->ckpts[c].seq == seq && ss->ckpts[c].pos > keep) {
+            drop_slot(ss, ss->ckpts[c].slot);
+            ss->ckpts[c].seq = -1;
+        }
+}
+
+void seq_state_recurrent(seq_state *ss, int32_t seq, int32_t rec_layer, float **conv,
+                         float **ssm) {
+    const int32_t slot = ss->seqs[seq].slot;
+    if (slot < 0 || rec_layer < 0 || rec_layer >= ss->n_rec_layer) {
+        *conv = *ssm = NULL;
+        return;
+    }
+    float *base = slot_ptr(ss, slot) + (size_t)rec_layer * ((size_t)ss->rec_conv + ss->rec_ssm);
+    *conv = base;
+    *ssm = base + ss->rec_conv;
+}
+
+reason_status seq_state_checkpoint(seq_state *ss, int32_t seq) {
+    if (seq < 0 || seq >= ss->n_seq)
+        return rs_error(REASON_ERR_INVALID_ARG, "sequence id %d outside [0, %d)", seq, ss->n_seq);
+    if (ss->n_rec_layer == 0) return REASON_OK;
+    sequence *sq = &ss->seqs[seq];
+    for (int32_t c = 0; c < ss->n_ckpt; c++)
+        if (ss->ckpts[c].seq == seq && ss->ckpts[c].pos == sq->length) return REASON_OK;
+    for (int32_t c = 0; c < ss->n_ckpt; c++)
+        if (ss->ckpts[c].seq < 0) {
+            if (sq->slot < 0) own_slot(ss, sq); /* an empty sequence: its zero state */
+            ss->ckpts[c] = (checkpoint){.seq = seq, .pos = sq->length, .slot = sq->slot};
+            ss->slot_refs[sq->slot]++;
+            return REASON_OK;
+        }
+    return rs_error(REASON_ERR_CONTEXT_FULL,
+                    "checkpoint of sequence %d: all %d checkpoints are held; truncate or free "
+                    "sequences first", seq, ss->n_ckpt);
+}
+
+int32_t seq_state_slot_refs(const seq_state *ss, int32_t seq) {
+    const int32_t slot = ss->seqs[seq].slot;
+    return slot < 0 ? 0 : ss->slot_refs[slot];
 }
 
 /* Blocks a sequence needs to grow by n positions: new blocks, plus a private copy of its last
@@ -149,6 +266,7 @@ reason_status seq_state_prepare(seq_state *ss, const int32_t *seq_id, const int3
                 sq->table[sq->n_blocks - 1] = copy;
             }
         }
+        if (ss->n_rec_layer) own_slot(ss, sq);
         const int32_t target = blocks_for(sq->length + ss->pending[s], bs);
         while (sq->n_blocks < target) sq->table[sq->n_blocks++] = take_block(ss);
     }
@@ -168,6 +286,20 @@ reason_status seq_state_truncate(seq_state *ss, int32_t seq, int32_t n_keep) {
     if (n_keep < 0 || n_keep > sq->length)
         return rs_error(REASON_ERR_INVALID_ARG, "truncate sequence %d to %d: it has %d positions",
                         seq, n_keep, sq->length);
+    if (ss->n_rec_layer && n_keep != sq->length) {
+        int32_t restore = -1;
+        for (int32_t c = 0; c < ss->n_ckpt && n_keep > 0; c++)
+            if (ss->ckpts[c].seq == seq && ss->ckpts[c].pos == n_keep) restore = ss->ckpts[c].slot;
+        if (n_keep > 0 && restore < 0)
+            return rs_error(REASON_ERR_UNSUPPORTED,
+                            "truncate sequence %d to %d: its recurrent layers can only go back to "
+                            "0 or to a checkpoint (take one with a checkpoint at that position)",
+                            seq, n_keep);
+        drop_checkpoints_after(ss, seq, n_keep);
+        drop_slot(ss, sq->slot);
+        sq->slot = restore;
+        if (restore >= 0) ss->slot_refs[restore]++;
+    }
     const int32_t keep_blocks = blocks_for(n_keep, ss->pool.block_size);
     while (sq->n_blocks > keep_blocks) drop_block(ss, sq->table[--sq->n_blocks]);
     sq->length = n_keep;
@@ -184,6 +316,26 @@ reason_status seq_state_fork(seq_state *ss, int32_t parent, int32_t child) {
     if (c->length != 0)
         return rs_error(REASON_ERR_INVALID_ARG, "fork %d -> %d: child holds %d positions; free it first",
                         parent, child, c->length);
+    if (ss->n_rec_layer) {
+        int32_t free_ck = 0, parent_ck = 0;
+        for (int32_t k = 0; k < ss->n_ckpt; k++) {
+            free_ck += ss->ckpts[k].seq < 0;
+            parent_ck += ss->ckpts[k].seq == parent;
+        }
+        if (parent_ck > free_ck)
+            return rs_error(REASON_ERR_CONTEXT_FULL,
+                            "fork %d -> %d: the parent's %d checkpoints do not fit (%d free)",
+                            parent, child, parent_ck, free_ck);
+        drop_slot(ss, c->slot); /* an empty child may hold a slot (checkpointed at 0) */
+        c->slot = p->slot;
+        if (p->slot >= 0) ss->slot_refs[p->slot]++;
+        for (int32_t k = 0, f = 0; k < ss->n_ckpt; k++) {
+            if (ss->ckpts[k].seq != parent) continue;
+            while (ss->ckpts[f].seq >= 0) f++;
+            ss->ckpts[f] = (checkpoint){.seq = child, .pos = ss->ckpts[k].pos, .slot = ss->ckpts[k].slot};
+            ss->slot_refs[ss->ckpts[k].slot]++;
+        }
+    }
     for (int32_t b = 0; b < p->n_blocks; b++) {
         c->table[b] = p->table[b];
         ss->refs[p->table[b]]++;
@@ -200,6 +352,11 @@ void seq_state_get_stats(const seq_state *ss, seq_state_stats *out) {
     out->slots_peak = (int64_t)ss->peak_used * bs;
     out->bytes = 2 * (int64_t)ss->pool.n_layer * out->slots_total * ss->pool.kv_dim *
                  (int64_t)ss->pool.elem_bytes;
+    out->rec_slots_total = ss->n_slots_rec;
+    out->rec_slots_used = 0;
+    for (int32_t i = 0; i < ss->n_slots_rec; i++) out->rec_slots_used += ss->slot_refs[i] > 0;
+    out->rec_bytes = (int64_t)ss->n_slots_rec * (int64_t)ss->slot_floats * (int64_t)sizeof(float);
+    out->bytes += out->rec_bytes;
 }
 
 int32_t seq_state_block_refs(const seq_state *ss, int32_t seq, int32_t pos) {

@@ -8,7 +8,16 @@
  * Paged KV: a pool of fixed-size blocks of token slots shared by all sequences. Each sequence has
  * a block table (block index of positions [i*B, (i+1)*B)). Blocks are reference counted: fork
  * shares all of the parent's blocks; the first write into a shared block (only the last, partly
- * filled one can be written) copies that block alone. */
+ * filled one can be written) copies that block alone.
+ *
+ * Recurrent slots (kind c): when n_rec_layer > 0 every sequence also owns one slot of
+ * n_rec_layer * (rec_conv + rec_ssm) f32 (per recurrent layer: its conv window, then its state
+ * matrices), rewritten by every token. Slots are reference counted like blocks: fork shares the
+ * parent's slot and the first write (seq_state_prepare) of either side copies it, so a fork costs
+ * nothing until a trace decodes. A checkpoint shares a sequence's slot at its current length (again
+ * free until the next write); truncate of a recurrent sequence is possible only to its length, to
+ * 0 or to one of its checkpoints (REASON_ERR_UNSUPPORTED otherwise: the state cannot be rewound).
+ * Fork copies the parent's checkpoints to the child. A new sequence's slot starts zeroed. */
 #ifndef REASON_SEQ_STATE_H
 #define REASON_SEQ_STATE_H
 
@@ -24,6 +33,10 @@ typedef struct seq_state_params {
     int32_t n_slots;    /* token slots in the pool (rounded up to whole blocks) */
     int32_t block_size; /* token slots per block */
     int32_t n_seq_max;
+    int32_t n_rec_layer;     /* recurrent layers (0: none) */
+    int32_t rec_conv;        /* floats of one layer's conv window */
+    int32_t rec_ssm;         /* floats of one layer's state matrices */
+    int32_t n_checkpoint_max; /* checkpoints held at once, over all sequences */
 } seq_state_params;
 
 RS_INTERNAL reason_status seq_state_create(backend *be, const seq_state_params *params,
@@ -43,6 +56,15 @@ RS_INTERNAL reason_status seq_state_prepare(seq_state *ss, const int32_t *seq_id
                                             const int32_t *pos, int32_t n_tok, int32_t *slots,
                                             const int32_t **tables);
 
+/* The recurrent state of layer rec_layer (0-based among recurrent layers) of seq: conv window
+ * (rec_conv floats) and state (rec_ssm floats). Valid for writing after seq_state_prepare placed
+ * tokens of seq, until the next fork, checkpoint, truncate or prepare; NULL when seq has no slot. */
+RS_INTERNAL void seq_state_recurrent(seq_state *ss, int32_t seq, int32_t rec_layer, float **conv,
+                                     float **ssm);
+/* Saves seq's recurrent state at its current length (REASON_ERR_CONTEXT_FULL when
+ * n_checkpoint_max checkpoints are held; a no-op without recurrent layers). */
+RS_INTERNAL reason_status seq_state_checkpoint(seq_state *ss, int32_t seq);
+
 RS_INTERNAL reason_status seq_state_truncate(seq_state *ss, int32_t seq, int32_t n_keep);
 RS_INTERNAL reason_status seq_state_fork(seq_state *ss, int32_t parent, int32_t child);
 
@@ -50,10 +72,15 @@ typedef struct seq_state_stats {
     int64_t slots_total;
     int64_t slots_used; /* slots of blocks held by at least one sequence */
     int64_t slots_peak;
-    int64_t bytes;
+    int64_t bytes;     /* paged KV + recurrent slots */
+    int64_t rec_slots_total; /* recurrent slots in the pool */
+    int64_t rec_slots_used;  /* held by a sequence or a checkpoint */
+    int64_t rec_bytes;       /* of the whole slot pool */
 } seq_state_stats;
 RS_INTERNAL void seq_state_get_stats(const seq_state *ss, seq_state_stats *out);
 /* Reference count of the block holding position pos of seq (tests of sharing). */
 RS_INTERNAL int32_t seq_state_block_refs(const seq_state *ss, int32_t seq, int32_t pos);
+/* Holders (sequences and checkpoints) of seq's recurrent slot; 0 when it has none. */
+RS_INTERNAL int32_t seq_state_slot_refs(const seq_state *ss, int32_t seq);
 
 #endif

@@ -1,7 +1,10 @@
 /* thread_pool.h — a fixed set of worker threads owned by a context. One job at a time: the
- * caller's thread takes part, tasks are claimed from an atomic counter, and the call returns when
- * all tasks are done. Workers spin briefly between jobs (decode issues hundreds of small jobs per
- * token) and then sleep, so an idle context costs no CPU. */
+ * caller's thread takes part, tasks are claimed one at a time (compare-and-swap on one word that
+ * also names the job, so a late worker can never run a task of a finished job), and the call
+ * returns when all tasks are done — it never waits for a worker that has not started, so a
+ * descheduled worker on a busy machine costs nothing. Callers make tasks contiguous chunks of
+ * work (a range of rows), a few per thread. Workers spin briefly between jobs (decode issues
+ * hundreds of small jobs per token) and then sleep, so an idle context costs no CPU. */
 #ifndef REASON_THREAD_POOL_H
 #define REASON_THREAD_POOL_H
 

@@ -144,6 +144,118 @@ START_TEST(test_truncate_and_bad_positions) {
 }
 END_TEST
 
+/* --- recurrent slots (kind c) -------------------------------------------------------------- */
+
+/* 2 recurrent layers of 3 + 5 floats, 4 sequences, 2 checkpoints. */
+static void setup_rec(fixture *f) {
+    ck_assert_int_eq(backend_cpu_create(1, 64, &f->be), REASON_OK);
+    seq_state_params p = {.n_layer = 1, .kv_dim = 4, .kv_type = REASON_KV_F32, .n_slots = 32,
+                          .block_size = 4, .n_seq_max = 4, .n_rec_layer = 2, .rec_conv = 3,
+                          .rec_ssm = 5, .n_checkpoint_max = 2};
+    ck_assert_int_eq(seq_state_create(f->be, &p, &f->ss), REASON_OK);
+}
+
+/* Appends one token to seq and adds v to every float of its slot (a stand-in for a layer). */
+static void step(fixture *f, int32_t seq, float v) {
+    int32_t slot;
+    const int32_t *table;
+    const int32_t pos = seq_state_length(f->ss, seq);
+    ck_assert_int_eq(seq_state_prepare(f->ss, &seq, &pos, 1, &slot, &table), REASON_OK);
+    for (int32_t l = 0; l < 2; l++) {
+        float *conv, *ssm;
+        seq_state_recurrent(f->ss, seq, l, &conv, &ssm);
+        ck_assert_ptr_nonnull(conv);
+        ck_assert_ptr_eq(ssm, conv + 3);
+        for (int i = 0; i < 8; i++) conv[i] += v;
+    }
+}
+
+static float first(fixture *f, int32_t seq, int32_t layer) {
+    float *conv, *ssm;
+    seq_state_recurrent(f->ss, seq, layer, &conv, &ssm);
+    ck_assert_ptr_nonnull(conv);
+    return ssm[4];
+}
+
+START_TEST(test_recurrent_fork_is_lazy) {
+    fixture f;
+    setup_rec(&f);
+    float *conv, *ssm;
+    seq_state_recurrent(f.ss, 0, 0, &conv, &ssm);
+    ck_assert_ptr_null(conv); /* no slot before the first token */
+    step(&f, 0, 1.0f);
+    step(&f, 0, 1.0f);
+    ck_assert_float_eq(first(&f, 0, 1), 2.0f);
+    ck_assert_int_eq(seq_state_fork(f.ss, 0, 1), REASON_OK);
+    ck_assert_int_eq(seq_state_fork(f.ss, 0, 2), REASON_OK);
+    ck_assert_int_eq(seq_state_slot_refs(f.ss, 1), 3); /* shared, nothing copied yet */
+    seq_state_stats st;
+    seq_state_get_stats(f.ss, &st);
+    ck_assert_int_eq(st.rec_slots_used, 1);
+    ck_assert_int_eq(st.rec_slots_total, 6);
+    ck_assert_int_eq(st.rec_bytes, 6 * 2 * 8 * 4);
+    step(&f, 1, 10.0f); /* the child's first write copies */
+    ck_assert_int_eq(seq_state_slot_refs(f.ss, 1), 1);
+    ck_assert_int_eq(seq_state_slot_refs(f.ss, 0), 2);
+    ck_assert_float_eq(first(&f, 1, 0), 12.0f);
+    ck_assert_float_eq(first(&f, 0, 0), 2.0f);
+    ck_assert_float_eq(first(&f, 2, 1), 2.0f);
+    step(&f, 0, 100.0f); /* the parent's write copies too; child 2 keeps the fork-time state */
+    ck_assert_float_eq(first(&f, 0, 0), 102.0f);
+    ck_assert_float_eq(first(&f, 2, 0), 2.0f);
+    ck_assert_int_eq(seq_state_slot_refs(f.ss, 2), 1);
+    seq_state_get_stats(f.ss, &st);
+    ck_assert_int_eq(st.rec_slots_used, 3);
+    ck_assert_int_eq(st.bytes, st.rec_bytes + 2 * 32 * 4 * 4);
+    /* freeing (truncate to 0) releases the slot; a new sequence starts from zero */
+    ck_assert_int_eq(seq_state_truncate(f.ss, 1, 0), REASON_OK);
+    ck_assert_int_eq(seq_state_slot_refs(f.ss, 1), 0);
+    step(&f, 1, 5.0f);
+    ck_assert_float_eq(first(&f, 1, 0), 5.0f);
+    teardown(&f);
+}
+END_TEST
+
+START_TEST(test_recurrent_truncate_needs_checkpoint) {
+    fixture f;
+    setup_rec(&f);
+    step(&f, 0, 1.0f);
+    step(&f, 0, 1.0f);
+    ck_assert_int_eq(seq_state_checkpoint(f.ss, 0), REASON_OK); /* at 2: "end of prompt" */
+    ck_assert_int_eq(seq_state_slot_refs(f.ss, 0), 2);
+    step(&f, 0, 1.0f);
+    ck_assert_int_eq(seq_state_slot_refs(f.ss, 0), 1);
+    step(&f, 0, 1.0f);
+    ck_assert_int_eq(seq_state_truncate(f.ss, 0, 3), REASON_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "checkpoint"));
+    ck_assert_int_eq(seq_state_length(f.ss, 0), 4);
+    ck_assert_float_eq(first(&f, 0, 0), 4.0f);
+    ck_assert_int_eq(seq_state_truncate(f.ss, 0, 4), REASON_OK); /* to its length: no-op */
+    /* a fork inherits the checkpoint: both can go back to the prompt */
+    ck_assert_int_eq(seq_state_fork(f.ss, 0, 1), REASON_OK);
+    ck_assert_int_eq(seq_state_truncate(f.ss, 0, 2), REASON_OK);
+    ck_assert_int_eq(seq_state_length(f.ss, 0), 2);
+    ck_assert_float_eq(first(&f, 0, 1), 2.0f);
+    step(&f, 0, 7.0f); /* writes a copy; the checkpoint stays intact */
+    ck_assert_float_eq(first(&f, 0, 1), 9.0f);
+    ck_assert_int_eq(seq_state_truncate(f.ss, 1, 2), REASON_OK);
+    ck_assert_float_eq(first(&f, 1, 0), 2.0f);
+    ck_assert_int_eq(seq_state_truncate(f.ss, 0, 2), REASON_OK);
+    ck_assert_float_eq(first(&f, 0, 0), 2.0f);
+    /* two checkpoints held (seq 0 and its fork's copy): a third is refused */
+    step(&f, 2, 1.0f);
+    ck_assert_int_eq(seq_state_checkpoint(f.ss, 2), REASON_ERR_CONTEXT_FULL);
+    ck_assert_int_eq(seq_state_fork(f.ss, 0, 3), REASON_ERR_CONTEXT_FULL);
+    /* truncating below a checkpoint drops it */
+    ck_assert_int_eq(seq_state_truncate(f.ss, 1, 0), REASON_OK);
+    ck_assert_int_eq(seq_state_checkpoint(f.ss, 2), REASON_OK);
+    seq_state_stats st;
+    seq_state_get_stats(f.ss, &st);
+    ck_assert_int_le(st.rec_slots_used, st.rec_slots_total);
+    teardown(&f);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("seq_state");
     TCase *tc = tcase_create("paged");
@@ -152,5 +264,9 @@ int main(void) {
     tcase_add_test(tc, test_shared_prompt_memory);
     tcase_add_test(tc, test_truncate_and_bad_positions);
     suite_add_tcase(s, tc);
+    TCase *rec = tcase_create("recurrent");
+    tcase_add_test(rec, test_recurrent_fork_is_lazy);
+    tcase_add_test(rec, test_recurrent_truncate_needs_checkpoint);
+    suite_add_tcase(s, rec);
     return run_suite(s);
 }
