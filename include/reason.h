@@ -254,7 +254,9 @@ REASON_API reason_status reason_get_logits(reason_context *ctx, int32_t i, const
 
 /* Sequences are small ids in [0, n_seq_max). */
 REASON_API reason_status reason_seq_length(const reason_context *ctx, int32_t seq, int32_t *out_len);
-/* Drops positions >= n_keep of seq. */
+/* Drops positions >= n_keep of seq. A model with recurrent layers (qwen35) keeps no history to
+ * rewind: there n_keep must be 0 or the current length (REASON_ERR_UNSUPPORTED otherwise); go
+ * back with reason_seq_checkpoint / reason_seq_restore instead. */
 REASON_API reason_status reason_seq_truncate(reason_context *ctx, int32_t seq, int32_t n_keep);
 /* Empties seq and releases its state. */
 REASON_API reason_status reason_seq_free(reason_context *ctx, int32_t seq);

@@ -31,6 +31,7 @@ typedef struct attn_batch {
     const int32_t *pos;                 /* (n_tok) */
     const int32_t *const *block_tables; /* (n_tok) pointers to the token's sequence block table */
     const int32_t *slots;               /* (n_tok) slot where token i's own K/V is stored */
+    const int32_t *seq_id;              /* (n_tok) sequence of token i (its recurrent slot) */
 } attn_batch;
 
 typedef struct rope_params {
@@ -112,6 +113,8 @@ typedef struct backend_ops {
     void (*deltanet)(backend *be, const deltanet_params *p, const float *qkv, const float *z,
                      const float *b, const float *a, float *const *conv, float *const *ssm,
                      float *y, int32_t n_tok);
+    /* x (n) *= sigmoid(gate) (the output gate of qwen35's full attention). */
+    void (*mul_sigmoid)(backend *be, float *x, const float *gate, int64_t n);
 } backend_ops;
 
 struct backend {

@@ -127,6 +127,7 @@ static const backend_ops cpu_ops = {
     .attention = cpu_attention,
     .sync = cpu_sync,
     .deltanet = cpu_deltanet,
+    .mul_sigmoid = cpu_mul_sigmoid,
 };
 
 reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions, backend **out) {

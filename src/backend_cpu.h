@@ -44,5 +44,6 @@ RS_INTERNAL void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, 
                                int32_t head_dim, float scale, float *out);
 
 #include "cpu_deltanet.h" /* cpu_deltanet */
+#include "cpu_gate.h"     /* cpu_mul_sigmoid */
 
 #endif

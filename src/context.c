@@ -73,9 +73,20 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
         (int32_t)(((int64_t)p.n_ctx + p.kv_block_size - 1) / p.kv_block_size * p.kv_block_size);
     reason_status st = backend_cpu_create(p.n_threads, max_positions, &ctx->be);
     if (st != REASON_OK) goto fail;
-    seq_state_params sp = {.n_layer = hp->n_layer, .kv_dim = hp->n_head_kv * hp->head_dim,
+    /* KV blocks for the full-attention layers only; a recurrent slot per sequence for the
+     * DeltaNet layers (conv window of conv_kernel-1 inputs, then n_v_head d_k×d_v matrices).
+     * The public checkpoint is a forked sequence, which shares the slot until either side writes,
+     * so no slots are set aside for seq_state's own checkpoints. */
+    const int32_t conv_dim = 2 * hp->ssm_n_k_head * hp->ssm_d_k + hp->ssm_n_v_head * hp->ssm_d_v;
+    seq_state_params sp = {.n_layer = hp->n_attn_layer ? hp->n_attn_layer : hp->n_layer,
+                           .kv_dim = hp->n_head_kv * hp->head_dim,
                            .kv_type = p.kv_type, .n_slots = (int32_t)p.n_ctx,
-                           .block_size = p.kv_block_size, .n_seq_max = (int32_t)p.n_seq_max};
+                           .block_size = p.kv_block_size, .n_seq_max = (int32_t)p.n_seq_max,
+                           .n_rec_layer = hp->n_rec_layer,
+                           .rec_conv = hp->n_rec_layer ? (hp->ssm_conv_kernel - 1) * conv_dim : 0,
+                           .rec_ssm = hp->n_rec_layer ? hp->ssm_n_v_head * hp->ssm_d_k * hp->ssm_d_v
+                                                      : 0,
+                           .n_checkpoint_max = 0};
     if ((st = seq_state_create(ctx->be, &sp, &ctx->ss)) != REASON_OK) goto fail;
     if ((st = forward_scratch_alloc(ctx->be, model, (int32_t)p.n_batch, p.n_outputs_max,
                                     &ctx->scratch)) != REASON_OK)
@@ -132,7 +143,7 @@ reason_status reason_decode(reason_context *ctx, const reason_batch *batch) {
     ctx->n_batch_last = 0;
     RS_TRY(seq_state_prepare(ctx->ss, batch->seq_id, batch->pos, n, ctx->slots, ctx->tables));
     const attn_batch ab = {.n_tok = n, .pos = batch->pos, .block_tables = ctx->tables,
-                           .slots = ctx->slots};
+                           .slots = ctx->slots, .seq_id = batch->seq_id};
     reason_status st = forward(ctx->model, ctx->be, ctx->ss, &ctx->scratch, batch->tokens, &ab,
                                ctx->out_rows, n_out);
     if (st != REASON_OK) {

@@ -3,18 +3,24 @@
  *   x = embed(tokens)
  *   for each layer:
  *       h = rmsnorm(x) · attn_norm
- *       q, k, v = h·Wq (+bq), h·Wk (+bk), h·Wv (+bv)        per head: rmsnorm(q), rmsnorm(k) (qwen3)
- *       q, k = rope(q, pos), rope(k, pos);  store k, v in the sequence's KV blocks
- *       x += softmax(q·Kᵀ/√d) V · Wo                        causal, grouped-query
+ *       attention layer:
+ *         q, k, v = h·Wq (+bq), h·Wk (+bk), h·Wv (+bv)      per head: rmsnorm(q), rmsnorm(k) (qwen3)
+ *         q, k = rope(q, pos), rope(k, pos);  store k, v in the sequence's KV blocks
+ *         o = softmax(q·Kᵀ/√d) V                            causal, grouped-query
+ *         o *= sigmoid(h·Wq_gate)                           gated (qwen35)
+ *         x += o · Wo
+ *       Gated DeltaNet layer (qwen35 linear_attention, docs/qwen35.md):
+ *         x += deltanet(h·Wqkv, h·Wz, h·Wbeta, h·Walpha; the sequence's recurrent slot) · Wout
  *       h = rmsnorm(x) · ffn_norm
  *       x += (silu(h·Wgate) * (h·Wup)) · Wdown
  *   logits = rmsnorm(x) · output_norm · Woutᵀ               only for the rows that want them
  *
- * Architectures differ only by the optional weights (biases, q/k norms) and the rope style; the
- * backend does all arithmetic. */
+ * Architectures differ by the optional weights (biases, q/k norms, output gate), the rope style and
+ * the kind of each layer; the backend does all arithmetic. */
 #include "forward.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 reason_status forward_scratch_alloc(backend *be, const reason_model *m, int32_t n_batch,
@@ -23,8 +29,18 @@ reason_status forward_scratch_alloc(backend *be, const reason_model *m, int32_t 
     const model_hparams *hp = &m->hp;
     const size_t nb = (size_t)n_batch;
     const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t key_dim = (size_t)hp->ssm_n_k_head * hp->ssm_d_k,
+                 value_dim = (size_t)hp->ssm_n_v_head * hp->ssm_d_v;
     s->n_batch = n_batch;
     s->n_outputs_max = n_outputs_max;
+    if (hp->n_rec_layer) {
+        s->rec_conv = rs_calloc(nb, sizeof *s->rec_conv, "recurrent conv pointers");
+        s->rec_ssm = rs_calloc(nb, sizeof *s->rec_ssm, "recurrent state pointers");
+        if (!s->rec_conv || !s->rec_ssm) {
+            forward_scratch_free(be, s);
+            return REASON_ERR_NOMEM;
+        }
+    }
     struct {
         float **dst;
         size_t n;
@@ -41,8 +57,16 @@ reason_status forward_scratch_alloc(backend *be, const reason_model *m, int32_t 
         {&s->out, nb * hp->n_embd, "block output"},
         {&s->hidden, (size_t)n_outputs_max * hp->n_embd, "output hidden states"},
         {&s->logits, (size_t)n_outputs_max * hp->n_vocab, "logits"},
+        /* qwen35 only (size 0 otherwise: not allocated) */
+        {&s->q_gate, hp->attn_gated ? nb * q_dim : 0, "attention output gate"},
+        {&s->ssm_qkv, hp->n_rec_layer ? nb * (2 * key_dim + value_dim) : 0, "DeltaNet q, k, v"},
+        {&s->ssm_z, hp->n_rec_layer ? nb * value_dim : 0, "DeltaNet output gate"},
+        {&s->ssm_beta, hp->n_rec_layer ? nb * hp->ssm_n_v_head : 0, "DeltaNet beta"},
+        {&s->ssm_alpha, hp->n_rec_layer ? nb * hp->ssm_n_v_head : 0, "DeltaNet alpha"},
+        {&s->ssm_y, hp->n_rec_layer ? nb * value_dim : 0, "DeltaNet output"},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        if (bufs[i].n == 0) continue;
         *bufs[i].dst = be->ops->alloc(be, bufs[i].n * sizeof(float), bufs[i].what);
         if (!*bufs[i].dst) {
             forward_scratch_free(be, s);
@@ -53,12 +77,17 @@ reason_status forward_scratch_alloc(backend *be, const reason_model *m, int32_t 
 }
 
 void forward_scratch_free(backend *be, forward_scratch *s) {
-    float **all[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->attn, &s->gate, &s->up, &s->out,
-                     &s->hidden, &s->logits};
+    float **all[] = {&s->x,      &s->xn,      &s->q,         &s->k,         &s->v,
+                     &s->attn,   &s->gate,    &s->up,        &s->out,       &s->hidden,
+                     &s->logits, &s->q_gate,  &s->ssm_qkv,   &s->ssm_z,     &s->ssm_beta,
+                     &s->ssm_alpha, &s->ssm_y};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (*all[i]) be->ops->release(be, *all[i]);
         *all[i] = NULL;
     }
+    free(s->rec_conv);
+    free(s->rec_ssm);
+    s->rec_conv = s->rec_ssm = NULL;
 }
 
 static const float *vec(const rs_tensor *t) { return t->data ? (const float *)t->data : NULL; }
@@ -75,6 +104,7 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
 
     op->rmsnorm(be, s->x, vec(&l->attn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
     op->matmul(be, &l->wq, vec(&l->bq), s->xn, s->q, n);
+    if (l->wq_gate.data) op->matmul(be, &l->wq_gate, NULL, s->xn, s->q_gate, n);
     op->matmul(be, &l->wk, vec(&l->bk), s->xn, s->k, n);
     op->matmul(be, &l->wv, vec(&l->bv), s->xn, s->v, n);
     if (l->q_norm.data) {
@@ -85,10 +115,38 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
     op->rope(be, s->k, n, hp->n_head_kv, batch->pos, &rp);
 
     kv_pool *pool = seq_state_pool(ss);
-    op->kv_store(be, pool, il, s->k, s->v, batch->slots, n);
-    op->attention(be, pool, il, s->q, batch, hp->n_head, hp->n_head_kv, hp->head_dim,
+    op->kv_store(be, pool, l->kv_layer, s->k, s->v, batch->slots, n);
+    op->attention(be, pool, l->kv_layer, s->q, batch, hp->n_head, hp->n_head_kv, hp->head_dim,
                   1.0f / sqrtf((float)hp->head_dim), s->attn);
+    if (l->wq_gate.data) op->mul_sigmoid(be, s->attn, s->q_gate, (int64_t)n * hp->n_head * hp->head_dim);
     op->matmul(be, &l->wo, NULL, s->attn, s->out, n);
+    op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
+}
+
+/* Gated DeltaNet: each token reads and rewrites its sequence's recurrent slot for this layer. */
+static void deltanet_block(const reason_model *m, backend *be, seq_state *ss, forward_scratch *s,
+                           int32_t il, const attn_batch *batch) {
+    const model_hparams *hp = &m->hp;
+    const layer_weights *l = &m->layers[il];
+    const backend_ops *op = be->ops;
+    const int32_t n = batch->n_tok;
+    const deltanet_params dp = {.n_k_head = hp->ssm_n_k_head, .d_k = hp->ssm_d_k,
+                                .n_v_head = hp->ssm_n_v_head, .d_v = hp->ssm_d_v,
+                                .conv_kernel = hp->ssm_conv_kernel, .v_head_tiled = 0,
+                                .eps = hp->rms_eps, .conv_w = vec(&l->ssm_conv1d),
+                                .a_neg = vec(&l->ssm_a), .dt_bias = vec(&l->ssm_dt),
+                                .norm_w = vec(&l->ssm_norm)};
+    for (int32_t i = 0; i < n; i++)
+        seq_state_recurrent(ss, batch->seq_id[i], l->rec_layer, &s->rec_conv[i], &s->rec_ssm[i]);
+
+    op->rmsnorm(be, s->x, vec(&l->attn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
+    op->matmul(be, &l->ssm_qkv, NULL, s->xn, s->ssm_qkv, n);
+    op->matmul(be, &l->ssm_z, NULL, s->xn, s->ssm_z, n);
+    op->matmul(be, &l->ssm_beta, NULL, s->xn, s->ssm_beta, n);
+    op->matmul(be, &l->ssm_alpha, NULL, s->xn, s->ssm_alpha, n);
+    op->deltanet(be, &dp, s->ssm_qkv, s->ssm_z, s->ssm_beta, s->ssm_alpha, s->rec_conv,
+                 s->rec_ssm, s->ssm_y, n);
+    op->matmul(be, &l->ssm_out, NULL, s->ssm_y, s->out, n);
     op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
 }
 
@@ -114,7 +172,10 @@ reason_status forward(const reason_model *m, backend *be, seq_state *ss, forward
 
     op->get_rows(be, &m->tok_embd, tokens, n, s->x);
     for (int32_t il = 0; il < hp->n_layer; il++) {
-        attention_block(m, be, ss, s, il, batch);
+        if (m->layers[il].kind == LAYER_DELTANET)
+            deltanet_block(m, be, ss, s, il, batch);
+        else
+            attention_block(m, be, ss, s, il, batch);
         feed_forward_block(m, be, s, il, n);
     }
     if (n_out > 0) {

@@ -21,6 +21,15 @@ typedef struct forward_scratch {
     float *out;    /* (n_batch, n_embd) block output before the residual add */
     float *hidden; /* (n_outputs_max, n_embd) final hidden states of the rows that want logits */
     float *logits; /* (n_outputs_max, n_vocab) */
+    /* qwen35 (NULL for other architectures) */
+    float *q_gate;    /* (n_batch, n_head * head_dim) attention output gate */
+    float *ssm_qkv;   /* (n_batch, conv_dim) DeltaNet projections */
+    float *ssm_z;     /* (n_batch, n_v_head * d_v) */
+    float *ssm_beta;  /* (n_batch, n_v_head) */
+    float *ssm_alpha; /* (n_batch, n_v_head) */
+    float *ssm_y;     /* (n_batch, n_v_head * d_v) DeltaNet output */
+    float **rec_conv; /* (n_batch) host: each token's recurrent conv window of the layer */
+    float **rec_ssm;  /* (n_batch) host: each token's recurrent state of the layer */
 } forward_scratch;
 
 RS_INTERNAL reason_status forward_scratch_alloc(backend *be, const reason_model *model,

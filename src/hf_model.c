@@ -3,6 +3,8 @@
  * tokenizer from tokenizer.json + tokenizer_config.json. */
 #include "hf_model.h"
 
+#include "backend.h"
+
 #include "safetensors.h"
 #include "tensor_types.h"
 #include "tokenizer.h"
@@ -29,6 +31,9 @@ struct hf_weights {
     int64_t n_owned;
     float *rope_div; /* (rope_dim/2) llama3 frequency divisors, or NULL */
     int32_t rope_half;
+    const model_hparams *hp;
+    bool qwen35;   /* zero-centred norms, split q_proj, DeltaNet weights (docs/qwen35.md) */
+    bool prefixed; /* Qwen3_5ForConditionalGeneration: text weights under model.language_model. */
 };
 
 /* GGUF name ↔ checkpoint name; layer tensors are "blk.N." ↔ "model.layers.N.". */
@@ -56,6 +61,17 @@ static const struct {
     {"ffn_gate.weight", "mlp.gate_proj.weight"},
     {"ffn_up.weight", "mlp.up_proj.weight"},
     {"ffn_down.weight", "mlp.down_proj.weight"},
+    /* qwen35: the gate half of q_proj (split by the loader), Gated DeltaNet */
+    {"attn_q_gate.weight", "self_attn.q_proj.weight"},
+    {"attn_qkv.weight", "linear_attn.in_proj_qkv.weight"},
+    {"attn_gate.weight", "linear_attn.in_proj_z.weight"},
+    {"ssm_beta.weight", "linear_attn.in_proj_b.weight"},
+    {"ssm_alpha.weight", "linear_attn.in_proj_a.weight"},
+    {"ssm_conv1d.weight", "linear_attn.conv1d.weight"},
+    {"ssm_dt.bias", "linear_attn.dt_bias"},
+    {"ssm_a", "linear_attn.A_log"},
+    {"ssm_norm.weight", "linear_attn.norm.weight"},
+    {"ssm_out.weight", "linear_attn.out_proj.weight"},
 };
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -151,6 +167,7 @@ static void *own(hf_weights *w, size_t bytes, const char *what) {
 typedef struct config {
     const char *path;
     json_t *root;
+    const json_t *text; /* the text model's fields: root, or root.text_config */
 } config;
 
 /* obj[key] where absent and JSON null are the same. */
@@ -210,6 +227,8 @@ static const struct {
     {"LlamaForCausalLM", "llama", ARCH_LLAMA},
     {"Qwen2ForCausalLM", "qwen2", ARCH_QWEN2},
     {"Qwen3ForCausalLM", "qwen3", ARCH_QWEN3},
+    {"Qwen3_5ForCausalLM", "qwen35", ARCH_QWEN35},
+    {"Qwen3_5ForConditionalGeneration", "qwen35", ARCH_QWEN35},
 };
 
 static reason_status read_arch(const config *c, reason_model *m) {
@@ -229,7 +248,8 @@ static reason_status read_arch(const config *c, reason_model *m) {
         }
     return rs_error(REASON_ERR_UNSUPPORTED,
                     "%s: architectures[0] '%s' is not supported (supported: LlamaForCausalLM, "
-                    "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                    "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3_5ForCausalLM, "
+                    "Qwen3_5ForConditionalGeneration)",
                     c->path, cls);
 }
 
@@ -273,14 +293,14 @@ static reason_status llama3_freqs(const config *c, const json_t *rope, const cha
  * rope_parameters {rope_type, rope_theta, ...}. Both are read. */
 static reason_status read_rope(const config *c, hf_weights *w, reason_model *m) {
     model_hparams *hp = &m->hp;
-    const json_t *params = field(c->root, "rope_parameters");
-    const json_t *scaling = params ? params : field(c->root, "rope_scaling");
+    const json_t *params = field(c->text, "rope_parameters");
+    const json_t *scaling = params ? params : field(c->text, "rope_scaling");
     const char *prefix = params ? "rope_parameters." : "rope_scaling.";
     double theta;
     if (params)
         RS_TRY(cfg_num(c, params, prefix, "rope_theta", 1.0, 1e12, false, 10000.0, &theta));
     else
-        RS_TRY(cfg_num(c, c->root, "", "rope_theta", 1.0, 1e12, false, 10000.0, &theta));
+        RS_TRY(cfg_num(c, c->text, "", "rope_theta", 1.0, 1e12, false, 10000.0, &theta));
     hp->rope_theta = (float)theta;
     hp->rope_pos_scale = 1.0f;
     if (scaling && !json_is_object(scaling))
@@ -308,7 +328,7 @@ static reason_status read_rope(const config *c, hf_weights *w, reason_model *m) 
 static reason_status read_hparams(const config *c, hf_weights *w, reason_model *m,
                                   int32_t *vocab_size, int *tied) {
     model_hparams *hp = &m->hp;
-    const json_t *r = c->root;
+    const json_t *r = c->text;
     const int32_t big = 1 << 24;
     RS_TRY(cfg_int(c, r, "", "num_hidden_layers", 1, 4096, true, 0, &hp->n_layer));
     RS_TRY(cfg_int(c, r, "", "hidden_size", 1, big, true, 0, &hp->n_embd));
@@ -343,6 +363,7 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
                         "%s: field \"use_sliding_window\" = true is not supported", c->path);
     const json_t *layer_types = field(r, "layer_types"), *lt;
     size_t i;
+    if (m->arch == ARCH_QWEN35) layer_types = NULL; /* read_qwen35 */
     json_array_foreach(layer_types, i, lt) {
         if (!json_is_string(lt) || strcmp(json_string_value(lt), "full_attention") != 0)
             return rs_error(REASON_ERR_UNSUPPORTED,
@@ -351,11 +372,12 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
                             c->path, i, m->arch_name);
     }
     const json_t *partial = field(r, "partial_rotary_factor");
-    if (partial && !(json_is_number(partial) && json_number_value(partial) == 1.0))
+    if (partial && m->arch != ARCH_QWEN35 && !(json_is_number(partial) && json_number_value(partial) == 1.0))
         return rs_error(REASON_ERR_UNSUPPORTED,
                         "%s: field \"partial_rotary_factor\" other than 1 is not supported",
                         c->path);
     const json_t *tie = field(r, "tie_word_embeddings");
+    if (!tie) tie = field(c->root, "tie_word_embeddings");
     if (tie && !json_is_boolean(tie))
         return rs_error(REASON_ERR_FORMAT, "%s: field \"tie_word_embeddings\" is not a boolean",
                         c->path);
@@ -365,6 +387,64 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
      * adjacent pairs rotate): rotate_half, like qwen2/qwen3. */
     hp->rope_style = ROPE_NEOX;
     return read_rope(c, w, m);
+}
+
+/* qwen35's own fields (docs/qwen35.md): the layer pattern, partial rotary, DeltaNet sizes. */
+static reason_status read_qwen35(const config *c, reason_model *m) {
+    model_hparams *hp = &m->hp;
+    const json_t *r = c->text;
+    const json_t *bias = field(r, "attention_bias");
+    if (bias && json_is_true(bias))
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: field \"attention_bias\" = true is not supported",
+                        c->path);
+    m->layer_kinds = rs_calloc((size_t)hp->n_layer, 1, "layer kinds");
+    if (!m->layer_kinds) return REASON_ERR_NOMEM;
+    const json_t *types = field(r, "layer_types");
+    if (types) {
+        if (!json_is_array(types) || json_array_size(types) != (size_t)hp->n_layer)
+            return rs_error(REASON_ERR_FORMAT,
+                            "%s: field \"layer_types\" must be an array of num_hidden_layers (%d) "
+                            "strings", c->path, hp->n_layer);
+        for (int32_t il = 0; il < hp->n_layer; il++) {
+            const char *t = json_string_value(json_array_get(types, (size_t)il));
+            if (t && strcmp(t, "linear_attention") == 0) m->layer_kinds[il] = LAYER_DELTANET;
+            else if (t && strcmp(t, "full_attention") == 0) m->layer_kinds[il] = LAYER_ATTENTION;
+            else
+                return rs_error(REASON_ERR_UNSUPPORTED,
+                                "%s: field \"layer_types[%d]\" is not \"linear_attention\" or "
+                                "\"full_attention\"", c->path, il);
+        }
+    } else {
+        int32_t interval;
+        RS_TRY(cfg_int(c, r, "", "full_attention_interval", 1, 4096, false, 4, &interval));
+        for (int32_t il = 0; il < hp->n_layer; il++)
+            m->layer_kinds[il] = (il + 1) % interval == 0 ? LAYER_ATTENTION : LAYER_DELTANET;
+    }
+    const json_t *rope = field(r, "rope_parameters");
+    double factor;
+    if (json_is_object(rope) && field(rope, "partial_rotary_factor"))
+        RS_TRY(cfg_num(c, rope, "rope_parameters.", "partial_rotary_factor", 1e-6, 1.0, false,
+                       0.25, &factor));
+    else
+        RS_TRY(cfg_num(c, r, "", "partial_rotary_factor", 1e-6, 1.0, false, 0.25, &factor));
+    hp->rope_dim = (int32_t)(hp->head_dim * factor);
+    if (hp->rope_dim < 2 || hp->rope_dim % 2 != 0)
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: head_dim %d * partial_rotary_factor %g = %d rotated dimensions (must "
+                        "be even and at least 2)", c->path, hp->head_dim, factor, hp->rope_dim);
+    RS_TRY(cfg_int(c, r, "", "linear_num_key_heads", 1, 4096, false, 16, &hp->ssm_n_k_head));
+    RS_TRY(cfg_int(c, r, "", "linear_key_head_dim", 1, DELTANET_MAX_HEAD_DIM, false, 128,
+                   &hp->ssm_d_k));
+    RS_TRY(cfg_int(c, r, "", "linear_num_value_heads", 1, 4096, false, 32, &hp->ssm_n_v_head));
+    RS_TRY(cfg_int(c, r, "", "linear_value_head_dim", 1, DELTANET_MAX_HEAD_DIM, false, 128,
+                   &hp->ssm_d_v));
+    RS_TRY(cfg_int(c, r, "", "linear_conv_kernel_dim", 1, 64, false, 4, &hp->ssm_conv_kernel));
+    if (hp->ssm_n_v_head % hp->ssm_n_k_head != 0)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: linear_num_value_heads %d is not a multiple of linear_num_key_heads %d",
+                        c->path, hp->ssm_n_v_head, hp->ssm_n_k_head);
+    hp->attn_gated = true;
+    return REASON_OK;
 }
 
 /* ---- weights ------------------------------------------------------------------------------ */
@@ -415,6 +495,82 @@ static reason_status add_record(hf_weights *w, const st_tensor *t, const char *k
     return REASON_OK;
 }
 
+/* An owned F32 copy of any float tensor (the data may be unaligned). */
+static float *f32_copy(hf_weights *w, const st_tensor *t) {
+    const int64_t n = st_numel(t);
+    float *f = own(w, (size_t)n * sizeof(float), "F32 copy of a tensor");
+    if (!f) return NULL;
+    const uint8_t *src = t->data;
+    if (t->dtype == ST_F32) {
+        memcpy(f, src, (size_t)n * sizeof(float));
+        return f;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t h = (uint16_t)(src[2 * i] | src[2 * i + 1] << 8);
+        f[i] = t->dtype == ST_BF16 ? rs_bf16_to_f32(h) : rs_f16_to_f32(h);
+    }
+    return f;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    const size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* qwen35 weights in the form forward.c computes with (docs/qwen35.md): zero-centred RMSNorm gains
+ * as 1 + w, A_log as -exp(A_log), the depthwise conv (C, 1, kernel) as F32 (kernel, C), and
+ * q_proj's per-head [query | gate] rows split into attn_q and attn_q_gate (same dtype). r is the
+ * record add_record just wrote for t. */
+static reason_status qwen35_fixup(hf_weights *w, const st_tensor *t, hf_record *r) {
+    gguf_tensor *g = &r->t;
+    const bool zc_norm = strcmp(r->key, "output_norm.weight") == 0 ||
+                         ends_with(r->key, ".attn_norm.weight") ||
+                         ends_with(r->key, ".ffn_norm.weight") ||
+                         ends_with(r->key, ".attn_q_norm.weight") ||
+                         ends_with(r->key, ".attn_k_norm.weight");
+    const bool a_log = ends_with(r->key, ".ssm_a"), conv = ends_with(r->key, ".ssm_conv1d.weight");
+    if (zc_norm || a_log || conv) {
+        const int64_t n = st_numel(t);
+        float *f = f32_copy(w, t);
+        if (!f) return REASON_ERR_NOMEM;
+        for (int64_t i = 0; i < n && zc_norm; i++) f[i] += 1.0f;
+        for (int64_t i = 0; i < n && a_log; i++) f[i] = -expf(f[i]);
+        g->type = TENSOR_F32;
+        g->nbytes = (size_t)n * sizeof(float);
+        g->data = f;
+        if (conv && t->n_dims == 3 && t->shape[1] == 1) {
+            g->n_dims = 2;
+            g->ne[0] = t->shape[2];
+            g->ne[1] = t->shape[0];
+            g->ne[2] = 1;
+        }
+        return REASON_OK;
+    }
+    if (!ends_with(r->key, ".attn_q.weight")) return REASON_OK;
+    const model_hparams *hp = w->hp;
+    const int64_t d = hp->head_dim, rows = 2 * (int64_t)hp->n_head * d;
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != hp->n_embd)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: tensor '%s' must have shape [%lld, %d] (query and gate of %d heads)",
+                        t->file, t->name, (long long)rows, hp->n_embd, hp->n_head);
+    const size_t row = (size_t)hp->n_embd * st_dtype_size(t->dtype), half = t->nbytes / 2;
+    uint8_t *query = own(w, half, "query rows of q_proj"), *gate = own(w, half, "gate rows of q_proj");
+    if (!query || !gate) return REASON_ERR_NOMEM;
+    const uint8_t *src = t->data;
+    for (int64_t h = 0; h < hp->n_head; h++) {
+        memcpy(query + (size_t)(h * d) * row, src + (size_t)(2 * h * d) * row, (size_t)d * row);
+        memcpy(gate + (size_t)(h * d) * row, src + (size_t)((2 * h + 1) * d) * row, (size_t)d * row);
+    }
+    g->ne[1] = rows / 2;
+    g->nbytes = half;
+    g->data = query;
+    hf_record *gr = &w->recs[w->n_recs++];
+    *gr = *r;
+    snprintf(gr->key, sizeof gr->key, "%.*s_gate.weight", (int)(strlen(r->key) - 7), r->key);
+    gr->t.data = gate;
+    return REASON_OK;
+}
+
 static reason_status build_records(hf_weights *w, int *tied) {
     const int64_t n = st_set_n_tensors(w->set);
     bool has_lm_head = st_set_find(w->set, "lm_head.weight") != NULL;
@@ -427,14 +583,30 @@ static reason_status build_records(hf_weights *w, int *tied) {
     for (int64_t i = 0; i < n; i++) {
         const st_tensor *t = st_set_tensor_at(w->set, i);
         char key[64];
+        const char *name = t->name;
+        if (w->prefixed) {
+            /* model.language_model.X is the text model's model.X; the vision tower
+             * (model.visual.*) and the multi-token-prediction head (mtp.*) are not used for text */
+            static const char lm[] = "model.language_model.";
+            if (strncmp(name, lm, sizeof lm - 1) != 0) {
+                if (strcmp(name, "lm_head.weight") != 0) continue;
+            } else {
+                snprintf(key, sizeof key, "model.%s", name + sizeof lm - 1);
+                name = key;
+            }
+        }
+        char mapped[128];
+        snprintf(mapped, sizeof mapped, "%s", name);
+        name = mapped;
         if (unsupported_extra(t->name))
             return rs_error(REASON_ERR_UNSUPPORTED,
                             "%s: tensor '%s' (a bias the architecture does not have) is not "
                             "supported",
                             t->file, t->name);
-        if (!gguf_name_of(t->name, key, sizeof key)) continue; /* e.g. rotary_emb.inv_freq */
+        if (!gguf_name_of(name, key, sizeof key)) continue; /* e.g. rotary_emb.inv_freq */
         if (*tied && strcmp(key, "output.weight") == 0) continue;
         RS_TRY(add_record(w, t, key));
+        if (w->qwen35) RS_TRY(qwen35_fixup(w, t, &w->recs[w->n_recs - 1]));
     }
     if (w->rope_div) {
         hf_record *r = &w->recs[w->n_recs++];
@@ -531,7 +703,20 @@ reason_status hf_model_load(const char *dir, reason_model **out_model) {
     if ((st = read_arch(&c, m)) != REASON_OK) goto fail;
     int32_t vocab_size = 0;
     int tied = -1;
+    c.text = c.root;
+    if (m->arch == ARCH_QWEN35 && field(c.root, "text_config")) {
+        /* Qwen3_5ForConditionalGeneration: the text model's config is nested */
+        c.text = field(c.root, "text_config");
+        w->prefixed = true;
+        if (!json_is_object(c.text)) {
+            st = rs_error(REASON_ERR_FORMAT, "%s: field \"text_config\" is not an object", cfg_path);
+            goto fail;
+        }
+    }
     if ((st = read_hparams(&c, w, m, &vocab_size, &tied)) != REASON_OK) goto fail;
+    if (m->arch == ARCH_QWEN35 && (st = read_qwen35(&c, m)) != REASON_OK) goto fail;
+    w->hp = &m->hp;
+    w->qwen35 = m->arch == ARCH_QWEN35;
     /* the name: the directory's last component */
     snprintf(m->name, sizeof m->name, "%s", dir);
     for (size_t n = strlen(m->name); n > 1 && m->name[n - 1] == '/'; n--) m->name[n - 1] = '\0';
@@ -539,10 +724,11 @@ reason_status hf_model_load(const char *dir, reason_model **out_model) {
     if (base && base[1]) memmove(m->name, base + 1, strlen(base + 1) + 1);
 
     if ((st = st_set_open_dir(dir, &w->set)) != REASON_OK) goto fail;
-    /* one record per checkpoint tensor at most, plus rope_freqs; one owned buffer each */
-    const size_t cap = (size_t)st_set_n_tensors(w->set) + 1;
+    /* records: one per checkpoint tensor (two for a split q_proj) plus rope_freqs; owned buffers:
+     * at most three per tensor (a conversion, a qwen35 fix-up or the two halves of q_proj) */
+    const size_t cap = 2 * (size_t)st_set_n_tensors(w->set) + 1; /* + split q_proj gates */
     w->recs = rs_calloc(cap, sizeof *w->recs, "tensor records");
-    w->owned = rs_calloc(cap, sizeof *w->owned, "owned buffers");
+    w->owned = rs_calloc(3 * cap, sizeof *w->owned, "owned buffers");
     if (!w->recs || !w->owned) {
         st = REASON_ERR_NOMEM;
         goto fail;

@@ -199,6 +199,52 @@ static reason_status bind_layer(reason_model *m, int32_t il) {
     return REASON_OK;
 }
 
+/* A qwen35 layer: gated full attention (query and gate rows split by the loader) or Gated
+ * DeltaNet; the feed-forward and both norms as every architecture. */
+static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
+    const model_hparams *hp = &m->hp;
+    layer_weights *l = &m->layers[il];
+    const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim,
+                  kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t key_dim = (int64_t)hp->ssm_n_k_head * hp->ssm_d_k,
+                  value_dim = (int64_t)hp->ssm_n_v_head * hp->ssm_d_v;
+    const int64_t conv_dim = 2 * key_dim + value_dim;
+    char n[96];
+#define BIND(field, suffix, cols, rows)                                                             \
+    snprintf(n, sizeof n, "blk.%d." suffix, il);                                                   \
+    RS_TRY(bind(m, &l->field, n, cols, rows, true))
+    BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1);
+    if (l->kind == LAYER_ATTENTION) {
+        BIND(wq, "attn_q.weight", hp->n_embd, q_dim);
+        BIND(wq_gate, "attn_q_gate.weight", hp->n_embd, q_dim);
+        BIND(wk, "attn_k.weight", hp->n_embd, kv_dim);
+        BIND(wv, "attn_v.weight", hp->n_embd, kv_dim);
+        BIND(q_norm, "attn_q_norm.weight", hp->head_dim, 1);
+        BIND(k_norm, "attn_k_norm.weight", hp->head_dim, 1);
+        BIND(wo, "attn_output.weight", q_dim, hp->n_embd);
+    } else {
+        BIND(ssm_qkv, "attn_qkv.weight", hp->n_embd, conv_dim);
+        BIND(ssm_z, "attn_gate.weight", hp->n_embd, value_dim);
+        BIND(ssm_beta, "ssm_beta.weight", hp->n_embd, hp->ssm_n_v_head);
+        BIND(ssm_alpha, "ssm_alpha.weight", hp->n_embd, hp->ssm_n_v_head);
+        BIND(ssm_conv1d, "ssm_conv1d.weight", hp->ssm_conv_kernel, conv_dim);
+        BIND(ssm_dt, "ssm_dt.bias", hp->ssm_n_v_head, 1);
+        BIND(ssm_a, "ssm_a", hp->ssm_n_v_head, 1);
+        BIND(ssm_norm, "ssm_norm.weight", hp->ssm_d_v, 1);
+        BIND(ssm_out, "ssm_out.weight", value_dim, hp->n_embd);
+    }
+    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1);
+    BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff);
+    BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff);
+    BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd);
+#undef BIND
+    const rs_tensor *vectors[] = {&l->attn_norm, &l->q_norm, &l->k_norm, &l->ffn_norm,
+                                  &l->ssm_conv1d, &l->ssm_dt, &l->ssm_a, &l->ssm_norm};
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
+        RS_TRY(require_f32(m, vectors[i]));
+    return REASON_OK;
+}
+
 reason_status model_bind_weights(reason_model *m) {
     model_hparams *hp = &m->hp;
     const gguf_tensor *emb = find_tensor(m, "token_embd.weight");
@@ -218,7 +264,17 @@ reason_status model_bind_weights(reason_model *m) {
     RS_TRY(require_f32(m, &m->rope_freqs));
     m->layers = rs_calloc((size_t)hp->n_layer, sizeof *m->layers, "layer table");
     if (!m->layers) return REASON_ERR_NOMEM;
-    for (int32_t il = 0; il < hp->n_layer; il++) RS_TRY(bind_layer(m, il));
+    hp->n_attn_layer = hp->n_rec_layer = 0;
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        layer_weights *l = &m->layers[il];
+        l->kind = m->layer_kinds ? m->layer_kinds[il] : LAYER_ATTENTION;
+        l->kv_layer = l->kind == LAYER_ATTENTION ? hp->n_attn_layer++ : -1;
+        l->rec_layer = l->kind == LAYER_DELTANET ? hp->n_rec_layer++ : -1;
+        RS_TRY(m->arch == ARCH_QWEN35 ? bind_qwen35_layer(m, il) : bind_layer(m, il));
+    }
+    if (hp->n_attn_layer == 0)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: a model without full-attention layers is not "
+                        "supported", model_path(m));
     return REASON_OK;
 }
 
@@ -300,6 +356,7 @@ void reason_model_free(reason_model *model) {
     reason_tokenizer_free(model->tokenizer);
     free(model->chat_template);
     free(model->layers);
+    free(model->layer_kinds);
     gguf_close(model->file);
     hf_weights_free(model->hf);
     free(model);

@@ -6,7 +6,12 @@
 #include "core.h"
 #include "gguf.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3 };
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_QWEN35 };
+
+/* The token mixer of a layer: softmax attention over paged KV (every layer of llama/qwen2/qwen3;
+ * qwen35's full_attention layers, gated) or Gated DeltaNet over a recurrent slot (qwen35's
+ * linear_attention layers, docs/qwen35.md). */
+enum layer_kind { LAYER_ATTENTION, LAYER_DELTANET };
 
 /* How positions rotate pairs of dimensions: NORMAL pairs (2i, 2i+1) (GGUF llama, whose q/k rows
  * the converter permuted), NEOX pairs (i, i + rot_dim/2) (qwen2, qwen3: HF's rotate_half). */
@@ -36,14 +41,33 @@ typedef struct model_hparams {
     int32_t rope_dim;   /* leading dimensions of each head that rotate */
     int32_t rope_style; /* enum rope_style */
     float rope_pos_scale; /* positions are multiplied by this (linear scaling: 1/factor) */
+    /* qwen35 */
+    bool attn_gated;      /* attention output * sigmoid(gate), gate rows in wq_gate */
+    int32_t n_attn_layer; /* layers of kind LAYER_ATTENTION (the KV pool's layers) */
+    int32_t n_rec_layer;  /* layers of kind LAYER_DELTANET (recurrent slots) */
+    int32_t ssm_n_k_head, ssm_d_k; /* DeltaNet query/key heads */
+    int32_t ssm_n_v_head, ssm_d_v; /* DeltaNet value heads */
+    int32_t ssm_conv_kernel;       /* causal conv width */
 } model_hparams;
 
 typedef struct layer_weights {
+    int32_t kind;                     /* enum layer_kind */
+    int32_t kv_layer;                 /* LAYER_ATTENTION: its layer in the KV pool */
+    int32_t rec_layer;                /* LAYER_DELTANET: its layer in the recurrent slot */
     rs_tensor attn_norm;              /* (n_embd) */
     rs_tensor wq, wk, wv;             /* (n_embd) -> (n_head*head_dim), (n_head_kv*head_dim) */
     rs_tensor bq, bk, bv;             /* optional biases (qwen2) */
     rs_tensor q_norm, k_norm;         /* optional per-head RMSNorm weights (head_dim) (qwen3) */
     rs_tensor wo;                     /* (n_head*head_dim) -> (n_embd) */
+    rs_tensor wq_gate;                /* gated attention (qwen35): (n_embd) -> (n_head*head_dim) */
+    /* Gated DeltaNet (qwen35 linear_attention layers; norms F32, ssm_a = -exp(A_log)) */
+    rs_tensor ssm_qkv;                /* (n_embd) -> (conv_dim) */
+    rs_tensor ssm_z;                  /* (n_embd) -> (n_v_head*d_v) output gate */
+    rs_tensor ssm_beta, ssm_alpha;    /* (n_embd) -> (n_v_head) */
+    rs_tensor ssm_conv1d;             /* (conv_kernel) x conv_dim rows, F32 */
+    rs_tensor ssm_dt, ssm_a;          /* (n_v_head) F32 */
+    rs_tensor ssm_norm;               /* (d_v) F32 */
+    rs_tensor ssm_out;                /* (n_v_head*d_v) -> (n_embd) */
     rs_tensor ffn_norm;               /* (n_embd) */
     rs_tensor w_gate, w_up;           /* (n_embd) -> (n_ff) */
     rs_tensor w_down;                 /* (n_ff) -> (n_embd) */
@@ -63,6 +87,7 @@ struct reason_model {
     rs_tensor output;      /* (n_embd) -> (n_vocab); equals tok_embd when tied */
     rs_tensor rope_freqs;  /* optional (rope_dim/2) divisors of each frequency (Llama 3.1+) */
     layer_weights *layers; /* n_layer */
+    uint8_t *layer_kinds;  /* (n_layer) enum layer_kind set by the loader, or NULL: all attention */
     reason_tokenizer *tokenizer;
     char *chat_template;   /* NUL-terminated copy, or NULL */
     uint64_t n_params;
