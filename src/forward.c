@@ -118,7 +118,8 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
     op->kv_store(be, pool, l->kv_layer, s->k, s->v, batch->slots, n);
     op->attention(be, pool, l->kv_layer, s->q, batch, hp->n_head, hp->n_head_kv, hp->head_dim,
                   1.0f / sqrtf((float)hp->head_dim), s->attn);
-    if (l->wq_gate.data) op->mul_sigmoid(be, s->attn, s->q_gate, (int64_t)n * hp->n_head * hp->head_dim);
+    if (l->wq_gate.data)
+        op->mul_sigmoid(be, s->attn, s->q_gate, (int64_t)n * hp->n_head * hp->head_dim);
     op->matmul(be, &l->wo, NULL, s->attn, s->out, n);
     op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
 }

@@ -1,0 +1,381 @@
+/* test_qwen35.c — architecture qwen35 (Qwen3.5 dense: Gated DeltaNet + gated full attention,
+ * docs/qwen35.md) loaded from the tiny Hugging Face directory tests/data/hf/qwen35-tiny against
+ * transformers' float64 logits: the whole sequence in one batch, prompt then one token at a time,
+ * two forked sequences decoding together, and decoding after restoring a checkpoint taken at the
+ * end of the prompt (the recurrent state must come back with it). Also the
+ * Qwen3_5ForConditionalGeneration layout (text_config, model.language_model. prefix, vision and
+ * MTP tensors ignored), written at run time from the same weights.
+ *
+ * The fixture directory has no tokenizer (tests/data is near its size cap): each test copies it
+ * to a temporary directory with tests/data/models/qwen3-tokenizer.json as tokenizer.json.
+ *
+ * Tolerance: 1e-4 relative max-norm per row, KV cache in F32. */
+#include "model_fixture.h"
+#include "test_util.h"
+
+#include "model.h"
+#include "reason.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TOL 1e-4
+
+static char tmp[64];
+static model_fixture fx;
+static double worst_err;
+
+static void copy_file(const char *src, const char *dst_name) {
+    char dst[512];
+    snprintf(dst, sizeof dst, "%s/%s", tmp, dst_name);
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    ck_assert_msg(in != NULL, "%s", src);
+    ck_assert_ptr_nonnull(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+static void remove_tmp(void) {
+    DIR *d = opendir(tmp);
+    if (!d) return;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(tmp);
+}
+
+/* tmp/ = qwen35-tiny + the qwen3 tokenizer; the fixture's tokens and logits in fx. */
+static void setup(void) {
+    snprintf(tmp, sizeof tmp, "/tmp/reason-q35-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    char src[1024];
+    copy_file(test_data_path("hf/qwen35-tiny/config.json", src, sizeof src), "config.json");
+    copy_file(test_data_path("hf/qwen35-tiny/model.safetensors", src, sizeof src),
+              "model.safetensors");
+    copy_file(test_data_path("models/qwen3-tokenizer.json", src, sizeof src), "tokenizer.json");
+
+    memset(&fx, 0, sizeof fx);
+    char path[1024];
+    json_error_t err;
+    json_t *root = json_load_file(test_data_path("hf/qwen35-tiny.json", path, sizeof path), 0, &err);
+    ck_assert_msg(root != NULL, "%s: %s", path, err.text);
+    fx.n_prompt = json_ids(json_object_get(root, "prompt_ids"), fx.tokens, 512);
+    fx.n_tokens = fx.n_prompt + json_ids(json_object_get(root, "greedy_ids"),
+                                         fx.tokens + fx.n_prompt, 512 - fx.n_prompt);
+    fx.n_vocab = (int32_t)json_integer_value(json_object_get(root, "n_vocab"));
+    ck_assert_int_eq(json_integer_value(json_object_get(root, "n_rows")), fx.n_tokens);
+    json_decref(root);
+    FILE *fp = fopen(test_data_path("hf/qwen35-tiny.logits.f32", path, sizeof path), "rb");
+    ck_assert_ptr_nonnull(fp);
+    const size_t n = (size_t)fx.n_tokens * (size_t)fx.n_vocab;
+    fx.logits = malloc(n * sizeof(float));
+    ck_assert_uint_eq(fread(fx.logits, sizeof(float), n, fp), n);
+    fclose(fp);
+}
+
+static void teardown(void) {
+    if (worst_err > 0) printf("qwen35: worst relative max-norm error %.3g\n", worst_err);
+    remove_tmp();
+    model_fixture_free(&fx);
+}
+
+static reason_model *load(void) {
+    reason_model *model;
+    ck_assert_msg(reason_model_load(tmp, NULL, &model) == REASON_OK, "%s", reason_last_error());
+    return model;
+}
+
+static reason_context *make_context(const reason_model *model, int32_t n_seq) {
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_ctx = 64;
+    p.n_batch = 64;
+    p.n_outputs_max = 64;
+    p.n_seq_max = (uint32_t)n_seq;
+    p.kv_type = REASON_KV_F32;
+    p.kv_block_size = 4;
+    p.n_threads = 2;
+    reason_context *ctx;
+    ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s", reason_last_error());
+    return ctx;
+}
+
+/* Batch token i's logits against the reference row after token `row`. */
+static void expect_row(reason_context *ctx, int32_t i, int32_t row, const char *label) {
+    const float *logits;
+    ck_assert_msg(reason_get_logits(ctx, i, &logits) == REASON_OK, "%s", reason_last_error());
+    const double err = rel_max_err(logits, fx.logits + (size_t)row * fx.n_vocab, fx.n_vocab);
+    if (err > worst_err) worst_err = err;
+    ck_assert_msg(err <= TOL, "%s: logits after token %d differ by %.3g > %.1g", label, row, err,
+                  TOL);
+}
+
+/* Decodes tokens [from, to) of the fixture into seq (positions from..to-1), every row checked
+ * when check. */
+static void decode_range(reason_context *ctx, int32_t seq, int32_t from, int32_t to, bool check,
+                         const char *label) {
+    int32_t pos[512], sid[512];
+    int8_t want[512];
+    for (int32_t i = from; i < to; i++) {
+        pos[i - from] = i;
+        sid[i - from] = seq;
+        want[i - from] = 1;
+    }
+    const reason_batch b = {to - from, fx.tokens + from, pos, sid, want};
+    ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s: %s", label, reason_last_error());
+    for (int32_t r = from; r < to && check; r++) expect_row(ctx, r - from, r, label);
+}
+
+START_TEST(test_info) {
+    reason_model *model = load();
+    reason_model_info info;
+    ck_assert_int_eq(reason_model_get_info(model, &info), REASON_OK);
+    ck_assert_str_eq(info.architecture, "qwen35");
+    ck_assert_int_eq(info.n_vocab, fx.n_vocab);
+    ck_assert_int_eq(info.n_layer, 2);
+    ck_assert_int_eq(model->layers[0].kind, LAYER_DELTANET);
+    ck_assert_int_eq(model->layers[1].kind, LAYER_ATTENTION);
+    ck_assert_int_eq(model->hp.rope_dim, 4); /* 16 * 0.25 */
+    ck_assert_int_eq(model->hp.n_attn_layer, 1);
+    ck_assert_int_eq(model->hp.n_rec_layer, 1);
+    ck_assert_int_eq(model->layers[1].wq.ne[1], 32);
+    ck_assert_int_eq(model->layers[1].wq_gate.ne[1], 32);
+    ck_assert_int_eq(model->layers[0].ssm_conv1d.ne[0], 4);
+    ck_assert_int_eq(model->layers[0].ssm_conv1d.ne[1], 64);
+    for (int32_t h = 0; h < 4; h++) /* -exp(A_log) */
+        ck_assert(((const float *)model->layers[0].ssm_a.data)[h] < 0);
+    reason_model_free(model);
+}
+END_TEST
+
+START_TEST(test_one_batch) {
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 1);
+    decode_range(ctx, 0, 0, fx.n_tokens, true, "one batch");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
+START_TEST(test_token_by_token) {
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 1);
+    decode_range(ctx, 0, 0, fx.n_prompt, true, "prompt");
+    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++)
+        decode_range(ctx, 0, t, t + 1, true, "step");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
+/* The prompt in sequence 0, forked to 1 and 2; then 1 and 2 decode the greedy tokens together
+ * (one batch per step holding a token of each), interleaved in both orders. */
+START_TEST(test_fork_two_sequences) {
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 3);
+    decode_range(ctx, 0, 0, fx.n_prompt, true, "prompt");
+    ck_assert_int_eq(reason_seq_fork(ctx, 0, 1), REASON_OK);
+    ck_assert_int_eq(reason_seq_fork(ctx, 0, 2), REASON_OK);
+    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) {
+        const int32_t first = t % 2 ? 1 : 2, second = 3 - first;
+        const int32_t tok[2] = {fx.tokens[t], fx.tokens[t]}, pos[2] = {t, t},
+                      sid[2] = {first, second};
+        const int8_t want[2] = {1, 1};
+        const reason_batch b = {2, tok, pos, sid, want};
+        ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s", reason_last_error());
+        expect_row(ctx, 0, t, "forked");
+        expect_row(ctx, 1, t, "forked");
+    }
+    /* the parent was left at the end of the prompt: it continues on its own */
+    decode_range(ctx, 0, fx.n_prompt, fx.n_tokens, true, "parent after fork");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
+/* Two sequences' whole token lists in one batch, interleaved token by token: each token's
+ * DeltaNet step must use its own sequence's slot. */
+START_TEST(test_interleaved_sequences) {
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 2);
+    int32_t tok[128], pos[128], sid[128];
+    const int32_t n = fx.n_tokens;
+    for (int32_t i = 0; i < 2 * n; i++) {
+        tok[i] = fx.tokens[i / 2];
+        pos[i] = i / 2;
+        sid[i] = i % 2;
+    }
+    int8_t want[128];
+    memset(want, 1, sizeof want);
+    const reason_batch b = {2 * n, tok, pos, sid, want};
+    ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s", reason_last_error());
+    for (int32_t i = 0; i < 2 * n; i++) expect_row(ctx, i, i / 2, "interleaved");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
+/* A checkpoint at the end of the prompt; the sequence then decodes other tokens (changing its
+ * recurrent state), is restored and decodes the greedy tokens one at a time. */
+START_TEST(test_checkpoint_restore) {
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 2);
+    decode_range(ctx, 0, 0, fx.n_prompt, true, "prompt");
+    ck_assert_int_eq(reason_seq_checkpoint(ctx, 0, 1), REASON_OK);
+    /* a detour: the prompt's own tokens again, at the following positions */
+    int32_t pos[64], sid[64];
+    for (int32_t i = 0; i < fx.n_prompt; i++) {
+        pos[i] = fx.n_prompt + i;
+        sid[i] = 0;
+    }
+    const reason_batch detour = {fx.n_prompt, fx.tokens, pos, sid, NULL};
+    ck_assert_msg(reason_decode(ctx, &detour) == REASON_OK, "%s", reason_last_error());
+    /* a recurrent sequence cannot be rewound to an arbitrary position */
+    ck_assert_int_eq(reason_seq_truncate(ctx, 0, fx.n_prompt + 2), REASON_ERR_UNSUPPORTED);
+    ck_assert_int_eq(reason_seq_restore(ctx, 1, 0), REASON_OK);
+    int32_t len = -1;
+    ck_assert_int_eq(reason_seq_length(ctx, 0, &len), REASON_OK);
+    ck_assert_int_eq(len, fx.n_prompt);
+    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++)
+        decode_range(ctx, 0, t, t + 1, true, "after restore");
+    /* and again: the checkpoint is unchanged by the restored sequence's decoding */
+    ck_assert_int_eq(reason_seq_restore(ctx, 1, 0), REASON_OK);
+    decode_range(ctx, 0, fx.n_prompt, fx.n_tokens, true, "second restore");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
+/* Rewrites tmp/ as a Qwen3_5ForConditionalGeneration checkpoint: config under text_config,
+ * weights renamed model.language_model.*, plus a vision and an MTP tensor. */
+static void write_conditional_generation(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    json_t *text = json_load_file(path, 0, NULL);
+    ck_assert_ptr_nonnull(text);
+    json_object_set_new(text, "model_type", json_string("qwen3_5_text"));
+    json_object_del(text, "architectures");
+    json_t *cfg = json_object();
+    json_object_set_new(cfg, "architectures",
+                        json_pack("[s]", "Qwen3_5ForConditionalGeneration"));
+    json_object_set_new(cfg, "model_type", json_string("qwen3_5"));
+    json_object_set_new(cfg, "tie_word_embeddings", json_true());
+    json_object_set_new(cfg, "vision_config", json_pack("{s:i}", "depth", 2));
+    json_object_set_new(cfg, "text_config", text);
+    ck_assert_int_eq(json_dump_file(cfg, path, JSON_INDENT(2)), 0);
+    json_decref(cfg);
+
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    fseek(fp, 0, SEEK_END);
+    const long size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *bytes = malloc((size_t)size);
+    ck_assert_int_eq(fread(bytes, 1, (size_t)size, fp), (size_t)size);
+    fclose(fp);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | bytes[i];
+    json_t *header = json_loadb((const char *)bytes + 8, (size_t)hlen, 0, NULL);
+    ck_assert_ptr_nonnull(header);
+    const size_t data_len = (size_t)size - 8 - (size_t)hlen;
+    json_t *out = json_object();
+    const char *key;
+    json_t *val;
+    json_object_foreach(header, key, val) {
+        char name[256];
+        if (strncmp(key, "model.", 6) == 0)
+            snprintf(name, sizeof name, "model.language_model.%s", key + 6);
+        else
+            snprintf(name, sizeof name, "%s", key);
+        json_object_set(out, name, val);
+    }
+    /* two extra BF16 vectors of 8 after the original data */
+    json_object_set_new(out, "model.visual.blocks.0.norm1.weight",
+                        json_pack("{s:s,s:[i],s:[I,I]}", "dtype", "BF16", "shape", 8,
+                                  "data_offsets", (json_int_t)data_len, (json_int_t)data_len + 16));
+    json_object_set_new(out, "mtp.norm.weight",
+                        json_pack("{s:s,s:[i],s:[I,I]}", "dtype", "BF16", "shape", 8,
+                                  "data_offsets", (json_int_t)data_len + 16,
+                                  (json_int_t)data_len + 32));
+    char *h = json_dumps(out, JSON_COMPACT);
+    size_t n = strlen(h), padded = (n + 7) / 8 * 8;
+    fp = fopen(path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(padded >> (8 * i));
+    fwrite(len8, 1, 8, fp);
+    fwrite(h, 1, n, fp);
+    for (size_t i = n; i < padded; i++) fputc(' ', fp);
+    fwrite(bytes + 8 + hlen, 1, data_len, fp);
+    const uint8_t extra[32] = {0};
+    fwrite(extra, 1, sizeof extra, fp);
+    fclose(fp);
+    free(h);
+    free(bytes);
+    json_decref(out);
+    json_decref(header);
+}
+
+START_TEST(test_conditional_generation) {
+    write_conditional_generation();
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 1);
+    decode_range(ctx, 0, 0, fx.n_tokens, true, "ConditionalGeneration");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
+/* Without layer_types the pattern follows full_attention_interval: with 2 layers and interval 2,
+ * the same L F as the fixture (same logits); with interval 1 both layers are attention and the
+ * DeltaNet weights of layer 0 are missing. */
+START_TEST(test_full_attention_interval) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    json_object_del(cfg, "layer_types");
+    json_object_set_new(cfg, "full_attention_interval", json_integer(2));
+    ck_assert_int_eq(json_dump_file(cfg, path, JSON_INDENT(2)), 0);
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 1);
+    decode_range(ctx, 0, 0, fx.n_tokens, true, "interval 2");
+    reason_context_free(ctx);
+    reason_model_free(model);
+    json_object_set_new(cfg, "full_attention_interval", json_integer(1));
+    ck_assert_int_eq(json_dump_file(cfg, path, JSON_INDENT(2)), 0);
+    json_decref(cfg);
+    ck_assert_int_eq(reason_model_load(tmp, NULL, &model), REASON_ERR_FORMAT);
+    ck_assert_msg(strstr(reason_last_error(), "model.layers.0.self_attn.q_proj.weight") != NULL,
+                  "%s", reason_last_error());
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("qwen35");
+    TCase *tc = tcase_create("hf");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_info);
+    tcase_add_test(tc, test_one_batch);
+    tcase_add_test(tc, test_token_by_token);
+    tcase_add_test(tc, test_fork_two_sequences);
+    tcase_add_test(tc, test_interleaved_sequences);
+    tcase_add_test(tc, test_checkpoint_restore);
+    tcase_add_test(tc, test_conditional_generation);
+    tcase_add_test(tc, test_full_attention_interval);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return run_suite(suite()); }
