@@ -37,11 +37,9 @@ static int prefill(reason_context *ctx, const reason_token *tokens, int32_t n, i
                    int32_t *pos_buf, int32_t *seq_buf) {
     for (int32_t i0 = 0; i0 < n; i0 += n_batch) {
         const int32_t nb = n - i0 < n_batch ? n - i0 : n_batch;
-        for (int32_t i = 0; i < nb; i++)
-            pos_buf[i] = i0 + i, seq_buf[i] = 0;
+        for (int32_t i = 0; i < nb; i++) pos_buf[i] = i0 + i, seq_buf[i] = 0;
         const reason_batch b = {nb, tokens + i0, pos_buf, seq_buf, NULL};
-        if (reason_decode(ctx, &b) != REASON_OK)
-            return -1;
+        if (reason_decode(ctx, &b) != REASON_OK) return -1;
     }
     return 0;
 }
@@ -56,8 +54,7 @@ static int generate(reason_context *ctx, const reason_token *tokens, int32_t dep
             tok_buf[s] = tokens[(i + 7 * s) % n];
         }
         const reason_batch b = {k, tok_buf, pos_buf, seq_buf, NULL};
-        if (reason_decode(ctx, &b) != REASON_OK)
-            return -1;
+        if (reason_decode(ctx, &b) != REASON_OK) return -1;
     }
     return 0;
 }
@@ -66,8 +63,7 @@ static int generate(reason_context *ctx, const reason_token *tokens, int32_t dep
 static int opt_int(const char *s, long min, long max, int32_t *out) {
     char *end;
     const long v = strtol(s, &end, 10);
-    if (end == s || *end || v < min || v > max)
-        return -1;
+    if (end == s || *end || v < min || v > max) return -1;
     *out = (int32_t)v;
     return 0;
 }
@@ -75,8 +71,7 @@ static int opt_int(const char *s, long min, long max, int32_t *out) {
 static int opt_float(const char *s, double min, double max, float *out) {
     char *end;
     const double v = strtod(s, &end);
-    if (end == s || *end || !(v >= min && v <= max))
-        return -1;
+    if (end == s || *end || !(v >= min && v <= max)) return -1;
     *out = (float)v;
     return 0;
 }
@@ -109,8 +104,7 @@ static double probe_bandwidth(int n_threads) {
         free(buf);
         return 0.0;
     }
-    for (size_t i = 0; i < n; i++)
-        buf[i] = i;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
     pthread_t th[256];
     probe_arg pa[256];
     double best = 1e30;
@@ -119,16 +113,13 @@ static double probe_bandwidth(int n_threads) {
         int started = 0;
         for (int t = 0; t < n_threads; t++) {
             pa[t] = (probe_arg){buf + n / n_threads * t, n / n_threads, 0};
-            if (t > 0 && pthread_create(&th[t], NULL, probe_read, &pa[t]) != 0)
-                break;
+            if (t > 0 && pthread_create(&th[t], NULL, probe_read, &pa[t]) != 0) break;
             started = t + 1;
         }
         probe_read(&pa[0]);
-        for (int t = 1; t < started; t++)
-            pthread_join(th[t], NULL);
+        for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
         const double dt = cli_now() - t0;
-        if (started == n_threads && dt < best)
-            best = dt;
+        if (started == n_threads && dt < best) best = dt;
     }
     volatile uint64_t sink = pa[0].sum;
     (void)sink;
@@ -149,36 +140,16 @@ int main(int argc, char **argv) {
     int c, bad = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:r:t:", longs, NULL)) != -1) {
         switch (c) {
-        case 'm':
-            model_path = optarg;
-            break;
-        case 'p':
-            bad |= opt_int(optarg, 1, 1 << 20, &n_prompt);
-            break;
-        case 'n':
-            bad |= opt_int(optarg, 1, 1 << 20, &n_gen);
-            break;
-        case 'r':
-            bad |= opt_int(optarg, 1, 100, &reps);
-            break;
-        case 't':
-            bad |= opt_int(optarg, 0, 256, &n_threads);
-            break;
-        case 'd':
-            bad |= opt_int(optarg, 0, 1 << 24, &depth);
-            break;
-        case 'k':
-            bad |= opt_int(optarg, 1, 4096, &par);
-            break;
-        case 'b':
-            bad |= opt_float(optarg, 0.0, 1e6, &bw);
-            break;
-        case 'j':
-            json = 1;
-            break;
-        default:
-            bad = 1;
-            break;
+        case 'm': model_path = optarg; break;
+        case 'p': bad |= opt_int(optarg, 1, 1 << 20, &n_prompt); break;
+        case 'n': bad |= opt_int(optarg, 1, 1 << 20, &n_gen); break;
+        case 'r': bad |= opt_int(optarg, 1, 100, &reps); break;
+        case 't': bad |= opt_int(optarg, 0, 256, &n_threads); break;
+        case 'd': bad |= opt_int(optarg, 0, 1 << 24, &depth); break;
+        case 'k': bad |= opt_int(optarg, 1, 4096, &par); break;
+        case 'b': bad |= opt_float(optarg, 0.0, 1e6, &bw); break;
+        case 'j': json = 1; break;
+        default: bad = 1; break;
         }
     }
     if (bad) {
@@ -187,8 +158,7 @@ int main(int argc, char **argv) {
                 "                    [--parallel K] [--bw GBPS] [--json]\n");
         return 2;
     }
-    if (!model_path)
-        model_path = cli_default_model();
+    if (!model_path) model_path = cli_default_model();
     if (!model_path) {
         fprintf(stderr,
                 "reason-bench: no model given and the default is missing: run tools/fetch-model\n");
@@ -206,8 +176,7 @@ int main(int argc, char **argv) {
     const int32_t longest = n_prompt > gen_prefix + n_gen ? n_prompt : gen_prefix + n_gen;
     /* the depth prefill goes in batches of up to 512 (or the prompt's size, if larger) */
     int32_t n_batch = n_prompt > par ? n_prompt : par;
-    if (gen_prefix > n_batch)
-        n_batch = gen_prefix < 512 ? gen_prefix : 512;
+    if (gen_prefix > n_batch) n_batch = gen_prefix < 512 ? gen_prefix : 512;
     cp.n_ctx = (uint32_t)(longest + (int64_t)(par - 1) * (n_gen + 16) + 16);
     cp.n_batch = (uint32_t)n_batch;
     cp.n_seq_max = (uint32_t)par;
@@ -224,8 +193,7 @@ int main(int argc, char **argv) {
     int32_t *seq = calloc((size_t)n_batch, sizeof *seq);
     double *pp = malloc(sizeof(double) * (size_t)reps), *tg = malloc(sizeof(double) * (size_t)reps);
     int rc = 1;
-    if (!tokens || !tok_buf || !pos || !seq || !pp || !tg)
-        goto done;
+    if (!tokens || !tok_buf || !pos || !seq || !pp || !tg) goto done;
     uint64_t state = 0x9e3779b97f4a7c15ull; /* fixed pseudo-random tokens: same work every run */
     for (int32_t i = 0; i < n_tok; i++) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -235,22 +203,16 @@ int main(int argc, char **argv) {
         goto fail; /* warm-up: page in weights */
     for (int32_t r = 0; r < reps; r++) {
         for (int32_t s = 0; s < par; s++)
-            if (reason_seq_free(ctx, s) != REASON_OK)
-                goto fail;
+            if (reason_seq_free(ctx, s) != REASON_OK) goto fail;
         double t0 = cli_now();
-        if (prefill(ctx, tokens, n_prompt, n_batch, pos, seq) != 0)
-            goto fail;
+        if (prefill(ctx, tokens, n_prompt, n_batch, pos, seq) != 0) goto fail;
         pp[r] = n_prompt / (cli_now() - t0);
-        if (reason_seq_free(ctx, 0) != REASON_OK)
-            goto fail;
-        if (gen_prefix > 0 && prefill(ctx, tokens, gen_prefix, n_batch, pos, seq) != 0)
-            goto fail;
+        if (reason_seq_free(ctx, 0) != REASON_OK) goto fail;
+        if (gen_prefix > 0 && prefill(ctx, tokens, gen_prefix, n_batch, pos, seq) != 0) goto fail;
         for (int32_t s = 1; s < par; s++)
-            if (reason_seq_fork(ctx, 0, s) != REASON_OK)
-                goto fail;
+            if (reason_seq_fork(ctx, 0, s) != REASON_OK) goto fail;
         t0 = cli_now();
-        if (generate(ctx, tokens, gen_prefix, n_gen, par, pos, seq, tok_buf) != 0)
-            goto fail;
+        if (generate(ctx, tokens, gen_prefix, n_gen, par, pos, seq, tok_buf) != 0) goto fail;
         tg[r] = (double)n_gen * par / (cli_now() - t0);
     }
     const double pp_med = median(pp, reps), tg_med = median(tg, reps);
@@ -263,8 +225,7 @@ int main(int argc, char **argv) {
     const int threads_used = n_threads > 0 ? n_threads : 0;
     if (probed) {
         int pt = threads_used;
-        if (pt == 0)
-            pt = (int)sysconf(_SC_NPROCESSORS_ONLN); /* the context's "all cores" */
+        if (pt == 0) pt = (int)sysconf(_SC_NPROCESSORS_ONLN); /* the context's "all cores" */
         bw = (float)probe_bandwidth(pt);
     }
     const double pct = bw > 0 ? 100.0 * gbs / bw : 0.0;
@@ -287,10 +248,8 @@ int main(int argc, char **argv) {
         printf("|------|------|------|------|------|\n");
         printf("| pp%d | %.2f | | | |\n", n_prompt, pp_med);
         printf("| tg%d", n_gen);
-        if (gen_prefix)
-            printf(" @ depth %d", gen_prefix);
-        if (par > 1)
-            printf(" x %d parallel", par);
+        if (gen_prefix) printf(" @ depth %d", gen_prefix);
+        if (par > 1) printf(" x %d parallel", par);
         printf(" | %.2f | %.1f + %.1f | %.2f | %.0f%% |\n", tg_med, info.weight_bytes / 1e6,
                kv_step / 1e6, gbs, pct);
     }

@@ -66,11 +66,9 @@ static void store_row(int32_t type, const float *src, uint8_t *dst, int32_t n) {
     }
     uint16_t *d = (uint16_t *)dst;
     if (type == REASON_KV_BF16)
-        for (int32_t i = 0; i < n; i++)
-            d[i] = rs_f32_to_bf16(src[i]);
+        for (int32_t i = 0; i < n; i++) d[i] = rs_f32_to_bf16(src[i]);
     else
-        for (int32_t i = 0; i < n; i++)
-            d[i] = rs_f32_to_f16(src[i]);
+        for (int32_t i = 0; i < n; i++) d[i] = rs_f32_to_f16(src[i]);
 }
 
 void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k, const float *v,
@@ -104,8 +102,7 @@ __attribute__((target("avx,f16c"))) static void f16_row_f16c(const uint16_t *s, 
     int32_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-    for (; i < n; i++)
-        dst[i] = rs_f16_to_f32(s[i]);
+    for (; i < n; i++) dst[i] = rs_f16_to_f32(s[i]);
 }
 
 AVX512 static void axpy_avx512(float a, const float *x, float *y, int32_t n) {
@@ -114,8 +111,7 @@ AVX512 static void axpy_avx512(float a, const float *x, float *y, int32_t n) {
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i,
                          _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    for (; i < n; i++)
-        y[i] += a * x[i];
+    for (; i < n; i++) y[i] += a * x[i];
 }
 
 /* e^x for x <= 0 (scores minus their maximum): 2^n · p(r), r = x - n ln2 in [-ln2/2, ln2/2],
@@ -266,14 +262,12 @@ AVX512 static void accumulate_f16_avx512(const uint8_t *base, const size_t *off,
 #endif
 
 static void axpy_scalar(float a, const float *x, float *y, int32_t n) {
-    for (int32_t i = 0; i < n; i++)
-        y[i] += a * x[i];
+    for (int32_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 static float exp_sum_scalar(float *s, int32_t n, float m) {
     float sum = 0.0f;
-    for (int32_t i = 0; i < n; i++)
-        sum += s[i] = expf(s[i] - m);
+    for (int32_t i = 0; i < n; i++) sum += s[i] = expf(s[i] - m);
     return sum;
 }
 
@@ -313,11 +307,9 @@ static void load_row(const attn_kernels *kn, int32_t type, const uint8_t *src, f
 #endif
     (void)kn;
     if (type == REASON_KV_BF16)
-        for (int32_t i = 0; i < n; i++)
-            dst[i] = rs_bf16_to_f32(s[i]);
+        for (int32_t i = 0; i < n; i++) dst[i] = rs_bf16_to_f32(s[i]);
     else
-        for (int32_t i = 0; i < n; i++)
-            dst[i] = rs_f16_to_f32(s[i]);
+        for (int32_t i = 0; i < n; i++) dst[i] = rs_f16_to_f32(s[i]);
 }
 
 typedef struct attention_job {
@@ -390,34 +382,29 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
             }
             for (int32_t j = 0; j < ng; j++) {
                 float cm = -INFINITY;
-                for (int32_t i = 0; i < nc; i++)
-                    cm = sc[j][i] > cm ? sc[j][i] : cm;
+                for (int32_t i = 0; i < nc; i++) cm = sc[j][i] > cm ? sc[j][i] : cm;
                 if (cm > m[j]) { /* rescale what was accumulated under the old maximum */
                     const float r = expf(m[j] - cm);
                     l[j] *= r;
-                    for (int32_t i = 0; i < hd; i++)
-                        acc[j][i] *= r;
+                    for (int32_t i = 0; i < hd; i++) acc[j][i] *= r;
                     m[j] = cm;
                 }
                 l[j] += kn->exp_sum(sc[j], nc, m[j]);
             }
 #if defined(__x86_64__)
-            if (fused)
-                accumulate_f16_avx512((const uint8_t *)pool->v, off, nc, sc, ng, hd, acc);
+            if (fused) accumulate_f16_avx512((const uint8_t *)pool->v, off, nc, sc, ng, hd, acc);
 #endif
             if (!fused) {
                 for (int32_t i = 0; i < nc; i++) {
                     load_row(kn, pool->type, (const uint8_t *)pool->v + off[i], rows, hd);
-                    for (int32_t j = 0; j < ng; j++)
-                        kn->axpy(sc[j][i], rows, acc[j], hd);
+                    for (int32_t j = 0; j < ng; j++) kn->axpy(sc[j][i], rows, acc[j], hd);
                 }
             }
         }
         for (int32_t j = 0; j < ng; j++) {
             if (n_split == 1) {
                 const float inv = 1.0f / l[j];
-                for (int32_t i = 0; i < hd; i++)
-                    acc[j][i] *= inv;
+                for (int32_t i = 0; i < hd; i++) acc[j][i] *= inv;
             } else {
                 acc[j][-2] = m[j];
                 acc[j][-1] = l[j];
@@ -441,15 +428,13 @@ static void merge_splits(const attention_job *job) {
             memset(out, 0, (size_t)hd * sizeof *out);
             for (int32_t s = 0; s < job->n_split; s++) {
                 const float *p = part + s * job->part_stride;
-                if (!(p[1] > 0.0f))
-                    continue; /* an empty split */
+                if (!(p[1] > 0.0f)) continue; /* an empty split */
                 const float w = expf(p[0] - mx);
                 l += w * p[1];
                 job->kn.axpy(w, p + 2, out, hd);
             }
             const float inv = 1.0f / l;
-            for (int32_t i = 0; i < hd; i++)
-                out[i] *= inv;
+            for (int32_t i = 0; i < hd; i++) out[i] *= inv;
         }
     }
 }
@@ -462,8 +447,7 @@ void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float 
                          head_dim, 1,    0,     scale, out,   kernels()};
     const int32_t pairs = batch->n_tok * n_head_kv;
     int32_t longest = 0;
-    for (int32_t t = 0; t < batch->n_tok; t++)
-        longest = RS_MAX(longest, batch->pos[t] + 1);
+    for (int32_t t = 0; t < batch->n_tok; t++) longest = RS_MAX(longest, batch->pos[t] + 1);
     if (cb->n_threads > 1 && pairs < 4 * cb->n_threads && longest >= 2 * SPLIT_MIN) {
         int32_t n_split = (8 * cb->n_threads + pairs - 1) / pairs;
         n_split = RS_MIN(n_split, RS_MIN(SPLIT_MAX, longest / SPLIT_MIN));
@@ -474,10 +458,8 @@ void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float 
             cb->attn_part = rs_aligned_alloc(need * sizeof(float), "attention partial results");
             cb->attn_part_cap = cb->attn_part ? need : 0;
         }
-        if (cb->attn_part)
-            job.n_split = n_split;
+        if (cb->attn_part) job.n_split = n_split;
     }
     thread_pool_run(cb->pool, attention_task, &job, pairs * job.n_split);
-    if (job.n_split > 1)
-        merge_splits(&job);
+    if (job.n_split > 1) merge_splits(&job);
 }

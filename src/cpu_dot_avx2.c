@@ -275,14 +275,16 @@ AVX2 float rs_qdot_q4_0_avx2(const void *row, const int8_t *xq, const float *xd,
     int64_t i = 0;
     for (; i + 2 <= n / 32; i += 2, b += 36) {
         const float w0 = f16_scalar(b), w1 = f16_scalar(b + 18);
-        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 2), xq + 32 * i), _mm256_set1_ps(w0 * xd[i]), acc0);
+        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 2), xq + 32 * i),
+                               _mm256_set1_ps(w0 * xd[i]), acc0);
         acc1 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 20), xq + 32 * i + 32),
                                _mm256_set1_ps(w1 * xd[i + 1]), acc1);
         corr += w0 * xs[i] + w1 * xs[i + 1];
     }
     for (; i < n / 32; i++, b += 18) {
         const float w0 = f16_scalar(b);
-        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 2), xq + 32 * i), _mm256_set1_ps(w0 * xd[i]), acc0);
+        acc0 = _mm256_fmadd_ps(block_dot_u8(nib32(b + 2), xq + 32 * i),
+                               _mm256_set1_ps(w0 * xd[i]), acc0);
         corr += w0 * xs[i];
     }
     return hsum(_mm256_add_ps(acc0, acc1)) - 8.0f * corr;

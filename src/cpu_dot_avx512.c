@@ -231,8 +231,9 @@ VNNI static inline __m512 scale2(float a, float b) {
 VNNI static inline __m512i nibbles2(const uint8_t *a, const uint8_t *b) {
     const __m512i shifts = _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
                                              0x0004000400040004ll, 0x0004000400040004ll);
-    __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
-                                          _mm_loadu_si128((const __m128i *)b), 1);
+    __m256i raw =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                _mm_loadu_si128((const __m128i *)b), 1);
     __m512i z = _mm512_castsi256_si512(raw);
     z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));
     return _mm512_and_si512(_mm512_srlv_epi16(z, shifts), _mm512_set1_epi8(0x0f));
@@ -260,15 +261,18 @@ VNNI static inline float reduce2(__m512 a, __m256 b) {
 VNNI static inline __m256 heads4(const uint8_t *b, int bb) {
     __m512i w;
     if (bb == 18) {
-        w = _mm512_permutexvar_epi16(_mm512_zextsi128_si512(_mm_setr_epi16(0, 9, 18, 27, 0, 9, 18, 27)),
-                                     _mm512_loadu_si512(b));
+        w = _mm512_permutexvar_epi16(
+            _mm512_zextsi128_si512(_mm_setr_epi16(0, 9, 18, 27, 0, 9, 18, 27)),
+            _mm512_loadu_si512(b));
     } else if (bb == 20) {
-        w = _mm512_permutexvar_epi16(_mm512_zextsi128_si512(_mm_setr_epi16(0, 10, 20, 30, 1, 11, 21, 31)),
-                                     _mm512_loadu_si512(b));
+        w = _mm512_permutexvar_epi16(
+            _mm512_zextsi128_si512(_mm_setr_epi16(0, 10, 20, 30, 1, 11, 21, 31)),
+            _mm512_loadu_si512(b));
     } else { /* 34 */
-        w = _mm512_permutex2var_epi16(_mm512_loadu_si512(b),
-                                      _mm512_zextsi128_si512(_mm_setr_epi16(0, 17, 32, 49, 0, 17, 32, 49)),
-                                      _mm512_loadu_si512(b + 68));
+        w = _mm512_permutex2var_epi16(
+            _mm512_loadu_si512(b),
+            _mm512_zextsi128_si512(_mm_setr_epi16(0, 17, 32, 49, 0, 17, 32, 49)),
+            _mm512_loadu_si512(b + 68));
     }
     return _mm256_cvtph_ps(_mm512_castsi512_si128(w));
 }
@@ -277,21 +281,21 @@ VNNI static inline __m256 heads4(const uint8_t *b, int bb) {
  * offset term per block is min * s (Q4_1, kind 1) or bias * d * s (Q4_0: -8; Q8_0 after its
  * top-bit flip: -128). Four blocks per step: two vpdpbusd, one vector of their four scales. */
 #define QDOT_BLOCKS(name, bb, off, kind, bias)                                                     \
-    VNNI float name(const void *row, const int8_t *xq, const float *xd, const float *xs,          \
+    VNNI float name(const void *row, const int8_t *xq, const float *xd, const float *xs,           \
                     int64_t n) {                                                                   \
         const uint8_t *b = row;                                                                    \
         const int64_t nb = n / 32;                                                                 \
-        const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);     \
-        const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);     \
+        const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);      \
+        const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);      \
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                            \
         __m256 acc8 = _mm256_setzero_ps();                                                         \
         __m128 corr = _mm_setzero_ps();                                                            \
         float corr1 = 0.0f;                                                                        \
         int64_t i = 0;                                                                             \
         for (; i + 4 <= nb; i += 4, b += 4 * (bb)) {                                               \
-            __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),                               \
-                                             QUANTS2(b + (off), b + (bb) + (off)),                 \
-                                             _mm512_loadu_si512(xq + 32 * i));                     \
+            __m512i d0 =                                                                           \
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), QUANTS2(b + (off), b + (bb) + (off)),  \
+                                    _mm512_loadu_si512(xq + 32 * i));                              \
             __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),                               \
                                              QUANTS2(b + 2 * (bb) + (off), b + 3 * (bb) + (off)),  \
                                              _mm512_loadu_si512(xq + 32 * i + 64));                \
@@ -309,11 +313,11 @@ VNNI static inline __m256 heads4(const uint8_t *b, int bb) {
                                             _mm256_loadu_si256((const __m256i *)(xq + 32 * i)));   \
             const float w = f16_scalar(b);                                                         \
             acc8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(w * xd[i]), acc8);        \
-            corr1 += (kind == 1 ? f16_scalar(b + 2) : (bias) * w) * xs[i];                         \
+            corr1 += (kind == 1 ? f16_scalar(b + 2) : (bias)*w) * xs[i];                           \
         }                                                                                          \
         corr = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));                                        \
         corr = _mm_add_ss(corr, _mm_movehdup_ps(corr));                                            \
-        return reduce2(_mm512_add_ps(acc0, acc1), acc8) + _mm_cvtss_f32(corr) + corr1;            \
+        return reduce2(_mm512_add_ps(acc0, acc1), acc8) + _mm_cvtss_f32(corr) + corr1;             \
     }
 
 #define QUANTS2(a, b) nibbles2(a, b)
@@ -363,14 +367,16 @@ VNNI float rs_qdot_q4_K_avx512(const void *row, const int8_t *xq, const float *x
                                             _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), 1);
             __m512i v1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r1, m4)),
                                             _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), 1);
-            __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, _mm512_loadu_si512(xq + 64 * c));
+            __m512i d0 =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, _mm512_loadu_si512(xq + 64 * c));
             __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1,
                                              _mm512_loadu_si512(xq + 64 * c + 64));
             const int j = 2 * c;
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0),
                                    scale2(d * (float)s0 * xd[j], d * (float)s1 * xd[j + 1]), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
-                                   scale2(d * (float)s2 * xd[j + 2], d * (float)s3 * xd[j + 3]), acc1);
+            acc1 =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
+                                scale2(d * (float)s2 * xd[j + 2], d * (float)s3 * xd[j + 3]), acc1);
             corr += dmin * ((float)m0 * xs[j] + (float)m1 * xs[j + 1] + (float)m2 * xs[j + 2] +
                             (float)m3 * xs[j + 3]);
         }
@@ -405,8 +411,12 @@ AVX512 void rs_dequant_q4_0_avx512(const void *row, float *y, int64_t n) {
     for (int64_t i = 0; i < n / 32; i++, b += 18, y += 32) {
         const __m512 d = _mm512_set1_ps(f16_scalar(b));
         const __m512i v = u8x16(b + 2);
-        _mm512_storeu_ps(y, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m4), eight))));
-        _mm512_storeu_ps(y + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight))));
+        _mm512_storeu_ps(
+            y,
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m4), eight))));
+        _mm512_storeu_ps(
+            y + 16,
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight))));
     }
 }
 
@@ -416,8 +426,11 @@ AVX512 void rs_dequant_q4_1_avx512(const void *row, float *y, int64_t n) {
     for (int64_t i = 0; i < n / 32; i++, b += 20, y += 32) {
         const __m512 d = _mm512_set1_ps(f16_scalar(b)), m = _mm512_set1_ps(f16_scalar(b + 2));
         const __m512i v = u8x16(b + 4);
-        _mm512_storeu_ps(y, _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(v, m4))), m));
-        _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4))), m));
+        _mm512_storeu_ps(
+            y, _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(v, m4))), m));
+        _mm512_storeu_ps(
+            y + 16,
+            _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4))), m));
     }
 }
 
@@ -426,9 +439,11 @@ AVX512 void rs_dequant_q8_0_avx512(const void *row, float *y, int64_t n) {
     for (int64_t i = 0; i < n / 32; i++, b += 34, y += 32) {
         const __m512 d = _mm512_set1_ps(f16_scalar(b));
         _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                              _mm_loadu_si128((const __m128i *)(b + 2)))), d));
+                                              _mm_loadu_si128((const __m128i *)(b + 2)))),
+                                          d));
         _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                   _mm_loadu_si128((const __m128i *)(b + 18)))), d));
+                                                   _mm_loadu_si128((const __m128i *)(b + 18)))),
+                                               d));
     }
 }
 
@@ -445,8 +460,14 @@ AVX512 void rs_dequant_q4_K_avx512(const void *row, float *y, int64_t n) {
             const __m512 d1 = _mm512_set1_ps(d * (float)s1), dm1 = _mm512_set1_ps(dmin * (float)m1);
             for (int h = 0; h < 2; h++) {
                 const __m512i v = u8x16(b + 16 + 32 * c + 16 * h);
-                _mm512_storeu_ps(y + 16 * h, _mm512_sub_ps(_mm512_mul_ps(d0, _mm512_cvtepi32_ps(_mm512_and_si512(v, m4))), dm0));
-                _mm512_storeu_ps(y + 32 + 16 * h, _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4))), dm1));
+                _mm512_storeu_ps(
+                    y + 16 * h,
+                    _mm512_sub_ps(_mm512_mul_ps(d0, _mm512_cvtepi32_ps(_mm512_and_si512(v, m4))),
+                                  dm0));
+                _mm512_storeu_ps(
+                    y + 32 + 16 * h,
+                    _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4))),
+                                  dm1));
             }
         }
     }

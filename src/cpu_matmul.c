@@ -70,8 +70,7 @@ static void mm_dot_task(void *arg, int32_t task, int32_t thread) {
 /* Room for n_tok quantized activation vectors of cols; false when memory is short (the caller
  * then takes the f32 path). */
 static bool q8_reserve(cpu_backend *cb, size_t n) {
-    if (n <= cb->xq_cap)
-        return true;
+    if (n <= cb->xq_cap) return true;
     free(cb->xq);
     free(cb->xd);
     free(cb->xs);
@@ -136,8 +135,7 @@ static bool matmul_tiles(cpu_backend *cb, const rs_tensor *w, const float *x, fl
         cb->tiles = rs_aligned_alloc((size_t)cb->n_threads * per_thread * sizeof(float),
                                      "dequantization tiles");
         cb->tile_cap = cb->tiles ? per_thread : 0;
-        if (!cb->tiles)
-            return false;
+        if (!cb->tiles) return false;
     }
     mm_job job = {.cb = cb, .w = w, .x = x, .y = y, .n_tok = n_tok, .tile_floats = cb->tile_cap};
     const int64_t tile_rows = RS_MAX(16, (int64_t)cb->tile_cap / cols / 16 * 16);
@@ -156,15 +154,12 @@ void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float 
 #ifdef REASON_HAVE_BLAS
     const int32_t min_tokens =
         cb->q8_matmul && tensor_qdot_kernel(w->type) ? BLAS_MIN_TOKENS_Q8 : BLAS_MIN_TOKENS;
-    if (n_tok >= min_tokens)
-        done = matmul_tiles(cb, w, x, y, n_tok);
+    if (n_tok >= min_tokens) done = matmul_tiles(cb, w, x, y, n_tok);
 #endif
-    if (!done)
-        matmul_dots(cb, w, x, y, n_tok);
+    if (!done) matmul_dots(cb, w, x, y, n_tok);
     if (bias)
         for (int32_t t = 0; t < n_tok; t++)
-            for (int64_t r = 0; r < rows; r++)
-                y[(size_t)t * rows + r] += bias[r];
+            for (int64_t r = 0; r < rows; r++) y[(size_t)t * rows + r] += bias[r];
 }
 
 void cpu_matmul_free(cpu_backend *cb) {

@@ -133,7 +133,8 @@ static void deltanet_block(const reason_model *m, backend *be, seq_state *ss, fo
     const int32_t n = batch->n_tok;
     const deltanet_params dp = {.n_k_head = hp->ssm_n_k_head, .d_k = hp->ssm_d_k,
                                 .n_v_head = hp->ssm_n_v_head, .d_v = hp->ssm_d_v,
-                                .conv_kernel = hp->ssm_conv_kernel, .v_head_tiled = 0,
+                                .conv_kernel = hp->ssm_conv_kernel,
+                                .v_head_tiled = hp->ssm_v_head_tiled,
                                 .eps = hp->rms_eps, .conv_w = vec(&l->ssm_conv1d),
                                 .a_neg = vec(&l->ssm_a), .dt_bias = vec(&l->ssm_dt),
                                 .norm_w = vec(&l->ssm_norm)};

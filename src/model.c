@@ -2,6 +2,7 @@
  * checked against the shape and type the architecture needs before anything runs. */
 #include "model.h"
 
+#include "backend.h"
 #include "hf_model.h"
 #include "tensor_types.h"
 #include "tokenizer.h"
@@ -19,6 +20,7 @@ static const struct {
     {"llama", ARCH_LLAMA},
     {"qwen2", ARCH_QWEN2},
     {"qwen3", ARCH_QWEN3},
+    {"qwen35", ARCH_QWEN35},
 };
 
 void reason_model_params_default(reason_model_params *params) {
@@ -66,6 +68,8 @@ static reason_status read_float(const gguf_file *f, const char *arch, const char
     return REASON_OK;
 }
 
+static reason_status read_qwen35_hparams(reason_model *m);
+
 static reason_status read_hparams(reason_model *m) {
     const gguf_file *f = m->file;
     const char *a = m->arch_name;
@@ -98,6 +102,7 @@ static reason_status read_hparams(reason_model *m) {
                         hp->rope_dim);
     hp->rope_style = m->arch == ARCH_LLAMA ? ROPE_NORMAL : ROPE_NEOX;
     hp->rope_pos_scale = 1.0f;
+    if (m->arch == ARCH_QWEN35) RS_TRY(read_qwen35_hparams(m));
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     const char *scaling;
@@ -113,6 +118,46 @@ static reason_status read_hparams(reason_model *m) {
                             gguf_path(f), (int)scaling_len, scaling);
         }
     }
+    return REASON_OK;
+}
+
+/* qwen35's own metadata as llama.cpp's converter writes it (docs/qwen35.md, "GGUF"): the DeltaNet
+ * sizes under ssm.*, the layer pattern from full_attention_interval, the rotated dimensions, and
+ * the multi-token-prediction layers counted in block_count (dropped: not used for text). */
+static reason_status read_qwen35_hparams(reason_model *m) {
+    const gguf_file *f = m->file;
+    const char *a = m->arch_name;
+    model_hparams *hp = &m->hp;
+    int32_t nextn = 0, interval = 0, inner = 0;
+    RS_TRY(read_int(f, a, "nextn_predict_layers", 0, hp->n_layer - 1, true, 0, &nextn));
+    hp->n_layer -= nextn;
+    RS_TRY(read_int(f, a, "ssm.conv_kernel", 1, 64, false, 0, &hp->ssm_conv_kernel));
+    RS_TRY(read_int(f, a, "ssm.state_size", 1, DELTANET_MAX_HEAD_DIM, false, 0, &hp->ssm_d_k));
+    RS_TRY(read_int(f, a, "ssm.group_count", 1, 4096, false, 0, &hp->ssm_n_k_head));
+    RS_TRY(read_int(f, a, "ssm.time_step_rank", 1, 4096, false, 0, &hp->ssm_n_v_head));
+    RS_TRY(read_int(f, a, "ssm.inner_size", 1, 1 << 24, false, 0, &inner));
+    RS_TRY(read_int(f, a, "full_attention_interval", 1, 4096, true, 4, &interval));
+    if (hp->ssm_n_v_head % hp->ssm_n_k_head != 0)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: ssm.time_step_rank %d (value heads) is not a multiple of "
+                        "ssm.group_count %d (key heads)", gguf_path(f), hp->ssm_n_v_head,
+                        hp->ssm_n_k_head);
+    if (inner % hp->ssm_n_v_head != 0 || inner / hp->ssm_n_v_head > DELTANET_MAX_HEAD_DIM)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: ssm.inner_size %d is not value heads (%d) x a head size of at most %d",
+                        gguf_path(f), inner, hp->ssm_n_v_head, DELTANET_MAX_HEAD_DIM);
+    hp->ssm_d_v = inner / hp->ssm_n_v_head;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.dimension_count", a);
+    if (gguf_find_key(f, key) < 0) /* the default (head_dim) would rotate every dimension */
+        return rs_error(REASON_ERR_FORMAT, "%s: required metadata '%s' is missing", gguf_path(f),
+                        key);
+    hp->attn_gated = true;
+    hp->ssm_v_head_tiled = true; /* the converter's value-head reordering */
+    m->layer_kinds = rs_calloc((size_t)hp->n_layer, 1, "layer kinds");
+    if (!m->layer_kinds) return REASON_ERR_NOMEM;
+    for (int32_t il = 0; il < hp->n_layer; il++)
+        m->layer_kinds[il] = (il + 1) % interval == 0 ? LAYER_ATTENTION : LAYER_DELTANET;
     return REASON_OK;
 }
 
@@ -199,6 +244,34 @@ static reason_status bind_layer(reason_model *m, int32_t il) {
     return REASON_OK;
 }
 
+/* A GGUF qwen35 attn_q holds, per head, head_dim query rows then head_dim gate rows; the forward
+ * pass wants them as two matrices, so they are copied apart into buffers the model owns. */
+static reason_status bind_split_q(reason_model *m, layer_weights *l, const char *name) {
+    const model_hparams *hp = &m->hp;
+    const int64_t d = hp->head_dim, q_dim = (int64_t)hp->n_head * d;
+    rs_tensor both;
+    RS_TRY(bind(m, &both, name, hp->n_embd, 2 * q_dim, true));
+    void **owned = realloc(m->owned, (size_t)(m->n_owned + 2) * sizeof *owned);
+    if (!owned) return rs_error(REASON_ERR_NOMEM, "out of memory (attn_q halves)");
+    m->owned = owned;
+    const size_t half = (size_t)q_dim * both.row_bytes, head = (size_t)d * both.row_bytes;
+    uint8_t *query = rs_malloc(half, "attn_q query rows"), *gate = rs_malloc(half, "attn_q gate rows");
+    if (query) m->owned[m->n_owned++] = query;
+    if (gate) m->owned[m->n_owned++] = gate;
+    if (!query || !gate) return REASON_ERR_NOMEM;
+    const uint8_t *src = both.data;
+    for (int64_t h = 0; h < hp->n_head; h++) {
+        memcpy(query + (size_t)h * head, src + (size_t)(2 * h) * head, head);
+        memcpy(gate + (size_t)h * head, src + (size_t)(2 * h + 1) * head, head);
+    }
+    l->wq = both;
+    l->wq.ne[1] = q_dim;
+    l->wq.data = query;
+    l->wq_gate = l->wq;
+    l->wq_gate.data = gate;
+    return REASON_OK;
+}
+
 /* A qwen35 layer: gated full attention (query and gate rows split by the loader) or Gated
  * DeltaNet; the feed-forward and both norms as every architecture. */
 static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
@@ -214,9 +287,14 @@ static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
     snprintf(n, sizeof n, "blk.%d." suffix, il);                                                   \
     RS_TRY(bind(m, &l->field, n, cols, rows, true))
     BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1);
-    if (l->kind == LAYER_ATTENTION) {
+    if (l->kind == LAYER_ATTENTION && m->file) {
+        snprintf(n, sizeof n, "blk.%d.attn_q.weight", il);
+        RS_TRY(bind_split_q(m, l, n));
+    } else if (l->kind == LAYER_ATTENTION) {
         BIND(wq, "attn_q.weight", hp->n_embd, q_dim);
         BIND(wq_gate, "attn_q_gate.weight", hp->n_embd, q_dim);
+    }
+    if (l->kind == LAYER_ATTENTION) {
         BIND(wk, "attn_k.weight", hp->n_embd, kv_dim);
         BIND(wv, "attn_v.weight", hp->n_embd, kv_dim);
         BIND(q_norm, "attn_q_norm.weight", hp->head_dim, 1);
@@ -233,7 +311,11 @@ static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
         BIND(ssm_norm, "ssm_norm.weight", hp->ssm_d_v, 1);
         BIND(ssm_out, "ssm_out.weight", value_dim, hp->n_embd);
     }
-    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1);
+    if (m->file) { /* llama.cpp names qwen35's pre-FFN norm post_attention_norm */
+        BIND(ffn_norm, "post_attention_norm.weight", hp->n_embd, 1);
+    } else {
+        BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1);
+    }
     BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff);
     BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff);
     BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd);
@@ -315,7 +397,8 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
             m->arch = known_archs[i].arch;
     if (m->arch < 0) {
         st = rs_error(REASON_ERR_UNSUPPORTED,
-                      "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3)",
+                      "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
+                      "qwen35)",
                       path, (int)RS_MIN(arch_len, 64), arch);
         goto fail;
     }
@@ -357,6 +440,8 @@ void reason_model_free(reason_model *model) {
     free(model->chat_template);
     free(model->layers);
     free(model->layer_kinds);
+    for (int32_t i = 0; i < model->n_owned; i++) free(model->owned[i]);
+    free(model->owned);
     gguf_close(model->file);
     hf_weights_free(model->hf);
     free(model);

@@ -48,6 +48,8 @@ typedef struct model_hparams {
     int32_t ssm_n_k_head, ssm_d_k; /* DeltaNet query/key heads */
     int32_t ssm_n_v_head, ssm_d_v; /* DeltaNet value heads */
     int32_t ssm_conv_kernel;       /* causal conv width */
+    bool ssm_v_head_tiled;         /* value head h reads key head h % n_k_head (GGUF: llama.cpp's
+                                      converter reorders value heads), else h / (n_v / n_k) (HF) */
 } model_hparams;
 
 typedef struct layer_weights {
@@ -92,6 +94,9 @@ struct reason_model {
     char *chat_template;   /* NUL-terminated copy, or NULL */
     uint64_t n_params;
     uint64_t weight_bytes;
+    void **owned;          /* (n_owned) buffers the loader made from the file (qwen35 GGUF: the
+                              query and gate halves of attn_q), freed with the model */
+    int32_t n_owned;
 };
 
 /* Binds and checks every weight against the architecture and hparams (n_vocab is taken from the

@@ -102,7 +102,8 @@ RS_INTERNAL tensor_qdot_fn tensor_qdot_kernel_isa(uint32_t type, int isa);
 RS_DECLARE_QDOT(avx2)
 RS_DECLARE_QDOT(avx512)
 RS_INTERNAL void rs_quantize_q8_avx512(const float *x, int8_t *xq, float *xd, float *xs, int64_t n);
-/* Dequantization with AVX-512, bit-identical to the scalar one (tensor_dequantize_row uses them). */
+/* Dequantization with AVX-512, bit-identical to the scalar one (tensor_dequantize_row uses
+ * them). */
 typedef void (*tensor_dequant_fn)(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_q4_0_avx512(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_q4_1_avx512(const void *row, float *dst, int64_t n);

@@ -63,8 +63,7 @@ typedef struct worker_arg {
 
 int32_t rs_cpu_count(void) {
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        return (int32_t)RS_MAX(1, CPU_COUNT(&set));
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return (int32_t)RS_MAX(1, CPU_COUNT(&set));
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int32_t)n : 1;
 }
@@ -111,8 +110,7 @@ static void *worker_main(void *p) {
             pthread_mutex_unlock(&pool->mutex);
             spins = 0;
         }
-        if (atomic_load(&pool->stop))
-            return NULL;
+        if (atomic_load(&pool->stop)) return NULL;
         seen = word_job(w);
         work(pool, w, index);
     }
@@ -121,13 +119,10 @@ static void *worker_main(void *p) {
 reason_status thread_pool_create(int32_t n_threads, thread_pool **out) {
     RS_CHECK_ARG(out != NULL);
     *out = NULL;
-    if (n_threads <= 0)
-        n_threads = rs_cpu_count();
-    if (n_threads > 512)
-        n_threads = 512;
+    if (n_threads <= 0) n_threads = rs_cpu_count();
+    if (n_threads > 512) n_threads = 512;
     thread_pool *pool = rs_aligned_alloc(sizeof *pool, "thread pool");
-    if (!pool)
-        return REASON_ERR_NOMEM;
+    if (!pool) return REASON_ERR_NOMEM;
     memset(pool, 0, sizeof *pool);
     atomic_init(&pool->claim, 0);
     atomic_init(&pool->done, 0);
@@ -162,14 +157,12 @@ reason_status thread_pool_create(int32_t n_threads, thread_pool **out) {
 }
 
 void thread_pool_free(thread_pool *pool) {
-    if (!pool)
-        return;
+    if (!pool) return;
     pthread_mutex_lock(&pool->mutex);
     atomic_store(&pool->stop, true);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
-    for (int32_t i = 1; i < pool->n_threads; i++)
-        pthread_join(pool->workers[i - 1], NULL);
+    for (int32_t i = 1; i < pool->n_threads; i++) pthread_join(pool->workers[i - 1], NULL);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->mutex);
     free(pool->workers);
@@ -184,8 +177,7 @@ static void run_job(thread_pool *pool, pool_task_fn fn, void *arg, int32_t n) {
     pool->arg = arg;
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
     pool->job = (pool->job + 1) & 0xffffffu;
-    if (pool->job == 0)
-        pool->job = 1; /* 0 is the workers' initial "seen" */
+    if (pool->job == 0) pool->job = 1; /* 0 is the workers' initial "seen" */
     /* seq_cst: ordered before the n_sleeping read */
     atomic_store(&pool->claim, pack(pool->job, (uint64_t)n, 0));
     if (atomic_load(&pool->n_sleeping) > 0) {
@@ -214,11 +206,9 @@ static void chunk_task(void *p, int32_t task, int32_t thread) {
 }
 
 void thread_pool_run(thread_pool *pool, pool_task_fn fn, void *arg, int32_t n_tasks) {
-    if (n_tasks <= 0)
-        return;
+    if (n_tasks <= 0) return;
     if (!pool || pool->n_threads == 1 || n_tasks == 1) {
-        for (int32_t t = 0; t < n_tasks; t++)
-            fn(arg, t, 0);
+        for (int32_t t = 0; t < n_tasks; t++) fn(arg, t, 0);
         return;
     }
     if (n_tasks <= MAX_TASKS) {

@@ -45,7 +45,8 @@ int main(int argc, char **argv) {
     for (int isa = 0; isa <= TENSOR_ISA_AVX512; isa++) printf(" %12s", tensor_isa_name(isa));
     printf(" %12s %12s   (GB/s of weights)\n", "q8:avx2", "q8:avx512");
     int8_t *xq = malloc((size_t)cols);
-    float *xd = malloc((size_t)cols / 32 * sizeof *xd), *xs = malloc((size_t)cols / 32 * sizeof *xs);
+    float *xd = malloc((size_t)cols / 32 * sizeof *xd);
+    float *xs = malloc((size_t)cols / 32 * sizeof *xs);
     tensor_quantize_q8(x, xq, xd, xs, cols);
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         uint32_t type = types[k];

@@ -42,8 +42,7 @@ static void kernel(part *p) {
         }
         p->sum += s0 + s1 + s2 + s3;
     } else {
-        for (size_t i = 0; i < p->n; i++)
-            p->a[i] = p->b[i] + 3.0 * p->c[i];
+        for (size_t i = 0; i < p->n; i++) p->a[i] = p->b[i] + 3.0 * p->c[i];
     }
 }
 
@@ -65,8 +64,7 @@ static double run(double *a, double *b, double *c, size_t n, int t, int op) {
     pthread_t th[256];
     for (int i = 0; i < t; i++)
         parts[i] = (part){a + n / t * i, b + n / t * i, c + n / t * i, n / t, op, 0.0, &bar};
-    for (int i = 1; i < t; i++)
-        pthread_create(&th[i], NULL, worker, &parts[i]);
+    for (int i = 1; i < t; i++) pthread_create(&th[i], NULL, worker, &parts[i]);
     double best = 1e30;
     for (int r = 0; r < PASSES; r++) {
         pthread_barrier_wait(&bar);
@@ -74,17 +72,13 @@ static double run(double *a, double *b, double *c, size_t n, int t, int op) {
         kernel(&parts[0]);
         pthread_barrier_wait(&bar);
         const double dt = now() - t0;
-        if (dt < best)
-            best = dt;
+        if (dt < best) best = dt;
     }
-    for (int i = 1; i < t; i++)
-        pthread_join(th[i], NULL);
+    for (int i = 1; i < t; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&bar);
     double sink = 0;
-    for (int i = 0; i < t; i++)
-        sink += parts[i].sum;
-    if (sink == 1234.5)
-        puts(""); /* keeps the reads alive */
+    for (int i = 0; i < t; i++) sink += parts[i].sum;
+    if (sink == 1234.5) puts(""); /* keeps the reads alive */
     const size_t elems = n / t * t;
     return (double)elems * (op == 0 ? 8 : 24) / best / 1e9;
 }
@@ -103,14 +97,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "membw: out of memory\n");
         return 1;
     }
-    for (size_t i = 0; i < n; i++)
-        a[i] = 0, b[i] = (double)i, c[i] = 1.0; /* touch every page */
+    for (size_t i = 0; i < n; i++) a[i] = 0, b[i] = (double)i, c[i] = 1.0; /* touch every page */
     printf("arrays of %zu MiB, best of %d passes\n| threads | read GB/s | triad GB/s "
            "|\n|---|---|---|\n",
            mib, PASSES);
     printf("| 1 | %.1f | %.1f |\n", run(a, b, c, n, 1, 0), run(a, b, c, n, 1, 1));
-    if (t > 1)
-        printf("| %d | %.1f | %.1f |\n", t, run(a, b, c, n, t, 0), run(a, b, c, n, t, 1));
+    if (t > 1) printf("| %d | %.1f | %.1f |\n", t, run(a, b, c, n, t, 0), run(a, b, c, n, t, 1));
     free(a);
     free(b);
     free(c);
