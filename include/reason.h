@@ -187,13 +187,33 @@ enum reason_template_kind {
     REASON_TEMPLATE_DEEPSEEK_R1 = 3,
     REASON_TEMPLATE_LLAMA3 = 4,
     REASON_TEMPLATE_SMOLLM2 = 5,
+    REASON_TEMPLATE_QWEN35 = 6, /* Qwen3.5 (and Qwen3.8, detected from its template): opens
+                                   "<think>\n" unless enable_thinking is 0 */
+};
+
+/* reason_chat_params.reasoning_effort: Qwen3.8's levels (its template's default is xhigh). */
+enum reason_chat_effort {
+    REASON_CHAT_EFFORT_DEFAULT = 0, /* not given: the template's own default */
+    REASON_CHAT_EFFORT_LOW = 1,
+    REASON_CHAT_EFFORT_MEDIUM = 2,
+    REASON_CHAT_EFFORT_XHIGH = 3,
+};
+
+/* reason_chat_params.preserve_thinking */
+enum reason_chat_preserve {
+    REASON_CHAT_PRESERVE_DEFAULT = 0, /* not given: the template's own default (Qwen3.8: keep) */
+    REASON_CHAT_PRESERVE_ON = 1,      /* earlier assistant turns keep their think block */
+    REASON_CHAT_PRESERVE_OFF = 2,     /* only turns after the last user query keep it */
 };
 
 typedef struct reason_chat_params {
     int32_t template_kind;         /* enum reason_template_kind */
     int32_t add_generation_prompt; /* 1: end with the assistant header (default 1) */
-    int32_t enable_thinking;       /* Qwen3's switch: 1 think (default), 0 pre-closed empty think */
-    int32_t reserved[5];
+    int32_t enable_thinking;       /* Qwen3 / Qwen3.5 switch: 1 think (default, as the templates
+                                      do when it is not given), 0 pre-closed empty think block */
+    int32_t preserve_thinking;     /* enum reason_chat_preserve (Qwen3.8; others ignore it) */
+    int32_t reasoning_effort;      /* enum reason_chat_effort (Qwen3.8; others ignore it) */
+    int32_t reserved[3];
 } reason_chat_params;
 
 REASON_API void reason_chat_params_default(reason_chat_params *params);

@@ -123,8 +123,10 @@ static span trim(span s) {
 typedef struct chat {
     const reason_chat_message *m;
     size_t n;
-    bool gen;   /* add_generation_prompt */
-    bool think; /* enable_thinking */
+    bool gen;      /* add_generation_prompt */
+    bool think;    /* enable_thinking */
+    int32_t keep;  /* preserve_thinking (enum reason_chat_preserve) */
+    int32_t effort; /* reasoning_effort (enum reason_chat_effort) */
 } chat;
 
 static bool role_is(const reason_chat_message *m, const char *role) {
@@ -213,6 +215,116 @@ static void render_qwen3(writer *w, const chat *c) {
     }
 }
 
+/* An assistant message's content split as the Qwen templates do: the reasoning is what precedes
+ * the first "</think>" (newlines stripped on its right), after the last "<think>" before it
+ * (newlines stripped on its left); the content is what follows the last "</think>", newlines
+ * stripped on its left. No "</think>": no reasoning, the content as it is. */
+static void qwen_split_think(span content, span *reasoning, span *answer) {
+    *reasoning = (span){"", 0};
+    *answer = content;
+    const char *first_close = find_first(content, "</think>");
+    if (!first_close) return;
+    const char *last_close = find_last(content, "</think>");
+    span before = rstrip_nl((span){content.p, (size_t)(first_close - content.p)});
+    const char *open = find_last(before, "<think>");
+    if (open) before = (span){open + 7, before.n - (size_t)(open + 7 - before.p)};
+    *reasoning = lstrip_nl(before);
+    *answer = lstrip_nl((span){last_close + 8, content.n - (size_t)(last_close + 8 - content.p)});
+}
+
+/* Qwen3.5's last real user query: the last user message whose trimmed content is not a wrapped
+ * tool response; -1 when there is none (the template refuses such a conversation). */
+static long qwen35_last_query(const chat *c) {
+    for (size_t k = c->n; k-- > 0;) {
+        span content = trim(span_of(c->m[k].content));
+        if (role_is(&c->m[k], "user") &&
+            !(starts_with(content, "<tool_response>") && ends_with(content, "</tool_response>")))
+            return (long)k;
+    }
+    return -1;
+}
+
+/* Qwen3.5 (tests/data/chat/qwen3_5.jinja): every content trimmed; a leading system message only
+ * (chat_render refuses one elsewhere, and a conversation without a user query, as the template
+ * raises); assistant turns after the last user query always carry a think block (empty when the
+ * content had none), earlier ones lose it; the generation prompt opens "<think>\n" unless
+ * enable_thinking is 0, which pre-closes an empty block. The template has no preserve_thinking
+ * or reasoning_effort. */
+static void render_qwen35(writer *w, const chat *c) {
+    const long last_query = qwen35_last_query(c);
+    for (size_t i = 0; i < c->n; i++) {
+        const reason_chat_message *m = &c->m[i];
+        span content = trim(span_of(m->content));
+        if (role_is(m, "system")) {
+            put_str(w, IM_START "system\n");
+            put_span(w, content);
+            put_str(w, IM_END "\n");
+        } else if (role_is(m, "user")) {
+            put_str(w, IM_START "user\n");
+            put_span(w, content);
+            put_str(w, IM_END "\n");
+        } else {
+            span reasoning, answer;
+            qwen_split_think(content, &reasoning, &answer);
+            put_str(w, IM_START "assistant\n");
+            if ((long)i > last_query) {
+                put_str(w, "<think>\n");
+                put_span(w, trim(reasoning));
+                put_str(w, "\n</think>\n\n");
+            }
+            put_span(w, answer);
+            put_str(w, IM_END "\n");
+        }
+    }
+    if (c->gen) put_str(w, c->think ? IM_START "assistant\n<think>\n"
+                                    : IM_START "assistant\n<think>\n\n</think>\n\n");
+}
+
+#define QWEN38_XHIGH                                                                               \
+    "Reasoning effort is set to xhigh. Please think carefully through the task, validate key "    \
+    "assumptions, consider plausible alternatives, and prioritize correctness, consistency, and " \
+    "clarity in the final answer."
+#define QWEN38_LOW                                                                                 \
+    "Reasoning effort is set to low. Keep your thinking brief and focused, moving directly to "   \
+    "the conclusion without unnecessary elaboration."
+
+/* Qwen3.8 (tests/data/chat/qwen3_8.jinja): Qwen3.5's structure with a reasoning-effort sentence
+ * opening the system block when thinking (xhigh by default, none for medium), and assistant
+ * turns that take their reasoning only from a reasoning_content field (our messages have none,
+ * so an empty block) and keep it in every turn unless preserve_thinking is false. Contents are
+ * trimmed but not split at "</think>". */
+static void render_qwen38(writer *w, const chat *c) {
+    const char *instr = !c->think                          ? ""
+                        : c->effort == REASON_CHAT_EFFORT_LOW    ? QWEN38_LOW
+                        : c->effort == REASON_CHAT_EFFORT_MEDIUM ? ""
+                                                            : QWEN38_XHIGH;
+    const bool has_system = role_is(&c->m[0], "system");
+    span sys = has_system ? trim(span_of(c->m[0].content)) : (span){"", 0};
+    if (sys.n || *instr) {
+        put_str(w, IM_START "system\n");
+        put_str(w, instr);
+        if (sys.n && *instr) put_str(w, "\n\n");
+        put_span(w, sys);
+        put_str(w, IM_END "\n");
+    }
+    const long last_query = qwen35_last_query(c);
+    for (size_t i = has_system ? 1 : 0; i < c->n; i++) {
+        const reason_chat_message *m = &c->m[i];
+        span content = trim(span_of(m->content));
+        if (role_is(m, "user")) {
+            put_str(w, IM_START "user\n");
+        } else {
+            put_str(w, IM_START "assistant\n");
+            if (c->keep != REASON_CHAT_PRESERVE_OFF || (long)i > last_query)
+                put_str(w, "<think>\n\n</think>\n\n");
+        }
+        put_span(w, content);
+        put_str(w, IM_END "\n");
+    }
+    if (c->gen) put_str(w, c->think ? IM_START "assistant\n<think>\n"
+                                    : IM_START "assistant\n<think>\n\n</think>\n\n");
+}
+
 /* DeepSeek-R1 distills: BOS and the (last) system prompt first, turns without separators,
  * past answers without their thinking. */
 static void render_deepseek_r1(writer *w, const chat *c, int32_t variant) {
@@ -280,6 +392,8 @@ static const char *variant_name(int32_t variant) {
     case CHAT_DEEPSEEK_R1: return "DeepSeek-R1";
     case CHAT_LLAMA3: return "Llama 3.1";
     case CHAT_SMOLLM2: return "SmolLM2";
+    case CHAT_QWEN35: return "Qwen3.5";
+    case CHAT_QWEN38: return "Qwen3.8";
     case CHAT_QWEN2_5: return "Qwen2.5";
     case CHAT_LLAMA3_0: return "Llama 3.0";
     case CHAT_DEEPSEEK_R1_V1: return "DeepSeek-R1 (first release)";
@@ -297,6 +411,8 @@ int32_t chat_variant_family(int32_t variant) {
     case CHAT_LLAMA3:
     case CHAT_LLAMA3_0: return REASON_TEMPLATE_LLAMA3;
     case CHAT_SMOLLM2: return REASON_TEMPLATE_SMOLLM2;
+    case CHAT_QWEN35:
+    case CHAT_QWEN38: return REASON_TEMPLATE_QWEN35;
     default: return 0;
     }
 }
@@ -310,6 +426,8 @@ int32_t chat_prompt_end(int32_t variant, const reason_chat_params *params) {
     if (!params->add_generation_prompt) return CHAT_END_PLAIN;
     if (variant == CHAT_DEEPSEEK_R1) return CHAT_END_IN_THINKING;
     if (variant == CHAT_QWEN3 && !params->enable_thinking) return CHAT_END_THINKING_CLOSED;
+    if (variant == CHAT_QWEN35 || variant == CHAT_QWEN38)
+        return params->enable_thinking ? CHAT_END_IN_THINKING : CHAT_END_THINKING_CLOSED;
     return CHAT_END_PLAIN;
 }
 
@@ -319,6 +437,8 @@ static void render(writer *w, const chat *c, int32_t kind) {
     case CHAT_QWEN2_5:
     case CHAT_SMOLLM2: render_chatml(w, c, kind); break;
     case CHAT_QWEN3: render_qwen3(w, c); break;
+    case CHAT_QWEN35: render_qwen35(w, c); break;
+    case CHAT_QWEN38: render_qwen38(w, c); break;
     case CHAT_DEEPSEEK_R1:
     case CHAT_DEEPSEEK_R1_V1: render_deepseek_r1(w, c, kind); break;
     case CHAT_LLAMA3:
@@ -352,8 +472,27 @@ reason_status chat_render(int32_t kind, const reason_chat_message *messages, siz
         reason_chat_params_default(&defaults);
         params = &defaults;
     }
+    if (params->preserve_thinking < REASON_CHAT_PRESERVE_DEFAULT ||
+        params->preserve_thinking > REASON_CHAT_PRESERVE_OFF)
+        return rs_error(REASON_ERR_INVALID_ARG, "chat template: preserve_thinking = %d is not a "
+                        "reason_chat_preserve value", (int)params->preserve_thinking);
+    if (params->reasoning_effort < REASON_CHAT_EFFORT_DEFAULT ||
+        params->reasoning_effort > REASON_CHAT_EFFORT_XHIGH)
+        return rs_error(REASON_ERR_INVALID_ARG, "chat template: reasoning_effort = %d is not a "
+                        "reason_chat_effort value", (int)params->reasoning_effort);
     chat c = {messages, n_messages, params->add_generation_prompt != 0,
-              params->enable_thinking != 0};
+              params->enable_thinking != 0, params->preserve_thinking, params->reasoning_effort};
+    if (kind == CHAT_QWEN35 || kind == CHAT_QWEN38) {
+        /* what the templates refuse (raise_exception), in their words */
+        for (size_t i = 1; i < n_messages; i++)
+            if (role_is(&messages[i], "system"))
+                return rs_error(REASON_ERR_TEMPLATE,
+                                "chat template %s: System message must be at the beginning. "
+                                "(messages[%zu])", name, i);
+        if (qwen35_last_query(&c) < 0)
+            return rs_error(REASON_ERR_TEMPLATE,
+                            "chat template %s: No user query found in messages.", name);
+    }
     /* A counting pass first, so that a buffer too small is left untouched. */
     writer w = {NULL, 0};
     render(&w, &c, kind);
@@ -381,20 +520,30 @@ reason_status chat_detect_variant(const char *src, int32_t *out_variant) {
     } else if (strstr(src, "<|start_header_id|>")) {
         v = strstr(src, "Cutting Knowledge Date") ? CHAT_LLAMA3 : CHAT_LLAMA3_0;
     } else if (strstr(src, IM_START)) {
-        if (strstr(src, "enable_thinking"))
+        if (strstr(src, "enable_thinking") && strstr(src, "render_content(")) {
+            /* Qwen3.5, Qwen3.8; other templates with preserve_thinking / reasoning_effort (3.6
+             * style: thinking kept only when asked, content split at </think>) render
+             * differently and are not known here */
+            if (strstr(src, "reasoning_effort|default('xhigh')") &&
+                strstr(src, "preserve_thinking is undefined or preserve_thinking is true"))
+                v = CHAT_QWEN38;
+            else if (!strstr(src, "preserve_thinking") && !strstr(src, "reasoning_effort"))
+                v = CHAT_QWEN35;
+        } else if (strstr(src, "enable_thinking")) {
             v = strstr(src, "SmolLM") ? 0 : CHAT_QWEN3; /* SmolLM3's thinking template differs */
-        else if (strstr(src, "SmolLM"))
+        } else if (strstr(src, "SmolLM")) {
             v = CHAT_SMOLLM2;
-        else if (strstr(src, "You are Qwen, created by Alibaba Cloud."))
+        } else if (strstr(src, "You are Qwen, created by Alibaba Cloud.")) {
             v = CHAT_QWEN2_5;
-        else
+        } else {
             v = CHAT_CHATML;
+        }
     }
     if (!v)
         return rs_error(REASON_ERR_UNSUPPORTED,
                         "reason_chat_detect: the chat template is not one we know (ChatML, Qwen3, "
-                        "DeepSeek-R1, Llama 3, SmolLM2); format the prompt yourself and pass the "
-                        "raw text to reason_tokenize");
+                        "Qwen3.5, Qwen3.8, DeepSeek-R1, Llama 3, SmolLM2); format the prompt "
+                        "yourself and pass the raw text to reason_tokenize");
     *out_variant = v;
     return REASON_OK;
 }
@@ -434,7 +583,7 @@ reason_status reason_chat_apply(const reason_model *model, const reason_chat_mes
                             "reason_chat_apply: the model has no tokenizer.chat_template; set "
                             "params->template_kind or pass raw text to reason_tokenize");
         RS_TRY(chat_detect_variant(src, &kind));
-    } else if (kind < REASON_TEMPLATE_CHATML || kind > REASON_TEMPLATE_SMOLLM2) {
+    } else if (kind < REASON_TEMPLATE_CHATML || kind > REASON_TEMPLATE_QWEN35) {
         return rs_error(REASON_ERR_INVALID_ARG,
                         "reason_chat_apply: params->template_kind = %d is not a template kind",
                         (int)kind);

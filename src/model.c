@@ -255,7 +255,8 @@ static reason_status bind_split_q(reason_model *m, layer_weights *l, const char 
     if (!owned) return rs_error(REASON_ERR_NOMEM, "out of memory (attn_q halves)");
     m->owned = owned;
     const size_t half = (size_t)q_dim * both.row_bytes, head = (size_t)d * both.row_bytes;
-    uint8_t *query = rs_malloc(half, "attn_q query rows"), *gate = rs_malloc(half, "attn_q gate rows");
+    uint8_t *query = rs_malloc(half, "attn_q query rows");
+    uint8_t *gate = rs_malloc(half, "attn_q gate rows");
     if (query) m->owned[m->n_owned++] = query;
     if (gate) m->owned[m->n_owned++] = gate;
     if (!query || !gate) return REASON_ERR_NOMEM;

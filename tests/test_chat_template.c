@@ -86,8 +86,21 @@ START_TEST(test_fixtures) {
         p.add_generation_prompt =
             (int32_t)json_integer_value(json_object_get(c, "add_generation_prompt"));
         p.enable_thinking = (int32_t)json_integer_value(json_object_get(c, "enable_thinking"));
+        p.reasoning_effort = (int32_t)json_integer_value(json_object_get(c, "reasoning_effort"));
+        p.preserve_thinking = (int32_t)json_integer_value(json_object_get(c, "preserve_thinking"));
 
         reason_status st;
+        const char *refused = json_string_value(json_object_get(c, "error"));
+        if (refused) { /* the template raises: so do we, with its message */
+            char *got = render_alloc(variant, msgs, n, &p, &st);
+            ck_assert_msg(st == REASON_ERR_TEMPLATE, "%s: status %d", name, st);
+            ck_assert_msg(strstr(reason_last_error(), refused) != NULL, "%s: %s", name,
+                          reason_last_error());
+            free(got);
+            free(msgs);
+            n_checked++;
+            continue;
+        }
         char *got = render_alloc(variant, msgs, n, &p, &st);
         ck_assert_msg(st == REASON_OK, "%s: %s", name, reason_last_error());
         const char *want = json_string_value(json_object_get(c, "expected"));
@@ -98,7 +111,7 @@ START_TEST(test_fixtures) {
                          want + at);
         }
         /* Where the variant is a public kind, the public call with an explicit kind agrees. */
-        if (variant <= REASON_TEMPLATE_SMOLLM2) {
+        if (variant <= REASON_TEMPLATE_QWEN35) {
             p.template_kind = variant;
             size_t len = 0;
             char *buf = malloc(strlen(want) + 1);
@@ -162,6 +175,18 @@ START_TEST(test_detect_fragments) {
     ck_assert_int_eq(v, CHAT_DEEPSEEK_R1);
     ck_assert_int_eq(chat_detect_variant("{{'<｜Assistant｜>'}}", &v), REASON_OK);
     ck_assert_int_eq(v, CHAT_DEEPSEEK_R1_V1);
+    ck_assert_int_eq(reason_chat_detect("<|im_start|>{% macro render_content(c) %}{% endmacro %}"
+                                        "{% if enable_thinking %}", &kind), REASON_OK);
+    ck_assert_int_eq(kind, REASON_TEMPLATE_QWEN35);
+    /* later Qwen templates (preserve_thinking, reasoning_effort) render differently: unknown */
+    ck_assert_int_eq(reason_chat_detect("<|im_start|>render_content(x) enable_thinking "
+                                        "preserve_thinking", &kind), REASON_ERR_UNSUPPORTED);
+    ck_assert_int_eq(reason_chat_detect("<|im_start|>render_content(x) enable_thinking "
+                                        "reasoning_effort", &kind), REASON_ERR_UNSUPPORTED);
+    ck_assert_int_eq(chat_detect_variant("<|im_start|>render_content(x) enable_thinking "
+                                         "reasoning_effort|default('xhigh') preserve_thinking is "
+                                         "undefined or preserve_thinking is true", &v), REASON_OK);
+    ck_assert_int_eq(v, CHAT_QWEN38);
 
     kind = 77;
     ck_assert_int_eq(reason_chat_detect("{{ '[INST] ' + content + ' [/INST]' }}", &kind),
@@ -219,9 +244,30 @@ START_TEST(test_errors) {
     ck_assert_int_eq(reason_chat_apply(NULL, two, 2, NULL, buf, sizeof buf, &len),
                      REASON_ERR_INVALID_ARG);
     /* Unknown kinds, including internal variants, are not public kinds. */
-    p.template_kind = 6;
+    p.template_kind = 7;
     ck_assert_int_eq(reason_chat_apply(NULL, two, 2, &p, buf, sizeof buf, &len),
                      REASON_ERR_INVALID_ARG);
+    /* Qwen3.5 refuses what its template raises on: a system message after the first, and a
+     * conversation without a user query. */
+    p.template_kind = REASON_TEMPLATE_QWEN35;
+    const reason_chat_message late_system[] = {{"user", "hi"}, {"system", "sys"}};
+    ck_assert_int_eq(reason_chat_apply(NULL, late_system, 2, &p, buf, sizeof buf, &len),
+                     REASON_ERR_TEMPLATE);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "System message must be at the beginning."));
+    const reason_chat_message no_query[] = {{"system", "sys"},
+                                            {"user", " <tool_response>1</tool_response>\n"}};
+    ck_assert_int_eq(reason_chat_apply(NULL, no_query, 2, &p, buf, sizeof buf, &len),
+                     REASON_ERR_TEMPLATE);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "No user query found in messages."));
+    /* Out-of-range Qwen3.8 settings. */
+    p.preserve_thinking = 3;
+    ck_assert_int_eq(reason_chat_apply(NULL, two, 2, &p, buf, sizeof buf, &len),
+                     REASON_ERR_INVALID_ARG);
+    p.preserve_thinking = REASON_CHAT_PRESERVE_DEFAULT;
+    p.reasoning_effort = -1;
+    ck_assert_int_eq(reason_chat_apply(NULL, two, 2, &p, buf, sizeof buf, &len),
+                     REASON_ERR_INVALID_ARG);
+    p.reasoning_effort = REASON_CHAT_EFFORT_DEFAULT;
     p.template_kind = CHAT_QWEN2_5;
     ck_assert_int_eq(reason_chat_apply(NULL, two, 2, &p, buf, sizeof buf, &len),
                      REASON_ERR_INVALID_ARG);
@@ -285,12 +331,18 @@ START_TEST(test_apply_auto_fake_model) {
         p.add_generation_prompt =
             (int32_t)json_integer_value(json_object_get(c, "add_generation_prompt"));
         p.enable_thinking = (int32_t)json_integer_value(json_object_get(c, "enable_thinking"));
+        p.reasoning_effort = (int32_t)json_integer_value(json_object_get(c, "reasoning_effort"));
+        p.preserve_thinking = (int32_t)json_integer_value(json_object_get(c, "preserve_thinking"));
         const char *want = json_string_value(json_object_get(c, "expected"));
         char buf[4096];
         size_t len = 0;
-        ck_assert_msg(reason_chat_apply(&model, msgs, n, &p, buf, sizeof buf, &len) == REASON_OK,
-                      "%s", reason_last_error());
-        ck_assert_str_eq(buf, want);
+        const reason_status st = reason_chat_apply(&model, msgs, n, &p, buf, sizeof buf, &len);
+        if (json_object_get(c, "error")) {
+            ck_assert_int_eq(st, REASON_ERR_TEMPLATE);
+        } else {
+            ck_assert_msg(st == REASON_OK, "%s", reason_last_error());
+            ck_assert_str_eq(buf, want);
+        }
         free(model.chat_template);
         n_checked++;
     }
@@ -382,6 +434,14 @@ START_TEST(test_prompt_end) {
     ck_assert_int_eq(chat_variant_family(CHAT_LLAMA3_0), REASON_TEMPLATE_LLAMA3);
     ck_assert_int_eq(chat_variant_family(CHAT_DEEPSEEK_R1_V1), REASON_TEMPLATE_DEEPSEEK_R1);
     ck_assert_int_eq(chat_variant_family(99), 0);
+    ck_assert_int_eq(chat_variant_family(CHAT_QWEN35), REASON_TEMPLATE_QWEN35);
+    reason_chat_params_default(&p);
+    ck_assert_int_eq(chat_prompt_end(CHAT_QWEN35, &p), CHAT_END_IN_THINKING); /* "<think>\n" */
+    p.enable_thinking = 0;
+    ck_assert_int_eq(chat_prompt_end(CHAT_QWEN35, &p), CHAT_END_THINKING_CLOSED);
+    p.add_generation_prompt = 0;
+    ck_assert_int_eq(chat_prompt_end(CHAT_QWEN35, &p), CHAT_END_PLAIN);
+    ck_assert_int_eq(chat_variant_family(CHAT_QWEN38), REASON_TEMPLATE_QWEN35);
 }
 END_TEST
 

@@ -297,7 +297,8 @@ static void setup(void) {
     memset(&fx, 0, sizeof fx);
     char path[1024];
     json_error_t err;
-    json_t *root = json_load_file(test_data_path("hf/qwen35-tiny.json", path, sizeof path), 0, &err);
+    json_t *root =
+        json_load_file(test_data_path("hf/qwen35-tiny.json", path, sizeof path), 0, &err);
     ck_assert_msg(root != NULL, "%s: %s", path, err.text);
     fx.n_prompt = json_ids(json_object_get(root, "prompt_ids"), fx.tokens, 512);
     fx.n_tokens = fx.n_prompt + json_ids(json_object_get(root, "greedy_ids"),

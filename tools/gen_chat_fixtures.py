@@ -17,6 +17,17 @@ Sources, copied verbatim into tests/data/chat/<name>.jinja so the test needs not
                        "<｜Assistant｜><think>\\n"); identical in the Llama distills
   deepseek_r1_distill_v1  the same before that update (generation prompt "<｜Assistant｜>"), made
                        from the committed one by undoing exactly that change
+  qwen3_5              committed input: the chat_template embedded in Qwen3.5-35B-A3B GGUF files
+                       (found quoted in public code: a Go test listing GGUF templates, and the
+                       same text but for the tool-argument loop in a llama-server /props dump of
+                       Qwen3.5-122B-A10B); the tool-call part is not exercised here
+  qwen3_8              committed input: Qwen3.8's chat_template.jinja, checked against the
+                       SHA-256 published with a public copy of it (c3cf9e34...); it differs from
+                       qwen3_5 by reasoning_effort and preserve_thinking (rendered over a few
+                       conversations and settings only: tests/data has a size cap)
+
+Cases a template refuses (raise_exception: Qwen3.5's "System message must be at the beginning.",
+"No user query found in messages.") are recorded with "error" instead of "expected".
 
 Llama 3.2's template takes today's date from strftime_now unless date_string is given; the
 fixtures pass date_string="26 Jul 2024", the template's own fallback (and Llama 3.1's fixed
@@ -55,7 +66,21 @@ KINDS = {
     "deepseek_r1_distill": ("DEEPSEEK_R1", 3, 3),
     "deepseek_r1_distill_v1": ("DEEPSEEK_R1", 3, 18),
     "chatml": ("CHATML", 1, 1),
+    "qwen3_5": ("QWEN35", 6, 6),
+    "qwen3_8": ("QWEN35", 6, 19),
 }
+QWEN38_SHA256 = "c3cf9e34abf4f9e36c2d72165aa9c132d3e2a725b6c2586aaa3a8af9d7a81041"
+# qwen3_8: (conversation, enable_thinking, reasoning_effort, preserve_thinking); None: not given
+QWEN38_CASES = [("single_user", think, effort, keep)
+                for think, effort, keep in ((True, None, None), (False, None, None),
+                                            (True, "low", False), (True, "medium", True),
+                                            (True, "xhigh", None))] + [
+    ("tool_response_text", True, None, False), ("tool_response_text", True, "medium", None),
+    ("system_multi_turn", True, "low", False), ("empty_content", True, "low", None),
+    ("system_in_middle", True, None, None)]
+EFFORTS = {None: 0, "low": 1, "medium": 2, "xhigh": 3}  # enum reason_chat_effort
+KEEPS = {None: 0, True: 1, False: 2}  # enum reason_chat_preserve
+THINKING = ("qwen3", "qwen3_5")  # templates rendered with enable_thinking both ways
 
 # The plain ChatML template many fine-tunes ship (no default system prompt).
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
@@ -89,6 +114,13 @@ def load_sources(shared, gguf_path):
     src["deepseek_r1_distill_v1"] = (ds[: -len(new_tail)] + "{{'<｜Assistant｜>'}}{% endif %}",
                                      DS_BOS, DS_EOS)
     src["chatml"] = (CHATML, None, None)
+    with open(os.path.join(OUT, "qwen3_5.jinja"), encoding="utf-8") as f:
+        src["qwen3_5"] = (f.read(), None, "<|im_end|>")
+    with open(os.path.join(OUT, "qwen3_8.jinja"), "rb") as f:
+        raw = f.read()
+    import hashlib
+    assert hashlib.sha256(raw).hexdigest() == QWEN38_SHA256, "qwen3_8.jinja is not the original"
+    src["qwen3_8"] = (raw.decode("utf-8"), None, "<|im_end|>")
     return src
 
 
@@ -223,26 +255,54 @@ def main():
     cases = []
     for name, (text, bos, eos) in sources.items():
         fname = name + ".jinja"
-        if name != "deepseek_r1_distill":  # that one is the committed input
+        if name not in ("deepseek_r1_distill", "qwen3_5", "qwen3_8"):  # committed inputs
             with open(os.path.join(OUT, fname), "w", encoding="utf-8", newline="") as f:
                 f.write(text)
         kind_name, kind, variant = KINDS[name]
         templates[name] = {"file": fname, "kind": kind, "kind_name": kind_name,
                            "variant": variant, "bos_token": bos, "eos_token": eos}
         tpl = compile_template(text)
+        if name == "qwen3_8":
+            for conv_name, think, effort, keep in QWEN38_CASES:
+                kw = {}
+                if effort is not None:
+                    kw["reasoning_effort"] = effort
+                if keep is not None:
+                    kw["preserve_thinking"] = keep
+                case = {"name": "qwen3_8/%s/think%d/effort_%s/preserve_%s" % (
+                            conv_name, think, effort, keep),
+                        "template": name, "messages": CONVERSATIONS[conv_name],
+                        "add_generation_prompt": 1, "enable_thinking": int(think),
+                        "reasoning_effort": EFFORTS[effort], "preserve_thinking": KEEPS[keep]}
+                try:
+                    case["expected"] = tpl.render(messages=CONVERSATIONS[conv_name],
+                                                  add_generation_prompt=True,
+                                                  enable_thinking=think, tools=None,
+                                                  documents=None, eos_token=eos, **kw)
+                except jinja2.exceptions.TemplateError as e:
+                    case["error"] = str(e)
+                cases.append(case)
+            continue
         for conv_name, messages in CONVERSATIONS.items():
             for agp in (True, False):
-                for think in ((True, False) if name == "qwen3" else (True,)):
-                    expected = render(tpl, bos, eos, messages, agp, think, name)
-                    cases.append({
-                        "name": "%s/%s/agp%d%s" % (name, conv_name, agp,
-                                                   "" if name != "qwen3" else "/think%d" % think),
+                for think in ((True, False) if name in THINKING else (True,)):
+                    case = {
+                        "name": "%s/%s/agp%d%s" % (name, conv_name, agp, "" if name not in
+                                                   THINKING else "/think%d" % think),
                         "template": name,
                         "messages": messages,
                         "add_generation_prompt": int(agp),
                         "enable_thinking": int(think),
-                        "expected": expected,
-                    })
+                    }
+                    try:
+                        case["expected"] = render(tpl, bos, eos, messages, agp, think, name)
+                    except jinja2.exceptions.TemplateError as e:
+                        if name not in ("qwen3_5", "qwen3_8"):
+                            raise
+                        case["error"] = str(e)
+                    if name == "qwen3_5" and not agp and not think:
+                        continue  # the switch only matters for the generation prompt
+                    cases.append(case)
     if args.check_transformers:
         check_transformers(args.shared, cases)
     out = {
@@ -250,9 +310,15 @@ def main():
         "templates": templates,
         "cases": cases,
     }
+    # One case per line, no indentation (tests/data has a size cap).
+    def dumps(x):
+        return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8", newline="\n") as f:
-        json.dump(out, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+        f.write('{"generator":%s,\n"templates":{\n' % dumps(out["generator"]))
+        f.write(",\n".join("%s:%s" % (dumps(k), dumps(v)) for k, v in templates.items()))
+        f.write('},\n"cases":[\n')
+        f.write(",\n".join(dumps(c) for c in cases))
+        f.write("\n]}\n")
     print("wrote %d cases for %d templates to %s" % (len(cases), len(templates), OUT),
           file=sys.stderr)
 

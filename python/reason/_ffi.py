@@ -50,6 +50,16 @@ REASON_TEMPLATE_QWEN3 = 2
 REASON_TEMPLATE_DEEPSEEK_R1 = 3
 REASON_TEMPLATE_LLAMA3 = 4
 REASON_TEMPLATE_SMOLLM2 = 5
+REASON_TEMPLATE_QWEN35 = 6
+
+# ---- enum reason_chat_effort / reason_chat_preserve ----------------------------------------------
+REASON_CHAT_EFFORT_DEFAULT = 0
+REASON_CHAT_EFFORT_LOW = 1
+REASON_CHAT_EFFORT_MEDIUM = 2
+REASON_CHAT_EFFORT_XHIGH = 3
+REASON_CHAT_PRESERVE_DEFAULT = 0
+REASON_CHAT_PRESERVE_ON = 1
+REASON_CHAT_PRESERVE_OFF = 2
 
 # ---- enum reason_kv_type -------------------------------------------------------------------------
 REASON_KV_F16 = 0
@@ -150,7 +160,9 @@ class reason_chat_params(Structure):
         ("template_kind", c_int32),
         ("add_generation_prompt", c_int32),
         ("enable_thinking", c_int32),
-        ("reserved", c_int32 * 5),
+        ("preserve_thinking", c_int32),
+        ("reasoning_effort", c_int32),
+        ("reserved", c_int32 * 3),
     ]
 
 

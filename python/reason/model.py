@@ -15,6 +15,7 @@ TEMPLATES = {
     "deepseek_r1": _ffi.REASON_TEMPLATE_DEEPSEEK_R1,
     "llama3": _ffi.REASON_TEMPLATE_LLAMA3,
     "smollm2": _ffi.REASON_TEMPLATE_SMOLLM2,
+    "qwen35": _ffi.REASON_TEMPLATE_QWEN35,
 }
 
 
@@ -102,9 +103,12 @@ class Model(Handle):
         """The Jinja source of tokenizer.chat_template, or None."""
         return self.meta("tokenizer.chat_template")
 
-    def chat(self, messages, enable_thinking=True, add_generation_prompt=True, template="auto"):
+    def chat(self, messages, enable_thinking=True, add_generation_prompt=True, template="auto",
+             preserve_thinking=None, reasoning_effort=None):
         """The prompt text for messages (a str, dicts with role/content, or (role, content) pairs)
-        rendered with the model's chat template, or with ``template`` (see TEMPLATES)."""
+        rendered with the model's chat template, or with ``template`` (see TEMPLATES).
+        preserve_thinking (bool) and reasoning_effort ("low", "medium", "xhigh") are Qwen3.8's
+        switches; None leaves the template's default."""
         msgs = _messages(messages)
         encoded = [(m["role"], m["content"]) for m in msgs]
         arr = (_ffi.reason_chat_message * len(encoded))()
@@ -116,6 +120,13 @@ class Model(Handle):
         p.template_kind = TEMPLATES[template] if isinstance(template, str) else int(template)
         p.add_generation_prompt = 1 if add_generation_prompt else 0
         p.enable_thinking = 1 if enable_thinking else 0
+        if preserve_thinking is not None:
+            p.preserve_thinking = (_ffi.REASON_CHAT_PRESERVE_ON if preserve_thinking
+                                   else _ffi.REASON_CHAT_PRESERVE_OFF)
+        if reasoning_effort is not None:
+            p.reasoning_effort = {"low": _ffi.REASON_CHAT_EFFORT_LOW,
+                                  "medium": _ffi.REASON_CHAT_EFFORT_MEDIUM,
+                                  "xhigh": _ffi.REASON_CHAT_EFFORT_XHIGH}[reasoning_effort]
         guess = 256 + sum(len(c or "") for _, c in encoded) * 2
         data = read_string(lambda buf, cap, out: _ffi.reason_chat_apply(
             self._ptr, arr, len(encoded), ctypes.byref(p), buf, cap, out), guess=guess)
