@@ -63,6 +63,13 @@ typedef struct deltanet_params {
 
 typedef struct backend backend;
 
+/* One product of a group that shares its input: y (n_tok, w.rows) = x · wᵀ (+ bias). */
+typedef struct matmul_item {
+    const rs_tensor *w;
+    const float *bias; /* (w.rows) or NULL */
+    float *y;
+} matmul_item;
+
 typedef struct backend_ops {
     const char *name;
     void (*destroy)(backend *be);
@@ -77,6 +84,10 @@ typedef struct backend_ops {
     /* y (n_tok, w.rows) = x (n_tok, w.cols) · wᵀ, then + bias (w.rows) when bias is not NULL. */
     void (*matmul)(backend *be, const rs_tensor *w, const float *bias, const float *x, float *y,
                    int32_t n_tok);
+    /* The n products of items, all of the same input x (n_tok, cols), as one unit of work (q, k
+     * and v; gate and up): one hand-off to the threads instead of n on the decode path. */
+    void (*matmul_group)(backend *be, const matmul_item *items, int32_t n, const float *x,
+                         int32_t n_tok);
     /* Rotates x (n_tok, n_head, head_dim) in place by position. */
     void (*rope)(backend *be, float *x, int32_t n_tok, int32_t n_head, const int32_t *pos,
                  const rope_params *rp);

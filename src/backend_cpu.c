@@ -116,6 +116,7 @@ static const backend_ops cpu_ops = {
     .get_rows = cpu_get_rows,
     .rmsnorm = cpu_rmsnorm,
     .matmul = cpu_matmul,
+    .matmul_group = cpu_matmul_group,
     .rope = cpu_rope,
     .swiglu = cpu_swiglu,
     .gather_rows = cpu_gather_rows,

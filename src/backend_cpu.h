@@ -32,6 +32,8 @@ static inline cpu_backend *cpu(backend *be) { return (cpu_backend *)be; }
 
 RS_INTERNAL void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float *x,
                             float *y, int32_t n_tok);
+RS_INTERNAL void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n,
+                                  const float *x, int32_t n_tok);
 RS_INTERNAL void cpu_matmul_free(cpu_backend *cb);
 
 RS_INTERNAL reason_status cpu_kv_alloc(backend *be, kv_pool *pool);

@@ -85,24 +85,56 @@ static bool q8_reserve(cpu_backend *cb, size_t n) {
     return cb->xq_cap != 0;
 }
 
-static void matmul_dots(cpu_backend *cb, const rs_tensor *w, const float *x, float *y,
-                        int32_t n_tok) {
-    const int64_t cols = w->ne[0], rows = w->ne[1];
+/* Chooses the kernel and the chunking of one product on the dot-product path. With q8 set the
+ * activations have been quantized into cb->xq/xd/xs already. */
+static mm_job dot_job(cpu_backend *cb, const rs_tensor *w, const float *x, float *y, int32_t n_tok,
+                      bool q8) {
+    const int64_t rows = w->ne[1];
     mm_job job = {.cb = cb, .w = w, .x = x, .y = y, .n_tok = n_tok};
-    job.qdot = cb->q8_matmul && cols % 32 == 0 ? tensor_qdot_kernel(w->type) : NULL;
-    if (job.qdot && q8_reserve(cb, (size_t)n_tok * cols)) {
-        for (int32_t t = 0; t < n_tok; t++)
-            tensor_quantize_q8(x + (size_t)t * cols, cb->xq + (size_t)t * cols,
-                               cb->xd + (size_t)t * (cols / 32), cb->xs + (size_t)t * (cols / 32),
-                               cols);
-    } else {
-        job.qdot = NULL;
-        job.dot = tensor_dot_kernel(w->type);
-    }
+    job.qdot = q8 ? tensor_qdot_kernel(w->type) : NULL;
+    if (!job.qdot) job.dot = tensor_dot_kernel(w->type);
     job.chunk = RS_MAX(16, round_up((rows + cb->n_threads * CHUNKS_PER_THREAD - 1) /
                                         (cb->n_threads * CHUNKS_PER_THREAD),
                                     16));
-    thread_pool_run(cb->pool, mm_dot_task, &job, (int32_t)((rows + job.chunk - 1) / job.chunk));
+    return job;
+}
+
+/* Quantizes the n_tok activation vectors of x (cols each) for the integer kernels when they are
+ * on and wanted; false when the f32 kernels must be used. */
+static bool quantize_input(cpu_backend *cb, const float *x, int64_t cols, int32_t n_tok,
+                           bool wanted) {
+    if (!wanted || !cb->q8_matmul || cols % 32 != 0 || !q8_reserve(cb, (size_t)n_tok * cols))
+        return false;
+    for (int32_t t = 0; t < n_tok; t++)
+        tensor_quantize_q8(x + (size_t)t * cols, cb->xq + (size_t)t * cols,
+                           cb->xd + (size_t)t * (cols / 32), cb->xs + (size_t)t * (cols / 32), cols);
+    return true;
+}
+
+static int32_t n_chunks(const mm_job *job) {
+    return (int32_t)((job->w->ne[1] + job->chunk - 1) / job->chunk);
+}
+
+static void matmul_dots(cpu_backend *cb, const rs_tensor *w, const float *x, float *y,
+                        int32_t n_tok) {
+    const bool q8 = quantize_input(cb, x, w->ne[0], n_tok, tensor_qdot_kernel(w->type) != NULL);
+    mm_job job = dot_job(cb, w, x, y, n_tok, q8);
+    thread_pool_run(cb->pool, mm_dot_task, &job, n_chunks(&job));
+}
+
+/* A group of products on the dot-product path: the chunks of all of them in one pool job. */
+#define GROUP_MAX 8
+typedef struct mm_group {
+    mm_job jobs[GROUP_MAX];
+    int32_t first_task[GROUP_MAX + 1];
+    int32_t n;
+} mm_group;
+
+static void mm_group_task(void *arg, int32_t task, int32_t thread) {
+    mm_group *g = arg;
+    int32_t i = 0;
+    while (task >= g->first_task[i + 1]) i++;
+    mm_dot_task(&g->jobs[i], task - g->first_task[i], thread);
 }
 
 #ifdef REASON_HAVE_BLAS
@@ -146,6 +178,12 @@ static bool matmul_tiles(cpu_backend *cb, const rs_tensor *w, const float *x, fl
 }
 #endif
 
+static void add_bias(const float *bias, float *y, int64_t rows, int32_t n_tok) {
+    if (!bias) return;
+    for (int32_t t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < rows; r++) y[(size_t)t * rows + r] += bias[r];
+}
+
 void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float *x, float *y,
                 int32_t n_tok) {
     cpu_backend *cb = cpu(be);
@@ -157,9 +195,35 @@ void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float 
     if (n_tok >= min_tokens) done = matmul_tiles(cb, w, x, y, n_tok);
 #endif
     if (!done) matmul_dots(cb, w, x, y, n_tok);
-    if (bias)
-        for (int32_t t = 0; t < n_tok; t++)
-            for (int64_t r = 0; r < rows; r++) y[(size_t)t * rows + r] += bias[r];
+    add_bias(bias, y, rows, n_tok);
+}
+
+void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n, const float *x,
+                      int32_t n_tok) {
+    cpu_backend *cb = cpu(be);
+    bool any_q8 = false, separate = n > GROUP_MAX;
+    for (int32_t i = 0; i < n && !separate; i++) {
+        const rs_tensor *w = items[i].w;
+        any_q8 |= tensor_qdot_kernel(w->type) != NULL;
+#ifdef REASON_HAVE_BLAS
+        const int32_t min_tokens =
+            cb->q8_matmul && tensor_qdot_kernel(w->type) ? BLAS_MIN_TOKENS_Q8 : BLAS_MIN_TOKENS;
+        separate |= n_tok >= min_tokens; /* the sgemm path: one product at a time */
+#endif
+    }
+    if (separate) {
+        for (int32_t i = 0; i < n; i++)
+            cpu_matmul(be, items[i].w, items[i].bias, x, items[i].y, n_tok);
+        return;
+    }
+    const bool q8 = quantize_input(cb, x, items[0].w->ne[0], n_tok, any_q8);
+    mm_group g = {.n = n};
+    for (int32_t i = 0; i < n; i++) {
+        g.jobs[i] = dot_job(cb, items[i].w, x, items[i].y, n_tok, q8);
+        g.first_task[i + 1] = g.first_task[i] + n_chunks(&g.jobs[i]);
+    }
+    thread_pool_run(cb->pool, mm_group_task, &g, g.first_task[n]);
+    for (int32_t i = 0; i < n; i++) add_bias(items[i].bias, items[i].y, items[i].w->ne[1], n_tok);
 }
 
 void cpu_matmul_free(cpu_backend *cb) {

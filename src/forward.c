@@ -103,10 +103,11 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
                             .pos_scale = hp->rope_pos_scale, .freq_div = vec(&m->rope_freqs)};
 
     op->rmsnorm(be, s->x, vec(&l->attn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
-    op->matmul(be, &l->wq, vec(&l->bq), s->xn, s->q, n);
-    if (l->wq_gate.data) op->matmul(be, &l->wq_gate, NULL, s->xn, s->q_gate, n);
-    op->matmul(be, &l->wk, vec(&l->bk), s->xn, s->k, n);
-    op->matmul(be, &l->wv, vec(&l->bv), s->xn, s->v, n);
+    const matmul_item qkv[] = {{&l->wq, vec(&l->bq), s->q},
+                               {&l->wk, vec(&l->bk), s->k},
+                               {&l->wv, vec(&l->bv), s->v},
+                               {&l->wq_gate, NULL, s->q_gate}}; /* gated attention (qwen35) */
+    op->matmul_group(be, qkv, l->wq_gate.data ? 4 : 3, s->xn, n);
     if (l->q_norm.data) {
         op->rmsnorm(be, s->q, vec(&l->q_norm), s->q, n * hp->n_head, hp->head_dim, hp->rms_eps);
         op->rmsnorm(be, s->k, vec(&l->k_norm), s->k, n * hp->n_head_kv, hp->head_dim, hp->rms_eps);
@@ -142,10 +143,11 @@ static void deltanet_block(const reason_model *m, backend *be, seq_state *ss, fo
         seq_state_recurrent(ss, batch->seq_id[i], l->rec_layer, &s->rec_conv[i], &s->rec_ssm[i]);
 
     op->rmsnorm(be, s->x, vec(&l->attn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
-    op->matmul(be, &l->ssm_qkv, NULL, s->xn, s->ssm_qkv, n);
-    op->matmul(be, &l->ssm_z, NULL, s->xn, s->ssm_z, n);
-    op->matmul(be, &l->ssm_beta, NULL, s->xn, s->ssm_beta, n);
-    op->matmul(be, &l->ssm_alpha, NULL, s->xn, s->ssm_alpha, n);
+    const matmul_item in_proj[] = {{&l->ssm_qkv, NULL, s->ssm_qkv},
+                                   {&l->ssm_z, NULL, s->ssm_z},
+                                   {&l->ssm_beta, NULL, s->ssm_beta},
+                                   {&l->ssm_alpha, NULL, s->ssm_alpha}};
+    op->matmul_group(be, in_proj, 4, s->xn, n);
     op->deltanet(be, &dp, s->ssm_qkv, s->ssm_z, s->ssm_beta, s->ssm_alpha, s->rec_conv,
                  s->rec_ssm, s->ssm_y, n);
     op->matmul(be, &l->ssm_out, NULL, s->ssm_y, s->out, n);
@@ -158,8 +160,8 @@ static void feed_forward_block(const reason_model *m, backend *be, forward_scrat
     const layer_weights *l = &m->layers[il];
     const backend_ops *op = be->ops;
     op->rmsnorm(be, s->x, vec(&l->ffn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
-    op->matmul(be, &l->w_gate, NULL, s->xn, s->gate, n);
-    op->matmul(be, &l->w_up, NULL, s->xn, s->up, n);
+    const matmul_item gate_up[] = {{&l->w_gate, NULL, s->gate}, {&l->w_up, NULL, s->up}};
+    op->matmul_group(be, gate_up, 2, s->xn, n);
     op->swiglu(be, s->gate, s->up, s->gate, (int64_t)n * hp->n_ff);
     op->matmul(be, &l->w_down, NULL, s->gate, s->out, n);
     op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
