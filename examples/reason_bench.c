@@ -11,8 +11,12 @@
  * --bw GBPS     the machine's memory bandwidth, for "% of bandwidth"; without it a quick probe
  *               (a read of 512 MiB on THREADS threads, best of 3) measures it
  *
- * Bytes per generation step = weight bytes + K * 2 (K and V) * n_layer * kv_dim * 2 (F16) * the
- * average number of cached positions read. */
+ * Bytes per generation step = weight bytes + K * (KV bytes per cached position, full-attention
+ * layers only, times the average number of cached positions read) + K * 2 * the recurrent slot
+ * (hybrid models such as qwen35: every DeltaNet layer reads and rewrites its d_k x d_v state per
+ * value head and its conv window, F32, once per token). The KV bytes per position and the
+ * recurrent slot size come from reason_context_get_stats on two small probe contexts (one and two
+ * sequences), so they follow the context's own layout (KV type, which layers hold KV). */
 #include "cli.h"
 #include "reason.h"
 
@@ -127,6 +131,30 @@ static double probe_bandwidth(int n_threads) {
     return best < 1e30 ? (double)bytes / best / 1e9 : 0.0;
 }
 
+/* KV bytes per cached position and recurrent-slot bytes per sequence, from the pool sizes of two
+ * small contexts (n_seq_max 1 and 2): pool bytes = kv_per_slot * slots + n_seq * rec_per_seq. */
+static int probe_state_bytes(reason_model *model, double *kv_per_slot, double *rec_per_seq) {
+    reason_context_stats st[2];
+    for (int i = 0; i < 2; i++) {
+        reason_context_params cp;
+        reason_context_params_default(&cp);
+        cp.n_ctx = 64;
+        cp.n_batch = 1;
+        cp.n_outputs_max = 1;
+        cp.n_seq_max = (uint32_t)(i + 1);
+        cp.n_threads = 1;
+        reason_context *c = NULL;
+        if (reason_context_create(model, &cp, &c) != REASON_OK) return -1;
+        reason_context_get_stats(c, &st[i]);
+        reason_context_free(c);
+    }
+    *rec_per_seq = (double)st[1].kv_bytes - (double)st[0].kv_bytes;
+    *kv_per_slot = st[0].kv_slots_total
+                       ? ((double)st[0].kv_bytes - *rec_per_seq) / (double)st[0].kv_slots_total
+                       : 0.0;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *model_path = NULL;
     int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
@@ -170,6 +198,11 @@ int main(int argc, char **argv) {
         return cli_fail("reason-bench", model_path);
     reason_model_info info;
     reason_model_get_info(model, &info);
+    double kv_slot_bytes = 0.0, rec_seq_bytes = 0.0;
+    if (probe_state_bytes(model, &kv_slot_bytes, &rec_seq_bytes) != 0) {
+        reason_model_free(model);
+        return cli_fail("reason-bench", "context");
+    }
     reason_context_params cp;
     reason_context_params_default(&cp);
     const int32_t gen_prefix = depth > 0 ? depth : (par > 1 ? 1 : 0); /* K forks need a parent */
@@ -215,10 +248,15 @@ int main(int argc, char **argv) {
         if (generate(ctx, tokens, gen_prefix, n_gen, par, pos, seq, tok_buf) != 0) goto fail;
         tg[r] = (double)n_gen * par / (cli_now() - t0);
     }
+    /* state held after the last run: K traces forked from one prefix, n_gen tokens each */
+    reason_context_stats cs;
+    reason_context_get_stats(ctx, &cs);
+    const double held_kv = (double)cs.kv_slots_used * kv_slot_bytes;
+    const double held_rec = (double)par * rec_seq_bytes;
     const double pp_med = median(pp, reps), tg_med = median(tg, reps);
-    const double kv_row = 2.0 * info.n_layer * info.n_head_kv * info.head_dim * 2.0; /* F16 */
-    const double kv_step = par * kv_row * (gen_prefix + (n_gen + 1) / 2.0);
-    const double step_bytes = (double)info.weight_bytes + kv_step;
+    const double kv_step = par * kv_slot_bytes * (gen_prefix + (n_gen + 1) / 2.0);
+    const double rec_step = par * 2.0 * rec_seq_bytes; /* read + write */
+    const double step_bytes = (double)info.weight_bytes + kv_step + rec_step;
     const double steps_per_s = tg_med / par;
     const double gbs = steps_per_s * step_bytes / 1e9;
     const int probed = bw <= 0.0f;
@@ -233,16 +271,23 @@ int main(int argc, char **argv) {
         printf("{\"model\":\"%s\",\"weight_bytes\":%llu,\"threads\":%d,\"reps\":%d,"
                "\"pp\":{\"tokens\":%d,\"tokens_per_s\":%.2f},"
                "\"tg\":{\"tokens\":%d,\"depth\":%d,\"parallel\":%d,\"tokens_per_s\":%.2f,"
-               "\"bytes_per_step\":%.0f,\"kv_bytes_per_step\":%.0f,\"gb_per_s\":%.2f,"
+               "\"bytes_per_step\":%.0f,\"kv_bytes_per_step\":%.0f,"
+               "\"recurrent_bytes_per_step\":%.0f,\"gb_per_s\":%.2f,"
                "\"weight_gb_per_s\":%.2f},"
+               "\"state\":{\"kv_bytes_per_position\":%.0f,\"recurrent_bytes_per_seq\":%.0f,"
+               "\"kv_slots_used\":%llu,\"kv_bytes_held\":%.0f,\"recurrent_bytes_held\":%.0f,"
+               "\"bytes_per_trace\":%.0f},"
                "\"bandwidth\":{\"gb_per_s\":%.2f,\"probed\":%s,\"percent\":%.1f}}\n",
                info.name, (unsigned long long)info.weight_bytes, n_threads, reps, n_prompt, pp_med,
-               n_gen, gen_prefix, par, tg_med, step_bytes, kv_step, gbs,
-               steps_per_s * (double)info.weight_bytes / 1e9, bw, probed ? "true" : "false", pct);
+               n_gen, gen_prefix, par, tg_med, step_bytes, kv_step, rec_step, gbs,
+               steps_per_s * (double)info.weight_bytes / 1e9, kv_slot_bytes, rec_seq_bytes,
+               (unsigned long long)cs.kv_slots_used, held_kv, held_rec,
+               (held_kv + held_rec) / par, bw, probed ? "true" : "false", pct);
     } else {
         printf("model: %s (%s, %.1f MB of weights), %d threads\n", info.name, info.architecture,
                info.weight_bytes / 1e6, n_threads);
-        printf("| test | tokens/s (median of %d) | MB per step (weights + KV) | GB/s | %% of %.1f "
+        printf("| test | tokens/s (median of %d) | MB per step (weights + KV + recurrent) | GB/s "
+               "| %% of %.1f "
                "GB/s%s |\n",
                reps, bw, probed ? " (probed)" : "");
         printf("|------|------|------|------|------|\n");
@@ -250,8 +295,14 @@ int main(int argc, char **argv) {
         printf("| tg%d", n_gen);
         if (gen_prefix) printf(" @ depth %d", gen_prefix);
         if (par > 1) printf(" x %d parallel", par);
-        printf(" | %.2f | %.1f + %.1f | %.2f | %.0f%% |\n", tg_med, info.weight_bytes / 1e6,
-               kv_step / 1e6, gbs, pct);
+        printf(" | %.2f | %.1f + %.1f + %.1f | %.2f | %.0f%% |\n", tg_med,
+               info.weight_bytes / 1e6, kv_step / 1e6, rec_step / 1e6, gbs, pct);
+        printf("state: %.0f KV bytes per position, %.2f MB recurrent slot per sequence; held after "
+               "the last run: %.1f MB KV (%llu positions) + %.1f MB recurrent = %.1f MB per "
+               "trace\n",
+               kv_slot_bytes, rec_seq_bytes / 1e6, held_kv / 1e6,
+               (unsigned long long)cs.kv_slots_used, held_rec / 1e6,
+               (held_kv + held_rec) / par / 1e6);
     }
     rc = 0;
     goto done;

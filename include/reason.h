@@ -294,8 +294,11 @@ typedef struct reason_context_stats {
     uint64_t kv_slots_total;   /* token slots in the pool */
     uint64_t kv_slots_used;    /* token slots held now */
     uint64_t kv_slots_peak;    /* most held at once */
-    uint64_t kv_bytes;         /* bytes of the KV pool */
+    uint64_t kv_bytes;         /* bytes of the KV pool (full-attention layers) */
     uint64_t tokens_evaluated; /* tokens through reason_decode since creation */
+    uint64_t rec_slots_total;  /* recurrent-state slots (hybrid models; 0 otherwise) */
+    uint64_t rec_slots_used;   /* held by a sequence or a checkpoint now */
+    uint64_t rec_bytes;        /* bytes of all recurrent-state slots */
 } reason_context_stats;
 REASON_API reason_status reason_context_get_stats(const reason_context *ctx,
                                                   reason_context_stats *out);

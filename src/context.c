@@ -228,7 +228,10 @@ reason_status reason_context_get_stats(const reason_context *ctx, reason_context
     out->kv_slots_total = (uint64_t)s.slots_total;
     out->kv_slots_used = (uint64_t)s.slots_used;
     out->kv_slots_peak = (uint64_t)s.slots_peak;
-    out->kv_bytes = (uint64_t)s.bytes;
+    out->kv_bytes = (uint64_t)(s.bytes - s.rec_bytes);
+    out->rec_slots_total = (uint64_t)s.rec_slots_total;
+    out->rec_slots_used = (uint64_t)s.rec_slots_used;
+    out->rec_bytes = (uint64_t)s.rec_bytes;
     out->tokens_evaluated = ctx->tokens_evaluated;
     return REASON_OK;
 }

@@ -185,8 +185,16 @@ START_TEST(test_fork_two_sequences) {
     reason_model *model = load();
     reason_context *ctx = make_context(model, 3);
     decode_range(ctx, 0, 0, fx.n_prompt, true, "prompt");
+    reason_context_stats st;
+    ck_assert_int_eq(reason_context_get_stats(ctx, &st), REASON_OK);
+    ck_assert_uint_gt(st.rec_bytes, 0);
+    ck_assert_uint_gt(st.kv_bytes, 0);
+    const uint64_t used_before = st.rec_slots_used;
     ck_assert_int_eq(reason_seq_fork(ctx, 0, 1), REASON_OK);
     ck_assert_int_eq(reason_seq_fork(ctx, 0, 2), REASON_OK);
+    /* forks share the parent's recurrent slot until they write */
+    ck_assert_int_eq(reason_context_get_stats(ctx, &st), REASON_OK);
+    ck_assert_uint_eq(st.rec_slots_used, used_before);
     for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) {
         const int32_t first = t % 2 ? 1 : 2, second = 3 - first;
         const int32_t tok[2] = {fx.tokens[t], fx.tokens[t]}, pos[2] = {t, t},
@@ -196,6 +204,11 @@ START_TEST(test_fork_two_sequences) {
         ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s", reason_last_error());
         expect_row(ctx, 0, t, "forked");
         expect_row(ctx, 1, t, "forked");
+        if (t == fx.n_prompt) {
+            /* both children wrote: each now has a private copy */
+            ck_assert_int_eq(reason_context_get_stats(ctx, &st), REASON_OK);
+            ck_assert_uint_eq(st.rec_slots_used, used_before + 2);
+        }
     }
     /* the parent was left at the end of the prompt: it continues on its own */
     decode_range(ctx, 0, fx.n_prompt, fx.n_tokens, true, "parent after fork");

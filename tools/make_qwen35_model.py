@@ -19,7 +19,8 @@ ssm_a = -exp(A_log) F32, ssm_dt.bias F32, ssm_conv1d F32 (C, kernel); matrices B
 Random matrices are uniform with standard deviation 0.5 / sqrt(columns), so every product keeps
 activations near unit scale and the 24 layers stay finite.
 
-The tokenizer is a stand-in: gpt2-style, tokens "t<id>", no merges (enough to load).
+The tokenizer is a stand-in: gpt2-style, tokens "a", "b", "ab", then "t<id>", one merge (enough
+to load).
 """
 import argparse
 import os
@@ -78,8 +79,9 @@ def main():
     w.add_uint32(f"{a}.full_attention_interval", INTERVAL)
     w.add_string("tokenizer.ggml.model", "gpt2")
     w.add_string("tokenizer.ggml.pre", "qwen2")
-    w.add_array("tokenizer.ggml.tokens", [f"t{i}" for i in range(N_VOCAB)])
-    w.add_array("tokenizer.ggml.merges", [])
+    # gguf refuses an empty array: tokens 0..2 are "a", "b", "ab" with the one merge "a b"
+    w.add_array("tokenizer.ggml.tokens", ["a", "b", "ab"] + [f"t{i}" for i in range(3, N_VOCAB)])
+    w.add_array("tokenizer.ggml.merges", ["a b"])
 
     def matrix(name, rows, cols, std=None):
         s = (0.5 / np.sqrt(cols) if std is None else std) * np.sqrt(3.0)

@@ -196,6 +196,9 @@ class reason_context_stats(Structure):
         ("kv_slots_peak", c_uint64),
         ("kv_bytes", c_uint64),
         ("tokens_evaluated", c_uint64),
+        ("rec_slots_total", c_uint64),
+        ("rec_slots_used", c_uint64),
+        ("rec_bytes", c_uint64),
     ]
 
 

@@ -20,6 +20,9 @@ class ContextStats:
     kv_slots_peak: int
     kv_bytes: int
     tokens_evaluated: int
+    rec_slots_total: int
+    rec_slots_used: int
+    rec_bytes: int
 
 
 def _per_token(value, n, name):
