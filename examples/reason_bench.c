@@ -15,8 +15,8 @@
  * layers only, times the average number of cached positions read) + K * 2 * the recurrent slot
  * (hybrid models such as qwen35: every DeltaNet layer reads and rewrites its d_k x d_v state per
  * value head and its conv window, F32, once per token). The KV bytes per position and the
- * recurrent slot size come from reason_context_get_stats on two small probe contexts (one and two
- * sequences), so they follow the context's own layout (KV type, which layers hold KV). */
+ * recurrent slot size come from reason_context_get_stats (kv_bytes / kv_slots_total, rec_bytes /
+ * rec_slots_total), so they follow the context's own layout (KV type, which layers hold KV). */
 #include "cli.h"
 #include "reason.h"
 
@@ -131,30 +131,6 @@ static double probe_bandwidth(int n_threads) {
     return best < 1e30 ? (double)bytes / best / 1e9 : 0.0;
 }
 
-/* KV bytes per cached position and recurrent-slot bytes per sequence, from the pool sizes of two
- * small contexts (n_seq_max 1 and 2): pool bytes = kv_per_slot * slots + n_seq * rec_per_seq. */
-static int probe_state_bytes(reason_model *model, double *kv_per_slot, double *rec_per_seq) {
-    reason_context_stats st[2];
-    for (int i = 0; i < 2; i++) {
-        reason_context_params cp;
-        reason_context_params_default(&cp);
-        cp.n_ctx = 64;
-        cp.n_batch = 1;
-        cp.n_outputs_max = 1;
-        cp.n_seq_max = (uint32_t)(i + 1);
-        cp.n_threads = 1;
-        reason_context *c = NULL;
-        if (reason_context_create(model, &cp, &c) != REASON_OK) return -1;
-        reason_context_get_stats(c, &st[i]);
-        reason_context_free(c);
-    }
-    *rec_per_seq = (double)st[1].kv_bytes - (double)st[0].kv_bytes;
-    *kv_per_slot = st[0].kv_slots_total
-                       ? ((double)st[0].kv_bytes - *rec_per_seq) / (double)st[0].kv_slots_total
-                       : 0.0;
-    return 0;
-}
-
 int main(int argc, char **argv) {
     const char *model_path = NULL;
     int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
@@ -198,11 +174,6 @@ int main(int argc, char **argv) {
         return cli_fail("reason-bench", model_path);
     reason_model_info info;
     reason_model_get_info(model, &info);
-    double kv_slot_bytes = 0.0, rec_seq_bytes = 0.0;
-    if (probe_state_bytes(model, &kv_slot_bytes, &rec_seq_bytes) != 0) {
-        reason_model_free(model);
-        return cli_fail("reason-bench", "context");
-    }
     reason_context_params cp;
     reason_context_params_default(&cp);
     const int32_t gen_prefix = depth > 0 ? depth : (par > 1 ? 1 : 0); /* K forks need a parent */
@@ -219,6 +190,12 @@ int main(int argc, char **argv) {
         reason_model_free(model);
         return cli_fail("reason-bench", "context");
     }
+    /* KV bytes per cached position (full-attention layers only) and recurrent slot per sequence */
+    reason_context_stats cs;
+    reason_context_get_stats(ctx, &cs);
+    const double kv_slot_bytes = cs.kv_slots_total ? (double)cs.kv_bytes / cs.kv_slots_total : 0.0;
+    const double rec_seq_bytes = cs.rec_slots_total ? (double)cs.rec_bytes / cs.rec_slots_total
+                                                    : 0.0;
     const int32_t n_tok = longest > n_batch ? longest : n_batch;
     reason_token *tokens = malloc(sizeof *tokens * (size_t)n_tok);
     reason_token *tok_buf = malloc(sizeof *tok_buf * (size_t)n_batch);
@@ -249,10 +226,9 @@ int main(int argc, char **argv) {
         tg[r] = (double)n_gen * par / (cli_now() - t0);
     }
     /* state held after the last run: K traces forked from one prefix, n_gen tokens each */
-    reason_context_stats cs;
     reason_context_get_stats(ctx, &cs);
     const double held_kv = (double)cs.kv_slots_used * kv_slot_bytes;
-    const double held_rec = (double)par * rec_seq_bytes;
+    const double held_rec = (double)cs.rec_slots_used * rec_seq_bytes; /* forks share a slot */
     const double pp_med = median(pp, reps), tg_med = median(tg, reps);
     const double kv_step = par * kv_slot_bytes * (gen_prefix + (n_gen + 1) / 2.0);
     const double rec_step = par * 2.0 * rec_seq_bytes; /* read + write */
