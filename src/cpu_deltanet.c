@@ -43,12 +43,48 @@ static void l2norm(float *x, int32_t n, float scale) {
     for (int32_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* The loops over j are independent lanes (no reduction reordered, no contraction added), so
+ * vectorizing them keeps the results bit for bit; GCC's -O2 cost model would leave them scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
+/* One value head through one token: Sh (d_k, d_v) is decayed and updated by the delta rule with
+ * k, vin, beta; yh = rmsnorm(Shᵀ q) * norm_w * silu(zh). */
+static void delta_head_step(const deltanet_params *p, float *Sh, const float *q, const float *k,
+                            const float *vin, float beta, float decay, const float *zh, float *yh) {
+    const int32_t dk = p->d_k, dv = p->d_v;
+    float v[DELTANET_MAX_HEAD_DIM], o[DELTANET_MAX_HEAD_DIM];
+    /* v ← beta (v − (decay S)ᵀ k), decaying S on the way */
+    for (int32_t j = 0; j < dv; j++) o[j] = 0.0f;
+    for (int32_t i = 0; i < dk; i++) {
+        float *row = Sh + (size_t)i * dv;
+        for (int32_t j = 0; j < dv; j++) {
+            row[j] *= decay;
+            o[j] += row[j] * k[i];
+        }
+    }
+    for (int32_t j = 0; j < dv; j++) v[j] = beta * (vin[j] - o[j]);
+    /* S += k ⊗ v;  o = Sᵀ q */
+    for (int32_t j = 0; j < dv; j++) o[j] = 0.0f;
+    for (int32_t i = 0; i < dk; i++) {
+        float *row = Sh + (size_t)i * dv;
+        const float ki = k[i], qi = q[i];
+        for (int32_t j = 0; j < dv; j++) {
+            row[j] += ki * v[j];
+            o[j] += row[j] * qi;
+        }
+    }
+    float ss = 0.0f;
+    for (int32_t j = 0; j < dv; j++) ss += o[j] * o[j];
+    const float inv = 1.0f / sqrtf(ss / (float)dv + p->eps);
+    for (int32_t j = 0; j < dv; j++) yh[j] = o[j] * inv * p->norm_w[j] * silu(zh[j]);
+}
+
 static void token_step(const deltanet_params *p, const float *qkv, const float *z, const float *b,
                        const float *a, float *win, float *S, float *y) {
     const int32_t dk = p->d_k, dv = p->d_v, hk = p->n_k_head, hv = p->n_v_head;
     const int32_t key_dim = hk * dk, conv_dim = 2 * key_dim + hv * dv, r = hv / hk;
     float q[DELTANET_MAX_HEAD_DIM], k[DELTANET_MAX_HEAD_DIM], v[DELTANET_MAX_HEAD_DIM];
-    float o[DELTANET_MAX_HEAD_DIM];
     int32_t have_kh = -1;
     for (int32_t h = 0; h < hv; h++) {
         const int32_t kh = p->v_head_tiled ? h % hk : h / r;
@@ -62,33 +98,8 @@ static void token_step(const deltanet_params *p, const float *qkv, const float *
         conv_channels(p, conv_dim, win, qkv, 2 * key_dim + h * dv, dv, v);
         const float beta = 1.0f / (1.0f + expf(-b[h]));
         const float decay = expf(p->a_neg[h] * softplus(a[h] + p->dt_bias[h]));
-        float *Sh = S + (size_t)h * dk * dv; /* (d_k, d_v) */
-        /* v ← beta (v − (decay S)ᵀ k), decaying S on the way */
-        for (int32_t j = 0; j < dv; j++) o[j] = 0.0f;
-        for (int32_t i = 0; i < dk; i++) {
-            float *row = Sh + (size_t)i * dv;
-            for (int32_t j = 0; j < dv; j++) {
-                row[j] *= decay;
-                o[j] += row[j] * k[i];
-            }
-        }
-        for (int32_t j = 0; j < dv; j++) v[j] = beta * (v[j] - o[j]);
-        /* S += k ⊗ v;  o = Sᵀ q */
-        for (int32_t j = 0; j < dv; j++) o[j] = 0.0f;
-        for (int32_t i = 0; i < dk; i++) {
-            float *row = Sh + (size_t)i * dv;
-            const float ki = k[i], qi = q[i];
-            for (int32_t j = 0; j < dv; j++) {
-                row[j] += ki * v[j];
-                o[j] += row[j] * qi;
-            }
-        }
-        float ss = 0.0f;
-        for (int32_t j = 0; j < dv; j++) ss += o[j] * o[j];
-        const float inv = 1.0f / sqrtf(ss / (float)dv + p->eps);
-        const float *zh = z + (size_t)h * dv;
-        float *yh = y + (size_t)h * dv;
-        for (int32_t j = 0; j < dv; j++) yh[j] = o[j] * inv * p->norm_w[j] * silu(zh[j]);
+        delta_head_step(p, S + (size_t)h * dk * dv, q, k, v, beta, decay, z + (size_t)h * dv,
+                        y + (size_t)h * dv);
     }
     /* the window slides by one input */
     const int32_t kw = p->conv_kernel;
@@ -184,11 +195,6 @@ static void pass1_task(void *arg, int32_t task, int32_t thread) {
     }
 }
 
-/* The loops over j are independent lanes (no reduction reordered, no contraction added), so
- * vectorizing them keeps the results bit for bit; GCC's -O2 cost model would leave them scalar. */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
-#endif
 static void pass2_task(void *arg, int32_t task, int32_t thread) {
     (void)thread;
     const dn_job *J = arg;
@@ -200,7 +206,6 @@ static void pass2_task(void *arg, int32_t task, int32_t thread) {
     const int32_t h1 = h0 + J->head_chunk < hv ? h0 + J->head_chunk : hv;
     const int32_t first = J->seq_first[seq];
     float *S = J->ssm[first];
-    float v[DELTANET_MAX_HEAD_DIM], o[DELTANET_MAX_HEAD_DIM];
     for (int32_t h = h0; h < h1; h++) {
         const int32_t kh = p->v_head_tiled ? h % hk : h / r;
         float *Sh = S + (size_t)h * dk * dv; /* (d_k, d_v) */
@@ -209,30 +214,8 @@ static void pass2_task(void *arg, int32_t task, int32_t thread) {
             const float *q = ct + (size_t)kh * dk, *k = ct + J->key_dim + (size_t)kh * dk;
             const float *vin = ct + 2 * J->key_dim + (size_t)h * dv;
             const float beta = J->beta[(size_t)t * hv + h], decay = J->decay[(size_t)t * hv + h];
-            for (int32_t j = 0; j < dv; j++) o[j] = 0.0f;
-            for (int32_t i = 0; i < dk; i++) {
-                float *row = Sh + (size_t)i * dv;
-                for (int32_t j = 0; j < dv; j++) {
-                    row[j] *= decay;
-                    o[j] += row[j] * k[i];
-                }
-            }
-            for (int32_t j = 0; j < dv; j++) v[j] = beta * (vin[j] - o[j]);
-            for (int32_t j = 0; j < dv; j++) o[j] = 0.0f;
-            for (int32_t i = 0; i < dk; i++) {
-                float *row = Sh + (size_t)i * dv;
-                const float ki = k[i], qi = q[i];
-                for (int32_t j = 0; j < dv; j++) {
-                    row[j] += ki * v[j];
-                    o[j] += row[j] * qi;
-                }
-            }
-            float ss = 0.0f;
-            for (int32_t j = 0; j < dv; j++) ss += o[j] * o[j];
-            const float inv = 1.0f / sqrtf(ss / (float)dv + p->eps);
-            const float *zh = J->z + (size_t)t * vd + (size_t)h * dv;
-            float *yh = J->y + (size_t)t * vd + (size_t)h * dv;
-            for (int32_t j = 0; j < dv; j++) yh[j] = o[j] * inv * p->norm_w[j] * silu(zh[j]);
+            delta_head_step(p, Sh, q, k, vin, beta, decay, J->z + (size_t)t * vd + (size_t)h * dv,
+                            J->y + (size_t)t * vd + (size_t)h * dv);
         }
     }
     /* the window slides by the sequence's tokens (pass 1, its only reader, is done) */
