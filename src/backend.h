@@ -34,6 +34,18 @@ typedef struct attn_batch {
     const int32_t *seq_id;              /* (n_tok) sequence of token i (its recurrent slot) */
 } attn_batch;
 
+/* One attention layer's geometry. Token i of a batch attends to positions
+ * [max(0, pos[i] - window + 1), pos[i]] of its sequence (window 0: all of [0, pos[i]]); with sinks,
+ * head h's softmax denominator gains e^(sinks[h]) (gpt-oss's learned per-head sink logit, which
+ * lets a head attend to "nothing"). */
+typedef struct attn_params {
+    int32_t n_head, n_head_kv; /* grouped-query: head h reads KV head h / (n_head / n_head_kv) */
+    int32_t head_dim;
+    float scale;               /* applied to q·k */
+    int32_t window;            /* sliding window in positions, 0 for full attention */
+    const float *sinks;        /* (n_head) sink logits, or NULL */
+} attn_params;
+
 typedef struct rope_params {
     int32_t head_dim;
     int32_t rot_dim;       /* leading dims of each head that rotate */
@@ -60,6 +72,36 @@ typedef struct deltanet_params {
 
 /* Head dimensions the DeltaNet op accepts (d_k, d_v); Qwen3.5 uses 128. */
 #define DELTANET_MAX_HEAD_DIM 256
+
+/* The activation between an expert's gate/up products and its down product. */
+enum expert_act {
+    EXPERT_SWIGLU,         /* silu(g) * u */
+    EXPERT_SWIGLU_CLAMPED, /* gpt-oss: g' = min(g, limit), u' = clamp(u, ±limit),
+                              g' * sigmoid(alpha * g') * (u' + 1) */
+    EXPERT_GEGLU,          /* gelu_tanh(g) * u */
+};
+
+/* A layer's experts for the moe op: per expert id e, views gate[e], up[e] (n_embd) -> (rows_e)
+ * and down[e] (rows_e) -> (n_embd); ids n_expert.. are experts every token uses (a shared
+ * expert), with the routing op's weight. Biases (gpt-oss) are (n_expert, rows) or NULL and
+ * apply to the routed experts. */
+typedef struct moe_params {
+    int32_t n_expert; /* routed experts (ids 0 .. n_expert-1) */
+    int32_t n_slot;   /* expert ids per token in the routing: routed + shared */
+    int32_t act;    /* enum expert_act */
+    const rs_tensor *gate, *up, *down;
+    const float *gate_bias, *up_bias, *down_bias;
+    float limit, alpha; /* EXPERT_SWIGLU_CLAMPED */
+} moe_params;
+
+/* Scratch the moe op needs for n_tok tokens: the tokens of one expert gathered (n_embd), its gate
+ * and up products (rows_max, the most rows of any expert), its down product (n_embd), and the
+ * (token, slot) pairs sorted by expert with each expert's start (n_ids ids). */
+static inline size_t moe_work_bytes(int32_t n_tok, int32_t n_embd, int32_t rows_max,
+                                    int32_t n_slot, int32_t n_ids) {
+    return sizeof(float) * (size_t)n_tok * (2 * (size_t)n_embd + 2 * (size_t)rows_max) +
+           sizeof(int32_t) * ((size_t)n_tok * n_slot + (size_t)n_ids + 1);
+}
 
 typedef struct backend backend;
 
@@ -107,11 +149,10 @@ typedef struct backend_ops {
                      const int32_t *slots, int32_t n_tok);
     /* Copies every layer's K/V of block src into block dst (copy-on-write of shared blocks). */
     void (*kv_copy_block)(backend *be, kv_pool *pool, int32_t src, int32_t dst);
-    /* out (n_tok, n_head*head_dim) = softmax(q·Kᵀ·scale) V over each token's visible positions,
-     * with grouped-query heads: head h reads KV head h / (n_head / n_head_kv). */
+    /* out (n_tok, n_head*head_dim) = softmax(q·Kᵀ·scale) V over each token's visible positions
+     * (attn_params: window, grouped-query heads, sinks). */
     void (*attention)(backend *be, const kv_pool *pool, int32_t layer, const float *q,
-                      const attn_batch *batch, int32_t n_head, int32_t n_head_kv,
-                      int32_t head_dim, float scale, float *out);
+                      const attn_batch *batch, const attn_params *ap, float *out);
 
     /* Waits for queued work; asynchronous device errors surface here. */
     reason_status (*sync)(backend *be);
@@ -126,6 +167,20 @@ typedef struct backend_ops {
                      float *y, int32_t n_tok);
     /* x (n) *= sigmoid(gate) (the output gate of qwen35's full attention). */
     void (*mul_sigmoid)(backend *be, float *x, const float *gate, int64_t n);
+
+    /* Expert routing. Per token t: the n_used experts with the largest logits (n_tok, n_expert)
+     * (equal logits: the lower id first), weights p_e = softmax(logits)_e, renormalised over the
+     * selected when norm (then equal to a softmax over the selected logits). With shared (n_tok)
+     * not NULL, slot n_used routes to expert n_expert with weight sigmoid(shared[t]).
+     * ids, weights: (n_tok, n_used + (shared != NULL)). */
+    void (*moe_route)(backend *be, const float *logits, const float *shared, int32_t n_tok,
+                      int32_t n_expert, int32_t n_used, int32_t norm, int32_t *ids,
+                      float *weights);
+    /* out (n_tok, n_embd) = Σ_slots weights[t][j] · down_e(act(gate_e·x_t, up_e·x_t)),
+     * e = ids[t][j]: only the selected experts' weights are read. work: moe_work_bytes(...)
+     * bytes from alloc, sized once per context for the largest batch. */
+    void (*moe)(backend *be, const moe_params *p, const float *x, const int32_t *ids,
+                const float *weights, float *out, int32_t n_tok, void *work);
 } backend_ops;
 
 struct backend {

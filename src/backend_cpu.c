@@ -129,6 +129,8 @@ static const backend_ops cpu_ops = {
     .sync = cpu_sync,
     .deltanet = cpu_deltanet,
     .mul_sigmoid = cpu_mul_sigmoid,
+    .moe_route = cpu_moe_route,
+    .moe = cpu_moe,
 };
 
 reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions, backend **out) {

@@ -42,10 +42,10 @@ RS_INTERNAL void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const f
                               const float *v, const int32_t *slots, int32_t n_tok);
 RS_INTERNAL void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst);
 RS_INTERNAL void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float *q,
-                               const attn_batch *batch, int32_t n_head, int32_t n_head_kv,
-                               int32_t head_dim, float scale, float *out);
+                               const attn_batch *batch, const attn_params *ap, float *out);
 
 #include "cpu_deltanet.h" /* cpu_deltanet */
 #include "cpu_gate.h"     /* cpu_mul_sigmoid */
+#include "cpu_moe.h"      /* cpu_moe_route, cpu_moe */
 
 #endif

@@ -318,12 +318,25 @@ typedef struct attention_job {
     int32_t layer;
     const float *q;
     const attn_batch *batch;
-    int32_t n_head, n_head_kv, head_dim, n_split;
+    int32_t n_head, n_head_kv, head_dim, n_split, window;
     size_t part_stride; /* floats per partial result: m, l, acc (head_dim) */
     float scale;
+    const float *sinks;
     float *out;
     attn_kernels kn;
 } attention_job;
+
+/* The first position token t sees: its window's start, or 0. */
+static int32_t first_visible(const attention_job *job, int32_t t) {
+    const int32_t pos = job->batch->pos[t];
+    return job->window > 0 && pos >= job->window ? pos - job->window + 1 : 0;
+}
+
+/* 1 / the softmax denominator: l accumulated under maximum m, plus head h's sink logit. */
+static float inv_denominator(const attention_job *job, int32_t h, float m, float l) {
+    if (!job->sinks) return 1.0f / l;
+    return 1.0f / (l + expf(job->sinks[h] - m));
+}
 
 static void attention_task(void *arg, int32_t task, int32_t thread) {
     const attention_job *job = arg;
@@ -332,8 +345,9 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
     const int32_t sp = task % n_split, kvh = (task / n_split) % job->n_head_kv;
     const int32_t t = task / n_split / job->n_head_kv;
     const int32_t g = job->n_head / job->n_head_kv;
-    const int32_t n_pos = job->batch->pos[t] + 1, len = (n_pos + n_split - 1) / n_split;
-    const int32_t p0 = sp * len, p1 = RS_MIN(n_pos, p0 + len);
+    const int32_t first = first_visible(job, t), n_pos = job->batch->pos[t] + 1 - first;
+    const int32_t len = (n_pos + n_split - 1) / n_split;
+    const int32_t p0 = first + sp * len, p1 = first + RS_MIN(n_pos, sp * len + len);
     const int32_t *table = job->batch->block_tables[t];
     const size_t head_off = (size_t)kvh * hd * pool->elem_bytes;
     float *rows = job->cb->attn_k + (size_t)thread * ATTN_CHUNK * 1024; /* (ATTN_CHUNK, hd) */
@@ -403,7 +417,7 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
         }
         for (int32_t j = 0; j < ng; j++) {
             if (n_split == 1) {
-                const float inv = 1.0f / l[j];
+                const float inv = inv_denominator(job, kvh * g + h0 + j, m[j], l[j]);
                 for (int32_t i = 0; i < hd; i++) acc[j][i] *= inv;
             } else {
                 acc[j][-2] = m[j];
@@ -433,21 +447,24 @@ static void merge_splits(const attention_job *job) {
                 l += w * p[1];
                 job->kn.axpy(w, p + 2, out, hd);
             }
-            const float inv = 1.0f / l;
+            const float inv = inv_denominator(job, h, mx, l);
             for (int32_t i = 0; i < hd; i++) out[i] *= inv;
         }
     }
 }
 
 void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float *q,
-                   const attn_batch *batch, int32_t n_head, int32_t n_head_kv, int32_t head_dim,
-                   float scale, float *out) {
+                   const attn_batch *batch, const attn_params *ap, float *out) {
     cpu_backend *cb = cpu(be);
-    attention_job job = {cb,       pool, layer, q,     batch, n_head,   n_head_kv,
-                         head_dim, 1,    0,     scale, out,   kernels()};
+    const int32_t n_head = ap->n_head, n_head_kv = ap->n_head_kv, head_dim = ap->head_dim;
+    attention_job job = {.cb = cb, .pool = pool, .layer = layer, .q = q, .batch = batch,
+                         .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = head_dim,
+                         .n_split = 1, .window = ap->window, .scale = ap->scale,
+                         .sinks = ap->sinks, .out = out, .kn = kernels()};
     const int32_t pairs = batch->n_tok * n_head_kv;
     int32_t longest = 0;
-    for (int32_t t = 0; t < batch->n_tok; t++) longest = RS_MAX(longest, batch->pos[t] + 1);
+    for (int32_t t = 0; t < batch->n_tok; t++)
+        longest = RS_MAX(longest, batch->pos[t] + 1 - first_visible(&job, t));
     if (cb->n_threads > 1 && pairs < 4 * cb->n_threads && longest >= 2 * SPLIT_MIN) {
         int32_t n_split = (8 * cb->n_threads + pairs - 1) / pairs;
         n_split = RS_MIN(n_split, RS_MIN(SPLIT_MAX, longest / SPLIT_MIN));

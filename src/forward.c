@@ -12,7 +12,8 @@
  *       Gated DeltaNet layer (qwen35 linear_attention, docs/qwen35.md):
  *         x += deltanet(h·Wqkv, h·Wz, h·Wbeta, h·Walpha; the sequence's recurrent slot) · Wout
  *       h = rmsnorm(x) · ffn_norm
- *       x += (silu(h·Wgate) * (h·Wup)) · Wdown
+ *       x += (silu(h·Wgate) * (h·Wup)) · Wdown             dense, or
+ *       x += Σ_selected w_e · expert_e(h)                   mixture of experts (qwen35moe)
  *   logits = rmsnorm(x) · output_norm · Woutᵀ               only for the rows that want them
  *
  * Architectures differ by the optional weights (biases, q/k norms, output gate), the rope style and
@@ -22,6 +23,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Expert ids per token: the routed ones plus the shared expert. */
+static int32_t moe_slots(const model_hparams *hp) {
+    return hp->n_expert ? hp->n_expert_used + (hp->n_ff_shexp > 0) : 0;
+}
 
 reason_status forward_scratch_alloc(backend *be, const reason_model *m, int32_t n_batch,
                                     int32_t n_outputs_max, forward_scratch *s) {
@@ -64,11 +70,26 @@ reason_status forward_scratch_alloc(backend *be, const reason_model *m, int32_t 
         {&s->ssm_beta, hp->n_rec_layer ? nb * hp->ssm_n_v_head : 0, "DeltaNet beta"},
         {&s->ssm_alpha, hp->n_rec_layer ? nb * hp->ssm_n_v_head : 0, "DeltaNet alpha"},
         {&s->ssm_y, hp->n_rec_layer ? nb * value_dim : 0, "DeltaNet output"},
+        /* mixture of experts only */
+        {&s->router, nb * hp->n_expert, "router logits"},
+        {&s->shexp_logit, hp->n_ff_shexp ? nb : 0, "shared expert gate"},
+        {&s->moe_weights, nb * moe_slots(hp), "expert weights"},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         if (bufs[i].n == 0) continue;
         *bufs[i].dst = be->ops->alloc(be, bufs[i].n * sizeof(float), bufs[i].what);
         if (!*bufs[i].dst) {
+            forward_scratch_free(be, s);
+            return REASON_ERR_NOMEM;
+        }
+    }
+    if (hp->n_expert) {
+        const int32_t rows_max = RS_MAX(hp->n_ff_exp, hp->n_ff_shexp);
+        s->moe_ids = be->ops->alloc(be, nb * moe_slots(hp) * sizeof(int32_t), "expert ids");
+        s->moe_work = be->ops->alloc(
+            be, moe_work_bytes(n_batch, hp->n_embd, rows_max, moe_slots(hp), hp->n_expert + 1),
+            "expert scratch");
+        if (!s->moe_ids || !s->moe_work) {
             forward_scratch_free(be, s);
             return REASON_ERR_NOMEM;
         }
@@ -80,11 +101,16 @@ void forward_scratch_free(backend *be, forward_scratch *s) {
     float **all[] = {&s->x,      &s->xn,      &s->q,         &s->k,         &s->v,
                      &s->attn,   &s->gate,    &s->up,        &s->out,       &s->hidden,
                      &s->logits, &s->q_gate,  &s->ssm_qkv,   &s->ssm_z,     &s->ssm_beta,
-                     &s->ssm_alpha, &s->ssm_y};
+                     &s->ssm_alpha, &s->ssm_y,  &s->router,  &s->shexp_logit,
+                     &s->moe_weights};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (*all[i]) be->ops->release(be, *all[i]);
         *all[i] = NULL;
     }
+    if (s->moe_ids) be->ops->release(be, s->moe_ids);
+    if (s->moe_work) be->ops->release(be, s->moe_work);
+    s->moe_ids = NULL;
+    s->moe_work = NULL;
     free(s->rec_conv);
     free(s->rec_ssm);
     s->rec_conv = s->rec_ssm = NULL;
@@ -117,8 +143,10 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
 
     kv_pool *pool = seq_state_pool(ss);
     op->kv_store(be, pool, l->kv_layer, s->k, s->v, batch->slots, n);
-    op->attention(be, pool, l->kv_layer, s->q, batch, hp->n_head, hp->n_head_kv, hp->head_dim,
-                  1.0f / sqrtf((float)hp->head_dim), s->attn);
+    const attn_params ap = {.n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                            .head_dim = hp->head_dim, .scale = 1.0f / sqrtf((float)hp->head_dim),
+                            .window = 0, .sinks = NULL};
+    op->attention(be, pool, l->kv_layer, s->q, batch, &ap, s->attn);
     if (l->wq_gate.data)
         op->mul_sigmoid(be, s->attn, s->q_gate, (int64_t)n * hp->n_head * hp->head_dim);
     op->matmul(be, &l->wo, NULL, s->attn, s->out, n);
@@ -167,6 +195,27 @@ static void feed_forward_block(const reason_model *m, backend *be, forward_scrat
     op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
 }
 
+/* Mixture of experts: the router picks n_expert_used experts per token (plus the shared expert,
+ * gated by sigmoid(h·w_shexp)); the experts' outputs, weighted, replace the dense feed-forward. */
+static void moe_block(const reason_model *m, backend *be, forward_scratch *s, int32_t il,
+                      int32_t n) {
+    const model_hparams *hp = &m->hp;
+    const layer_weights *l = &m->layers[il];
+    const backend_ops *op = be->ops;
+    const bool shared = hp->n_ff_shexp > 0;
+    op->rmsnorm(be, s->x, vec(&l->ffn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
+    const matmul_item routers[] = {{&l->ffn_router, NULL, s->router},
+                                   {&l->shexp_router, NULL, s->shexp_logit}};
+    op->matmul_group(be, routers, shared ? 2 : 1, s->xn, n);
+    op->moe_route(be, s->router, shared ? s->shexp_logit : NULL, n, hp->n_expert,
+                  hp->n_expert_used, hp->expert_weights_norm, s->moe_ids, s->moe_weights);
+    const moe_params mp = {.n_expert = hp->n_expert, .n_slot = moe_slots(hp),
+                           .act = EXPERT_SWIGLU, .gate = l->exp_gate, .up = l->exp_up,
+                           .down = l->exp_down};
+    op->moe(be, &mp, s->xn, s->moe_ids, s->moe_weights, s->out, n, s->moe_work);
+    op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
+}
+
 reason_status forward(const reason_model *m, backend *be, seq_state *ss, forward_scratch *s,
                       const int32_t *tokens, const attn_batch *batch, const int32_t *out_rows,
                       int32_t n_out) {
@@ -180,7 +229,10 @@ reason_status forward(const reason_model *m, backend *be, seq_state *ss, forward
             deltanet_block(m, be, ss, s, il, batch);
         else
             attention_block(m, be, ss, s, il, batch);
-        feed_forward_block(m, be, s, il, n);
+        if (hp->n_expert)
+            moe_block(m, be, s, il, n);
+        else
+            feed_forward_block(m, be, s, il, n);
     }
     if (n_out > 0) {
         op->gather_rows(be, s->x, out_rows, n_out, hp->n_embd, s->hidden);

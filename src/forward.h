@@ -28,6 +28,12 @@ typedef struct forward_scratch {
     float *ssm_beta;  /* (n_batch, n_v_head) */
     float *ssm_alpha; /* (n_batch, n_v_head) */
     float *ssm_y;     /* (n_batch, n_v_head * d_v) DeltaNet output */
+    /* mixture of experts (NULL for dense models) */
+    float *router;        /* (n_batch, n_expert) router logits */
+    float *shexp_logit;   /* (n_batch) the shared expert's gate logit */
+    int32_t *moe_ids;     /* (n_batch, n_slot) selected experts */
+    float *moe_weights;   /* (n_batch, n_slot) their weights */
+    void *moe_work;       /* the moe op's scratch for n_batch tokens */
     float **rec_conv; /* (n_batch) host: each token's recurrent conv window of the layer */
     float **rec_ssm;  /* (n_batch) host: each token's recurrent state of the layer */
 } forward_scratch;

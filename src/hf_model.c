@@ -72,6 +72,15 @@ static const struct {
     {"ssm_a", "linear_attn.A_log"},
     {"ssm_norm.weight", "linear_attn.norm.weight"},
     {"ssm_out.weight", "linear_attn.out_proj.weight"},
+    /* mixture of experts (qwen35moe): router, fused experts (transformers 5), shared expert;
+     * experts saved one by one are matched by expert_name_of */
+    {"ffn_gate_inp.weight", "mlp.gate.weight"},
+    {"ffn_gate_up_exps.weight", "mlp.experts.gate_up_proj"},
+    {"ffn_down_exps.weight", "mlp.experts.down_proj"},
+    {"ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight"},
+    {"ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight"},
+    {"ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight"},
+    {"ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight"},
 };
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -101,6 +110,25 @@ void hf_tensor_name(const char *gguf_name, char *buf, size_t cap) {
                 snprintf(buf, cap, "model.layers.%ld.%s", il, layer_names[i].hf);
 }
 
+/* "mlp.experts.E.{gate,up,down}_proj.weight" (one tensor per expert) as
+ * "ffn_{gate,up,down}_exps.E.weight" of layer il; false for other names. */
+static bool expert_name_of(const char *rest, long il, char *buf, size_t cap) {
+    static const char prefix[] = "mlp.experts.";
+    static const struct {
+        const char *hf, *gguf;
+    } parts[] = {{"gate_proj.weight", "ffn_gate"}, {"up_proj.weight", "ffn_up"},
+                 {"down_proj.weight", "ffn_down"}};
+    long e;
+    const char *part;
+    if (!split_layer(rest, prefix, &e, &part)) return false;
+    for (size_t i = 0; i < N_OF(parts); i++)
+        if (strcmp(part, parts[i].hf) == 0) {
+            snprintf(buf, cap, "blk.%ld.%s_exps.%ld.weight", il, parts[i].gguf, e);
+            return true;
+        }
+    return false;
+}
+
 /* The GGUF name of a checkpoint tensor; false when the model does not use it. */
 static bool gguf_name_of(const char *hf_name, char *buf, size_t cap) {
     for (size_t i = 0; i < N_OF(global_names); i++)
@@ -110,12 +138,14 @@ static bool gguf_name_of(const char *hf_name, char *buf, size_t cap) {
         }
     long il;
     const char *rest;
-    if (split_layer(hf_name, "model.layers.", &il, &rest))
+    if (split_layer(hf_name, "model.layers.", &il, &rest)) {
         for (size_t i = 0; i < N_OF(layer_names); i++)
             if (strcmp(rest, layer_names[i].hf) == 0) {
                 snprintf(buf, cap, "blk.%ld.%s", il, layer_names[i].gguf);
                 return true;
             }
+        return expert_name_of(rest, il, buf, cap);
+    }
     return false;
 }
 
@@ -229,6 +259,8 @@ static const struct {
     {"Qwen3ForCausalLM", "qwen3", ARCH_QWEN3},
     {"Qwen3_5ForCausalLM", "qwen35", ARCH_QWEN35},
     {"Qwen3_5ForConditionalGeneration", "qwen35", ARCH_QWEN35},
+    {"Qwen3_5MoeForCausalLM", "qwen35moe", ARCH_QWEN35MOE},
+    {"Qwen3_5MoeForConditionalGeneration", "qwen35moe", ARCH_QWEN35MOE},
 };
 
 static reason_status read_arch(const config *c, reason_model *m) {
@@ -249,7 +281,8 @@ static reason_status read_arch(const config *c, reason_model *m) {
     return rs_error(REASON_ERR_UNSUPPORTED,
                     "%s: architectures[0] '%s' is not supported (supported: LlamaForCausalLM, "
                     "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3_5ForCausalLM, "
-                    "Qwen3_5ForConditionalGeneration)",
+                    "Qwen3_5ForConditionalGeneration, Qwen3_5MoeForCausalLM, "
+                    "Qwen3_5MoeForConditionalGeneration)",
                     c->path, cls);
 }
 
@@ -332,7 +365,9 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
     const int32_t big = 1 << 24;
     RS_TRY(cfg_int(c, r, "", "num_hidden_layers", 1, 4096, true, 0, &hp->n_layer));
     RS_TRY(cfg_int(c, r, "", "hidden_size", 1, big, true, 0, &hp->n_embd));
-    RS_TRY(cfg_int(c, r, "", "intermediate_size", 1, big, true, 0, &hp->n_ff));
+    /* a mixture-of-experts model may have no dense feed-forward size */
+    const bool moe = m->arch == ARCH_QWEN35MOE;
+    RS_TRY(cfg_int(c, r, "", "intermediate_size", moe ? 0 : 1, big, !moe, 0, &hp->n_ff));
     RS_TRY(cfg_int(c, r, "", "num_attention_heads", 1, 4096, true, 0, &hp->n_head));
     RS_TRY(
         cfg_int(c, r, "", "num_key_value_heads", 1, hp->n_head, false, hp->n_head, &hp->n_head_kv));
@@ -363,7 +398,7 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
                         "%s: field \"use_sliding_window\" = true is not supported", c->path);
     const json_t *layer_types = field(r, "layer_types"), *lt;
     size_t i;
-    if (m->arch == ARCH_QWEN35) layer_types = NULL; /* read_qwen35 */
+    if (arch_is_qwen35(m->arch)) layer_types = NULL; /* read_qwen35 */
     json_array_foreach(layer_types, i, lt) {
         if (!json_is_string(lt) || strcmp(json_string_value(lt), "full_attention") != 0)
             return rs_error(REASON_ERR_UNSUPPORTED,
@@ -372,7 +407,7 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
                             c->path, i, m->arch_name);
     }
     const json_t *partial = field(r, "partial_rotary_factor");
-    if (partial && m->arch != ARCH_QWEN35 && !(json_is_number(partial) && json_number_value(partial) == 1.0))
+    if (partial && !arch_is_qwen35(m->arch) && !(json_is_number(partial) && json_number_value(partial) == 1.0))
         return rs_error(REASON_ERR_UNSUPPORTED,
                         "%s: field \"partial_rotary_factor\" other than 1 is not supported",
                         c->path);
@@ -444,6 +479,29 @@ static reason_status read_qwen35(const config *c, reason_model *m) {
                         "%s: linear_num_value_heads %d is not a multiple of linear_num_key_heads %d",
                         c->path, hp->ssm_n_v_head, hp->ssm_n_k_head);
     hp->attn_gated = true;
+    return REASON_OK;
+}
+
+/* Expert counts and sizes (Qwen3_5MoeTextConfig). Its router always renormalises the selected
+ * experts' weights; norm_topk_prob, where a config has it, says so explicitly. */
+static reason_status read_moe(const config *c, reason_model *m) {
+    model_hparams *hp = &m->hp;
+    const json_t *r = c->text;
+    RS_TRY(cfg_int(c, r, "", "num_experts", 1, 4096, true, 0, &hp->n_expert));
+    RS_TRY(cfg_int(c, r, "", "num_experts_per_tok", 1, hp->n_expert, true, 0,
+                   &hp->n_expert_used));
+    RS_TRY(cfg_int(c, r, "", "moe_intermediate_size", 1, 1 << 24, true, 0, &hp->n_ff_exp));
+    RS_TRY(cfg_int(c, r, "", "shared_expert_intermediate_size", 0, 1 << 24, false, 0,
+                   &hp->n_ff_shexp));
+    const json_t *norm = field(r, "norm_topk_prob");
+    if (norm && !json_is_boolean(norm))
+        return rs_error(REASON_ERR_FORMAT, "%s: field \"norm_topk_prob\" is not a boolean", c->path);
+    hp->expert_weights_norm = norm ? json_is_true(norm) : true;
+    const json_t *layers = field(r, "mlp_only_layers");
+    if (layers && json_array_size(layers) > 0)
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: field \"mlp_only_layers\" (dense layers in a MoE model) is not supported",
+                        c->path);
     return REASON_OK;
 }
 
@@ -704,7 +762,7 @@ reason_status hf_model_load(const char *dir, reason_model **out_model) {
     int32_t vocab_size = 0;
     int tied = -1;
     c.text = c.root;
-    if (m->arch == ARCH_QWEN35 && field(c.root, "text_config")) {
+    if (arch_is_qwen35(m->arch) && field(c.root, "text_config")) {
         /* Qwen3_5ForConditionalGeneration: the text model's config is nested */
         c.text = field(c.root, "text_config");
         w->prefixed = true;
@@ -714,9 +772,10 @@ reason_status hf_model_load(const char *dir, reason_model **out_model) {
         }
     }
     if ((st = read_hparams(&c, w, m, &vocab_size, &tied)) != REASON_OK) goto fail;
-    if (m->arch == ARCH_QWEN35 && (st = read_qwen35(&c, m)) != REASON_OK) goto fail;
+    if (arch_is_qwen35(m->arch) && (st = read_qwen35(&c, m)) != REASON_OK) goto fail;
+    if (m->arch == ARCH_QWEN35MOE && (st = read_moe(&c, m)) != REASON_OK) goto fail;
     w->hp = &m->hp;
-    w->qwen35 = m->arch == ARCH_QWEN35;
+    w->qwen35 = arch_is_qwen35(m->arch);
     /* the name: the directory's last component */
     snprintf(m->name, sizeof m->name, "%s", dir);
     for (size_t n = strlen(m->name); n > 1 && m->name[n - 1] == '/'; n--) m->name[n - 1] = '\0';

@@ -21,6 +21,7 @@ static const struct {
     {"qwen2", ARCH_QWEN2},
     {"qwen3", ARCH_QWEN3},
     {"qwen35", ARCH_QWEN35},
+    {"qwen35moe", ARCH_QWEN35MOE},
 };
 
 void reason_model_params_default(reason_model_params *params) {
@@ -70,6 +71,25 @@ static reason_status read_float(const gguf_file *f, const char *arch, const char
 
 static reason_status read_qwen35_hparams(reason_model *m);
 
+/* The expert counts and sizes (GGUF expert_* keys, as llama.cpp's converter writes them). */
+static reason_status read_moe_hparams(reason_model *m) {
+    const gguf_file *f = m->file;
+    const char *a = m->arch_name;
+    model_hparams *hp = &m->hp;
+    RS_TRY(read_int(f, a, "expert_count", 1, 4096, false, 0, &hp->n_expert));
+    RS_TRY(read_int(f, a, "expert_used_count", 1, hp->n_expert, false, 0, &hp->n_expert_used));
+    RS_TRY(read_int(f, a, "expert_feed_forward_length", 1, 1 << 24, false, 0, &hp->n_ff_exp));
+    RS_TRY(read_int(f, a, "expert_shared_feed_forward_length", 0, 1 << 24, true, 0,
+                    &hp->n_ff_shexp));
+    char key[128];
+    snprintf(key, sizeof key, "%s.expert_weights_norm", a);
+    bool norm = true; /* Qwen3.5's router always renormalises the selected weights */
+    if (gguf_find_key(f, key) >= 0 && !gguf_get_bool(f, key, &norm))
+        return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s' is not a boolean", gguf_path(f), key);
+    hp->expert_weights_norm = norm;
+    return REASON_OK;
+}
+
 static reason_status read_hparams(reason_model *m) {
     const gguf_file *f = m->file;
     const char *a = m->arch_name;
@@ -77,7 +97,8 @@ static reason_status read_hparams(reason_model *m) {
     const int32_t big = 1 << 24;
     RS_TRY(read_int(f, a, "block_count", 1, 4096, false, 0, &hp->n_layer));
     RS_TRY(read_int(f, a, "embedding_length", 1, big, false, 0, &hp->n_embd));
-    RS_TRY(read_int(f, a, "feed_forward_length", 1, big, false, 0, &hp->n_ff));
+    /* a mixture-of-experts model may have no dense feed-forward length */
+    RS_TRY(read_int(f, a, "feed_forward_length", 0, big, m->arch == ARCH_QWEN35MOE, 0, &hp->n_ff));
     RS_TRY(read_int(f, a, "attention.head_count", 1, 4096, false, 0, &hp->n_head));
     RS_TRY(read_int(f, a, "attention.head_count_kv", 1, hp->n_head, true, hp->n_head,
                     &hp->n_head_kv));
@@ -102,7 +123,8 @@ static reason_status read_hparams(reason_model *m) {
                         hp->rope_dim);
     hp->rope_style = m->arch == ARCH_LLAMA ? ROPE_NORMAL : ROPE_NEOX;
     hp->rope_pos_scale = 1.0f;
-    if (m->arch == ARCH_QWEN35) RS_TRY(read_qwen35_hparams(m));
+    if (arch_is_qwen35(m->arch)) RS_TRY(read_qwen35_hparams(m));
+    if (m->arch == ARCH_QWEN35MOE) RS_TRY(read_moe_hparams(m));
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     const char *scaling;
@@ -162,19 +184,18 @@ static reason_status read_qwen35_hparams(reason_model *m) {
 }
 
 /* The file (or directory) weights come from, and a tensor by its GGUF name, for either format. */
-static const char *model_path(const reason_model *m) {
+const char *model_path(const reason_model *m) {
     return m->file ? gguf_path(m->file) : hf_weights_path(m->hf);
 }
 
-static const gguf_tensor *find_tensor(const reason_model *m, const char *name) {
+const gguf_tensor *model_find_tensor(const reason_model *m, const char *name) {
     return m->file ? gguf_find_tensor(m->file, name) : hf_find_tensor(m->hf, name);
 }
 
-/* Binds a tensor by name, checking its shape (cols, rows) and that its type can be computed. */
-static reason_status bind(reason_model *m, rs_tensor *t, const char *name, int64_t cols,
-                          int64_t rows, bool required) {
+reason_status model_bind_tensor(reason_model *m, rs_tensor *t, const char *name, int64_t cols,
+                                int64_t rows, bool required) {
     memset(t, 0, sizeof *t);
-    const gguf_tensor *g = find_tensor(m, name);
+    const gguf_tensor *g = model_find_tensor(m, name);
     if (!g) {
         if (!required) return REASON_OK;
         char shown[160];
@@ -221,7 +242,7 @@ static reason_status bind_layer(reason_model *m, int32_t il) {
     char n[96];
 #define BIND(field, suffix, cols, rows, req)                                                        \
     snprintf(n, sizeof n, "blk.%d." suffix, il);                                                   \
-    RS_TRY(bind(m, &l->field, n, cols, rows, req))
+    RS_TRY(model_bind_tensor(m, &l->field, n, cols, rows, req))
     BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1, true);
     BIND(wq, "attn_q.weight", hp->n_embd, q_dim, true);
     BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, true);
@@ -250,7 +271,7 @@ static reason_status bind_split_q(reason_model *m, layer_weights *l, const char 
     const model_hparams *hp = &m->hp;
     const int64_t d = hp->head_dim, q_dim = (int64_t)hp->n_head * d;
     rs_tensor both;
-    RS_TRY(bind(m, &both, name, hp->n_embd, 2 * q_dim, true));
+    RS_TRY(model_bind_tensor(m, &both, name, hp->n_embd, 2 * q_dim, true));
     void **owned = realloc(m->owned, (size_t)(m->n_owned + 2) * sizeof *owned);
     if (!owned) return rs_error(REASON_ERR_NOMEM, "out of memory (attn_q halves)");
     m->owned = owned;
@@ -286,7 +307,7 @@ static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
     char n[96];
 #define BIND(field, suffix, cols, rows)                                                             \
     snprintf(n, sizeof n, "blk.%d." suffix, il);                                                   \
-    RS_TRY(bind(m, &l->field, n, cols, rows, true))
+    RS_TRY(model_bind_tensor(m, &l->field, n, cols, rows, true))
     BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1);
     if (l->kind == LAYER_ATTENTION && m->file) {
         snprintf(n, sizeof n, "blk.%d.attn_q.weight", il);
@@ -317,9 +338,13 @@ static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
     } else {
         BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1);
     }
-    BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff);
-    BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff);
-    BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd);
+    if (hp->n_expert) {
+        RS_TRY(model_bind_experts(m, il));
+    } else {
+        BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff);
+        BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff);
+        BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd);
+    }
 #undef BIND
     const rs_tensor *vectors[] = {&l->attn_norm, &l->q_norm, &l->k_norm, &l->ffn_norm,
                                   &l->ssm_conv1d, &l->ssm_dt, &l->ssm_a, &l->ssm_norm};
@@ -330,7 +355,7 @@ static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
 
 reason_status model_bind_weights(reason_model *m) {
     model_hparams *hp = &m->hp;
-    const gguf_tensor *emb = find_tensor(m, "token_embd.weight");
+    const gguf_tensor *emb = model_find_tensor(m, "token_embd.weight");
     if (!emb)
         return rs_error(REASON_ERR_FORMAT, "%s: required tensor '%s' is missing", model_path(m),
                         m->file ? "token_embd.weight" : "model.embed_tokens.weight");
@@ -338,12 +363,12 @@ reason_status model_bind_weights(reason_model *m) {
         return rs_error(REASON_ERR_FORMAT, "%s: tensor '%s' has %d dims, vocabulary %lld",
                         model_path(m), emb->name, emb->n_dims, (long long)emb->ne[1]);
     hp->n_vocab = (int32_t)emb->ne[1];
-    RS_TRY(bind(m, &m->tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true));
-    RS_TRY(bind(m, &m->output_norm, "output_norm.weight", hp->n_embd, 1, true));
+    RS_TRY(model_bind_tensor(m, &m->tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true));
+    RS_TRY(model_bind_tensor(m, &m->output_norm, "output_norm.weight", hp->n_embd, 1, true));
     RS_TRY(require_f32(m, &m->output_norm));
-    RS_TRY(bind(m, &m->output, "output.weight", hp->n_embd, hp->n_vocab, false));
+    RS_TRY(model_bind_tensor(m, &m->output, "output.weight", hp->n_embd, hp->n_vocab, false));
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
-    RS_TRY(bind(m, &m->rope_freqs, "rope_freqs.weight", hp->rope_dim / 2, 1, false));
+    RS_TRY(model_bind_tensor(m, &m->rope_freqs, "rope_freqs.weight", hp->rope_dim / 2, 1, false));
     RS_TRY(require_f32(m, &m->rope_freqs));
     m->layers = rs_calloc((size_t)hp->n_layer, sizeof *m->layers, "layer table");
     if (!m->layers) return REASON_ERR_NOMEM;
@@ -353,7 +378,7 @@ reason_status model_bind_weights(reason_model *m) {
         l->kind = m->layer_kinds ? m->layer_kinds[il] : LAYER_ATTENTION;
         l->kv_layer = l->kind == LAYER_ATTENTION ? hp->n_attn_layer++ : -1;
         l->rec_layer = l->kind == LAYER_DELTANET ? hp->n_rec_layer++ : -1;
-        RS_TRY(m->arch == ARCH_QWEN35 ? bind_qwen35_layer(m, il) : bind_layer(m, il));
+        RS_TRY(arch_is_qwen35(m->arch) ? bind_qwen35_layer(m, il) : bind_layer(m, il));
     }
     if (hp->n_attn_layer == 0)
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: a model without full-attention layers is not "
@@ -399,7 +424,7 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
     if (m->arch < 0) {
         st = rs_error(REASON_ERR_UNSUPPORTED,
                       "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                      "qwen35)",
+                      "qwen35, qwen35moe)",
                       path, (int)RS_MIN(arch_len, 64), arch);
         goto fail;
     }

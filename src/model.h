@@ -6,7 +6,7 @@
 #include "core.h"
 #include "gguf.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_QWEN35 };
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_QWEN35, ARCH_QWEN35MOE };
 
 /* The token mixer of a layer: softmax attention over paged KV (every layer of llama/qwen2/qwen3;
  * qwen35's full_attention layers, gated) or Gated DeltaNet over a recurrent slot (qwen35's
@@ -50,6 +50,11 @@ typedef struct model_hparams {
     int32_t ssm_conv_kernel;       /* causal conv width */
     bool ssm_v_head_tiled;         /* value head h reads key head h % n_k_head (GGUF: llama.cpp's
                                       converter reorders value heads), else h / (n_v / n_k) (HF) */
+    /* mixture of experts (qwen35moe; 0 experts: a dense feed-forward) */
+    int32_t n_expert, n_expert_used;
+    int32_t n_ff_exp;      /* rows of one expert's gate and up */
+    int32_t n_ff_shexp;    /* the shared expert's, 0 when there is none */
+    bool expert_weights_norm; /* the selected experts' softmax weights renormalised to sum 1 */
 } model_hparams;
 
 typedef struct layer_weights {
@@ -73,7 +78,19 @@ typedef struct layer_weights {
     rs_tensor ffn_norm;               /* (n_embd) */
     rs_tensor w_gate, w_up;           /* (n_embd) -> (n_ff) */
     rs_tensor w_down;                 /* (n_ff) -> (n_embd) */
+    /* mixture of experts: the router, then per expert one view of each matrix (wherever the
+     * file keeps it: a 3-D tensor, one tensor per expert, or gate and up fused) */
+    rs_tensor ffn_router;             /* (n_embd) -> (n_expert) */
+    rs_tensor *exp_gate, *exp_up;     /* (n_expert [+1]) views (n_embd) -> (n_ff_exp) */
+    rs_tensor *exp_down;              /* (n_expert [+1]) views (n_ff_exp) -> (n_embd); view
+                                         n_expert is the shared expert (n_ff_shexp rows) */
+    rs_tensor shexp_router;           /* (n_embd) -> (1): the shared expert's sigmoid gate */
 } layer_weights;
+
+/* qwen35 and its mixture-of-experts variant share everything but the feed-forward. */
+static inline bool arch_is_qwen35(int32_t arch) {
+    return arch == ARCH_QWEN35 || arch == ARCH_QWEN35MOE;
+}
 
 struct hf_weights;
 
@@ -95,7 +112,8 @@ struct reason_model {
     uint64_t n_params;
     uint64_t weight_bytes;
     void **owned;          /* (n_owned) buffers the loader made from the file (qwen35 GGUF: the
-                              query and gate halves of attn_q), freed with the model */
+                              query and gate halves of attn_q; expert view tables), freed with
+                              the model */
     int32_t n_owned;
 };
 
@@ -103,6 +121,17 @@ struct reason_model {
  * embedding's rows), looking tensors up by GGUF name in m->file or, for a Hugging Face directory,
  * through m->hf. Used by both loaders. */
 RS_INTERNAL reason_status model_bind_weights(reason_model *m);
+
+/* The file or directory the weights come from (for messages). */
+RS_INTERNAL const char *model_path(const reason_model *m);
+/* A tensor by its GGUF name in either format, or NULL. */
+RS_INTERNAL const gguf_tensor *model_find_tensor(const reason_model *m, const char *name);
+/* Binds a 2-D tensor by name, checking its shape (cols, rows) and that its type can be computed;
+ * an absent tensor is an error only when required (t is then zeroed). */
+RS_INTERNAL reason_status model_bind_tensor(reason_model *m, rs_tensor *t, const char *name,
+                                            int64_t cols, int64_t rows, bool required);
+/* Binds layer il's mixture of experts (model_moe.c). */
+RS_INTERNAL reason_status model_bind_experts(reason_model *m, int32_t il);
 
 /* The chat template source (tokenizer.chat_template), or NULL when the model has none. */
 RS_INTERNAL const char *model_chat_template(const reason_model *model);

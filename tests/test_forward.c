@@ -14,7 +14,7 @@
 #include "reason.h"
 
 static const char *const fixtures[] = {
-    "qwen3-F32", "qwen3-F16", "qwen3-BF16", "qwen3-Q8_0", "qwen3-Q4_K", "llama-F16",
+    "qwen3-F16", "qwen3-BF16", "qwen3-Q8_0", "qwen3-Q4_K", "llama-F16",
     "llama-Q8_0", "llama-Q4_K", "qwen2-F16", "qwen2-Q8_0", "qwen2-Q4_K", "llama3rope-F16",
 };
 #define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))

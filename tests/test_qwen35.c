@@ -25,6 +25,7 @@
 #define TOL 1e-4
 
 static char tmp[64];
+static const char *fixture = "qwen35-tiny"; /* or qwen35moe-tiny (setup_moe) */
 static model_fixture fx;
 static double worst_err;
 
@@ -59,16 +60,18 @@ static void remove_tmp(void) {
 static void setup(void) {
     snprintf(tmp, sizeof tmp, "/tmp/reason-q35-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmp));
-    char src[1024];
-    copy_file(test_data_path("hf/qwen35-tiny/config.json", src, sizeof src), "config.json");
-    copy_file(test_data_path("hf/qwen35-tiny/model.safetensors", src, sizeof src),
-              "model.safetensors");
+    char src[1024], rel[128];
+    snprintf(rel, sizeof rel, "hf/%s/config.json", fixture);
+    copy_file(test_data_path(rel, src, sizeof src), "config.json");
+    snprintf(rel, sizeof rel, "hf/%s/model.safetensors", fixture);
+    copy_file(test_data_path(rel, src, sizeof src), "model.safetensors");
     copy_file(test_data_path("models/qwen3-tokenizer.json", src, sizeof src), "tokenizer.json");
 
     memset(&fx, 0, sizeof fx);
     char path[1024];
     json_error_t err;
-    json_t *root = json_load_file(test_data_path("hf/qwen35-tiny.json", path, sizeof path), 0, &err);
+    snprintf(rel, sizeof rel, "hf/%s.json", fixture);
+    json_t *root = json_load_file(test_data_path(rel, path, sizeof path), 0, &err);
     ck_assert_msg(root != NULL, "%s: %s", path, err.text);
     fx.n_prompt = json_ids(json_object_get(root, "prompt_ids"), fx.tokens, 512);
     fx.n_tokens = fx.n_prompt + json_ids(json_object_get(root, "greedy_ids"),
@@ -76,7 +79,8 @@ static void setup(void) {
     fx.n_vocab = (int32_t)json_integer_value(json_object_get(root, "n_vocab"));
     ck_assert_int_eq(json_integer_value(json_object_get(root, "n_rows")), fx.n_tokens);
     json_decref(root);
-    FILE *fp = fopen(test_data_path("hf/qwen35-tiny.logits.f32", path, sizeof path), "rb");
+    snprintf(rel, sizeof rel, "hf/%s.logits.f32", fixture);
+    FILE *fp = fopen(test_data_path(rel, path, sizeof path), "rb");
     ck_assert_ptr_nonnull(fp);
     const size_t n = (size_t)fx.n_tokens * (size_t)fx.n_vocab;
     fx.logits = malloc(n * sizeof(float));
@@ -84,8 +88,12 @@ static void setup(void) {
     fclose(fp);
 }
 
+static void setup_dense(void) { fixture = "qwen35-tiny", setup(); }
+static void setup_moe(void) { fixture = "qwen35moe-tiny", setup(); }
+
 static void teardown(void) {
-    if (worst_err > 0) printf("qwen35: worst relative max-norm error %.3g\n", worst_err);
+    if (worst_err > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, worst_err);
+    worst_err = 0;
     remove_tmp();
     model_fixture_free(&fx);
 }
@@ -270,6 +278,53 @@ START_TEST(test_checkpoint_restore) {
 }
 END_TEST
 
+/* A safetensors file in memory: its header as JSON and its data. */
+typedef struct st_image {
+    uint8_t *bytes;
+    json_t *header;
+    const uint8_t *data;
+    size_t data_len;
+} st_image;
+
+static st_image read_safetensors(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    fseek(fp, 0, SEEK_END);
+    const long size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    st_image im = {.bytes = malloc((size_t)size)};
+    ck_assert_int_eq(fread(im.bytes, 1, (size_t)size, fp), (size_t)size);
+    fclose(fp);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | im.bytes[i];
+    im.header = json_loadb((const char *)im.bytes + 8, (size_t)hlen, 0, NULL);
+    ck_assert_ptr_nonnull(im.header);
+    im.data = im.bytes + 8 + hlen;
+    im.data_len = (size_t)size - 8 - (size_t)hlen;
+    return im;
+}
+
+static void st_image_free(st_image *im) {
+    json_decref(im->header);
+    free(im->bytes);
+}
+
+static void write_safetensors(const char *path, const json_t *header, const uint8_t *data,
+                              size_t data_len) {
+    char *h = json_dumps(header, JSON_COMPACT);
+    size_t n = strlen(h), padded = (n + 7) / 8 * 8;
+    FILE *fp = fopen(path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(padded >> (8 * i));
+    fwrite(len8, 1, 8, fp);
+    fwrite(h, 1, n, fp);
+    for (size_t i = n; i < padded; i++) fputc(' ', fp);
+    ck_assert_uint_eq(fwrite(data, 1, data_len, fp), data_len);
+    fclose(fp);
+    free(h);
+}
+
 /* Rewrites tmp/ as a Qwen3_5ForConditionalGeneration checkpoint: config under text_config,
  * weights renamed model.language_model.*, plus a vision and an MTP tensor. */
 static void write_conditional_generation(void) {
@@ -280,8 +335,10 @@ static void write_conditional_generation(void) {
     json_object_set_new(text, "model_type", json_string("qwen3_5_text"));
     json_object_del(text, "architectures");
     json_t *cfg = json_object();
+    const bool moe = strstr(fixture, "moe") != NULL;
     json_object_set_new(cfg, "architectures",
-                        json_pack("[s]", "Qwen3_5ForConditionalGeneration"));
+                        json_pack("[s]", moe ? "Qwen3_5MoeForConditionalGeneration"
+                                             : "Qwen3_5ForConditionalGeneration"));
     json_object_set_new(cfg, "model_type", json_string("qwen3_5"));
     json_object_set_new(cfg, "tie_word_embeddings", json_true());
     json_object_set_new(cfg, "vision_config", json_pack("{s:i}", "depth", 2));
@@ -290,19 +347,9 @@ static void write_conditional_generation(void) {
     json_decref(cfg);
 
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-    FILE *fp = fopen(path, "rb");
-    ck_assert_ptr_nonnull(fp);
-    fseek(fp, 0, SEEK_END);
-    const long size = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *bytes = malloc((size_t)size);
-    ck_assert_int_eq(fread(bytes, 1, (size_t)size, fp), (size_t)size);
-    fclose(fp);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | bytes[i];
-    json_t *header = json_loadb((const char *)bytes + 8, (size_t)hlen, 0, NULL);
-    ck_assert_ptr_nonnull(header);
-    const size_t data_len = (size_t)size - 8 - (size_t)hlen;
+    st_image im = read_safetensors(path);
+    json_t *header = im.header;
+    const size_t data_len = im.data_len;
     json_t *out = json_object();
     const char *key;
     json_t *val;
@@ -322,23 +369,89 @@ static void write_conditional_generation(void) {
                         json_pack("{s:s,s:[i],s:[I,I]}", "dtype", "BF16", "shape", 8,
                                   "data_offsets", (json_int_t)data_len + 16,
                                   (json_int_t)data_len + 32));
-    char *h = json_dumps(out, JSON_COMPACT);
-    size_t n = strlen(h), padded = (n + 7) / 8 * 8;
-    fp = fopen(path, "wb");
-    ck_assert_ptr_nonnull(fp);
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(padded >> (8 * i));
-    fwrite(len8, 1, 8, fp);
-    fwrite(h, 1, n, fp);
-    for (size_t i = n; i < padded; i++) fputc(' ', fp);
-    fwrite(bytes + 8 + hlen, 1, data_len, fp);
-    const uint8_t extra[32] = {0};
-    fwrite(extra, 1, sizeof extra, fp);
-    fclose(fp);
-    free(h);
-    free(bytes);
+    uint8_t *data = calloc(data_len + 32, 1); /* the two extra vectors: zeros */
+    ck_assert_ptr_nonnull(data);
+    memcpy(data, im.data, data_len);
+    write_safetensors(path, out, data, data_len + 32);
+    free(data);
     json_decref(out);
-    json_decref(header);
+    st_image_free(&im);
+}
+
+/* Rewrites tmp/ (the MoE fixture) with each layer's experts in transformers 5's fused form:
+ * mlp.experts.gate_up_proj (E, 2F, D) — gate rows then up rows per expert — and
+ * mlp.experts.down_proj (E, D, F), instead of one tensor per expert. */
+static void write_fused_experts(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    st_image im = read_safetensors(path);
+    json_t *out = json_object();
+    uint8_t *data = malloc(im.data_len);
+    ck_assert_ptr_nonnull(data);
+    size_t at = 0;
+    const char *key;
+    json_t *val;
+    /* the tensors that stay as they are */
+    json_object_foreach(im.header, key, val) {
+        if (strstr(key, ".mlp.experts.") || strcmp(key, "__metadata__") == 0) continue;
+        const size_t b = (size_t)json_integer_value(json_array_get(json_object_get(val, "data_offsets"), 0));
+        const size_t e = (size_t)json_integer_value(json_array_get(json_object_get(val, "data_offsets"), 1));
+        memcpy(data + at, im.data + b, e - b);
+        json_t *t = json_deep_copy(val);
+        json_object_set_new(t, "data_offsets", json_pack("[I,I]", (json_int_t)at, (json_int_t)(at + e - b)));
+        json_object_set_new(out, key, t);
+        at += e - b;
+    }
+    for (int il = 0;; il++) {
+        char name[160];
+        snprintf(name, sizeof name, "model.layers.%d.mlp.experts.0.gate_proj.weight", il);
+        if (!json_object_get(im.header, name)) break;
+        static const char *const parts[3] = {"gate_proj", "up_proj", "down_proj"};
+        const size_t first_gate_up = at;
+        int64_t shape[3][2];
+        int n_expert = 0;
+        for (int p = 0; p < 3; p++) {
+            if (p == 2) { /* down_proj follows the fused gate_up_proj */
+                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.gate_up_proj", il);
+                json_object_set_new(out, name,
+                                    json_pack("{s:s,s:[i,I,I],s:[I,I]}", "dtype", "BF16", "shape",
+                                              n_expert, 2 * shape[0][0], shape[0][1],
+                                              "data_offsets", (json_int_t)first_gate_up,
+                                              (json_int_t)at));
+            }
+            const size_t first = at;
+            for (int e = 0;; e++) {
+                for (int q = (p == 2 ? 2 : 0); q <= (p == 2 ? 2 : 1); q++) {
+                    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s.weight", il, e,
+                             parts[q]);
+                    json_t *t = json_object_get(im.header, name);
+                    if (!t) goto next_part;
+                    json_t *off = json_object_get(t, "data_offsets"), *shp = json_object_get(t, "shape");
+                    const size_t b = (size_t)json_integer_value(json_array_get(off, 0));
+                    const size_t end = (size_t)json_integer_value(json_array_get(off, 1));
+                    shape[q][0] = json_integer_value(json_array_get(shp, 0));
+                    shape[q][1] = json_integer_value(json_array_get(shp, 1));
+                    memcpy(data + at, im.data + b, end - b);
+                    at += end - b;
+                }
+                if (p == 0) n_expert = e + 1;
+            }
+        next_part:
+            if (p == 2) {
+                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.down_proj", il);
+                json_object_set_new(out, name,
+                                    json_pack("{s:s,s:[i,I,I],s:[I,I]}", "dtype", "BF16", "shape",
+                                              n_expert, shape[2][0], shape[2][1], "data_offsets",
+                                              (json_int_t)first, (json_int_t)at));
+            }
+            if (p == 0) p = 1; /* gate and up were copied together, expert by expert */
+        }
+    }
+    ck_assert_uint_eq(at, im.data_len);
+    write_safetensors(path, out, data, at);
+    free(data);
+    json_decref(out);
+    st_image_free(&im);
 }
 
 START_TEST(test_conditional_generation) {
@@ -375,10 +488,49 @@ START_TEST(test_full_attention_interval) {
 }
 END_TEST
 
+/* qwen35moe: experts and the shared expert bound, whether saved one tensor per expert or
+ * fused, and the same logits either way. */
+START_TEST(test_moe_info) {
+    reason_model *model = load();
+    reason_model_info info;
+    ck_assert_int_eq(reason_model_get_info(model, &info), REASON_OK);
+    ck_assert_str_eq(info.architecture, "qwen35moe");
+    ck_assert_int_eq(model->hp.n_expert, 8);
+    ck_assert_int_eq(model->hp.n_expert_used, 3);
+    ck_assert_int_eq(model->hp.n_ff_exp, 8);
+    ck_assert_int_eq(model->hp.n_ff_shexp, 12);
+    ck_assert_int_eq(model->layers[0].exp_gate[8].ne[1], 12); /* the shared expert */
+    reason_model_free(model);
+}
+END_TEST
+
+START_TEST(test_moe_fused_experts) {
+    write_fused_experts();
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 1);
+    decode_range(ctx, 0, 0, fx.n_prompt, true, "fused experts, prompt");
+    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++)
+        decode_range(ctx, 0, t, t + 1, true, "fused experts, step");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("qwen35");
+    TCase *tm = tcase_create("moe");
+    tcase_add_checked_fixture(tm, setup_moe, teardown);
+    tcase_add_test(tm, test_moe_info);
+    tcase_add_test(tm, test_one_batch);
+    tcase_add_test(tm, test_token_by_token);
+    tcase_add_test(tm, test_fork_two_sequences);
+    tcase_add_test(tm, test_interleaved_sequences);
+    tcase_add_test(tm, test_checkpoint_restore);
+    tcase_add_test(tm, test_conditional_generation);
+    tcase_add_test(tm, test_moe_fused_experts);
+    suite_add_tcase(s, tm);
     TCase *tc = tcase_create("hf");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup_dense, teardown);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_one_batch);
     tcase_add_test(tc, test_token_by_token);

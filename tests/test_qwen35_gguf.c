@@ -38,6 +38,21 @@ enum { N_K = 2, N_V = 4, D_K = 8, D_V = 8, N_EMBD = 16, N_HEAD = 2, HEAD_DIM = 1
 enum { GGUF_U32 = 4, GGUF_I32 = 5, GGUF_F32 = 6, GGUF_STR = 8, GGUF_ARR = 9 };
 enum { T_F32 = 0, T_BF16 = 30 };
 
+/* Which GGUF convert() writes: the dense fixture or the mixture-of-experts one (qwen35moe-tiny:
+ * experts as 3-D tensors ffn_{gate,up,down}_exps, router ffn_gate_inp, shared expert *_shexp),
+ * matrices BF16 as stored or widened to F32 (exact: covers F32 weights in a whole model). */
+typedef struct variant {
+    const char *fixture; /* tests/data/hf/<fixture> */
+    const char *arch;
+    int n_layer;
+    bool moe, f32_matrices;
+} variant;
+static const variant dense = {"qwen35-tiny", "qwen35", 2, false, false};
+static const variant dense_f32 = {"qwen35-tiny", "qwen35", 2, false, true};
+static const variant moe = {"qwen35moe-tiny", "qwen35moe", 3, true, false};
+enum { N_EXPERT = 8, N_EXPERT_USED = 3, FF_EXP = 8, FF_SHEXP = 12 }; /* qwen35moe-tiny */
+static const variant *var = &dense;
+
 static char gguf_path_buf[64];
 static const char *omit_key; /* a metadata key convert() leaves out, or NULL */
 static model_fixture fx;
@@ -74,6 +89,13 @@ typedef struct {
     uint64_t n_tensors;
 } gguf_out;
 
+/* "<arch>.<key>" of the variant (the same static buffer each call: use at once). */
+static const char *akey(const char *key) {
+    static char full[128];
+    snprintf(full, sizeof full, "%s.%s", var->arch, key);
+    return full;
+}
+
 static void kv_u32(gguf_out *g, const char *key, uint32_t v) {
     if (omit_key && strcmp(key, omit_key) == 0) return;
     put_str(&g->kv, key);
@@ -96,18 +118,25 @@ static void kv_str(gguf_out *g, const char *key, const char *v) {
     g->n_kv++;
 }
 
-/* A tensor of (rows, cols) row-major elements: GGUF ne = [cols, rows] (rows == 1: a vector). */
-static void add_tensor(gguf_out *g, const char *name, uint32_t type, int64_t rows, int64_t cols,
-                       const void *data, size_t nbytes) {
+/* A tensor of n_mat (rows, cols) row-major matrices: GGUF ne = [cols, rows(, n_mat)]
+ * (rows == 1: a vector). */
+static void add_tensor3(gguf_out *g, const char *name, uint32_t type, int64_t n_mat, int64_t rows,
+                        int64_t cols, const void *data, size_t nbytes) {
     while (g->data.n % 32) put(&g->data, "", 1);
     put_str(&g->info, name);
-    put_u32(&g->info, rows > 1 ? 2 : 1);
+    put_u32(&g->info, n_mat > 1 ? 3 : rows > 1 ? 2 : 1);
     put_u64(&g->info, (uint64_t)cols);
-    if (rows > 1) put_u64(&g->info, (uint64_t)rows);
+    if (rows > 1 || n_mat > 1) put_u64(&g->info, (uint64_t)rows);
+    if (n_mat > 1) put_u64(&g->info, (uint64_t)n_mat);
     put_u32(&g->info, type);
     put_u64(&g->info, g->data.n);
     put(&g->data, data, nbytes);
     g->n_tensors++;
+}
+
+static void add_tensor(gguf_out *g, const char *name, uint32_t type, int64_t rows, int64_t cols,
+                       const void *data, size_t nbytes) {
+    add_tensor3(g, name, type, 1, rows, cols, data, nbytes);
 }
 
 static void write_gguf(gguf_out *g, const char *path) {
@@ -160,6 +189,21 @@ static void tile_v(uint8_t *dst, const uint8_t *src, size_t lines, size_t stride
                        width * elem);
 }
 
+/* BF16 data as a BF16 tensor, or widened to F32 (exactly) for the f32_matrices variant. */
+static void add_bf16_or_f32(gguf_out *g, const char *name, int64_t n_mat, int64_t rows,
+                            int64_t cols, const uint8_t *d) {
+    const size_t n = (size_t)(n_mat * rows * cols);
+    if (!var->f32_matrices) {
+        add_tensor3(g, name, T_BF16, n_mat, rows, cols, d, n * 2);
+        return;
+    }
+    float *w = malloc(n * 4);
+    ck_assert_ptr_nonnull(w);
+    for (size_t i = 0; i < n; i++) w[i] = bf16_f32((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+    add_tensor3(g, name, T_F32, n_mat, rows, cols, w, n * 4);
+    free(w);
+}
+
 /* A BF16 matrix as it is, or with its value heads tiled along rows (v_rows_at >= 0: rows from
  * there on, in blocks of `width` rows) or along columns (cols_width > 0). */
 static void add_matrix(gguf_out *g, const st_file *f, const char *hf_name, const char *name,
@@ -175,7 +219,26 @@ static void add_matrix(gguf_out *g, const st_file *f, const char *hf_name, const
         tile_v(d, t->data, (size_t)rows, (size_t)cols * 2, 0, (size_t)cols_width, 2);
     else
         memcpy(d, t->data, t->nbytes);
-    add_tensor(g, name, T_BF16, rows, cols, d, t->nbytes);
+    add_bf16_or_f32(g, name, 1, rows, cols, d);
+    free(d);
+}
+
+/* The matrices of every expert (per-expert HF tensors "<prefix>.E.<suffix>") as one 3-D tensor. */
+static void add_experts(gguf_out *g, const st_file *f, const char *prefix, const char *suffix,
+                        const char *name) {
+    char h[160];
+    snprintf(h, sizeof h, "%s.0.%s", prefix, suffix);
+    const st_tensor *t0 = hf(f, h);
+    const int64_t rows = t0->shape[0], cols = t0->shape[1];
+    uint8_t *d = malloc(N_EXPERT * t0->nbytes);
+    ck_assert_ptr_nonnull(d);
+    for (int e = 0; e < N_EXPERT; e++) {
+        snprintf(h, sizeof h, "%s.%d.%s", prefix, e, suffix);
+        const st_tensor *t = hf(f, h);
+        ck_assert_uint_eq(t->nbytes, t0->nbytes);
+        memcpy(d + (size_t)e * t0->nbytes, t->data, t->nbytes);
+    }
+    add_bf16_or_f32(g, name, N_EXPERT, rows, cols, d);
     free(d);
 }
 
@@ -207,33 +270,40 @@ static void add_f32(gguf_out *g, const st_file *f, const char *hf_name, const ch
     free(w);
 }
 
-/* The fixture's weights as a qwen35 GGUF at path. */
+/* The fixture's weights as a qwen35 (or qwen35moe) GGUF at path. */
 static void convert(const char *path) {
-    char src[1024];
+    char src[1024], rel[128];
+    snprintf(rel, sizeof rel, "hf/%s/model.safetensors", var->fixture);
     st_file *f;
-    ck_assert_msg(st_open(test_data_path("hf/qwen35-tiny/model.safetensors", src, sizeof src),
-                          &f) == REASON_OK, "%s", reason_last_error());
+    ck_assert_msg(st_open(test_data_path(rel, src, sizeof src), &f) == REASON_OK, "%s",
+                  reason_last_error());
     gguf_out g = {0};
-    kv_str(&g, "general.architecture", "qwen35");
-    kv_str(&g, "general.name", "qwen35-tiny (converted at test time)");
-    kv_u32(&g, "qwen35.block_count", 3); /* 2 layers + 1 MTP layer */
-    kv_u32(&g, "qwen35.nextn_predict_layers", 1);
-    kv_u32(&g, "qwen35.context_length", 4096);
-    kv_u32(&g, "qwen35.embedding_length", N_EMBD);
-    kv_u32(&g, "qwen35.feed_forward_length", 16);
-    kv_u32(&g, "qwen35.attention.head_count", N_HEAD);
-    kv_u32(&g, "qwen35.attention.head_count_kv", 1);
-    kv_u32(&g, "qwen35.attention.key_length", HEAD_DIM);
-    kv_u32(&g, "qwen35.attention.value_length", HEAD_DIM);
-    kv_f32(&g, "qwen35.attention.layer_norm_rms_epsilon", 1e-6f);
-    kv_f32(&g, "qwen35.rope.freq_base", 1e7f);
-    kv_u32(&g, "qwen35.rope.dimension_count", HEAD_DIM / 4); /* head_dim * partial_rotary_factor */
-    kv_u32(&g, "qwen35.ssm.conv_kernel", KERNEL);
-    kv_u32(&g, "qwen35.ssm.state_size", D_K);
-    kv_u32(&g, "qwen35.ssm.group_count", N_K);
-    kv_u32(&g, "qwen35.ssm.time_step_rank", N_V);
-    kv_u32(&g, "qwen35.ssm.inner_size", N_V * D_V);
-    kv_u32(&g, "qwen35.full_attention_interval", 2); /* layer_types: linear, full */
+    kv_str(&g, "general.architecture", var->arch);
+    kv_str(&g, "general.name", "tiny Qwen3.5 fixture (converted at test time)");
+    kv_u32(&g, akey("block_count"), (uint32_t)var->n_layer + 1); /* + 1 MTP layer */
+    kv_u32(&g, akey("nextn_predict_layers"), 1);
+    kv_u32(&g, akey("context_length"), 4096);
+    kv_u32(&g, akey("embedding_length"), N_EMBD);
+    if (!var->moe) kv_u32(&g, akey("feed_forward_length"), 16);
+    kv_u32(&g, akey("attention.head_count"), N_HEAD);
+    kv_u32(&g, akey("attention.head_count_kv"), 1);
+    kv_u32(&g, akey("attention.key_length"), HEAD_DIM);
+    kv_u32(&g, akey("attention.value_length"), HEAD_DIM);
+    kv_f32(&g, akey("attention.layer_norm_rms_epsilon"), 1e-6f);
+    kv_f32(&g, akey("rope.freq_base"), 1e7f);
+    kv_u32(&g, akey("rope.dimension_count"), HEAD_DIM / 4); /* head_dim * partial_rotary_factor */
+    kv_u32(&g, akey("ssm.conv_kernel"), KERNEL);
+    kv_u32(&g, akey("ssm.state_size"), D_K);
+    kv_u32(&g, akey("ssm.group_count"), N_K);
+    kv_u32(&g, akey("ssm.time_step_rank"), N_V);
+    kv_u32(&g, akey("ssm.inner_size"), N_V * D_V);
+    kv_u32(&g, akey("full_attention_interval"), 2); /* linear, full(, linear) */
+    if (var->moe) {
+        kv_u32(&g, akey("expert_count"), N_EXPERT);
+        kv_u32(&g, akey("expert_used_count"), N_EXPERT_USED);
+        kv_u32(&g, akey("expert_feed_forward_length"), FF_EXP);
+        kv_u32(&g, akey("expert_shared_feed_forward_length"), FF_SHEXP);
+    }
     kv_str(&g, "tokenizer.ggml.model", "gpt2");
     kv_str(&g, "tokenizer.ggml.pre", "qwen2");
     put_str(&g.kv, "tokenizer.ggml.tokens");
@@ -254,17 +324,34 @@ static void convert(const char *path) {
 
     add_matrix(&g, f, "model.embed_tokens.weight", "token_embd.weight", -1, 0, 0);
     add_f32(&g, f, "model.norm.weight", "output_norm.weight", PLUS_ONE);
-    for (int il = 0; il < 2; il++) {
+    for (int il = 0; il < var->n_layer; il++) {
         char h[128], n[64];
 #define HF(s) (snprintf(h, sizeof h, "model.layers.%d." s, il), h)
 #define GG(s) (snprintf(n, sizeof n, "blk.%d." s, il), n)
         add_f32(&g, f, HF("input_layernorm.weight"), GG("attn_norm.weight"), PLUS_ONE);
         add_f32(&g, f, HF("post_attention_layernorm.weight"), GG("post_attention_norm.weight"),
                 PLUS_ONE);
-        add_matrix(&g, f, HF("mlp.gate_proj.weight"), GG("ffn_gate.weight"), -1, 0, 0);
-        add_matrix(&g, f, HF("mlp.up_proj.weight"), GG("ffn_up.weight"), -1, 0, 0);
-        add_matrix(&g, f, HF("mlp.down_proj.weight"), GG("ffn_down.weight"), -1, 0, 0);
-        if (il == 1) {
+        if (var->moe) {
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "model.layers.%d.mlp.experts", il);
+            add_experts(&g, f, prefix, "gate_proj.weight", GG("ffn_gate_exps.weight"));
+            add_experts(&g, f, prefix, "up_proj.weight", GG("ffn_up_exps.weight"));
+            add_experts(&g, f, prefix, "down_proj.weight", GG("ffn_down_exps.weight"));
+            add_matrix(&g, f, HF("mlp.gate.weight"), GG("ffn_gate_inp.weight"), -1, 0, 0);
+            add_matrix(&g, f, HF("mlp.shared_expert.gate_proj.weight"), GG("ffn_gate_shexp.weight"),
+                       -1, 0, 0);
+            add_matrix(&g, f, HF("mlp.shared_expert.up_proj.weight"), GG("ffn_up_shexp.weight"),
+                       -1, 0, 0);
+            add_matrix(&g, f, HF("mlp.shared_expert.down_proj.weight"),
+                       GG("ffn_down_shexp.weight"), -1, 0, 0);
+            add_matrix(&g, f, HF("mlp.shared_expert_gate.weight"),
+                       GG("ffn_gate_inp_shexp.weight"), -1, 0, 0);
+        } else {
+            add_matrix(&g, f, HF("mlp.gate_proj.weight"), GG("ffn_gate.weight"), -1, 0, 0);
+            add_matrix(&g, f, HF("mlp.up_proj.weight"), GG("ffn_up.weight"), -1, 0, 0);
+            add_matrix(&g, f, HF("mlp.down_proj.weight"), GG("ffn_down.weight"), -1, 0, 0);
+        }
+        if (il % 2 == 1) {
             add_matrix(&g, f, HF("self_attn.q_proj.weight"), GG("attn_q.weight"), -1, 0, 0);
             add_matrix(&g, f, HF("self_attn.k_proj.weight"), GG("attn_k.weight"), -1, 0, 0);
             add_matrix(&g, f, HF("self_attn.v_proj.weight"), GG("attn_v.weight"), -1, 0, 0);
@@ -295,17 +382,18 @@ static void convert(const char *path) {
 
 static void setup(void) {
     memset(&fx, 0, sizeof fx);
-    char path[1024];
+    char path[1024], rel[128];
     json_error_t err;
-    json_t *root =
-        json_load_file(test_data_path("hf/qwen35-tiny.json", path, sizeof path), 0, &err);
+    snprintf(rel, sizeof rel, "hf/%s.json", var->fixture);
+    json_t *root = json_load_file(test_data_path(rel, path, sizeof path), 0, &err);
     ck_assert_msg(root != NULL, "%s: %s", path, err.text);
     fx.n_prompt = json_ids(json_object_get(root, "prompt_ids"), fx.tokens, 512);
     fx.n_tokens = fx.n_prompt + json_ids(json_object_get(root, "greedy_ids"),
                                          fx.tokens + fx.n_prompt, 512 - fx.n_prompt);
     fx.n_vocab = (int32_t)json_integer_value(json_object_get(root, "n_vocab"));
     json_decref(root);
-    FILE *fp = fopen(test_data_path("hf/qwen35-tiny.logits.f32", path, sizeof path), "rb");
+    snprintf(rel, sizeof rel, "hf/%s.logits.f32", var->fixture);
+    FILE *fp = fopen(test_data_path(rel, path, sizeof path), "rb");
     ck_assert_ptr_nonnull(fp);
     const size_t n = (size_t)fx.n_tokens * (size_t)fx.n_vocab;
     fx.logits = malloc(n * sizeof(float));
@@ -319,8 +407,15 @@ static void setup(void) {
     convert(gguf_path_buf);
 }
 
+static void setup_dense(void) { var = &dense, setup(); }
+static void setup_dense_f32(void) { var = &dense_f32, setup(); }
+static void setup_moe(void) { var = &moe, setup(); }
+
 static void teardown(void) {
-    if (worst_err > 0) printf("qwen35 gguf: worst relative max-norm error %.3g\n", worst_err);
+    if (worst_err > 0)
+        printf("%s gguf%s: worst relative max-norm error %.3g\n", var->arch,
+               var->f32_matrices ? " (F32 matrices)" : "", worst_err);
+    worst_err = 0;
     unlink(gguf_path_buf);
     model_fixture_free(&fx);
 }
@@ -426,14 +521,64 @@ START_TEST(test_missing_metadata) {
 }
 END_TEST
 
+/* qwen35moe: the experts bound as views of the 3-D tensors, the shared expert as view n_expert. */
+START_TEST(test_moe_info) {
+    reason_model *model = load();
+    reason_model_info info;
+    ck_assert_int_eq(reason_model_get_info(model, &info), REASON_OK);
+    ck_assert_str_eq(info.architecture, "qwen35moe");
+    ck_assert_int_eq(info.n_layer, 3);
+    ck_assert_int_eq(model->hp.n_expert, N_EXPERT);
+    ck_assert_int_eq(model->hp.n_expert_used, N_EXPERT_USED);
+    ck_assert_int_eq(model->hp.n_ff_exp, FF_EXP);
+    ck_assert_int_eq(model->hp.n_ff_shexp, FF_SHEXP);
+    ck_assert(model->hp.expert_weights_norm);
+    const layer_weights *l = &model->layers[2];
+    ck_assert_int_eq(l->exp_gate[N_EXPERT - 1].ne[1], FF_EXP);
+    ck_assert_int_eq(l->exp_down[N_EXPERT - 1].ne[1], N_EMBD);
+    ck_assert_int_eq(l->exp_gate[N_EXPERT].ne[1], FF_SHEXP);
+    ck_assert_int_eq((int)((const uint8_t *)l->exp_up[1].data - (const uint8_t *)l->exp_up[0].data),
+                     FF_EXP * N_EMBD * 2);
+    reason_model_free(model);
+}
+END_TEST
+
+/* A qwen35moe GGUF without its expert counts: a clear error naming the key. */
+START_TEST(test_moe_missing_metadata) {
+    static const char *keys[] = {"qwen35moe.expert_count", "qwen35moe.expert_used_count",
+                                 "qwen35moe.expert_feed_forward_length"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        omit_key = keys[i];
+        convert(gguf_path_buf);
+        omit_key = NULL;
+        reason_model *model = NULL;
+        ck_assert_int_eq(reason_model_load(gguf_path_buf, NULL, &model), REASON_ERR_FORMAT);
+        ck_assert_ptr_null(model);
+        ck_assert_msg(strstr(reason_last_error(), keys[i]) != NULL, "%s", reason_last_error());
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("qwen35_gguf");
     TCase *tc = tcase_create("qwen35_gguf");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup_dense, teardown);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_one_batch);
     tcase_add_test(tc, test_token_by_token);
     tcase_add_test(tc, test_missing_metadata);
     suite_add_tcase(s, tc);
+    TCase *tf = tcase_create("f32_matrices");
+    tcase_add_checked_fixture(tf, setup_dense_f32, teardown);
+    tcase_add_test(tf, test_one_batch);
+    tcase_add_test(tf, test_token_by_token);
+    suite_add_tcase(s, tf);
+    TCase *tm = tcase_create("qwen35moe");
+    tcase_add_checked_fixture(tm, setup_moe, teardown);
+    tcase_add_test(tm, test_moe_info);
+    tcase_add_test(tm, test_one_batch);
+    tcase_add_test(tm, test_token_by_token);
+    tcase_add_test(tm, test_moe_missing_metadata);
+    suite_add_tcase(s, tm);
     return run_suite(s);
 }

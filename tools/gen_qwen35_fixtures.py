@@ -21,7 +21,8 @@ Writes, kept tiny (tests/data must stay under 30 MB in all):
    and ssm_state (H_v, d_k, d_v). The reference output is transformers' prompt path (chunked delta
    rule, no cache); the final states come from the same layer run with a cache.
 
-2. tests/data/hf/qwen35-tiny/ (config.json + model.safetensors, BF16, no tokenizer: the test copies
+2. tests/data/hf/qwen35-tiny/ and qwen35moe-tiny/ (the mixture-of-experts variant, its experts
+   saved one tensor per expert as save_pretrained writes them) (config.json + model.safetensors, BF16, no tokenizer: the test copies
    tests/data/models/qwen3-tokenizer.json next to it at run time) and qwen35-tiny.json +
    qwen35-tiny.logits.f32 in the format of the other tests/data/hf fixtures: the prompt + 16 greedy
    steps, reference computed in float64 from the stored values.
@@ -49,6 +50,14 @@ PROMPT = "17 * 23?"
 
 # The deltanet layer: grouped value heads (H_v = 2 H_k) to pin the head mapping.
 DN = dict(hidden=16, k_heads=2, k_dim=8, v_heads=4, v_dim=8, kernel=4, eps=1e-6, n_tok=9, seed=301)
+
+# The MoE variant: 8 experts, 3 routed + 1 shared per token, three layers so the router and the
+# shared expert's gate run after both mixer kinds.
+TINY_MOE = dict(seed=303, hidden=16, layers=3,
+                layer_types=["linear_attention", "full_attention", "linear_attention"],
+                heads=2, kv_heads=1, head_dim=16, partial_rotary=0.25, eps=1e-6,
+                theta=10000000.0, k_heads=2, k_dim=8, v_heads=4, v_dim=8, kernel=4, ctx=4096,
+                experts=8, experts_used=3, ffn_exp=8, ffn_shexp=12)
 
 TINY = dict(seed=302, hidden=16, layers=2, layer_types=["linear_attention", "full_attention"],
             heads=2, kv_heads=1, head_dim=16, partial_rotary=0.25, ffn=16, eps=1e-6,
@@ -161,24 +170,41 @@ def reference(model, prompt_ids):
     return greedy, logits
 
 
-def gen_tiny(vers: dict) -> None:
+def moe_text_config(c: dict, n_vocab: int, **extra):
+    from transformers.models.qwen3_5_moe import Qwen3_5MoeTextConfig
+    return Qwen3_5MoeTextConfig(
+        vocab_size=n_vocab, hidden_size=c["hidden"], num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"],
+        head_dim=c["head_dim"], rms_norm_eps=c["eps"], linear_conv_kernel_dim=c["kernel"],
+        linear_key_head_dim=c["k_dim"], linear_value_head_dim=c["v_dim"],
+        linear_num_key_heads=c["k_heads"], linear_num_value_heads=c["v_heads"],
+        max_position_embeddings=c["ctx"], num_experts=c["experts"],
+        num_experts_per_tok=c["experts_used"], moe_intermediate_size=c["ffn_exp"],
+        shared_expert_intermediate_size=c["ffn_shexp"], **extra)
+
+
+def gen_tiny(vers: dict, moe: bool = False) -> None:
     import shutil
     import tempfile
     import torch
     from tokenizers import Tokenizer
-    from transformers import Qwen3_5ForCausalLM
-    c, name = TINY, "qwen35-tiny"
+    if moe:
+        from transformers.models.qwen3_5_moe import Qwen3_5MoeForCausalLM as ModelClass
+        c, name, make_config = TINY_MOE, "qwen35moe-tiny", moe_text_config
+    else:
+        from transformers import Qwen3_5ForCausalLM as ModelClass
+        c, name, make_config = TINY, "qwen35-tiny", text_config
     tok = Tokenizer.from_file(str(TOKENIZER))
     tok_json = json.loads(TOKENIZER.read_text())
     ids = {t["content"]: t["id"] for t in tok_json["added_tokens"]}
     n_vocab = tok.get_vocab_size(with_added_tokens=True)
-    cfg = text_config(c, n_vocab, layer_types=c["layer_types"], tie_word_embeddings=True,
+    cfg = make_config(c, n_vocab, layer_types=c["layer_types"], tie_word_embeddings=True,
                       eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
                       rope_parameters={"rope_type": "default", "rope_theta": c["theta"],
                                        "partial_rotary_factor": c["partial_rotary"],
                                        "mrope_section": [1, 1, 0], "mrope_interleaved": True})
     torch.manual_seed(c["seed"])
-    model = Qwen3_5ForCausalLM(cfg).eval()
+    model = ModelClass(cfg).eval()
     sd = {k: torch.from_numpy(v).to(torch.bfloat16)
           for k, v in qwen35_weights(model, c["seed"]).items() if k != "lm_head.weight"}
     missing, unexpected = model.load_state_dict(sd, strict=False)
@@ -197,13 +223,14 @@ def gen_tiny(vers: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:   # transformers wants no tokenizer: weights only
         for p in d.iterdir():
             shutil.copyfile(p, Path(tmp) / p.name)
-        ref = Qwen3_5ForCausalLM.from_pretrained(tmp, dtype=torch.float64).eval()
+        extra = {"experts_implementation": "eager"} if moe else {}  # grouped_mm has no float64
+        ref = ModelClass.from_pretrained(tmp, dtype=torch.float64, **extra).eval()
         greedy, logits = reference(ref, prompt_ids)
     lg32 = logits.astype("<f4")
     lg32.tofile(OUT_HF / f"{name}.logits.f32")
     files = sorted(p.name for p in d.iterdir())
     meta = {
-        "model_dir": name, "hf_class": "Qwen3_5ForCausalLM", "dtype": "bfloat16",
+        "model_dir": name, "hf_class": ModelClass.__name__, "dtype": "bfloat16",
         "files": {f: hashlib.sha256((d / f).read_bytes()).hexdigest() for f in files},
         "tokenizer": "tests/data/models/qwen3-tokenizer.json (copied in at test time)",
         "seed": c["seed"], "prompt_text": PROMPT, "user_message": PROMPT, "prompt_ids": prompt_ids,
@@ -215,9 +242,7 @@ def gen_tiny(vers: dict) -> None:
         "min_top2_margin": top2_margin(logits),
         "greedy_min_top2_margin": top2_margin(logits[len(prompt_ids) - 1:-1]),
         "reference_dtype": "float64",
-        "hparams": {k: c[k] for k in ("hidden", "layers", "layer_types", "heads", "kv_heads",
-                                      "head_dim", "partial_rotary", "ffn", "eps", "theta",
-                                      "k_heads", "k_dim", "v_heads", "v_dim", "kernel")},
+        "hparams": {k: v for k, v in c.items() if k not in ("seed", "ctx")},
         "versions": vers,
     }
     (OUT_HF / f"{name}.json").write_text(dump_json(meta))
@@ -234,6 +259,7 @@ def main() -> None:
     vers["safetensors"] = __import__("importlib.metadata").metadata.version("safetensors")
     gen_deltanet()
     gen_tiny(vers)
+    gen_tiny(vers, moe=True)
 
 
 if __name__ == "__main__":

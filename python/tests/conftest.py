@@ -19,7 +19,7 @@ sys.path.insert(0, PYTHON_DIR)
 
 
 def model_fixtures():
-    """Names ("qwen3-F32", ...) of the tiny model fixtures with a GGUF and reference logits."""
+    """Names ("qwen3-F16", ...) of the tiny model fixtures with a GGUF and reference logits."""
     names = []
     for path in sorted(glob.glob(os.path.join(MODELS_DIR, "*.json"))):
         name = os.path.basename(path)[: -len(".json")]
@@ -42,9 +42,9 @@ def load_reference(name):
 
 @pytest.fixture(scope="session")
 def qwen3_path():
-    path = os.path.join(MODELS_DIR, "qwen3-F32.gguf")
+    path = os.path.join(MODELS_DIR, "qwen3-F16.gguf")
     if not os.path.exists(path):
-        pytest.skip("tests/data/models/qwen3-F32.gguf is absent")
+        pytest.skip("tests/data/models/qwen3-F16.gguf is absent")
     return path
 
 

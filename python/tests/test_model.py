@@ -81,7 +81,7 @@ def test_greedy_generation(name):
 
 
 def test_incremental_decode_matches_one_batch(qwen3):
-    meta, ref = load_reference("qwen3-F32")
+    meta, ref = load_reference("qwen3-F16")
     ids = meta["prompt_ids"]
     with reason.Context(qwen3, n_ctx=128, n_seq_max=2, kv_type="f32") as ctx:
         ctx.decode(ids[:10], 0)
