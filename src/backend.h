@@ -52,6 +52,7 @@ typedef struct rope_params {
     int32_t style;         /* enum rope_style */
     float theta;           /* base */
     float pos_scale;       /* position multiplier (linear scaling) */
+    float mscale;          /* multiplies the rotated pairs (YaRN attention factor); 0 means 1 */
     const float *freq_div; /* optional (rot_dim/2) divisors of each frequency, or NULL */
 } rope_params;
 

@@ -56,6 +56,7 @@ static void cpu_rope(backend *be, float *x, int32_t n_tok, int32_t n_head, const
                      const rope_params *rp) {
     (void)be;
     const int32_t half = rp->rot_dim / 2;
+    const float mscale = rp->mscale != 0.0f ? rp->mscale : 1.0f;
     for (int32_t t = 0; t < n_tok; t++) {
         const float p = (float)pos[t] * rp->pos_scale;
         for (int32_t i = 0; i < half; i++) {
@@ -63,7 +64,7 @@ static void cpu_rope(backend *be, float *x, int32_t n_tok, int32_t n_head, const
             float inv_freq = 1.0f / powf(rp->theta, (float)(2 * i) / (float)rp->rot_dim);
             if (rp->freq_div) inv_freq /= rp->freq_div[i];
             const float angle = p * inv_freq;
-            const float c = cosf(angle), s = sinf(angle);
+            const float c = cosf(angle) * mscale, s = sinf(angle) * mscale;
             for (int32_t h = 0; h < n_head; h++) {
                 float *v = x + ((size_t)t * n_head + h) * rp->head_dim;
                 const int32_t a = rp->style == ROPE_NEOX ? i : 2 * i;

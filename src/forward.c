@@ -126,7 +126,8 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
     const int32_t n = batch->n_tok;
     const rope_params rp = {.head_dim = hp->head_dim, .rot_dim = hp->rope_dim,
                             .style = hp->rope_style, .theta = hp->rope_theta,
-                            .pos_scale = hp->rope_pos_scale, .freq_div = vec(&m->rope_freqs)};
+                            .pos_scale = hp->rope_pos_scale, .mscale = hp->rope_mscale,
+                            .freq_div = vec(&m->rope_freqs)};
 
     op->rmsnorm(be, s->x, vec(&l->attn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
     const matmul_item qkv[] = {{&l->wq, vec(&l->bq), s->q},
@@ -145,11 +146,11 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
     op->kv_store(be, pool, l->kv_layer, s->k, s->v, batch->slots, n);
     const attn_params ap = {.n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
                             .head_dim = hp->head_dim, .scale = 1.0f / sqrtf((float)hp->head_dim),
-                            .window = 0, .sinks = NULL};
+                            .window = l->window, .sinks = vec(&l->attn_sinks)};
     op->attention(be, pool, l->kv_layer, s->q, batch, &ap, s->attn);
     if (l->wq_gate.data)
         op->mul_sigmoid(be, s->attn, s->q_gate, (int64_t)n * hp->n_head * hp->head_dim);
-    op->matmul(be, &l->wo, NULL, s->attn, s->out, n);
+    op->matmul(be, &l->wo, vec(&l->bo), s->attn, s->out, n);
     op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
 }
 
@@ -204,14 +205,16 @@ static void moe_block(const reason_model *m, backend *be, forward_scratch *s, in
     const backend_ops *op = be->ops;
     const bool shared = hp->n_ff_shexp > 0;
     op->rmsnorm(be, s->x, vec(&l->ffn_norm), s->xn, n, hp->n_embd, hp->rms_eps);
-    const matmul_item routers[] = {{&l->ffn_router, NULL, s->router},
+    const matmul_item routers[] = {{&l->ffn_router, vec(&l->ffn_router_b), s->router},
                                    {&l->shexp_router, NULL, s->shexp_logit}};
     op->matmul_group(be, routers, shared ? 2 : 1, s->xn, n);
     op->moe_route(be, s->router, shared ? s->shexp_logit : NULL, n, hp->n_expert,
                   hp->n_expert_used, hp->expert_weights_norm, s->moe_ids, s->moe_weights);
     const moe_params mp = {.n_expert = hp->n_expert, .n_slot = moe_slots(hp),
-                           .act = EXPERT_SWIGLU, .gate = l->exp_gate, .up = l->exp_up,
-                           .down = l->exp_down};
+                           .act = hp->expert_act, .gate = l->exp_gate, .up = l->exp_up,
+                           .down = l->exp_down, .gate_bias = l->exp_gate_b,
+                           .up_bias = l->exp_up_b, .down_bias = l->exp_down_b,
+                           .limit = hp->swiglu_limit, .alpha = hp->swiglu_alpha};
     op->moe(be, &mp, s->xn, s->moe_ids, s->moe_weights, s->out, n, s->moe_work);
     op->add(be, s->x, s->out, (int64_t)n * hp->n_embd);
 }

@@ -34,6 +34,7 @@ struct hf_weights {
     const model_hparams *hp;
     bool qwen35;   /* zero-centred norms, split q_proj, DeltaNet weights (docs/qwen35.md) */
     bool prefixed; /* Qwen3_5ForConditionalGeneration: text weights under model.language_model. */
+    bool gptoss;   /* experts stored (E, in, out), gate/up interleaved (gptoss_fixup) */
 };
 
 /* GGUF name ↔ checkpoint name; layer tensors are "blk.N." ↔ "model.layers.N.". */
@@ -81,6 +82,14 @@ static const struct {
     {"ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight"},
     {"ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight"},
     {"ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight"},
+    /* gpt-oss: output bias, sinks, router with bias, experts (E, in, out) with biases; the
+     * loader transposes them (gptoss_fixup) */
+    {"attn_output.bias", "self_attn.o_proj.bias"},
+    {"attn_sinks.weight", "self_attn.sinks"},
+    {"ffn_gate_inp.weight", "mlp.router.weight"},
+    {"ffn_gate_inp.bias", "mlp.router.bias"},
+    {"ffn_gate_up_exps.bias", "mlp.experts.gate_up_proj_bias"},
+    {"ffn_down_exps.bias", "mlp.experts.down_proj_bias"},
 };
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -149,8 +158,10 @@ static bool gguf_name_of(const char *hf_name, char *buf, size_t cap) {
     return false;
 }
 
-/* Weights the forward pass has no place for, which would silently change the function. */
-static bool unsupported_extra(const char *hf_name) {
+/* Weights the forward pass has no place for, which would silently change the function
+ * (gpt-oss's o_proj bias has one). */
+static bool unsupported_extra(const char *hf_name, bool gptoss) {
+    if (gptoss && strstr(hf_name, ".self_attn.o_proj.bias")) return false;
     static const char *const suffixes[] = {".self_attn.o_proj.bias", ".mlp.gate_proj.bias",
                                            ".mlp.up_proj.bias", ".mlp.down_proj.bias"};
     const size_t n = strlen(hf_name);
@@ -261,6 +272,7 @@ static const struct {
     {"Qwen3_5ForConditionalGeneration", "qwen35", ARCH_QWEN35},
     {"Qwen3_5MoeForCausalLM", "qwen35moe", ARCH_QWEN35MOE},
     {"Qwen3_5MoeForConditionalGeneration", "qwen35moe", ARCH_QWEN35MOE},
+    {"GptOssForCausalLM", "gpt-oss", ARCH_GPTOSS},
 };
 
 static reason_status read_arch(const config *c, reason_model *m) {
@@ -282,7 +294,7 @@ static reason_status read_arch(const config *c, reason_model *m) {
                     "%s: architectures[0] '%s' is not supported (supported: LlamaForCausalLM, "
                     "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3_5ForCausalLM, "
                     "Qwen3_5ForConditionalGeneration, Qwen3_5MoeForCausalLM, "
-                    "Qwen3_5MoeForConditionalGeneration)",
+                    "Qwen3_5MoeForConditionalGeneration, GptOssForCausalLM)",
                     c->path, cls);
 }
 
@@ -322,6 +334,49 @@ static reason_status llama3_freqs(const config *c, const json_t *rope, const cha
     return REASON_OK;
 }
 
+/* YaRN as transformers computes it (_compute_yarn_parameters): per frequency a blend of the
+ * original (extrapolation) and the factor-scaled one (interpolation) along a linear ramp between
+ * the dimensions that turn beta_fast and beta_slow times over the original context, as
+ * divisors of the original frequency; and the attention factor 0.1 ln(factor) + 1 on cos/sin. */
+static reason_status yarn_freqs(const config *c, const json_t *rope, const char *prefix,
+                                hf_weights *w, reason_model *m) {
+    double factor, beta_fast, beta_slow, attn_factor;
+    int32_t old_ctx;
+    RS_TRY(cfg_num(c, rope, prefix, "factor", 1e-3, 1e6, true, 0, &factor));
+    RS_TRY(cfg_num(c, rope, prefix, "beta_fast", 1e-6, 1e6, false, 32.0, &beta_fast));
+    RS_TRY(cfg_num(c, rope, prefix, "beta_slow", 1e-6, 1e6, false, 1.0, &beta_slow));
+    RS_TRY(cfg_int(c, rope, prefix, "original_max_position_embeddings", 1, 1 << 30, true, 0,
+                   &old_ctx));
+    if (field(rope, "mscale") || field(rope, "mscale_all_dim"))
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: field \"%smscale\" is not supported", c->path,
+                        prefix);
+    RS_TRY(cfg_num(c, rope, prefix, "attention_factor", 1e-6, 1e6, false,
+                   factor <= 1.0 ? 1.0 : 0.1 * log(factor) + 1.0, &attn_factor));
+    const json_t *trunc = field(rope, "truncate");
+    const bool truncate = trunc ? json_is_true(trunc) : true;
+    model_hparams *hp = &m->hp;
+    const int32_t dim = hp->rope_dim, half = dim / 2;
+    float *div = w->rope_div = rs_aligned_alloc((size_t)half * sizeof(float), "rope frequencies");
+    if (!div) return REASON_ERR_NOMEM;
+    w->rope_half = half;
+    /* the dimension whose frequency turns `rotations` times over the original context */
+    const double lnb = log(hp->rope_theta);
+    double lo = dim * log(old_ctx / (beta_fast * 2 * M_PI)) / (2 * lnb);
+    double hi = dim * log(old_ctx / (beta_slow * 2 * M_PI)) / (2 * lnb);
+    if (truncate) lo = floor(lo), hi = ceil(hi);
+    lo = lo > 0 ? lo : 0;
+    hi = hi < dim - 1 ? hi : dim - 1;
+    if (lo == hi) hi += 0.001;
+    for (int32_t i = 0; i < half; i++) {
+        double ramp = (i - lo) / (hi - lo);
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        const double extrapolation = 1.0 - ramp; /* its share of the original frequency */
+        div[i] = (float)(1.0 / ((1.0 - extrapolation) / factor + extrapolation));
+    }
+    hp->rope_mscale = (float)attn_factor;
+    return REASON_OK;
+}
+
 /* transformers 4 writes rope_theta and rope_scaling at the top level; transformers 5 writes
  * rope_parameters {rope_type, rope_theta, ...}. Both are read. */
 static reason_status read_rope(const config *c, hf_weights *w, reason_model *m) {
@@ -336,6 +391,7 @@ static reason_status read_rope(const config *c, hf_weights *w, reason_model *m) 
         RS_TRY(cfg_num(c, c->text, "", "rope_theta", 1.0, 1e12, false, 10000.0, &theta));
     hp->rope_theta = (float)theta;
     hp->rope_pos_scale = 1.0f;
+    hp->rope_mscale = 1.0f;
     if (scaling && !json_is_object(scaling))
         return rs_error(REASON_ERR_FORMAT, "%s: field \"%.*s\" is not an object", c->path,
                         (int)strlen(prefix) - 1, prefix);
@@ -353,8 +409,10 @@ static reason_status read_rope(const config *c, hf_weights *w, reason_model *m) 
         return REASON_OK;
     }
     if (strcmp(kind, "llama3") == 0) return llama3_freqs(c, scaling, prefix, w, m);
+    if (strcmp(kind, "yarn") == 0) return yarn_freqs(c, scaling, prefix, w, m);
     return rs_error(REASON_ERR_UNSUPPORTED,
-                    "%s: field \"%srope_type\" = '%s' is not supported (default, linear, llama3)",
+                    "%s: field \"%srope_type\" = '%s' is not supported (default, linear, llama3, "
+                    "yarn)",
                     c->path, prefix, kind);
 }
 
@@ -398,7 +456,7 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
                         "%s: field \"use_sliding_window\" = true is not supported", c->path);
     const json_t *layer_types = field(r, "layer_types"), *lt;
     size_t i;
-    if (arch_is_qwen35(m->arch)) layer_types = NULL; /* read_qwen35 */
+    if (arch_is_qwen35(m->arch) || m->arch == ARCH_GPTOSS) layer_types = NULL; /* their own */
     json_array_foreach(layer_types, i, lt) {
         if (!json_is_string(lt) || strcmp(json_string_value(lt), "full_attention") != 0)
             return rs_error(REASON_ERR_UNSUPPORTED,
@@ -479,6 +537,44 @@ static reason_status read_qwen35(const config *c, reason_model *m) {
                         "%s: linear_num_value_heads %d is not a multiple of linear_num_key_heads %d",
                         c->path, hp->ssm_n_v_head, hp->ssm_n_k_head);
     hp->attn_gated = true;
+    return REASON_OK;
+}
+
+/* gpt-oss (GptOssConfig): experts of intermediate_size, clamped SwiGLU, sliding-window layers. */
+static reason_status read_gptoss(const config *c, reason_model *m) {
+    model_hparams *hp = &m->hp;
+    const json_t *r = c->text;
+    RS_TRY(cfg_int(c, r, "", "num_local_experts", 1, 4096, true, 0, &hp->n_expert));
+    RS_TRY(cfg_int(c, r, "", "num_experts_per_tok", 1, hp->n_expert, true, 0,
+                   &hp->n_expert_used));
+    hp->n_ff_exp = hp->n_ff;
+    hp->n_ff = 0;
+    hp->expert_weights_norm = true; /* softmax over the selected logits */
+    hp->expert_act = EXPERT_SWIGLU_CLAMPED;
+    double alpha, limit;
+    RS_TRY(cfg_num(c, r, "", "swiglu_alpha", 0.0, 1e3, false, 1.702, &alpha));
+    RS_TRY(cfg_num(c, r, "", "swiglu_limit", 0.0, 1e6, false, 7.0, &limit));
+    hp->swiglu_alpha = (float)alpha;
+    hp->swiglu_limit = (float)limit;
+    RS_TRY(cfg_int(c, r, "", "sliding_window", 0, 1 << 30, false, 0, &hp->n_swa));
+    m->layer_swa = rs_calloc((size_t)hp->n_layer, 1, "sliding-window layers");
+    if (!m->layer_swa) return REASON_ERR_NOMEM;
+    const json_t *types = field(r, "layer_types");
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const char *t = types ? json_string_value(json_array_get(types, (size_t)il)) : NULL;
+        if (!types) /* the published pattern: sliding, full, sliding, ... */
+            m->layer_swa[il] = il % 2 == 0;
+        else if (t && strcmp(t, "sliding_attention") == 0)
+            m->layer_swa[il] = 1;
+        else if (!t || strcmp(t, "full_attention") != 0)
+            return rs_error(REASON_ERR_UNSUPPORTED,
+                            "%s: field \"layer_types[%d]\" is not \"sliding_attention\" or "
+                            "\"full_attention\"", c->path, il);
+    }
+    if (types && json_array_size(types) != (size_t)hp->n_layer)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: field \"layer_types\" must have num_hidden_layers (%d) entries",
+                        c->path, hp->n_layer);
     return REASON_OK;
 }
 
@@ -629,6 +725,73 @@ static reason_status qwen35_fixup(hf_weights *w, const st_tensor *t, hf_record *
     return REASON_OK;
 }
 
+/* Element (e, i, j) of a (E, I, J) tensor of esize-byte elements copied to (e, j, i) of dst
+ * (E, J, I), taking only every `step`-th j from j0 (gpt-oss interleaves gate and up columns). */
+static void transpose_experts(uint8_t *dst, const uint8_t *src, int64_t n_e, int64_t n_i,
+                              int64_t n_j, int64_t j0, int64_t step, size_t esize) {
+    const int64_t n_out = (n_j - j0 + step - 1) / step;
+    for (int64_t e = 0; e < n_e; e++)
+        for (int64_t i = 0; i < n_i; i++)
+            for (int64_t jo = 0; jo < n_out; jo++)
+                memcpy(dst + ((size_t)(e * n_out + jo) * n_i + i) * esize,
+                       src + ((size_t)(e * n_i + i) * n_j + j0 + jo * step) * esize, esize);
+}
+
+/* gpt-oss experts as forward.c computes with them: gate_up_proj (E, D, 2F), gate and up in
+ * alternate columns, becomes ffn_gate_exps and ffn_up_exps (E, F, D); down_proj (E, F, D) becomes
+ * (E, D, F); the biases F32, gate_up's split the same way. r is the record add_record wrote. */
+static reason_status gptoss_fixup(hf_weights *w, const st_tensor *t, hf_record *r) {
+    const bool gate_up = strstr(r->key, ".ffn_gate_up_exps.") != NULL;
+    const bool down = strstr(r->key, ".ffn_down_exps.") != NULL;
+    if (!gate_up && !down) return REASON_OK;
+    const bool bias = ends_with(r->key, ".bias");
+    if (t->n_dims != (bias ? 2 : 3))
+        return rs_error(REASON_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, expected %d",
+                        t->file, t->name, t->n_dims, bias ? 2 : 3);
+    const size_t esize = st_dtype_size(t->dtype);
+    const int64_t n_e = t->shape[0], n_i = bias ? 1 : t->shape[1], n_j = t->shape[t->n_dims - 1];
+    if (gate_up && n_j % 2 != 0)
+        return rs_error(REASON_ERR_FORMAT, "%s: tensor '%s' has an odd last dimension %lld",
+                        t->file, t->name, (long long)n_j);
+    const void *src = t->data;
+    size_t src_esize = esize;
+    if (bias) { /* biases are read as floats */
+        if (!(src = f32_copy(w, t))) return REASON_ERR_NOMEM;
+        src_esize = sizeof(float);
+    }
+    char orig[64]; /* r->key is renamed below */
+    snprintf(orig, sizeof orig, "%s", r->key);
+    const int64_t halves = gate_up ? 2 : 1, n_out = n_j / halves;
+    const size_t part = (size_t)(n_e * n_i * n_out) * src_esize;
+    for (int64_t h = 0; h < halves; h++) {
+        uint8_t *dst = own(w, part, "transposed expert weights");
+        if (!dst) return REASON_ERR_NOMEM;
+        transpose_experts(dst, src, n_e, n_i, n_j, h, halves, src_esize);
+        hf_record *o = r;
+        if (h == 1) {
+            o = &w->recs[w->n_recs++];
+            *o = *r;
+        }
+        if (gate_up) { /* "blk.N.ffn_gate_up_exps.X" -> "blk.N.ffn_gate_exps.X" / "ffn_up_exps" */
+            const char *at = strstr(orig, "ffn_gate_up_exps");
+            snprintf(o->key, sizeof o->key, "%.*s%s%s", (int)(at - orig), orig,
+                     h == 0 ? "ffn_gate_exps" : "ffn_up_exps", at + strlen("ffn_gate_up_exps"));
+        }
+        gguf_tensor *g = &o->t;
+        g->data = dst;
+        g->nbytes = part;
+        if (bias) {
+            g->type = TENSOR_F32;
+            g->n_dims = 2;
+            g->ne[0] = n_out, g->ne[1] = n_e, g->ne[2] = 1;
+        } else {
+            g->n_dims = 3;
+            g->ne[0] = n_i, g->ne[1] = n_out, g->ne[2] = n_e;
+        }
+    }
+    return REASON_OK;
+}
+
 static reason_status build_records(hf_weights *w, int *tied) {
     const int64_t n = st_set_n_tensors(w->set);
     bool has_lm_head = st_set_find(w->set, "lm_head.weight") != NULL;
@@ -656,7 +819,7 @@ static reason_status build_records(hf_weights *w, int *tied) {
         char mapped[128];
         snprintf(mapped, sizeof mapped, "%s", name);
         name = mapped;
-        if (unsupported_extra(t->name))
+        if (unsupported_extra(t->name, w->gptoss))
             return rs_error(REASON_ERR_UNSUPPORTED,
                             "%s: tensor '%s' (a bias the architecture does not have) is not "
                             "supported",
@@ -665,6 +828,7 @@ static reason_status build_records(hf_weights *w, int *tied) {
         if (*tied && strcmp(key, "output.weight") == 0) continue;
         RS_TRY(add_record(w, t, key));
         if (w->qwen35) RS_TRY(qwen35_fixup(w, t, &w->recs[w->n_recs - 1]));
+        if (w->gptoss) RS_TRY(gptoss_fixup(w, t, &w->recs[w->n_recs - 1]));
     }
     if (w->rope_div) {
         hf_record *r = &w->recs[w->n_recs++];
@@ -774,8 +938,10 @@ reason_status hf_model_load(const char *dir, reason_model **out_model) {
     if ((st = read_hparams(&c, w, m, &vocab_size, &tied)) != REASON_OK) goto fail;
     if (arch_is_qwen35(m->arch) && (st = read_qwen35(&c, m)) != REASON_OK) goto fail;
     if (m->arch == ARCH_QWEN35MOE && (st = read_moe(&c, m)) != REASON_OK) goto fail;
+    if (m->arch == ARCH_GPTOSS && (st = read_gptoss(&c, m)) != REASON_OK) goto fail;
     w->hp = &m->hp;
     w->qwen35 = arch_is_qwen35(m->arch);
+    w->gptoss = m->arch == ARCH_GPTOSS;
     /* the name: the directory's last component */
     snprintf(m->name, sizeof m->name, "%s", dir);
     for (size_t n = strlen(m->name); n > 1 && m->name[n - 1] == '/'; n--) m->name[n - 1] = '\0';
@@ -783,11 +949,12 @@ reason_status hf_model_load(const char *dir, reason_model **out_model) {
     if (base && base[1]) memmove(m->name, base + 1, strlen(base + 1) + 1);
 
     if ((st = st_set_open_dir(dir, &w->set)) != REASON_OK) goto fail;
-    /* records: one per checkpoint tensor (two for a split q_proj) plus rope_freqs; owned buffers:
-     * at most three per tensor (a conversion, a qwen35 fix-up or the two halves of q_proj) */
+    /* records: one per checkpoint tensor (two for a split q_proj or gpt-oss gate_up) plus
+     * rope_freqs; owned buffers: at most four per tensor (a conversion, then a qwen35 fix-up, the
+     * two halves of q_proj, or an F32 copy and the two halves of gpt-oss gate_up) */
     const size_t cap = 2 * (size_t)st_set_n_tensors(w->set) + 1; /* + split q_proj gates */
     w->recs = rs_calloc(cap, sizeof *w->recs, "tensor records");
-    w->owned = rs_calloc(3 * cap, sizeof *w->owned, "owned buffers");
+    w->owned = rs_calloc(4 * cap, sizeof *w->owned, "owned buffers");
     if (!w->recs || !w->owned) {
         st = REASON_ERR_NOMEM;
         goto fail;

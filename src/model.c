@@ -123,6 +123,7 @@ static reason_status read_hparams(reason_model *m) {
                         hp->rope_dim);
     hp->rope_style = m->arch == ARCH_LLAMA ? ROPE_NORMAL : ROPE_NEOX;
     hp->rope_pos_scale = 1.0f;
+    hp->rope_mscale = 1.0f;
     if (arch_is_qwen35(m->arch)) RS_TRY(read_qwen35_hparams(m));
     if (m->arch == ARCH_QWEN35MOE) RS_TRY(read_moe_hparams(m));
     char key[128];
@@ -238,7 +239,8 @@ static reason_status bind_layer(reason_model *m, int32_t il) {
     const model_hparams *hp = &m->hp;
     layer_weights *l = &m->layers[il];
     int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-    bool qwen2 = m->arch == ARCH_QWEN2, qwen3 = m->arch == ARCH_QWEN3;
+    bool qwen2 = m->arch == ARCH_QWEN2, qwen3 = m->arch == ARCH_QWEN3,
+         gptoss = m->arch == ARCH_GPTOSS;
     char n[96];
 #define BIND(field, suffix, cols, rows, req)                                                        \
     snprintf(n, sizeof n, "blk.%d." suffix, il);                                                   \
@@ -247,19 +249,30 @@ static reason_status bind_layer(reason_model *m, int32_t il) {
     BIND(wq, "attn_q.weight", hp->n_embd, q_dim, true);
     BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, true);
     BIND(wv, "attn_v.weight", hp->n_embd, kv_dim, true);
-    BIND(bq, "attn_q.bias", q_dim, 1, qwen2);
-    BIND(bk, "attn_k.bias", kv_dim, 1, qwen2);
-    BIND(bv, "attn_v.bias", kv_dim, 1, qwen2);
+    BIND(bq, "attn_q.bias", q_dim, 1, qwen2 || gptoss);
+    BIND(bk, "attn_k.bias", kv_dim, 1, qwen2 || gptoss);
+    BIND(bv, "attn_v.bias", kv_dim, 1, qwen2 || gptoss);
     BIND(q_norm, "attn_q_norm.weight", hp->head_dim, 1, qwen3);
     BIND(k_norm, "attn_k_norm.weight", hp->head_dim, 1, qwen3);
     BIND(wo, "attn_output.weight", q_dim, hp->n_embd, true);
-    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1, true);
-    BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, true);
-    BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff, true);
-    BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd, true);
+    BIND(bo, "attn_output.bias", hp->n_embd, 1, false);
+    BIND(attn_sinks, "attn_sinks.weight", hp->n_head, 1, gptoss);
+    if (gptoss && m->file) { /* llama.cpp names gpt-oss's pre-FFN norm post_attention_norm */
+        BIND(ffn_norm, "post_attention_norm.weight", hp->n_embd, 1, true);
+    } else {
+        BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1, true);
+    }
+    if (hp->n_expert) {
+        RS_TRY(model_bind_experts(m, il));
+    } else {
+        BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, true);
+        BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff, true);
+        BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd, true);
+    }
 #undef BIND
-    const rs_tensor *vectors[] = {&l->attn_norm, &l->bq, &l->bk, &l->bv, &l->q_norm, &l->k_norm,
-                                  &l->ffn_norm};
+    const rs_tensor *vectors[] = {&l->attn_norm, &l->bq, &l->bk,         &l->bv,
+                                  &l->q_norm,    &l->k_norm, &l->ffn_norm, &l->bo,
+                                  &l->attn_sinks};
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
         RS_TRY(require_f32(m, vectors[i]));
     return REASON_OK;
@@ -378,6 +391,7 @@ reason_status model_bind_weights(reason_model *m) {
         l->kind = m->layer_kinds ? m->layer_kinds[il] : LAYER_ATTENTION;
         l->kv_layer = l->kind == LAYER_ATTENTION ? hp->n_attn_layer++ : -1;
         l->rec_layer = l->kind == LAYER_DELTANET ? hp->n_rec_layer++ : -1;
+        l->window = m->layer_swa && m->layer_swa[il] ? hp->n_swa : 0;
         RS_TRY(arch_is_qwen35(m->arch) ? bind_qwen35_layer(m, il) : bind_layer(m, il));
     }
     if (hp->n_attn_layer == 0)
@@ -466,6 +480,7 @@ void reason_model_free(reason_model *model) {
     free(model->chat_template);
     free(model->layers);
     free(model->layer_kinds);
+    free(model->layer_swa);
     for (int32_t i = 0; i < model->n_owned; i++) free(model->owned[i]);
     free(model->owned);
     gguf_close(model->file);

@@ -6,7 +6,7 @@
 #include "core.h"
 #include "gguf.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_QWEN35, ARCH_QWEN35MOE };
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_QWEN35, ARCH_QWEN35MOE, ARCH_GPTOSS };
 
 /* The token mixer of a layer: softmax attention over paged KV (every layer of llama/qwen2/qwen3;
  * qwen35's full_attention layers, gated) or Gated DeltaNet over a recurrent slot (qwen35's
@@ -41,6 +41,8 @@ typedef struct model_hparams {
     int32_t rope_dim;   /* leading dimensions of each head that rotate */
     int32_t rope_style; /* enum rope_style */
     float rope_pos_scale; /* positions are multiplied by this (linear scaling: 1/factor) */
+    float rope_mscale;    /* rotated dimensions are multiplied by this (YaRN's attention factor) */
+    int32_t n_swa;        /* sliding window of the layers that have one (gpt-oss), 0: none */
     /* qwen35 */
     bool attn_gated;      /* attention output * sigmoid(gate), gate rows in wq_gate */
     int32_t n_attn_layer; /* layers of kind LAYER_ATTENTION (the KV pool's layers) */
@@ -55,6 +57,8 @@ typedef struct model_hparams {
     int32_t n_ff_exp;      /* rows of one expert's gate and up */
     int32_t n_ff_shexp;    /* the shared expert's, 0 when there is none */
     bool expert_weights_norm; /* the selected experts' softmax weights renormalised to sum 1 */
+    int32_t expert_act;       /* enum expert_act (backend.h) */
+    float swiglu_alpha, swiglu_limit; /* EXPERT_SWIGLU_CLAMPED (gpt-oss) */
 } model_hparams;
 
 typedef struct layer_weights {
@@ -66,6 +70,9 @@ typedef struct layer_weights {
     rs_tensor bq, bk, bv;             /* optional biases (qwen2) */
     rs_tensor q_norm, k_norm;         /* optional per-head RMSNorm weights (head_dim) (qwen3) */
     rs_tensor wo;                     /* (n_head*head_dim) -> (n_embd) */
+    rs_tensor bo;                     /* optional output bias (gpt-oss) */
+    rs_tensor attn_sinks;             /* optional (n_head) sink logits (gpt-oss) */
+    int32_t window;                   /* sliding window of this attention layer, 0: full */
     rs_tensor wq_gate;                /* gated attention (qwen35): (n_embd) -> (n_head*head_dim) */
     /* Gated DeltaNet (qwen35 linear_attention layers; norms F32, ssm_a = -exp(A_log)) */
     rs_tensor ssm_qkv;                /* (n_embd) -> (conv_dim) */
@@ -81,6 +88,8 @@ typedef struct layer_weights {
     /* mixture of experts: the router, then per expert one view of each matrix (wherever the
      * file keeps it: a 3-D tensor, one tensor per expert, or gate and up fused) */
     rs_tensor ffn_router;             /* (n_embd) -> (n_expert) */
+    rs_tensor ffn_router_b;           /* optional (n_expert) router bias (gpt-oss) */
+    const float *exp_gate_b, *exp_up_b, *exp_down_b; /* optional (n_expert, rows) biases */
     rs_tensor *exp_gate, *exp_up;     /* (n_expert [+1]) views (n_embd) -> (n_ff_exp) */
     rs_tensor *exp_down;              /* (n_expert [+1]) views (n_ff_exp) -> (n_embd); view
                                          n_expert is the shared expert (n_ff_shexp rows) */
@@ -107,6 +116,7 @@ struct reason_model {
     rs_tensor rope_freqs;  /* optional (rope_dim/2) divisors of each frequency (Llama 3.1+) */
     layer_weights *layers; /* n_layer */
     uint8_t *layer_kinds;  /* (n_layer) enum layer_kind set by the loader, or NULL: all attention */
+    uint8_t *layer_swa;    /* (n_layer) 1: a sliding-window layer (window hp.n_swa), or NULL */
     reason_tokenizer *tokenizer;
     char *chat_template;   /* NUL-terminated copy, or NULL */
     uint64_t n_params;

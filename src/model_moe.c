@@ -74,6 +74,30 @@ static reason_status bind_expert_matrix(reason_model *m, int32_t il, const char 
     return REASON_OK;
 }
 
+/* The optional biases (gpt-oss): router (n_expert), experts' gate/up (n_ff_exp per expert)
+ * and down (n_embd per expert), all F32. */
+static reason_status bind_biases(reason_model *m, int32_t il, layer_weights *l) {
+    const model_hparams *hp = &m->hp;
+    rs_tensor b[3];
+    static const char *const names[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    const int64_t cols[3] = {hp->n_ff_exp, hp->n_ff_exp, hp->n_embd};
+    const float **dst[3] = {&l->exp_gate_b, &l->exp_up_b, &l->exp_down_b};
+    char n[96];
+    snprintf(n, sizeof n, "blk.%d.ffn_gate_inp.bias", il);
+    RS_TRY(model_bind_tensor(m, &l->ffn_router_b, n, hp->n_expert, 1, false));
+    const rs_tensor *all[4] = {&l->ffn_router_b, &b[0], &b[1], &b[2]};
+    for (int i = 0; i < 3; i++) {
+        snprintf(n, sizeof n, "blk.%d.%s.bias", il, names[i]);
+        RS_TRY(model_bind_tensor(m, &b[i], n, cols[i], hp->n_expert, false));
+        *dst[i] = b[i].data;
+    }
+    for (int i = 0; i < 4; i++)
+        if (all[i]->data && all[i]->type != TENSOR_F32)
+            return rs_error(REASON_ERR_UNSUPPORTED, "%s: tensor '%s' must be F32, file has %s",
+                            model_path(m), all[i]->name, tensor_type_get(all[i]->type)->name);
+    return REASON_OK;
+}
+
 reason_status model_bind_experts(reason_model *m, int32_t il) {
     const model_hparams *hp = &m->hp;
     layer_weights *l = &m->layers[il];
@@ -95,6 +119,7 @@ reason_status model_bind_experts(reason_model *m, int32_t il) {
     RS_TRY(bind_expert_matrix(m, il, "ffn_gate", l->exp_gate, d, f));
     RS_TRY(bind_expert_matrix(m, il, "ffn_up", l->exp_up, d, f));
     RS_TRY(bind_expert_matrix(m, il, "ffn_down", l->exp_down, f, d));
+    RS_TRY(bind_biases(m, il, l));
     if (fs == 0) return REASON_OK;
     const int32_t sh = hp->n_expert;
 #define BIND_SHARED(dst, suffix, cols, rows)                                                        \

@@ -430,10 +430,15 @@ START_TEST(test_bad_config_values) {
     expect_failure(&layers, REASON_ERR_FORMAT, "\"num_hidden_layers\" = 0", "outside");
     const variant eps = {.config_key = "rms_norm_eps", .config_value = json_string("tiny")};
     expect_failure(&eps, REASON_ERR_FORMAT, "config.json", "\"rms_norm_eps\" is not a number");
+    const variant longrope = {.config_key = "rope_scaling",
+                              .config_value =
+                                  json_pack("{s:s, s:f}", "rope_type", "longrope", "factor", 4.0)};
+    expect_failure(&longrope, REASON_ERR_UNSUPPORTED, "config.json", "'longrope'");
     const variant yarn = {.config_key = "rope_scaling",
                           .config_value =
                               json_pack("{s:s, s:f}", "rope_type", "yarn", "factor", 4.0)};
-    expect_failure(&yarn, REASON_ERR_UNSUPPORTED, "config.json", "'yarn'");
+    expect_failure(&yarn, REASON_ERR_FORMAT, "config.json",
+                   "\"rope_scaling.original_max_position_embeddings\" is missing");
     const variant l3 = {.config_key = "rope_scaling",
                         .config_value =
                             json_pack("{s:s, s:f}", "rope_type", "llama3", "factor", 8.0)};

@@ -10,83 +10,24 @@
  * to a temporary directory with tests/data/models/qwen3-tokenizer.json as tokenizer.json.
  *
  * Tolerance: 1e-4 relative max-norm per row, KV cache in F32. */
-#include "model_fixture.h"
+#include "hf_fixture.h"
 #include "test_util.h"
 
 #include "model.h"
 #include "reason.h"
 
-#include <dirent.h>
 #include <jansson.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define TOL 1e-4
 
-static char tmp[64];
+static char tmp[32];
 static const char *fixture = "qwen35-tiny"; /* or qwen35moe-tiny (setup_moe) */
 static model_fixture fx;
 static double worst_err;
 
-static void copy_file(const char *src, const char *dst_name) {
-    char dst[512];
-    snprintf(dst, sizeof dst, "%s/%s", tmp, dst_name);
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    ck_assert_msg(in != NULL, "%s", src);
-    ck_assert_ptr_nonnull(out);
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    fclose(out);
-}
-
-static void remove_tmp(void) {
-    DIR *d = opendir(tmp);
-    if (!d) return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmp);
-}
-
-/* tmp/ = qwen35-tiny + the qwen3 tokenizer; the fixture's tokens and logits in fx. */
-static void setup(void) {
-    snprintf(tmp, sizeof tmp, "/tmp/reason-q35-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp));
-    char src[1024], rel[128];
-    snprintf(rel, sizeof rel, "hf/%s/config.json", fixture);
-    copy_file(test_data_path(rel, src, sizeof src), "config.json");
-    snprintf(rel, sizeof rel, "hf/%s/model.safetensors", fixture);
-    copy_file(test_data_path(rel, src, sizeof src), "model.safetensors");
-    copy_file(test_data_path("models/qwen3-tokenizer.json", src, sizeof src), "tokenizer.json");
-
-    memset(&fx, 0, sizeof fx);
-    char path[1024];
-    json_error_t err;
-    snprintf(rel, sizeof rel, "hf/%s.json", fixture);
-    json_t *root = json_load_file(test_data_path(rel, path, sizeof path), 0, &err);
-    ck_assert_msg(root != NULL, "%s: %s", path, err.text);
-    fx.n_prompt = json_ids(json_object_get(root, "prompt_ids"), fx.tokens, 512);
-    fx.n_tokens = fx.n_prompt + json_ids(json_object_get(root, "greedy_ids"),
-                                         fx.tokens + fx.n_prompt, 512 - fx.n_prompt);
-    fx.n_vocab = (int32_t)json_integer_value(json_object_get(root, "n_vocab"));
-    ck_assert_int_eq(json_integer_value(json_object_get(root, "n_rows")), fx.n_tokens);
-    json_decref(root);
-    snprintf(rel, sizeof rel, "hf/%s.logits.f32", fixture);
-    FILE *fp = fopen(test_data_path(rel, path, sizeof path), "rb");
-    ck_assert_ptr_nonnull(fp);
-    const size_t n = (size_t)fx.n_tokens * (size_t)fx.n_vocab;
-    fx.logits = malloc(n * sizeof(float));
-    ck_assert_uint_eq(fread(fx.logits, sizeof(float), n, fp), n);
-    fclose(fp);
-}
+static void setup(void) { hf_fixture_setup(fixture, tmp, &fx); }
 
 static void setup_dense(void) { fixture = "qwen35-tiny", setup(); }
 static void setup_moe(void) { fixture = "qwen35moe-tiny", setup(); }
@@ -94,7 +35,7 @@ static void setup_moe(void) { fixture = "qwen35moe-tiny", setup(); }
 static void teardown(void) {
     if (worst_err > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, worst_err);
     worst_err = 0;
-    remove_tmp();
+    hf_fixture_remove(tmp);
     model_fixture_free(&fx);
 }
 
