@@ -3,6 +3,8 @@
  * tokenizer from tokenizer.json + tokenizer_config.json. */
 #include "hf_model.h"
 
+#include "rope_scaling.h"
+
 #include "backend.h"
 
 #include "safetensors.h"
@@ -334,10 +336,8 @@ static reason_status llama3_freqs(const config *c, const json_t *rope, const cha
     return REASON_OK;
 }
 
-/* YaRN as transformers computes it (_compute_yarn_parameters): per frequency a blend of the
- * original (extrapolation) and the factor-scaled one (interpolation) along a linear ramp between
- * the dimensions that turn beta_fast and beta_slow times over the original context, as
- * divisors of the original frequency; and the attention factor 0.1 ln(factor) + 1 on cos/sin. */
+/* YaRN (rope_type "yarn"): divisors from rope_yarn_divisors and the attention factor
+ * 0.1 ln(factor) + 1 on cos/sin unless attention_factor is given. */
 static reason_status yarn_freqs(const config *c, const json_t *rope, const char *prefix,
                                 hf_weights *w, reason_model *m) {
     double factor, beta_fast, beta_slow, attn_factor;
@@ -351,28 +351,15 @@ static reason_status yarn_freqs(const config *c, const json_t *rope, const char 
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: field \"%smscale\" is not supported", c->path,
                         prefix);
     RS_TRY(cfg_num(c, rope, prefix, "attention_factor", 1e-6, 1e6, false,
-                   factor <= 1.0 ? 1.0 : 0.1 * log(factor) + 1.0, &attn_factor));
+                   rope_yarn_attn_factor(factor), &attn_factor));
     const json_t *trunc = field(rope, "truncate");
-    const bool truncate = trunc ? json_is_true(trunc) : true;
     model_hparams *hp = &m->hp;
-    const int32_t dim = hp->rope_dim, half = dim / 2;
-    float *div = w->rope_div = rs_aligned_alloc((size_t)half * sizeof(float), "rope frequencies");
-    if (!div) return REASON_ERR_NOMEM;
+    const int32_t half = hp->rope_dim / 2;
+    w->rope_div = rs_aligned_alloc((size_t)half * sizeof(float), "rope frequencies");
+    if (!w->rope_div) return REASON_ERR_NOMEM;
     w->rope_half = half;
-    /* the dimension whose frequency turns `rotations` times over the original context */
-    const double lnb = log(hp->rope_theta);
-    double lo = dim * log(old_ctx / (beta_fast * 2 * M_PI)) / (2 * lnb);
-    double hi = dim * log(old_ctx / (beta_slow * 2 * M_PI)) / (2 * lnb);
-    if (truncate) lo = floor(lo), hi = ceil(hi);
-    lo = lo > 0 ? lo : 0;
-    hi = hi < dim - 1 ? hi : dim - 1;
-    if (lo == hi) hi += 0.001;
-    for (int32_t i = 0; i < half; i++) {
-        double ramp = (i - lo) / (hi - lo);
-        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
-        const double extrapolation = 1.0 - ramp; /* its share of the original frequency */
-        div[i] = (float)(1.0 / ((1.0 - extrapolation) / factor + extrapolation));
-    }
+    rope_yarn_divisors(hp->rope_dim, hp->rope_theta, factor, beta_fast, beta_slow, old_ctx,
+                       trunc ? json_is_true(trunc) : true, w->rope_div);
     hp->rope_mscale = (float)attn_factor;
     return REASON_OK;
 }

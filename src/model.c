@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "hf_model.h"
+#include "rope_scaling.h"
 #include "tensor_types.h"
 #include "tokenizer.h"
 
@@ -22,6 +23,7 @@ static const struct {
     {"qwen3", ARCH_QWEN3},
     {"qwen35", ARCH_QWEN35},
     {"qwen35moe", ARCH_QWEN35MOE},
+    {"gpt-oss", ARCH_GPTOSS},
 };
 
 void reason_model_params_default(reason_model_params *params) {
@@ -71,6 +73,43 @@ static reason_status read_float(const gguf_file *f, const char *arch, const char
 
 static reason_status read_qwen35_hparams(reason_model *m);
 
+/* gpt-oss's metadata (llama.cpp's converter): the window of its sliding layers, which are the
+ * even ones (the published pattern sliding, full, ...); the clamped SwiGLU's constants are not
+ * in the file (gpt-oss's config: alpha 1.702, limit 7). */
+static reason_status read_gptoss_hparams(reason_model *m) {
+    model_hparams *hp = &m->hp;
+    RS_TRY(read_int(m->file, m->arch_name, "attention.sliding_window", 1, 1 << 30, false, 0,
+                    &hp->n_swa));
+    hp->expert_act = EXPERT_SWIGLU_CLAMPED;
+    hp->swiglu_alpha = 1.702f;
+    hp->swiglu_limit = 7.0f;
+    m->layer_swa = rs_calloc((size_t)hp->n_layer, 1, "sliding-window layers");
+    if (!m->layer_swa) return REASON_ERR_NOMEM;
+    for (int32_t il = 0; il < hp->n_layer; il += 2) m->layer_swa[il] = 1;
+    return REASON_OK;
+}
+
+/* YaRN from GGUF metadata: its divisors as the model's rope_freqs (owned). gpt-oss was trained
+ * without truncating the ramp's ends (its config: truncate false); others as transformers'
+ * default. */
+static reason_status apply_yarn(reason_model *m) {
+    const model_hparams *hp = &m->hp;
+    if (hp->yarn_original_ctx == 0) return REASON_OK;
+    void **owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+    if (!owned) return rs_error(REASON_ERR_NOMEM, "out of memory (rope frequencies)");
+    m->owned = owned;
+    const int32_t half = hp->rope_dim / 2;
+    float *div = rs_aligned_alloc((size_t)half * sizeof(float), "rope frequencies");
+    if (!div) return REASON_ERR_NOMEM;
+    m->owned[m->n_owned++] = div;
+    rope_yarn_divisors(hp->rope_dim, hp->rope_theta, hp->yarn_factor, hp->yarn_beta_fast,
+                       hp->yarn_beta_slow, hp->yarn_original_ctx, m->arch != ARCH_GPTOSS, div);
+    m->rope_freqs = (rs_tensor){.name = "rope_freqs (YaRN metadata)", .type = TENSOR_F32,
+                                .ne = {half, 1}, .row_bytes = (size_t)half * sizeof(float),
+                                .data = div};
+    return REASON_OK;
+}
+
 /* The expert counts and sizes (GGUF expert_* keys, as llama.cpp's converter writes them). */
 static reason_status read_moe_hparams(reason_model *m) {
     const gguf_file *f = m->file;
@@ -98,7 +137,8 @@ static reason_status read_hparams(reason_model *m) {
     RS_TRY(read_int(f, a, "block_count", 1, 4096, false, 0, &hp->n_layer));
     RS_TRY(read_int(f, a, "embedding_length", 1, big, false, 0, &hp->n_embd));
     /* a mixture-of-experts model may have no dense feed-forward length */
-    RS_TRY(read_int(f, a, "feed_forward_length", 0, big, m->arch == ARCH_QWEN35MOE, 0, &hp->n_ff));
+    const bool moe = m->arch == ARCH_QWEN35MOE || m->arch == ARCH_GPTOSS;
+    RS_TRY(read_int(f, a, "feed_forward_length", 0, big, moe, 0, &hp->n_ff));
     RS_TRY(read_int(f, a, "attention.head_count", 1, 4096, false, 0, &hp->n_head));
     RS_TRY(read_int(f, a, "attention.head_count_kv", 1, hp->n_head, true, hp->n_head,
                     &hp->n_head_kv));
@@ -125,7 +165,8 @@ static reason_status read_hparams(reason_model *m) {
     hp->rope_pos_scale = 1.0f;
     hp->rope_mscale = 1.0f;
     if (arch_is_qwen35(m->arch)) RS_TRY(read_qwen35_hparams(m));
-    if (m->arch == ARCH_QWEN35MOE) RS_TRY(read_moe_hparams(m));
+    if (moe) RS_TRY(read_moe_hparams(m));
+    if (m->arch == ARCH_GPTOSS) RS_TRY(read_gptoss_hparams(m));
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     const char *scaling;
@@ -136,6 +177,15 @@ static reason_status read_hparams(reason_model *m) {
             float factor = 1.0f;
             RS_TRY(read_float(f, a, "rope.scaling.factor", 1e-3f, 1e6f, 1.0f, &factor));
             hp->rope_pos_scale = 1.0f / factor;
+        } else if (scaling_len == 4 && memcmp(scaling, "yarn", 4) == 0) {
+            RS_TRY(read_float(f, a, "rope.scaling.factor", 1e-3f, 1e6f, 1.0f, &hp->yarn_factor));
+            RS_TRY(read_int(f, a, "rope.scaling.original_context_length", 1, 1 << 30, false, 0,
+                            &hp->yarn_original_ctx));
+            RS_TRY(read_float(f, a, "rope.scaling.yarn_beta_fast", 1e-6f, 1e6f, 32.0f,
+                              &hp->yarn_beta_fast));
+            RS_TRY(read_float(f, a, "rope.scaling.yarn_beta_slow", 1e-6f, 1e6f, 1.0f,
+                              &hp->yarn_beta_slow));
+            hp->rope_mscale = (float)rope_yarn_attn_factor(hp->yarn_factor);
         } else {
             return rs_error(REASON_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported",
                             gguf_path(f), (int)scaling_len, scaling);
@@ -438,7 +488,7 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
     if (m->arch < 0) {
         st = rs_error(REASON_ERR_UNSUPPORTED,
                       "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                      "qwen35, qwen35moe)",
+                      "qwen35, qwen35moe, gpt-oss)",
                       path, (int)RS_MIN(arch_len, 64), arch);
         goto fail;
     }
@@ -447,6 +497,7 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
 
     if ((st = read_hparams(m)) != REASON_OK) goto fail;
     if ((st = model_bind_weights(m)) != REASON_OK) goto fail;
+    if (m->rope_freqs.data == NULL && (st = apply_yarn(m)) != REASON_OK) goto fail;
     if ((st = tokenizer_from_gguf(m->file, &m->tokenizer)) != REASON_OK) {
         st = rs_error_prefix(st, "%s: tokenizer", path);
         goto fail;

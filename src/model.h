@@ -43,6 +43,8 @@ typedef struct model_hparams {
     float rope_pos_scale; /* positions are multiplied by this (linear scaling: 1/factor) */
     float rope_mscale;    /* rotated dimensions are multiplied by this (YaRN's attention factor) */
     int32_t n_swa;        /* sliding window of the layers that have one (gpt-oss), 0: none */
+    float yarn_factor, yarn_beta_fast, yarn_beta_slow; /* YaRN from GGUF metadata */
+    int32_t yarn_original_ctx;                         /* 0: no YaRN */
     /* qwen35 */
     bool attn_gated;      /* attention output * sigmoid(gate), gate rows in wq_gate */
     int32_t n_attn_layer; /* layers of kind LAYER_ATTENTION (the KV pool's layers) */

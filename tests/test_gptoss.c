@@ -4,14 +4,18 @@
  * moved on long before the end) alternating with full attention, YaRN RoPE, a biased router over
  * 4 experts picking 2, clamped SwiGLU experts with biases stored (E, in, out) with gate and up
  * interleaved. The whole sequence in one batch, the prompt then one token at a time, and two
- * forked sequences decoding together.
+ * forked sequences decoding together. Then the same weights as a gpt-oss GGUF written here at
+ * test time the way llama.cpp's converter lays it out (experts (E, out, in) with gate and up
+ * apart, YaRN and the window as metadata, even layers sliding).
  *
  * Tolerance: 1e-4 relative max-norm per row, KV cache in F32. */
+#include "gguf_writer.h"
 #include "hf_fixture.h"
 #include "test_util.h"
 
 #include "model.h"
 #include "reason.h"
+#include "safetensors.h"
 
 #include <string.h>
 
@@ -21,7 +25,132 @@ static char tmp[32];
 static model_fixture fx;
 static double worst_err;
 
-static void setup(void) { hf_fixture_setup("gptoss-tiny", tmp, &fx); }
+enum { N_EMBD = 32, N_LAYER = 3, N_HEAD = 4, N_HEAD_KV = 2, HEAD_DIM = 16, N_FF = 16,
+       N_EXPERT = 4 };
+static const char *load_path = tmp; /* the HF directory, or the GGUF written from it */
+static char gguf_file_path[64];
+
+/* A BF16 checkpoint tensor as it is, under a GGUF name (vectors: rows 1). */
+static void copy_bf16(gguf_out *g, const st_file *f, const char *hf_name, const char *name) {
+    const st_tensor *t = st_find_tensor(f, hf_name);
+    ck_assert_msg(t != NULL && t->dtype == ST_BF16, "%s", hf_name);
+    const int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, cols = t->shape[t->n_dims - 1];
+    add_tensor(g, name, T_BF16, rows, cols, t->data, t->nbytes);
+}
+
+static float bf16_value(const uint8_t *p) {
+    const uint32_t bits = (uint32_t)(p[0] | p[1] << 8) << 16;
+    float v;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+
+/* A vector (or (E, n) biases) as F32. */
+static void copy_f32(gguf_out *g, const st_file *f, const char *hf_name, const char *name,
+                     int64_t j0, int64_t step) {
+    const st_tensor *t = st_find_tensor(f, hf_name);
+    ck_assert_msg(t != NULL && t->dtype == ST_BF16, "%s", hf_name);
+    const int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, n = t->shape[t->n_dims - 1];
+    const int64_t cols = (n - j0 + step - 1) / step;
+    float *v = malloc((size_t)(rows * cols) * 4);
+    ck_assert_ptr_nonnull(v);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            v[r * cols + c] = bf16_value((const uint8_t *)t->data + 2 * (r * n + j0 + c * step));
+    add_tensor(g, name, T_F32, rows, cols, v, (size_t)(rows * cols) * 4);
+    free(v);
+}
+
+/* Experts (E, in, out) with every step-th output column from j0 as GGUF's (E, out, in). */
+static void copy_experts(gguf_out *g, const st_file *f, const char *hf_name, const char *name,
+                         int64_t j0, int64_t step) {
+    const st_tensor *t = st_find_tensor(f, hf_name);
+    ck_assert_msg(t != NULL && t->dtype == ST_BF16 && t->n_dims == 3, "%s", hf_name);
+    const int64_t ne = t->shape[0], ni = t->shape[1], nj = t->shape[2], no = (nj - j0 + step - 1) / step;
+    uint16_t *d = malloc((size_t)(ne * ni * no) * 2);
+    ck_assert_ptr_nonnull(d);
+    const uint16_t *src = t->data;
+    for (int64_t e = 0; e < ne; e++)
+        for (int64_t o = 0; o < no; o++)
+            for (int64_t i = 0; i < ni; i++)
+                d[(e * no + o) * ni + i] = src[(e * ni + i) * nj + j0 + o * step];
+    add_tensor3(g, name, T_BF16, ne, no, ni, d, (size_t)(ne * ni * no) * 2);
+    free(d);
+}
+
+/* The fixture's weights as a gpt-oss GGUF at gguf_file_path. */
+static void write_gptoss_gguf(void) {
+    char src[1024];
+    snprintf(src, sizeof src, "%s/model.safetensors", tmp);
+    st_file *f;
+    ck_assert_msg(st_open(src, &f) == REASON_OK, "%s", reason_last_error());
+    gguf_out g = {0};
+    kv_str(&g, "general.architecture", "gpt-oss");
+    kv_u32(&g, "gpt-oss.block_count", N_LAYER);
+    kv_u32(&g, "gpt-oss.context_length", 131072);
+    kv_u32(&g, "gpt-oss.embedding_length", N_EMBD);
+    kv_u32(&g, "gpt-oss.feed_forward_length", N_FF);
+    kv_u32(&g, "gpt-oss.attention.head_count", N_HEAD);
+    kv_u32(&g, "gpt-oss.attention.head_count_kv", N_HEAD_KV);
+    kv_u32(&g, "gpt-oss.attention.key_length", HEAD_DIM);
+    kv_u32(&g, "gpt-oss.attention.value_length", HEAD_DIM);
+    kv_f32(&g, "gpt-oss.attention.layer_norm_rms_epsilon", 1e-5f);
+    kv_u32(&g, "gpt-oss.attention.sliding_window", 4);
+    kv_f32(&g, "gpt-oss.rope.freq_base", 150000.0f);
+    kv_str(&g, "gpt-oss.rope.scaling.type", "yarn");
+    kv_f32(&g, "gpt-oss.rope.scaling.factor", 32.0f);
+    kv_u32(&g, "gpt-oss.rope.scaling.original_context_length", 4096);
+    kv_u32(&g, "gpt-oss.expert_count", N_EXPERT);
+    kv_u32(&g, "gpt-oss.expert_used_count", 2);
+    kv_u32(&g, "gpt-oss.expert_feed_forward_length", N_FF);
+    kv_standin_tokenizer(&g, fx.n_vocab);
+    copy_bf16(&g, f, "model.embed_tokens.weight", "token_embd.weight");
+    copy_bf16(&g, f, "lm_head.weight", "output.weight");
+    copy_f32(&g, f, "model.norm.weight", "output_norm.weight", 0, 1);
+    for (int il = 0; il < N_LAYER; il++) {
+        char h[128], n[64];
+#define HF(s) (snprintf(h, sizeof h, "model.layers.%d." s, il), h)
+#define GG(s) (snprintf(n, sizeof n, "blk.%d." s, il), n)
+        copy_f32(&g, f, HF("input_layernorm.weight"), GG("attn_norm.weight"), 0, 1);
+        copy_f32(&g, f, HF("post_attention_layernorm.weight"), GG("post_attention_norm.weight"), 0, 1);
+        static const char *const proj[4][2] = {{"q_proj", "attn_q"}, {"k_proj", "attn_k"},
+                                               {"v_proj", "attn_v"}, {"o_proj", "attn_output"}};
+        for (int p = 0; p < 4; p++) {
+            char hw[128], gw[64];
+            snprintf(hw, sizeof hw, "model.layers.%d.self_attn.%s.weight", il, proj[p][0]);
+            snprintf(gw, sizeof gw, "blk.%d.%s.weight", il, proj[p][1]);
+            copy_bf16(&g, f, hw, gw);
+            snprintf(hw, sizeof hw, "model.layers.%d.self_attn.%s.bias", il, proj[p][0]);
+            snprintf(gw, sizeof gw, "blk.%d.%s.bias", il, proj[p][1]);
+            copy_f32(&g, f, hw, gw, 0, 1);
+        }
+        copy_f32(&g, f, HF("self_attn.sinks"), GG("attn_sinks.weight"), 0, 1);
+        copy_bf16(&g, f, HF("mlp.router.weight"), GG("ffn_gate_inp.weight"));
+        copy_f32(&g, f, HF("mlp.router.bias"), GG("ffn_gate_inp.bias"), 0, 1);
+        copy_experts(&g, f, HF("mlp.experts.gate_up_proj"), GG("ffn_gate_exps.weight"), 0, 2);
+        copy_experts(&g, f, HF("mlp.experts.gate_up_proj"), GG("ffn_up_exps.weight"), 1, 2);
+        copy_experts(&g, f, HF("mlp.experts.down_proj"), GG("ffn_down_exps.weight"), 0, 1);
+        copy_f32(&g, f, HF("mlp.experts.gate_up_proj_bias"), GG("ffn_gate_exps.bias"), 0, 2);
+        copy_f32(&g, f, HF("mlp.experts.gate_up_proj_bias"), GG("ffn_up_exps.bias"), 1, 2);
+        copy_f32(&g, f, HF("mlp.experts.down_proj_bias"), GG("ffn_down_exps.bias"), 0, 1);
+#undef HF
+#undef GG
+    }
+    st_close(f);
+    snprintf(gguf_file_path, sizeof gguf_file_path, "%s/model.gguf", tmp);
+    write_gguf(&g, gguf_file_path);
+}
+
+static void setup(void) {
+    hf_fixture_setup("gptoss-tiny", tmp, &fx);
+    load_path = tmp;
+}
+
+static void setup_gguf(void) {
+    setup();
+    write_gptoss_gguf();
+    load_path = gguf_file_path;
+}
 
 static void teardown(void) {
     if (worst_err > 0) printf("gpt-oss: worst relative max-norm error %.3g\n", worst_err);
@@ -32,7 +161,8 @@ static void teardown(void) {
 
 static reason_model *load(void) {
     reason_model *model;
-    ck_assert_msg(reason_model_load(tmp, NULL, &model) == REASON_OK, "%s", reason_last_error());
+    ck_assert_msg(reason_model_load(load_path, NULL, &model) == REASON_OK, "%s",
+                  reason_last_error());
     return model;
 }
 
@@ -143,5 +273,12 @@ int main(void) {
     tcase_add_test(tc, test_token_by_token);
     tcase_add_test(tc, test_forked_traces);
     suite_add_tcase(s, tc);
+    TCase *tg = tcase_create("gguf");
+    tcase_add_checked_fixture(tg, setup_gguf, teardown);
+    tcase_add_test(tg, test_info);
+    tcase_add_test(tg, test_one_batch);
+    tcase_add_test(tg, test_token_by_token);
+    tcase_add_test(tg, test_forked_traces);
+    suite_add_tcase(s, tg);
     return run_suite(s);
 }

@@ -20,6 +20,7 @@
  *
  * Logits are checked against transformers' float64 logits of the same fixture (1e-4 relative
  * max-norm per row, KV cache in F32), whole sequence in one batch and token by token. */
+#include "gguf_writer.h"
 #include "model_fixture.h"
 #include "test_util.h"
 
@@ -35,8 +36,6 @@
 #define TOL 1e-4
 
 enum { N_K = 2, N_V = 4, D_K = 8, D_V = 8, N_EMBD = 16, N_HEAD = 2, HEAD_DIM = 16, KERNEL = 4 };
-enum { GGUF_U32 = 4, GGUF_I32 = 5, GGUF_F32 = 6, GGUF_STR = 8, GGUF_ARR = 9 };
-enum { T_F32 = 0, T_BF16 = 30 };
 
 /* Which GGUF convert() writes: the dense fixture or the mixture-of-experts one (qwen35moe-tiny:
  * experts as 3-D tensors ffn_{gate,up,down}_exps, router ffn_gate_inp, shared expert *_shexp),
@@ -53,42 +52,6 @@ static const variant moe = {"qwen35moe-tiny", "qwen35moe", 3, true, false};
 enum { N_EXPERT = 8, N_EXPERT_USED = 3, FF_EXP = 8, FF_SHEXP = 12 }; /* qwen35moe-tiny */
 static const variant *var = &dense;
 
-static char gguf_path_buf[64];
-static const char *omit_key; /* a metadata key convert() leaves out, or NULL */
-static model_fixture fx;
-static double worst_err;
-
-/* ---- a minimal GGUF v3 writer ----------------------------------------------------------- */
-
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 256;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(buf *b, const char *s) {
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-
-typedef struct {
-    buf kv;
-    uint64_t n_kv;
-    buf info;
-    buf data;
-    uint64_t n_tensors;
-} gguf_out;
-
 /* "<arch>.<key>" of the variant (the same static buffer each call: use at once). */
 static const char *akey(const char *key) {
     static char full[128];
@@ -96,68 +59,10 @@ static const char *akey(const char *key) {
     return full;
 }
 
-static void kv_u32(gguf_out *g, const char *key, uint32_t v) {
-    if (omit_key && strcmp(key, omit_key) == 0) return;
-    put_str(&g->kv, key);
-    put_u32(&g->kv, GGUF_U32);
-    put_u32(&g->kv, v);
-    g->n_kv++;
-}
-static void kv_f32(gguf_out *g, const char *key, float v) {
-    if (omit_key && strcmp(key, omit_key) == 0) return;
-    put_str(&g->kv, key);
-    put_u32(&g->kv, GGUF_F32);
-    put(&g->kv, &v, 4);
-    g->n_kv++;
-}
-static void kv_str(gguf_out *g, const char *key, const char *v) {
-    if (omit_key && strcmp(key, omit_key) == 0) return;
-    put_str(&g->kv, key);
-    put_u32(&g->kv, GGUF_STR);
-    put_str(&g->kv, v);
-    g->n_kv++;
-}
+static char gguf_path_buf[64];
+static model_fixture fx;
+static double worst_err;
 
-/* A tensor of n_mat (rows, cols) row-major matrices: GGUF ne = [cols, rows(, n_mat)]
- * (rows == 1: a vector). */
-static void add_tensor3(gguf_out *g, const char *name, uint32_t type, int64_t n_mat, int64_t rows,
-                        int64_t cols, const void *data, size_t nbytes) {
-    while (g->data.n % 32) put(&g->data, "", 1);
-    put_str(&g->info, name);
-    put_u32(&g->info, n_mat > 1 ? 3 : rows > 1 ? 2 : 1);
-    put_u64(&g->info, (uint64_t)cols);
-    if (rows > 1 || n_mat > 1) put_u64(&g->info, (uint64_t)rows);
-    if (n_mat > 1) put_u64(&g->info, (uint64_t)n_mat);
-    put_u32(&g->info, type);
-    put_u64(&g->info, g->data.n);
-    put(&g->data, data, nbytes);
-    g->n_tensors++;
-}
-
-static void add_tensor(gguf_out *g, const char *name, uint32_t type, int64_t rows, int64_t cols,
-                       const void *data, size_t nbytes) {
-    add_tensor3(g, name, type, 1, rows, cols, data, nbytes);
-}
-
-static void write_gguf(gguf_out *g, const char *path) {
-    buf out = {0};
-    put(&out, "GGUF", 4);
-    put_u32(&out, 3);
-    put_u64(&out, g->n_tensors);
-    put_u64(&out, g->n_kv);
-    put(&out, g->kv.p, g->kv.n);
-    put(&out, g->info.p, g->info.n);
-    while (out.n % 32) put(&out, "", 1);
-    put(&out, g->data.p, g->data.n);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(out.p, 1, out.n, f), out.n);
-    fclose(f);
-    free(out.p);
-    free(g->kv.p);
-    free(g->info.p);
-    free(g->data.p);
-}
 
 /* ---- the converter's transformations ------------------------------------------------------ */
 
@@ -304,23 +209,7 @@ static void convert(const char *path) {
         kv_u32(&g, akey("expert_feed_forward_length"), FF_EXP);
         kv_u32(&g, akey("expert_shared_feed_forward_length"), FF_SHEXP);
     }
-    kv_str(&g, "tokenizer.ggml.model", "gpt2");
-    kv_str(&g, "tokenizer.ggml.pre", "qwen2");
-    put_str(&g.kv, "tokenizer.ggml.tokens");
-    put_u32(&g.kv, GGUF_ARR);
-    put_u32(&g.kv, GGUF_STR);
-    put_u64(&g.kv, (uint64_t)fx.n_vocab);
-    for (int32_t i = 0; i < fx.n_vocab; i++) {
-        char s[16];
-        snprintf(s, sizeof s, "t%d", i);
-        put_str(&g.kv, s);
-    }
-    g.n_kv++;
-    put_str(&g.kv, "tokenizer.ggml.merges");
-    put_u32(&g.kv, GGUF_ARR);
-    put_u32(&g.kv, GGUF_STR);
-    put_u64(&g.kv, 0);
-    g.n_kv++;
+    kv_standin_tokenizer(&g, fx.n_vocab);
 
     add_matrix(&g, f, "model.embed_tokens.weight", "token_embd.weight", -1, 0, 0);
     add_f32(&g, f, "model.norm.weight", "output_norm.weight", PLUS_ONE);
@@ -510,9 +399,9 @@ START_TEST(test_missing_metadata) {
                                  "qwen35.ssm.group_count", "qwen35.ssm.time_step_rank",
                                  "qwen35.ssm.inner_size", "qwen35.rope.dimension_count"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        omit_key = keys[i];
+        gguf_omit_key = keys[i];
         convert(gguf_path_buf);
-        omit_key = NULL;
+        gguf_omit_key = NULL;
         reason_model *model = NULL;
         ck_assert_int_eq(reason_model_load(gguf_path_buf, NULL, &model), REASON_ERR_FORMAT);
         ck_assert_ptr_null(model);
@@ -548,9 +437,9 @@ START_TEST(test_moe_missing_metadata) {
     static const char *keys[] = {"qwen35moe.expert_count", "qwen35moe.expert_used_count",
                                  "qwen35moe.expert_feed_forward_length"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        omit_key = keys[i];
+        gguf_omit_key = keys[i];
         convert(gguf_path_buf);
-        omit_key = NULL;
+        gguf_omit_key = NULL;
         reason_model *model = NULL;
         ck_assert_int_eq(reason_model_load(gguf_path_buf, NULL, &model), REASON_ERR_FORMAT);
         ck_assert_ptr_null(model);

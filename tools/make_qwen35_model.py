@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes a random-weight GGUF with the shape of Qwen3.5-0.8B (architecture qwen35), for benchmarks.
+"""Writes a random-weight GGUF with the shape of Qwen3.5-0.8B or -2B (architecture qwen35), for benchmarks.
 
-    python3 tools/make_qwen35_model.py [--type bf16|q8_0] [--out models/bench/...] [--seed 1]
+    python3 tools/make_qwen35_model.py [--shape 0.8b|2b] [--type bf16|q8_0] [--out models/bench/...] [--seed 1]
 
 Needs numpy and the `gguf` package (pip install gguf). The output goes under models/ (git-ignored);
 nothing here is committed binary data. Weights are random, so the text is meaningless: reason-bench
@@ -13,6 +13,9 @@ attention: 6 attention + 18 Gated DeltaNet), 8 query heads / 2 KV heads of head_
 FFN 3584, DeltaNet 16 key heads and 16 value heads of 128 (conv kernel 4), vocabulary 248,320,
 tied embeddings (no output.weight), rope theta 1e7, rms eps 1e-6. The multi-token-prediction layer
 is left out (nextn_predict_layers 0).
+
+--shape 2b: the same with hidden 2048 and FFN 6144 (Qwen3.5-2B's text model as remembered from its
+published config, not re-checked here: no model hub is reachable) — about 1.9 B parameters.
 
 Tensors and metadata follow docs/qwen35.md ("GGUF"): norms F32 holding 1 + w (here w = 0),
 ssm_a = -exp(A_log) F32, ssm_dt.bias F32, ssm_conv1d F32 (C, kernel); matrices BF16 or Q8_0.
@@ -47,18 +50,22 @@ INTERVAL = 4
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--type", choices=["bf16", "q8_0"], default="bf16")
+    ap.add_argument("--shape", choices=["0.8b", "2b"], default="0.8b")
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    global N_EMBD, N_FF
+    if args.shape == "2b":
+        N_EMBD, N_FF = 2048, 6144
     qtype = {"bf16": gguf.GGMLQuantizationType.BF16,
              "q8_0": gguf.GGMLQuantizationType.Q8_0}[args.type]
-    out = args.out or f"models/bench/qwen35-0.8b-shaped-random-{args.type}.gguf"
+    out = args.out or f"models/bench/qwen35-{args.shape}-shaped-random-{args.type}.gguf"
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     rng = np.random.default_rng(args.seed)
 
     w = gguf.GGUFWriter(out, "qwen35")
     a = "qwen35"
-    w.add_name(f"Qwen3.5-0.8B-shaped (random weights, {args.type.upper()})")
+    w.add_name(f"Qwen3.5-{args.shape.upper()}-shaped (random weights, {args.type.upper()})")
     w.add_uint32(f"{a}.block_count", N_LAYER)
     w.add_uint32(f"{a}.nextn_predict_layers", 0)
     w.add_uint32(f"{a}.context_length", 262144)
