@@ -176,7 +176,7 @@ REASON_API void reason_detokenizer_free(reason_detokenizer *detok);
 /* Chat templates                                                                                 */
 
 typedef struct reason_chat_message {
-    const char *role; /* "system", "user", "assistant" */
+    const char *role; /* "system", "user", "assistant" ("developer": Harmony only) */
     const char *content;
 } reason_chat_message;
 
@@ -189,14 +189,24 @@ enum reason_template_kind {
     REASON_TEMPLATE_SMOLLM2 = 5,
     REASON_TEMPLATE_QWEN35 = 6, /* Qwen3.5 (and Qwen3.8, detected from its template): opens
                                    "<think>\n" unless enable_thinking is 0 */
+    REASON_TEMPLATE_HARMONY = 7, /* gpt-oss: Harmony messages and channels. A dated system block
+                                    with "Reasoning: low|medium|high" (reasoning_effort, default
+                                    medium); a first system or developer message becomes the
+                                    developer instructions (later ones are refused); assistant
+                                    turns "<think>r</think>a" render a as the final channel, r as
+                                    an analysis message only with preserve_thinking ON; the
+                                    generation prompt is "<|start|>assistant" */
 };
 
-/* reason_chat_params.reasoning_effort: Qwen3.8's levels (its template's default is xhigh). */
+/* reason_chat_params.reasoning_effort: Qwen3.8's levels (low, medium, xhigh; its default is
+ * xhigh) and gpt-oss's (low, medium, high; default medium). A level the template lacks is
+ * REASON_ERR_TEMPLATE, as the template itself refuses it. */
 enum reason_chat_effort {
     REASON_CHAT_EFFORT_DEFAULT = 0, /* not given: the template's own default */
     REASON_CHAT_EFFORT_LOW = 1,
     REASON_CHAT_EFFORT_MEDIUM = 2,
     REASON_CHAT_EFFORT_XHIGH = 3,
+    REASON_CHAT_EFFORT_HIGH = 4,
 };
 
 /* reason_chat_params.preserve_thinking */
@@ -211,9 +221,13 @@ typedef struct reason_chat_params {
     int32_t add_generation_prompt; /* 1: end with the assistant header (default 1) */
     int32_t enable_thinking;       /* Qwen3 / Qwen3.5 switch: 1 think (default, as the templates
                                       do when it is not given), 0 pre-closed empty think block */
-    int32_t preserve_thinking;     /* enum reason_chat_preserve (Qwen3.8; others ignore it) */
-    int32_t reasoning_effort;      /* enum reason_chat_effort (Qwen3.8; others ignore it) */
-    int32_t reserved[3];
+    int32_t preserve_thinking;     /* enum reason_chat_preserve (Qwen3.8, Harmony; others ignore
+                                      it) */
+    int32_t reasoning_effort;      /* enum reason_chat_effort (Qwen3.8, Harmony; others ignore
+                                      it) */
+    int32_t current_date;          /* Harmony's "Current date:" as YYYYMMDD (20250628); 0: today
+                                      (local time, as gpt-oss's template does); -1: no date line */
+    int32_t reserved[2];
 } reason_chat_params;
 
 REASON_API void reason_chat_params_default(reason_chat_params *params);
@@ -384,7 +398,7 @@ enum reason_effort {
 
 enum reason_thinking_mode {
     REASON_THINKING_AUTO = 0,     /* the model's own delimiters if it has them, else prompted */
-    REASON_THINKING_MODEL = 1,    /* <think>/</think> tokens of the model */
+    REASON_THINKING_MODEL = 1,    /* <think>/</think> tokens of the model (Harmony: its channels) */
     REASON_THINKING_PROMPTED = 2, /* a system prompt asks an instruct model to think in tags */
     REASON_THINKING_OFF = 3,      /* answer directly (Qwen3 enable_thinking=false) */
 };
@@ -458,9 +472,25 @@ typedef struct reason_callbacks {
  * ends with REASON_FINISH_LENGTH (the last token is not fed). Bytes after "</think>" inside the
  * token that completes it belong to the answer text; the token counts as thinking.
  *
- * Effort (when max_thinking_tokens is -1): low 512, medium 2048, high 8192 thinking tokens. None
- * of the supported templates has an effort switch of its own (Qwen3's is on/off), so effort only
- * sets the budget.
+ * Harmony (gpt-oss, REASON_TEMPLATE_HARMONY): the delimiters are message headers, not tags. After
+ * the prompt's "<|start|>assistant" the model writes "<|channel|>analysis<|message|>" (thinking;
+ * commentary is thinking too), the text, "<|end|>", then "<|start|>assistant<|channel|>final
+ * <|message|>" (answer) and the answer, ended by "<|return|>", "<|end|>" or "<|call|>". Header
+ * tokens are never text. From the prompt they count in the phase their channel opens (callbacks
+ * see them as thinking until the channel is known); after a thinking message the model's
+ * "<|end|>" and the next header count as thinking, as the injected end of thinking
+ * "<|end|><|start|>assistant<|channel|>final<|message|>" (6 tokens) does. So a budget cut has
+ * max_thinking_tokens + n(wrap_up) + 6 thinking tokens (the analysis header's 3 included, for a
+ * budget of 3 or more), and a model that closes by itself at most max_thinking_tokens + 5 (its
+ * final header); the budget never cuts a header (an END_THINKING asked inside one applies after
+ * it). min_thinking:
+ * an early "<|end|>" of the analysis becomes the continuation. A model that opens the final
+ * channel at once has no thinking. Thinking off (or max_thinking_tokens 0) appends
+ * "<|channel|>final<|message|>" to the generation prompt. Prompted mode does not apply.
+ *
+ * Effort (when max_thinking_tokens is -1): low 512, medium 2048, high 8192 thinking tokens. It
+ * also sets the template's own switch where it has one: gpt-oss's "Reasoning: low|medium|high"
+ * (Qwen3's is on/off; Qwen3.8's levels are left to reason_chat_apply).
  *
  * Votes. A trace that finishes with END, LENGTH, STOP_STRING or LOOP votes with the answer
  * extracted from its ANSWER text only (never from the thinking, whose last number is often an
@@ -548,7 +578,9 @@ REASON_API reason_status reason_run(reason_context *ctx, const char *question,
                                     const reason_params *params, reason_result **out_result);
 /* The same from an already rendered prompt (raw text, special tokens parsed, BOS added where the
  * tokenizer asks). Traces start in THINKING when the prompt's last "<think>" is not closed, in
- * ANSWER when it ends with a closed think block, else they wait for the model's "<think>". */
+ * ANSWER when it ends with a closed think block, else they wait for the model's "<think>". For a
+ * Harmony model (by its chat template) they start in the phase of the channel whose message the
+ * prompt ends in, else wait for the model's header. */
 REASON_API reason_status reason_run_prompt(reason_context *ctx, const char *prompt,
                                            const reason_params *params,
                                            reason_result **out_result);

@@ -4,14 +4,17 @@
  * Each family is rendered by a small function that reproduces, byte for byte, what the model's
  * real Jinja template produces under Hugging Face transformers' apply_chat_template
  * (trim_blocks, lstrip_blocks, no tools). tools/gen_chat_fixtures.py renders the real templates
- * with jinja2 and tests/test_chat_template.c compares every case. Where a template transforms
+ * with jinja2 and tests/test_chat_template.c compares every case; gpt-oss's Harmony format follows
+ * OpenAI's own renderer, openai-harmony (tools/gen_harmony_fixtures.py). Where a template transforms
  * content we follow Python's string semantics: Jinja's `trim` is str.strip() (Unicode whitespace),
  * `lstrip('\n')` strips only newlines, `split(s)[-1]` is what follows the last s.
  */
 #include "chat_template.h"
 #include "model.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Output: a writer with no buffer only counts; chat_render counts first, then writes into a      */
@@ -127,6 +130,7 @@ typedef struct chat {
     bool think;    /* enable_thinking */
     int32_t keep;  /* preserve_thinking (enum reason_chat_preserve) */
     int32_t effort; /* reasoning_effort (enum reason_chat_effort) */
+    int32_t date;  /* Harmony's current date, YYYYMMDD, resolved once for both passes; -1: none */
 } chat;
 
 static bool role_is(const reason_chat_message *m, const char *role) {
@@ -385,6 +389,91 @@ static void render_llama3(writer *w, const chat *c, int32_t variant) {
     if (c->gen) put_str(w, LLAMA_HEADER("assistant"));
 }
 
+#define HARMONY_SYSTEM                                                                             \
+    "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"     \
+    "Knowledge cutoff: 2024-06\n"
+#define HARMONY_CHANNELS                                                                           \
+    "# Valid channels: analysis, commentary, final. Channel must be included for every message."
+
+static bool role_is_instructions(const reason_chat_message *m) {
+    return role_is(m, "system") || role_is(m, "developer");
+}
+
+/* gpt-oss's Harmony format, as openai-harmony renders it (tests/data/chat/harmony.json from
+ * tools/gen_harmony_fixtures.py): the system block OpenAI's renderer builds from its defaults
+ * plus the date and effort; the first system/developer message as developer instructions (none
+ * when empty, as gpt-oss's Jinja template does); past answers in the final channel, their
+ * analysis kept only when asked (openai-harmony drops analysis before a final message). Contents
+ * are not trimmed. */
+static void render_harmony(writer *w, const chat *c) {
+    put_str(w, HARMONY_SYSTEM);
+    if (c->date > 0) {
+        char line[48];
+        snprintf(line, sizeof line, "Current date: %04d-%02d-%02d\n", (int)(c->date / 10000),
+                 (int)(c->date / 100 % 100), (int)(c->date % 100));
+        put_str(w, line);
+    }
+    put_str(w, "\nReasoning: ");
+    put_str(w, c->effort == REASON_CHAT_EFFORT_LOW    ? "low"
+               : c->effort == REASON_CHAT_EFFORT_HIGH ? "high"
+                                                      : "medium");
+    put_str(w, "\n\n" HARMONY_CHANNELS "<|end|>");
+    size_t first = 0;
+    if (c->n > 0 && role_is_instructions(&c->m[0])) {
+        first = 1;
+        if (c->m[0].content[0]) {
+            put_str(w, "<|start|>developer<|message|># Instructions\n\n");
+            put_str(w, c->m[0].content);
+            put_str(w, "<|end|>");
+        }
+    }
+    for (size_t i = first; i < c->n; i++) {
+        const reason_chat_message *m = &c->m[i];
+        if (role_is(m, "user")) {
+            put_str(w, "<|start|>user<|message|>");
+            put_str(w, m->content);
+            put_str(w, "<|end|>");
+            continue;
+        }
+        span reasoning, answer;
+        qwen_split_think(span_of(m->content), &reasoning, &answer);
+        if (c->keep == REASON_CHAT_PRESERVE_ON && reasoning.n) {
+            put_str(w, "<|start|>assistant<|channel|>analysis<|message|>");
+            put_span(w, reasoning);
+            put_str(w, "<|end|>");
+        }
+        put_str(w, "<|start|>assistant<|channel|>final<|message|>");
+        put_span(w, answer);
+        put_str(w, "<|end|>");
+    }
+    if (c->gen) put_str(w, "<|start|>assistant");
+}
+
+/* Harmony's date: YYYYMMDD checked, 0 made today's (local time, as the template's strftime_now),
+ * negative left out. */
+static reason_status harmony_date(int32_t given, int32_t *out) {
+    if (given < 0) {
+        *out = -1;
+        return REASON_OK;
+    }
+    if (given == 0) {
+        const time_t now = time(NULL);
+        struct tm tm;
+        if (now == (time_t)-1 || !localtime_r(&now, &tm))
+            return rs_error(REASON_ERR_TEMPLATE, "chat template Harmony: no clock for today's "
+                                                 "date; set params->current_date");
+        *out = (int32_t)(tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+        return REASON_OK;
+    }
+    const int32_t y = given / 10000, mo = given / 100 % 100, d = given % 100;
+    if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31)
+        return rs_error(REASON_ERR_INVALID_ARG,
+                        "chat template: current_date = %d is not a date written YYYYMMDD",
+                        (int)given);
+    *out = given;
+    return REASON_OK;
+}
+
 static const char *variant_name(int32_t variant) {
     switch (variant) {
     case CHAT_CHATML: return "ChatML";
@@ -394,6 +483,7 @@ static const char *variant_name(int32_t variant) {
     case CHAT_SMOLLM2: return "SmolLM2";
     case CHAT_QWEN35: return "Qwen3.5";
     case CHAT_QWEN38: return "Qwen3.8";
+    case CHAT_HARMONY: return "Harmony";
     case CHAT_QWEN2_5: return "Qwen2.5";
     case CHAT_LLAMA3_0: return "Llama 3.0";
     case CHAT_DEEPSEEK_R1_V1: return "DeepSeek-R1 (first release)";
@@ -413,6 +503,7 @@ int32_t chat_variant_family(int32_t variant) {
     case CHAT_SMOLLM2: return REASON_TEMPLATE_SMOLLM2;
     case CHAT_QWEN35:
     case CHAT_QWEN38: return REASON_TEMPLATE_QWEN35;
+    case CHAT_HARMONY: return REASON_TEMPLATE_HARMONY;
     default: return 0;
     }
 }
@@ -443,6 +534,7 @@ static void render(writer *w, const chat *c, int32_t kind) {
     case CHAT_DEEPSEEK_R1_V1: render_deepseek_r1(w, c, kind); break;
     case CHAT_LLAMA3:
     case CHAT_LLAMA3_0: render_llama3(w, c, kind); break;
+    case CHAT_HARMONY: render_harmony(w, c); break;
     default: break;
     }
 }
@@ -461,11 +553,12 @@ reason_status chat_render(int32_t kind, const reason_chat_message *messages, siz
         if (!m->role || !m->content)
             return rs_error(REASON_ERR_INVALID_ARG, "chat template: messages[%zu].%s is NULL", i,
                             !m->role ? "role" : "content");
-        if (!role_is(m, "system") && !role_is(m, "user") && !role_is(m, "assistant"))
+        if (!role_is(m, "system") && !role_is(m, "user") && !role_is(m, "assistant") &&
+            !(kind == CHAT_HARMONY && role_is(m, "developer")))
             return rs_error(REASON_ERR_TEMPLATE,
                             "chat template %s: messages[%zu] has role '%.64s'; only system, user "
-                            "and assistant are supported",
-                            name, i, m->role);
+                            "and assistant are supported%s",
+                            name, i, m->role, kind == CHAT_HARMONY ? " (and developer)" : "");
     }
     reason_chat_params defaults;
     if (!params) {
@@ -477,11 +570,27 @@ reason_status chat_render(int32_t kind, const reason_chat_message *messages, siz
         return rs_error(REASON_ERR_INVALID_ARG, "chat template: preserve_thinking = %d is not a "
                         "reason_chat_preserve value", (int)params->preserve_thinking);
     if (params->reasoning_effort < REASON_CHAT_EFFORT_DEFAULT ||
-        params->reasoning_effort > REASON_CHAT_EFFORT_XHIGH)
+        params->reasoning_effort > REASON_CHAT_EFFORT_HIGH)
         return rs_error(REASON_ERR_INVALID_ARG, "chat template: reasoning_effort = %d is not a "
                         "reason_chat_effort value", (int)params->reasoning_effort);
     chat c = {messages, n_messages, params->add_generation_prompt != 0,
-              params->enable_thinking != 0, params->preserve_thinking, params->reasoning_effort};
+              params->enable_thinking != 0, params->preserve_thinking, params->reasoning_effort,
+              -1};
+    if (kind == CHAT_QWEN38 && c.think && c.effort == REASON_CHAT_EFFORT_HIGH)
+        return rs_error(REASON_ERR_TEMPLATE, "chat template %s: Unexpected reasoning effort high. "
+                        "Supported types are xhigh (default), medium, and low.", name);
+    if (kind == CHAT_HARMONY) {
+        if (c.effort == REASON_CHAT_EFFORT_XHIGH)
+            return rs_error(REASON_ERR_TEMPLATE,
+                            "chat template %s: reasoning_effort xhigh; gpt-oss knows low, medium "
+                            "or high", name);
+        for (size_t i = 1; i < n_messages; i++)
+            if (role_is_instructions(&messages[i]))
+                return rs_error(REASON_ERR_TEMPLATE,
+                                "chat template %s: a system or developer message must be the first "
+                                "(messages[%zu] is %s)", name, i, messages[i].role);
+        RS_TRY(harmony_date(params->current_date, &c.date));
+    }
     if (kind == CHAT_QWEN35 || kind == CHAT_QWEN38) {
         /* what the templates refuse (raise_exception), in their words */
         for (size_t i = 1; i < n_messages; i++)
@@ -515,7 +624,9 @@ reason_status chat_detect_variant(const char *src, int32_t *out_variant) {
         return rs_error(REASON_ERR_INVALID_ARG, "reason_chat_detect: %s is NULL",
                         !src ? "template_source" : "out_kind");
     int32_t v = 0;
-    if (strstr(src, DS_ASSISTANT)) {
+    if (strstr(src, "<|channel|>") && strstr(src, "<|message|>") && strstr(src, "<|start|>")) {
+        v = CHAT_HARMONY;
+    } else if (strstr(src, DS_ASSISTANT)) {
         v = strstr(src, DS_ASSISTANT "<think>") ? CHAT_DEEPSEEK_R1 : CHAT_DEEPSEEK_R1_V1;
     } else if (strstr(src, "<|start_header_id|>")) {
         v = strstr(src, "Cutting Knowledge Date") ? CHAT_LLAMA3 : CHAT_LLAMA3_0;
@@ -542,7 +653,8 @@ reason_status chat_detect_variant(const char *src, int32_t *out_variant) {
     if (!v)
         return rs_error(REASON_ERR_UNSUPPORTED,
                         "reason_chat_detect: the chat template is not one we know (ChatML, Qwen3, "
-                        "Qwen3.5, Qwen3.8, DeepSeek-R1, Llama 3, SmolLM2); format the prompt "
+                        "Qwen3.5, Qwen3.8, DeepSeek-R1, Llama 3, SmolLM2, gpt-oss Harmony); "
+                        "format the prompt "
                         "yourself and pass the raw text to reason_tokenize");
     *out_variant = v;
     return REASON_OK;
@@ -583,7 +695,7 @@ reason_status reason_chat_apply(const reason_model *model, const reason_chat_mes
                             "reason_chat_apply: the model has no tokenizer.chat_template; set "
                             "params->template_kind or pass raw text to reason_tokenize");
         RS_TRY(chat_detect_variant(src, &kind));
-    } else if (kind < REASON_TEMPLATE_CHATML || kind > REASON_TEMPLATE_QWEN35) {
+    } else if (kind < REASON_TEMPLATE_CHATML || kind > REASON_TEMPLATE_HARMONY) {
         return rs_error(REASON_ERR_INVALID_ARG,
                         "reason_chat_apply: params->template_kind = %d is not a template kind",
                         (int)kind);

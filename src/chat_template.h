@@ -5,7 +5,7 @@
 #include "core.h"
 
 /* Template variants. The public kinds (enum reason_template_kind) name families; members of a
- * family whose real templates render differently get a variant of their own. Variants 1..6 are
+ * family whose real templates render differently get a variant of their own. Variants 1..7 are
  * the public kinds; the others are recognised from the template source (chat_detect_variant). */
 enum chat_variant {
     CHAT_CHATML = REASON_TEMPLATE_CHATML,           /* plain ChatML, no default system prompt */
@@ -16,6 +16,7 @@ enum chat_variant {
     CHAT_SMOLLM2 = REASON_TEMPLATE_SMOLLM2,         /* ChatML + SmolLM's default system prompt */
     CHAT_QWEN35 = REASON_TEMPLATE_QWEN35,           /* Qwen3.5: trimmed contents, "<think>\n"
                                                        opened unless enable_thinking is 0 */
+    CHAT_HARMONY = REASON_TEMPLATE_HARMONY,         /* gpt-oss: Harmony messages and channels */
     CHAT_QWEN2_5 = 16,       /* ChatML + Qwen2.5's default system prompt */
     CHAT_LLAMA3_0 = 17,      /* Llama 3.0: no system block; the assistant header always ends it */
     CHAT_DEEPSEEK_R1_V1 = 18, /* first R1 distill template: generation prompt ends at Assistant */

@@ -10,7 +10,11 @@
  * A trace's tokens. toks holds every token after the prompt, in KV order: toks[0..n_fed) are in
  * the KV at positions n_prompt + i, toks[n_fed..n) wait to be fed. Counting (documented in
  * reason.h at reason_params): a token counts in the phase it was produced in; injected tokens count
- * like sampled ones; tokens taken back (prompted-mode backtracking) stop counting. */
+ * like sampled ones; tokens taken back (prompted-mode backtracking) stop counting.
+ *
+ * The thinking's delimiters come from the model's template family (think_syntax, trace_syntax.c):
+ * <think> tags, or Harmony's channel headers. The model is reached through a trace_engine (a
+ * reason_context here; tests script a fake one). */
 #include "trace.h"
 
 #include "chat_template.h"
@@ -23,18 +27,15 @@
 #include <string.h>
 #include <time.h>
 
-#define THINK_OPEN_TEXT "<think>\n"
-#define THINK_CLOSE_TEXT "\n</think>\n\n"
 #define PROMPTED_SYSTEM                                                                            \
     "You are a careful assistant. Before answering, think step by step inside <think> and "       \
     "</think>. After </think>, give the final answer."
 #define CONFIDENCE_TOP_K 5 /* alternatives behind DeepConf's token confidence */
 #define AWAIT_MAX_BYTES 16 /* text mode: bytes after which a missing <think> means an answer */
+#define HEADER_MAX_TOKENS 32 /* a message header longer than this is no header: the budget may
+                                end the thinking inside it */
 
 enum { PHASE_AWAIT = 3 }; /* internal: the model has not yet shown whether it thinks */
-
-static const char open_tag[] = "<think>";
-static const char *const close_patterns[] = {"</think>"};
 
 typedef struct token_list {
     reason_token *v;
@@ -70,6 +71,10 @@ typedef struct trace {
     int32_t thinking_tokens, answer_tokens, await_tokens;
     int32_t action; /* what the callbacks said about the current token */
     int32_t took_back; /* the current token was taken back */
+    int32_t in_header;     /* header families: inside a message header (its tokens are no text) */
+    int32_t header_tokens; /* tokens of the current header */
+    int32_t end_asked;     /* a callback ended the thinking inside a header: done after it */
+    byte_buf header;       /* its text, control tags written out, to find the channel */
     text_matcher think_m; /* text mode, THINKING: "</think>" */
     text_matcher stop_m;  /* ANSWER: stop strings */
     utf8_stream utf8;
@@ -80,8 +85,9 @@ typedef struct trace {
 } trace;
 
 typedef struct run {
-    reason_context *ctx;
+    const trace_engine *e;
     const reason_tokenizer *tok;
+    const think_syntax *syn;
     const reason_callbacks *cb;
     reason_params p;
     int32_t user_logprobs;
@@ -89,7 +95,10 @@ typedef struct run {
     int32_t n_prompt;
     int32_t text_mode;
     reason_token think_begin, think_end;
+    /* header families: the tags as tokens (answer_end: -1 where the vocabulary lacks one) */
+    reason_token tk_start, tk_channel, tk_message, tk_close, tk_answer_end[2];
     token_list inj_close, inj_wrap, inj_cont, inj_nudge;
+    token_list inj_reopen; /* inj_close without close: the model already wrote it */
     trace *traces;
     int32_t n_traces;
     int32_t n_live;
@@ -193,7 +202,7 @@ static reason_status finish_trace(run *r, trace *tr, int32_t finish) {
     tr->logit_row = -1;
     r->n_live--;
     /* the memory returns to the pool at once */
-    RS_TRY(reason_seq_free(r->ctx, tr->seq));
+    RS_TRY(r->e->seq_free(r->e->self, tr->seq));
     if (!finish_votes(finish)) return REASON_OK;
 
     const byte_buf *answer = &tr->text[REASON_PHASE_ANSWER];
@@ -256,10 +265,15 @@ static reason_status to_answer(run *r, trace *tr) {
     return REASON_OK;
 }
 
-/* Ends the thinking by injecting its closing (with the wrap-up when the budget ends it). */
+/* Ends the thinking by injecting its closing (with the wrap-up when the budget ends it). Between
+ * two messages the model has closed its own already: only the answer's header follows. */
 static reason_status end_thinking(run *r, trace *tr, bool budget) {
-    if (budget && r->inj_wrap.n) RS_TRY(inject(r, tr, &r->inj_wrap, r->inj_wrap.n, true));
-    RS_TRY(inject(r, tr, &r->inj_close, r->inj_close.n, false));
+    const bool closed = tr->in_header != 0;
+    if (budget && !closed && r->inj_wrap.n)
+        RS_TRY(inject(r, tr, &r->inj_wrap, r->inj_wrap.n, true));
+    const token_list *l = closed ? &r->inj_reopen : &r->inj_close;
+    RS_TRY(inject(r, tr, l, l->n, false));
+    tr->in_header = 0;
     return to_answer(r, tr);
 }
 
@@ -303,7 +317,7 @@ static reason_status take_back_tag(run *r, trace *tr) {
     const int32_t keep = tr->think_m.match_tok_first ? tr->think_m.match_tok : tr->think_m.match_tok + 1;
     if (keep >= tr->toks.n) return REASON_OK;
     if (keep < tr->n_fed) {
-        RS_TRY(reason_seq_truncate(r->ctx, tr->seq, r->n_prompt + keep));
+        RS_TRY(r->e->seq_truncate(r->e->self, tr->seq, r->n_prompt + keep));
         tr->n_fed = keep;
     }
     tr->thinking_tokens -= tr->toks.n - keep;
@@ -322,8 +336,8 @@ static reason_status feed_bytes(run *r, trace *tr, const char *bytes, size_t n, 
             size_t s = 0;
             while (s < tr->await_bytes.len && strchr(" \t\r\n", tr->await_bytes.data[s])) s++;
             const size_t rest = tr->await_bytes.len - s;
-            const size_t tag = strlen(open_tag);
-            if (rest <= tag && memcmp(tr->await_bytes.data + s, open_tag, rest) == 0 &&
+            const size_t tag = strlen(r->syn->open);
+            if (rest <= tag && memcmp(tr->await_bytes.data + s, r->syn->open, rest) == 0 &&
                 tr->await_bytes.len <= AWAIT_MAX_BYTES) {
                 if (rest == tag) await_to_thinking(tr);
                 continue;
@@ -387,11 +401,18 @@ static reason_status settle(run *r, trace *tr) {
     tr->action = REASON_ACTION_CONTINUE;
     if (action == REASON_ACTION_STOP) return finish_trace(r, tr, REASON_FINISH_CANCELLED);
     if (action == REASON_ACTION_END_THINKING) {
-        if (tr->phase == PHASE_AWAIT) RS_TRY(await_to_answer(r, tr));
+        if (tr->in_header) tr->end_asked = 1; /* a header is not cut: its channel may be final */
+        else if (tr->phase == PHASE_AWAIT) RS_TRY(await_to_answer(r, tr));
         else if (tr->phase == REASON_PHASE_THINKING) RS_TRY(end_thinking(r, tr, false));
         if (tr->phase == REASON_PHASE_DONE) return REASON_OK;
     }
-    if (tr->phase == REASON_PHASE_THINKING && tr->thinking_tokens >= r->p.max_thinking_tokens)
+    if (tr->end_asked && !tr->in_header) {
+        tr->end_asked = 0;
+        if (tr->phase == REASON_PHASE_THINKING) RS_TRY(end_thinking(r, tr, false));
+    }
+    /* inside a header the model is already leaving its message; the budget waits for the body */
+    if (tr->phase == REASON_PHASE_THINKING && tr->thinking_tokens >= r->p.max_thinking_tokens &&
+        (!tr->in_header || tr->header_tokens > HEADER_MAX_TOKENS))
         RS_TRY(end_thinking(r, tr, true));
     if (tr->phase == REASON_PHASE_ANSWER && tr->answer_tokens >= r->p.max_answer_tokens)
         return finish_trace(r, tr, REASON_FINISH_LENGTH);
@@ -414,6 +435,109 @@ static reason_status on_loop(run *r, trace *tr) {
     return inject(r, tr, &r->inj_nudge, (int32_t)RS_MIN(room, (int64_t)r->inj_nudge.n), true);
 }
 
+/* ---- header families (Harmony) ------------------------------------------------------------ */
+
+static bool ends_answer(const run *r, reason_token t) {
+    return t == r->tk_close || t == r->tk_answer_end[0] || t == r->tk_answer_end[1] ||
+           reason_token_is_end(r->tok, t);
+}
+
+/* A message header begins (the model's own, or after its close). */
+static void open_header(trace *tr) {
+    tr->in_header = 1;
+    tr->header_tokens = 0;
+    tr->header.len = 0;
+}
+
+/* A token inside a header: kept and counted, never text; its text (tags written out) goes to the
+ * header, whose channel decides the phase once the body begins. From AWAIT the header's tokens
+ * count in the phase it opens (callbacks see them as thinking until then); after a thinking
+ * message they count as thinking, like the injected end of thinking. Reports the token in
+ * *phase. */
+static reason_status take_header_token(run *r, trace *tr, reason_token t, int32_t *phase) {
+    count_token(tr, 1);
+    RS_TRY(keep_token(r, tr, t));
+    tr->header_tokens++;
+    if (t == r->tk_message) {
+        const int32_t from = tr->phase; /* the phase the token counts in */
+        const int32_t to = syntax_channel_phase(r->syn, tr->header.data ? tr->header.data : "",
+                                                tr->header.len);
+        tr->in_header = 0;
+        if (tr->phase == PHASE_AWAIT && to == REASON_PHASE_THINKING) {
+            await_to_thinking(tr);
+        } else if (tr->phase == PHASE_AWAIT) {
+            tr->await_bytes.len = 0; /* header text is no answer text */
+            RS_TRY(await_to_answer(r, tr));
+        } else if (tr->phase == REASON_PHASE_THINKING && to == REASON_PHASE_ANSWER) {
+            RS_TRY(to_answer(r, tr));
+        }
+        *phase = from == PHASE_AWAIT ? tr->phase : from;
+        return REASON_OK;
+    }
+    if (t == r->tk_start) tr->header.len = 0; /* a new header: only its own channel counts */
+    const char *bytes = t == r->tk_channel ? r->syn->channel_tag : " ";
+    size_t n = strlen(bytes);
+    if (t != r->tk_channel && !reason_token_is_control(r->tok, t))
+        RS_TRY(token_bytes(r, t, &bytes, &n));
+    return byte_buf_append(&tr->header, bytes, n);
+}
+
+/* One sampled token of a header family: headers pick the phase, the close of a thinking message
+ * ends it (or becomes the continuation before min_thinking_tokens), the close or end of the
+ * answer message ends the trace. *kept: the token went into the trace. */
+static reason_status take_header_family(run *r, trace *tr, reason_token t, int32_t *phase,
+                                        bool *kept) {
+    const bool opens = t == r->tk_start || t == r->tk_channel;
+    if (tr->in_header && !(ends_answer(r, t) && tr->phase == REASON_PHASE_THINKING)) {
+        if (ends_answer(r, t)) { /* no message after all: the generation ends */
+            count_token(tr, 1);
+            if (tr->phase == PHASE_AWAIT) *phase = REASON_PHASE_ANSWER;
+            return finish_trace(r, tr, REASON_FINISH_END);
+        }
+        *kept = true;
+        if (tr->phase == PHASE_AWAIT) *phase = REASON_PHASE_THINKING; /* usually analysis */
+        return take_header_token(r, tr, t, phase);
+    }
+    if (tr->phase == REASON_PHASE_THINKING && (ends_answer(r, t) || opens)) {
+        /* the model ends its thinking message: its close is kept, anything else (an end of
+         * generation, a header without the close) becomes the injected end of thinking */
+        RS_TRY(flush_phase(r, tr, false));
+        if (tr->thinking_tokens < r->p.min_thinking_tokens) return extend_thinking(r, tr);
+        if (t != r->tk_close) return end_thinking(r, tr, false);
+        count_token(tr, 1);
+        RS_TRY(keep_token(r, tr, t));
+        *kept = true;
+        open_header(tr);
+        return REASON_OK;
+    }
+    if (ends_answer(r, t) || (opens && tr->phase == REASON_PHASE_ANSWER)) {
+        if (tr->phase == PHASE_AWAIT) {
+            RS_TRY(await_to_answer(r, tr));
+            *phase = REASON_PHASE_ANSWER;
+        }
+        count_token(tr, 1);
+        return finish_trace(r, tr, REASON_FINISH_END);
+    }
+    if (opens) { /* between messages: a header */
+        open_header(tr);
+        *kept = true;
+        *phase = REASON_PHASE_THINKING;
+        return take_header_token(r, tr, t, phase);
+    }
+    if (tr->phase == PHASE_AWAIT) { /* text without a header: the answer */
+        tr->phase = *phase = REASON_PHASE_ANSWER;
+        matcher_reset(&tr->stop_m);
+    }
+    count_token(tr, 1);
+    RS_TRY(keep_token(r, tr, t));
+    const char *bytes;
+    size_t n;
+    RS_TRY(token_bytes(r, t, &bytes, &n));
+    RS_TRY(feed_bytes(r, tr, bytes, n, tr->toks.n - 1));
+    *kept = tr->phase != REASON_PHASE_DONE;
+    return REASON_OK;
+}
+
 /* One sampled token through the trace's state machine. */
 static reason_status take_sampled(run *r, trace *tr, const reason_token_choice *choice) {
     const reason_token t = choice->token;
@@ -423,7 +547,9 @@ static reason_status take_sampled(run *r, trace *tr, const reason_token_choice *
     int32_t phase = tr->phase; /* the phase the token is reported in */
     bool kept = false;
 
-    if (reason_token_is_end(r->tok, t)) {
+    if (r->syn->header_end) {
+        RS_TRY(take_header_family(r, tr, t, &phase, &kept));
+    } else if (reason_token_is_end(r->tok, t)) {
         /* an end of generation inside the thinking ends only the thinking: the model still owes
          * an answer (small instruct models in prompted mode often stop without "</think>") */
         if (tr->phase == REASON_PHASE_THINKING) {
@@ -507,7 +633,7 @@ static reason_status decode_step(run *r) {
             return r->n_live ? rs_error(REASON_ERR_INTERNAL, "reason_run: live traces with nothing to decode")
                              : REASON_OK;
         const reason_batch b = {n, r->b_tok, r->b_pos, r->b_seq, r->b_want};
-        const reason_status st = reason_decode(r->ctx, &b);
+        const reason_status st = r->e->decode(r->e->self, &b);
         if (st == REASON_ERR_CONTEXT_FULL) {
             /* the longest trace in the batch gives way; the others go on */
             trace *longest = NULL;
@@ -529,9 +655,9 @@ static reason_status decode_step(run *r) {
             tr->n_fed += tr->n_taking;
             tr->logit_row = tr->n_fed == tr->toks.n ? row - 1 : -1;
         }
-        reason_context_stats s;
-        RS_TRY(reason_context_get_stats(r->ctx, &s));
-        r->kv_peak = RS_MAX(r->kv_peak, (int64_t)s.kv_slots_used);
+        int64_t used;
+        RS_TRY(r->e->kv_used(r->e->self, &used));
+        r->kv_peak = RS_MAX(r->kv_peak, used);
         return REASON_OK;
     }
 }
@@ -541,7 +667,7 @@ static reason_status sample_all(run *r) {
         trace *tr = &r->traces[i];
         if (tr->phase == REASON_PHASE_DONE || tr->logit_row < 0) continue;
         const float *logits;
-        RS_TRY(reason_get_logits(r->ctx, tr->logit_row, &logits));
+        RS_TRY(r->e->logits(r->e->self, tr->logit_row, &logits));
         tr->logit_row = -1;
         reason_token_choice choice;
         RS_TRY(reason_sampler_sample(tr->sampler, logits, &choice));
@@ -597,6 +723,7 @@ static void free_run(run *r) {
         byte_buf_free(&tr->text[1]);
         byte_buf_free(&tr->scratch);
         byte_buf_free(&tr->await_bytes);
+        byte_buf_free(&tr->header);
         free(tr->extracted);
     }
     free(r->traces);
@@ -604,6 +731,7 @@ static void free_run(run *r) {
     free(r->inj_wrap.v);
     free(r->inj_cont.v);
     free(r->inj_nudge.v);
+    free(r->inj_reopen.v);
     free(r->b_tok);
     free(r->b_pos);
     free(r->b_seq);
@@ -683,11 +811,11 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Runs a tokenized prompt; start_phase: where traces begin. */
+/* Runs a tokenized prompt; start_phase: where traces begin; in_header: inside a message header. */
 static reason_status run_tokens(run *r, const token_list *prompt, int32_t start_phase,
-                                reason_result **out) {
+                                int32_t in_header, reason_result **out) {
     const double t0 = now_seconds();
-    reason_context *ctx = r->ctx;
+    const trace_engine *e = r->e;
     const reason_params *p = &r->p;
     reason_status st = REASON_OK;
     r->n_prompt = prompt->n;
@@ -695,7 +823,7 @@ static reason_status run_tokens(run *r, const token_list *prompt, int32_t start_
     if (prompt->n < 1) return rs_error(REASON_ERR_INVALID_ARG, "reason_run: the prompt is empty");
     for (int32_t s = 0; s <= r->n_traces; s++) {
         int32_t len;
-        RS_TRY(reason_seq_length(ctx, s, &len));
+        RS_TRY(e->seq_length(e->self, s, &len));
         if (len)
             return rs_error(REASON_ERR_INVALID_ARG,
                             "reason_run: sequence %d is in use (%d tokens); traces need sequences "
@@ -715,18 +843,19 @@ static reason_status run_tokens(run *r, const token_list *prompt, int32_t start_
     reason_sampler_params sp = p->sampling;
     r->user_logprobs = sp.n_logprobs;
     sp.n_logprobs = RS_MAX(sp.n_logprobs, CONFIDENCE_TOP_K);
-    const int32_t n_vocab = context_model(ctx)->hp.n_vocab; /* logits per row */
+    const int32_t n_vocab = e->n_vocab; /* logits per row */
     for (int32_t i = 0; i < r->n_traces; i++) {
         trace *tr = &r->traces[i];
         tr->index = i;
         tr->seq = i + 1;
         tr->phase = start_phase;
+        tr->in_header = in_header;
         tr->logit_row = -1;
         sp.seed = p->sampling.seed + (uint64_t)i;
         RS_TRY(reason_sampler_create(&sp, n_vocab, &tr->sampler));
         RS_TRY(confidence_init(&tr->conf, p->confidence_window));
         RS_TRY(loop_detector_init(&tr->loop, p->loop_ngram, p->loop_repeats));
-        RS_TRY(matcher_init(&tr->think_m, close_patterns, 1));
+        RS_TRY(matcher_init(&tr->think_m, &r->syn->close, 1));
         RS_TRY(matcher_init(&tr->stop_m, p->stop_strings, p->n_stop_strings));
         for (int32_t k = 0; k < prompt->n; k++) RS_TRY(reason_sampler_accept(tr->sampler, prompt->v[k]));
     }
@@ -740,15 +869,13 @@ static reason_status run_tokens(run *r, const token_list *prompt, int32_t start_
             r->b_seq[k] = 0;
         }
         const reason_batch b = {n, prompt->v + i, r->b_pos, r->b_seq, NULL};
-        if ((st = reason_decode(ctx, &b)) != REASON_OK)
+        if ((st = e->decode(e->self, &b)) != REASON_OK)
             return rs_error_prefix(st, "reason_run: prompt of %d tokens", prompt->n);
         last_row = n - 1;
     }
-    for (int32_t i = 0; i < r->n_traces; i++) RS_TRY(reason_seq_fork(ctx, 0, r->traces[i].seq));
-    RS_TRY(reason_seq_free(ctx, 0));
-    reason_context_stats stats;
-    RS_TRY(reason_context_get_stats(ctx, &stats));
-    r->kv_peak = (int64_t)stats.kv_slots_used;
+    for (int32_t i = 0; i < r->n_traces; i++) RS_TRY(e->seq_fork(e->self, 0, r->traces[i].seq));
+    RS_TRY(e->seq_free(e->self, 0));
+    RS_TRY(e->kv_used(e->self, &r->kv_peak));
 
     r->n_live = r->n_traces;
     for (int32_t i = 0; i < r->n_traces; i++) {
@@ -766,53 +893,93 @@ static reason_status run_tokens(run *r, const token_list *prompt, int32_t start_
     return make_result(r, now_seconds() - t0, out);
 }
 
-static reason_status start_run(reason_context *ctx, const char *question, const char *raw_prompt,
-                               const reason_params *params, reason_result **out_result) {
+/* The tokens of a header family's tags; the tags the runtime needs must be single tokens. */
+static reason_status find_tags(run *r) {
+    const think_syntax *syn = r->syn;
+    const char *need[] = {syn->header_start, syn->channel_tag, syn->header_end, syn->close};
+    reason_token *out[] = {&r->tk_start, &r->tk_channel, &r->tk_message, &r->tk_close};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if ((*out[i] = reason_tokenizer_find(r->tok, need[i])) < 0)
+            return rs_error(REASON_ERR_UNSUPPORTED,
+                            "reason_run: the chat template uses %s but the vocabulary has no "
+                            "token %s",
+                            syn->name, need[i]);
+    for (size_t i = 0; i < 2; i++)
+        r->tk_answer_end[i] = syn->answer_ends[i] ? reason_tokenizer_find(r->tok, syn->answer_ends[i])
+                                                  : -1;
+    return REASON_OK;
+}
+
+/* The effort preset as the template's own switch (reason_chat_effort). */
+static int32_t chat_effort(int32_t effort) {
+    switch (effort) {
+    case REASON_EFFORT_LOW: return REASON_CHAT_EFFORT_LOW;
+    case REASON_EFFORT_MEDIUM: return REASON_CHAT_EFFORT_MEDIUM;
+    case REASON_EFFORT_HIGH: return REASON_CHAT_EFFORT_HIGH;
+    default: return REASON_CHAT_EFFORT_DEFAULT;
+    }
+}
+
+reason_status trace_run(const trace_engine *e, const char *question, const char *raw_prompt,
+                        const reason_params *params, reason_result **out_result) {
     RS_CHECK_ARG(out_result != NULL);
     *out_result = NULL;
-    RS_CHECK_ARG(ctx != NULL);
+    RS_CHECK_ARG(e != NULL);
     RS_CHECK_ARG(question != NULL || raw_prompt != NULL);
     run r;
     memset(&r, 0, sizeof r);
-    r.ctx = ctx;
+    r.e = e;
     if (params) r.p = *params;
     else reason_params_default(&r.p);
-    const reason_context_params *cp = context_params(ctx);
+    const reason_context_params *cp = &e->cp;
     RS_TRY(trace_check_params(&r.p, cp));
     trace_resolve_budgets(&r.p);
     r.cb = r.p.callbacks;
     r.n_traces = r.p.n_traces;
     r.n_batch = (int32_t)cp->n_batch;
-    const reason_model *model = context_model(ctx);
-    RS_TRY(reason_model_tokenizer(model, &r.tok));
-    r.think_begin = reason_tokenizer_special(r.tok, REASON_SPECIAL_THINK_BEGIN);
-    r.think_end = reason_tokenizer_special(r.tok, REASON_SPECIAL_THINK_END);
-    const bool has_tags = r.think_begin >= 0 && r.think_end >= 0;
-    int32_t mode = r.p.thinking_mode;
-    if (mode == REASON_THINKING_AUTO) mode = has_tags ? REASON_THINKING_MODEL : REASON_THINKING_PROMPTED;
-    r.text_mode = mode == REASON_THINKING_PROMPTED || !has_tags;
-    const char *wrap_text = r.p.wrap_up && r.p.wrap_up[0] ? r.p.wrap_up : NULL;
-    const char *cont_text =
-        r.p.continuation && r.p.continuation[0] ? r.p.continuation : DEFAULT_CONTINUATION;
-    const char *nudge_text = r.p.loop_nudge && r.p.loop_nudge[0] ? r.p.loop_nudge : DEFAULT_NUDGE;
-
-    reason_status st;
-    char *prompt = NULL;
-    token_list prompt_tokens = {0};
-    int32_t start_phase;
-    if (raw_prompt) {
-        start_phase = phase_of_prompt(raw_prompt, mode);
-    } else {
-        const char *src = model_chat_template(model);
-        int32_t variant;
+    r.tok = e->tok;
+    /* the delimiters follow the template family; a raw prompt for a model whose template we do
+     * not know uses the <think> tags */
+    int32_t variant = 0;
+    const char *src = e->chat_template;
+    if (question) {
         if (!src)
             return rs_error(REASON_ERR_UNSUPPORTED, "reason_run: the model has no chat template; "
                                                     "render the prompt and use reason_run_prompt");
         RS_TRY(chat_detect_variant(src, &variant));
+    } else if (!src || chat_detect_variant(src, &variant) != REASON_OK) {
+        variant = 0;
+    }
+    r.syn = syntax_for_family(chat_variant_family(variant));
+    const bool headers = r.syn->header_end != NULL;
+    r.think_begin = reason_tokenizer_special(r.tok, REASON_SPECIAL_THINK_BEGIN);
+    r.think_end = reason_tokenizer_special(r.tok, REASON_SPECIAL_THINK_END);
+    if (headers) RS_TRY(find_tags(&r));
+    const bool has_tags = headers || (r.think_begin >= 0 && r.think_end >= 0);
+    int32_t mode = r.p.thinking_mode;
+    if (mode == REASON_THINKING_AUTO) mode = has_tags ? REASON_THINKING_MODEL : REASON_THINKING_PROMPTED;
+    if (mode == REASON_THINKING_PROMPTED && !r.syn->prompted_open)
+        return rs_error(REASON_ERR_INVALID_ARG, "reason_run: the model thinks in %s; prompted "
+                                                "thinking does not apply", r.syn->name);
+    r.text_mode = !headers && (mode == REASON_THINKING_PROMPTED || !has_tags);
+    const char *wrap_text = r.p.wrap_up && r.p.wrap_up[0] ? r.p.wrap_up : NULL;
+    const char *cont_text =
+        r.p.continuation && r.p.continuation[0] ? r.p.continuation : DEFAULT_CONTINUATION;
+    const char *nudge_text = r.p.loop_nudge && r.p.loop_nudge[0] ? r.p.loop_nudge : DEFAULT_NUDGE;
+    const bool thinking_on = mode != REASON_THINKING_OFF && r.p.max_thinking_tokens != 0;
+
+    reason_status st;
+    char *prompt = NULL;
+    token_list prompt_tokens = {0};
+    int32_t start_phase, in_header = 0;
+    if (raw_prompt) {
+        start_phase = headers ? PHASE_AWAIT : phase_of_prompt(raw_prompt, mode);
+    } else {
         reason_chat_params chat;
         reason_chat_params_default(&chat);
         /* the model's own switch: Qwen3 renders a pre-closed think block when thinking is off */
-        chat.enable_thinking = mode != REASON_THINKING_OFF && r.p.max_thinking_tokens != 0;
+        chat.enable_thinking = thinking_on;
+        if (r.syn->effort_switch) chat.reasoning_effort = chat_effort(r.p.effort);
         reason_chat_message msgs[2];
         size_t n_msgs = 0;
         char *system = NULL;
@@ -828,7 +995,9 @@ static reason_status start_run(reason_context *ctx, const char *question, const 
         msgs[n_msgs++] = (reason_chat_message){"user", question};
         size_t len = 0;
         st = chat_render(variant, msgs, n_msgs, &chat, NULL, 0, &len);
-        const size_t extra = strlen(THINK_OPEN_TEXT) + strlen(THINK_CLOSE_TEXT) + 1;
+        /* room for what may be appended: an opening, or the end of thinking (off) */
+        const size_t extra = strlen(r.syn->inject_close) + strlen(r.syn->off_suffix) +
+                             (r.syn->prompted_open ? strlen(r.syn->prompted_open) : 0) + 1;
         if ((st == REASON_OK || st == REASON_ERR_BUFFER) &&
             (prompt = rs_malloc(len + extra, "prompt")) != NULL)
             st = chat_render(variant, msgs, n_msgs, &chat, prompt, len + 1, &len);
@@ -840,8 +1009,10 @@ static reason_status start_run(reason_context *ctx, const char *question, const 
             return st;
         }
         const int32_t end = chat_prompt_end(variant, &chat);
-        if (mode == REASON_THINKING_OFF) {
-            if (end == CHAT_END_IN_THINKING) strcat(prompt, THINK_CLOSE_TEXT + 1);
+        if (headers) {
+            start_phase = PHASE_AWAIT;
+        } else if (mode == REASON_THINKING_OFF) {
+            if (end == CHAT_END_IN_THINKING) strcat(prompt, r.syn->off_suffix);
             start_phase = REASON_PHASE_ANSWER;
         } else if (end == CHAT_END_IN_THINKING) {
             start_phase = REASON_PHASE_THINKING;
@@ -849,28 +1020,93 @@ static reason_status start_run(reason_context *ctx, const char *question, const 
             start_phase = REASON_PHASE_ANSWER;
         } else if (mode == REASON_THINKING_PROMPTED) {
             /* opened for the model, as R1's template does: small instruct models follow better */
-            strcat(prompt, THINK_OPEN_TEXT);
+            strcat(prompt, r.syn->prompted_open);
             start_phase = REASON_PHASE_THINKING;
         } else {
             start_phase = PHASE_AWAIT;
+        }
+    }
+    if (headers) {
+        /* where the prompt leaves the model: in its header (the usual "<|start|>assistant"),
+         * in a message, or between messages; thinking off (or a zero budget) goes straight to
+         * the answer's channel, as a pre-closed think block does */
+        int32_t ph;
+        syntax_prompt_state(r.syn, prompt ? prompt : raw_prompt, &ph, &in_header);
+        start_phase = ph < 0 ? PHASE_AWAIT : ph;
+        if (prompt && !thinking_on) {
+            if (in_header) strcat(prompt, r.syn->off_suffix);
+            else if (ph == REASON_PHASE_THINKING) strcat(prompt, r.syn->inject_close);
+            if (in_header || ph == REASON_PHASE_THINKING) start_phase = REASON_PHASE_ANSWER;
+            in_header = 0;
+        } else if (mode == REASON_THINKING_OFF) {
+            start_phase = REASON_PHASE_ANSWER; /* a raw prompt as it is, as for the tags */
         }
     }
     const int32_t flags = REASON_TOKENIZE_PARSE_SPECIAL;
     st = tokenize_alloc(r.tok, prompt ? prompt : raw_prompt, flags | REASON_TOKENIZE_ADD_SPECIAL,
                         &prompt_tokens);
     free(prompt);
-    if (st == REASON_OK) st = tokenize_alloc(r.tok, THINK_CLOSE_TEXT, flags, &r.inj_close);
+    if (st == REASON_OK) st = tokenize_alloc(r.tok, r.syn->inject_close, flags, &r.inj_close);
+    if (st == REASON_OK && headers)
+        st = tokenize_alloc(r.tok, r.syn->inject_close + strlen(r.syn->close), flags,
+                            &r.inj_reopen);
     if (st == REASON_OK) st = tokenize_alloc(r.tok, cont_text, flags, &r.inj_cont);
     if (st == REASON_OK) st = tokenize_alloc(r.tok, nudge_text, flags, &r.inj_nudge);
     if (st == REASON_OK && wrap_text) st = tokenize_alloc(r.tok, wrap_text, flags, &r.inj_wrap);
-    if (st == REASON_OK) st = run_tokens(&r, &prompt_tokens, start_phase, out_result);
+    if (st == REASON_OK) st = run_tokens(&r, &prompt_tokens, start_phase, in_header, out_result);
     if (st != REASON_OK) {
         /* leave the context as it was found: every sequence this run used is emptied */
-        for (int32_t s = 0; s <= r.n_traces; s++) reason_seq_free(ctx, s);
+        for (int32_t s = 0; s <= r.n_traces; s++) e->seq_free(e->self, s);
     }
     free(prompt_tokens.v);
     free_run(&r);
     return st;
+}
+
+/* ---- the engine of a reason_context --------------------------------------------------------- */
+
+static reason_status ctx_decode(void *self, const reason_batch *b) {
+    return reason_decode(self, b);
+}
+static reason_status ctx_logits(void *self, int32_t i, const float **out) {
+    return reason_get_logits(self, i, out);
+}
+static reason_status ctx_seq_length(void *self, int32_t seq, int32_t *len) {
+    return reason_seq_length(self, seq, len);
+}
+static reason_status ctx_seq_truncate(void *self, int32_t seq, int32_t n_keep) {
+    return reason_seq_truncate(self, seq, n_keep);
+}
+static reason_status ctx_seq_fork(void *self, int32_t parent, int32_t child) {
+    return reason_seq_fork(self, parent, child);
+}
+static reason_status ctx_seq_free(void *self, int32_t seq) { return reason_seq_free(self, seq); }
+static reason_status ctx_kv_used(void *self, int64_t *slots) {
+    reason_context_stats s;
+    RS_TRY(reason_context_get_stats(self, &s));
+    *slots = (int64_t)s.kv_slots_used;
+    return REASON_OK;
+}
+
+static reason_status start_run(reason_context *ctx, const char *question, const char *raw_prompt,
+                               const reason_params *params, reason_result **out_result) {
+    RS_CHECK_ARG(out_result != NULL);
+    *out_result = NULL;
+    RS_CHECK_ARG(ctx != NULL);
+    const reason_model *model = context_model(ctx);
+    trace_engine e = {.self = ctx,
+                      .chat_template = model_chat_template(model),
+                      .n_vocab = model->hp.n_vocab,
+                      .cp = *context_params(ctx),
+                      .decode = ctx_decode,
+                      .logits = ctx_logits,
+                      .seq_length = ctx_seq_length,
+                      .seq_truncate = ctx_seq_truncate,
+                      .seq_fork = ctx_seq_fork,
+                      .seq_free = ctx_seq_free,
+                      .kv_used = ctx_kv_used};
+    RS_TRY(reason_model_tokenizer(model, &e.tok));
+    return trace_run(&e, question, raw_prompt, params, out_result);
 }
 
 reason_status reason_run(reason_context *ctx, const char *question, const reason_params *params,

@@ -1,6 +1,7 @@
-/* trace.h — the reasoning runtime's internal pieces (DESIGN.md §2): the text-level matcher that
- * finds <think>, </think> and stop strings in streamed bytes, the UTF-8 assembler that turns token
- * bytes into valid text pieces, and the loop detector. trace.c drives traces with them. */
+/* trace.h — the reasoning runtime's internal pieces (DESIGN.md §2): the thinking delimiters of
+ * each template family, the text-level matcher that finds <think>, </think> and stop strings in
+ * streamed bytes, the UTF-8 assembler that turns token bytes into valid text pieces, the loop
+ * detector, and the engine interface through which trace.c drives a model. */
 #ifndef REASON_TRACE_H
 #define REASON_TRACE_H
 
@@ -76,6 +77,72 @@ RS_INTERNAL void loop_detector_free(loop_detector *d);
 RS_INTERNAL void loop_detector_reset(loop_detector *d);
 /* Adds a token; returns the cycle length L of a detected loop, or 0. */
 RS_INTERNAL int32_t loop_detector_add(loop_detector *d, reason_token token);
+
+/* ---- thinking delimiters per template family (trace_syntax.c) ---- */
+
+/* A message channel and the phase its text belongs to. */
+typedef struct syntax_channel {
+    const char *name;
+    int32_t phase; /* enum reason_phase */
+} syntax_channel;
+
+/* How a family's models delimit their thinking. Two shapes: tags around the thinking (<think>
+ * ... </think>, then the answer), or message headers naming a channel (Harmony: after
+ * "<|start|>assistant" the model writes "<|channel|>analysis<|message|>", the thinking, "<|end|>",
+ * then "<|start|>assistant<|channel|>final<|message|>", the answer, "<|return|>"). The runtime
+ * reads these texts only; nothing else in it names a family. */
+typedef struct think_syntax {
+    const char *name;
+    const char *open;          /* what opens thinking in the output ("<think>") */
+    const char *close;         /* what the model writes to end its thinking */
+    const char *inject_close;  /* injected to end thinking (budget, callback, end token); it
+                                  begins with close */
+    const char *prompted_open; /* appended after the generation prompt in prompted mode */
+    const char *off_suffix;    /* appended where the prompt leaves the model about to think, when
+                                  thinking is off */
+    /* message headers; NULL for tag families */
+    const char *header_start; /* a header (role, channel) begins */
+    const char *channel_tag;  /* the channel's name follows, up to a space or the next tag */
+    const char *header_end;   /* the message body follows */
+    const char *answer_ends[2]; /* end the answer (besides close and end-of-generation tokens) */
+    syntax_channel channels[3];
+    int32_t effort_switch; /* 1: effort presets set the template's reasoning_effort */
+} think_syntax;
+
+/* The syntax of a chat-template family (enum reason_template_kind; unknown: the <think> tags). */
+RS_INTERNAL const think_syntax *syntax_for_family(int32_t family);
+/* The phase of a message whose header is header[0..len): the channel after the last channel_tag;
+ * no channel or an unknown one: answer (the text is for the user). */
+RS_INTERNAL int32_t syntax_channel_phase(const think_syntax *syn, const char *header, size_t len);
+/* Where a prompt leaves a header family's model: *in_header when it ends inside a header (after
+ * "<|start|>assistant"), else *phase is that of the message it ends in (-1: none, between
+ * messages). */
+RS_INTERNAL void syntax_prompt_state(const think_syntax *syn, const char *prompt, int32_t *phase,
+                                     int32_t *in_header);
+
+/* ---- the engine (trace.c wraps a reason_context; tests script a fake one) ---- */
+
+/* What the runtime uses of a model and its context, so that tests can drive traces with chosen
+ * tokens through a scripted model. Calls have reason_decode's and reason_seq_*'s contracts. */
+typedef struct trace_engine {
+    void *self;
+    const reason_tokenizer *tok;
+    const char *chat_template; /* NULL: none */
+    int32_t n_vocab;           /* logits per row */
+    reason_context_params cp;
+    reason_status (*decode)(void *self, const reason_batch *batch);
+    reason_status (*logits)(void *self, int32_t i, const float **out);
+    reason_status (*seq_length)(void *self, int32_t seq, int32_t *len);
+    reason_status (*seq_truncate)(void *self, int32_t seq, int32_t n_keep);
+    reason_status (*seq_fork)(void *self, int32_t parent, int32_t child);
+    reason_status (*seq_free)(void *self, int32_t seq);
+    reason_status (*kv_used)(void *self, int64_t *slots); /* KV slots held now */
+} trace_engine;
+
+/* reason_run (question) or reason_run_prompt (raw_prompt) on an engine. */
+RS_INTERNAL reason_status trace_run(const trace_engine *e, const char *question,
+                                    const char *raw_prompt, const reason_params *params,
+                                    reason_result **out_result);
 
 /* ---- parameters and results (trace_params.c) ---- */
 

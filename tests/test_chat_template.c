@@ -1,11 +1,14 @@
 /* test_chat_template.c — our renderers against the real Jinja templates rendered by jinja2
- * (tests/data/chat/cases.json from tools/gen_chat_fixtures.py), detection, and errors. */
+ * (tests/data/chat/cases.json from tools/gen_chat_fixtures.py) and against OpenAI's Harmony
+ * renderer, openai-harmony (tests/data/chat/harmony.json from tools/gen_harmony_fixtures.py: texts
+ * and o200k_harmony token ids), detection, and errors. */
 #include "chat_template.h"
 #include "model.h"
 #include "test_util.h"
 
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 
 static char *read_text(const char *name) {
     char path[1024];
@@ -23,14 +26,16 @@ static char *read_text(const char *name) {
     return s;
 }
 
-static json_t *load_cases(void) {
+static json_t *load_json(const char *name) {
     char path[1024];
-    test_data_path("chat/cases.json", path, sizeof path);
+    test_data_path(name, path, sizeof path);
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     ck_assert_msg(root != NULL, "%s:%d: %s", path, err.line, err.text);
     return root;
 }
+
+static json_t *load_cases(void) { return load_json("chat/cases.json"); }
 
 /* Renders into an exactly sized buffer (after asking for the size) and returns it. */
 static char *render_alloc(int32_t kind, const reason_chat_message *m, size_t n,
@@ -244,7 +249,7 @@ START_TEST(test_errors) {
     ck_assert_int_eq(reason_chat_apply(NULL, two, 2, NULL, buf, sizeof buf, &len),
                      REASON_ERR_INVALID_ARG);
     /* Unknown kinds, including internal variants, are not public kinds. */
-    p.template_kind = 7;
+    p.template_kind = REASON_TEMPLATE_HARMONY + 1;
     ck_assert_int_eq(reason_chat_apply(NULL, two, 2, &p, buf, sizeof buf, &len),
                      REASON_ERR_INVALID_ARG);
     /* Qwen3.5 refuses what its template raises on: a system message after the first, and a
@@ -445,6 +450,155 @@ START_TEST(test_prompt_end) {
 }
 END_TEST
 
+/* gpt-oss: every case as openai-harmony renders it, byte for byte, and the same token ids through
+ * our o200k_harmony tokenizer (shared data) as the reference's. */
+START_TEST(test_harmony_fixtures) {
+    json_t *root = load_json("chat/harmony.json");
+    json_t *cases = json_object_get(root, "cases");
+    ck_assert_uint_ge(json_array_size(cases), 20);
+    char path[1024];
+    reason_tokenizer *tok = NULL;
+    if (reason_tokenizer_load(shared_data_path("tokenizers/gptoss", path, sizeof path), &tok) !=
+        REASON_OK)
+        fprintf(stderr, "test_harmony_fixtures: no gptoss tokenizer (%s), ids not checked\n",
+                reason_last_error());
+    size_t i;
+    json_t *c;
+    int n_text = 0, n_ids = 0, n_refused = 0;
+    json_array_foreach(cases, i, c) {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        json_t *jm = json_object_get(c, "messages");
+        size_t n = json_array_size(jm);
+        reason_chat_message msgs[16];
+        ck_assert_uint_le(n, 16);
+        for (size_t k = 0; k < n; k++) {
+            msgs[k].role = json_string_value(json_object_get(json_array_get(jm, k), "role"));
+            msgs[k].content = json_string_value(json_object_get(json_array_get(jm, k), "content"));
+        }
+        reason_chat_params p;
+        reason_chat_params_default(&p);
+        p.template_kind = REASON_TEMPLATE_HARMONY;
+        p.add_generation_prompt =
+            (int32_t)json_integer_value(json_object_get(c, "add_generation_prompt"));
+        p.reasoning_effort = (int32_t)json_integer_value(json_object_get(c, "reasoning_effort"));
+        p.preserve_thinking = (int32_t)json_integer_value(json_object_get(c, "preserve_thinking"));
+        p.current_date = (int32_t)json_integer_value(json_object_get(c, "current_date"));
+        reason_status st;
+        const char *refused = json_string_value(json_object_get(c, "error"));
+        char *got = render_alloc(CHAT_HARMONY, msgs, n, &p, &st);
+        if (refused) {
+            ck_assert_msg(st == REASON_ERR_TEMPLATE, "%s: status %d", name, st);
+            ck_assert_msg(strstr(reason_last_error(), refused) != NULL, "%s: %s", name,
+                          reason_last_error());
+            free(got);
+            n_refused++;
+            continue;
+        }
+        ck_assert_msg(st == REASON_OK, "%s: %s", name, reason_last_error());
+        const char *want = json_string_value(json_object_get(c, "expected"));
+        if (strcmp(got, want) != 0) {
+            size_t at = 0;
+            while (got[at] && got[at] == want[at]) at++;
+            ck_abort_msg("%s: differs at byte %zu\n got: %s\nwant: %s", name, at, got + at,
+                         want + at);
+        }
+        char buf[4096];
+        size_t len = 0;
+        ck_assert_int_eq(reason_chat_apply(NULL, msgs, n, &p, buf, sizeof buf, &len), REASON_OK);
+        ck_assert_str_eq(buf, want);
+        n_text++;
+        if (tok) {
+            json_t *ids = json_object_get(c, "ids");
+            reason_token t[2048];
+            size_t nt = 0;
+            ck_assert_int_eq(reason_tokenize(tok, got, strlen(got), REASON_TOKENIZE_PARSE_SPECIAL,
+                                             t, 2048, &nt),
+                             REASON_OK);
+            ck_assert_msg(nt == json_array_size(ids), "%s: %zu tokens, want %zu", name, nt,
+                          json_array_size(ids));
+            for (size_t k = 0; k < nt; k++)
+                ck_assert_msg(t[k] == json_integer_value(json_array_get(ids, k)),
+                              "%s: token %zu is %d, want %lld", name, k, t[k],
+                              (long long)json_integer_value(json_array_get(ids, k)));
+            n_ids++;
+        }
+        free(got);
+    }
+    ck_assert_int_eq(n_text + n_refused, (int)json_array_size(cases));
+    ck_assert_int_ge(n_refused, 2);
+    if (tok) ck_assert_int_eq(n_ids, n_text);
+    reason_tokenizer_free(tok);
+    json_decref(root);
+}
+END_TEST
+
+/* Harmony's settings: today's date by default, dates checked, efforts a template lacks refused,
+ * developer messages only where Harmony has them, detection, AUTO through a model's template. */
+START_TEST(test_harmony_settings) {
+    const reason_chat_message one[] = {{"user", "hi"}};
+    reason_chat_params p;
+    reason_chat_params_default(&p);
+    ck_assert_int_eq(p.current_date, 0);
+    p.template_kind = REASON_TEMPLATE_HARMONY;
+    char buf[2048], want[64];
+    size_t len;
+    ck_assert_int_eq(reason_chat_apply(NULL, one, 1, &p, buf, sizeof buf, &len), REASON_OK);
+    const time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(want, sizeof want, "\nCurrent date: %Y-%m-%d\n\nReasoning: medium\n", &tm);
+    ck_assert_msg(strstr(buf, want) != NULL, "%s", buf);
+    ck_assert_str_eq(buf + len - strlen("<|start|>assistant"), "<|start|>assistant");
+    p.current_date = -1;
+    ck_assert_int_eq(reason_chat_apply(NULL, one, 1, &p, buf, sizeof buf, &len), REASON_OK);
+    ck_assert_ptr_null(strstr(buf, "Current date"));
+    static const int32_t bad_dates[] = {20251301, 20250600, 101, 100000000};
+    for (size_t i = 0; i < sizeof bad_dates / sizeof bad_dates[0]; i++) {
+        p.current_date = bad_dates[i];
+        ck_assert_int_eq(reason_chat_apply(NULL, one, 1, &p, buf, sizeof buf, &len),
+                         REASON_ERR_INVALID_ARG);
+        ck_assert_ptr_nonnull(strstr(reason_last_error(), "YYYYMMDD"));
+    }
+    p.current_date = 20250628;
+    p.reasoning_effort = 5;
+    ck_assert_int_eq(reason_chat_apply(NULL, one, 1, &p, buf, sizeof buf, &len),
+                     REASON_ERR_INVALID_ARG);
+    /* Qwen3.8 has no "high" (its template raises), when thinking */
+    p.reasoning_effort = REASON_CHAT_EFFORT_HIGH;
+    ck_assert_int_eq(chat_render(CHAT_QWEN38, one, 1, &p, buf, sizeof buf, &len),
+                     REASON_ERR_TEMPLATE);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "Unexpected reasoning effort high"));
+    p.enable_thinking = 0;
+    ck_assert_int_eq(chat_render(CHAT_QWEN38, one, 1, &p, buf, sizeof buf, &len), REASON_OK);
+    /* developer: Harmony only */
+    const reason_chat_message dev[] = {{"developer", "Be brief."}, {"user", "hi"}};
+    p.template_kind = REASON_TEMPLATE_HARMONY;
+    ck_assert_int_eq(reason_chat_apply(NULL, dev, 2, &p, buf, sizeof buf, &len), REASON_OK);
+    ck_assert_ptr_nonnull(strstr(buf, "<|start|>developer<|message|># Instructions\n\nBe brief."
+                                      "<|end|><|start|>user<|message|>hi<|end|>"));
+    p.template_kind = REASON_TEMPLATE_CHATML;
+    ck_assert_int_eq(reason_chat_apply(NULL, dev, 2, &p, buf, sizeof buf, &len),
+                     REASON_ERR_TEMPLATE);
+
+    int32_t kind = -1;
+    const char *src = "{{- \"<|start|>system<|message|>\" }}{%- if add_generation_prompt -%}"
+                      "<|start|>assistant{%- endif -%}{{ \"<|channel|>final<|message|>\" }}";
+    ck_assert_int_eq(reason_chat_detect(src, &kind), REASON_OK);
+    ck_assert_int_eq(kind, REASON_TEMPLATE_HARMONY);
+    ck_assert_int_eq(chat_variant_family(CHAT_HARMONY), REASON_TEMPLATE_HARMONY);
+    reason_chat_params_default(&p);
+    ck_assert_int_eq(chat_prompt_end(CHAT_HARMONY, &p), CHAT_END_PLAIN);
+    struct reason_model model;
+    memset(&model, 0, sizeof model);
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", src);
+    model.chat_template = copy;
+    p.current_date = 20250628;
+    ck_assert_int_eq(reason_chat_apply(&model, one, 1, &p, buf, sizeof buf, &len), REASON_OK);
+    ck_assert_ptr_nonnull(strstr(buf, "Current date: 2025-06-28\n"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("chat_template");
     TCase *tc = tcase_create("core");
@@ -456,6 +610,8 @@ int main(void) {
     tcase_add_test(tc, test_apply_auto_fake_model);
     tcase_add_test(tc, test_apply_auto_model);
     tcase_add_test(tc, test_prompt_end);
+    tcase_add_test(tc, test_harmony_fixtures);
+    tcase_add_test(tc, test_harmony_settings);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

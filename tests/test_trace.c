@@ -1,7 +1,8 @@
 /* test_trace.c — the reasoning runtime on tiny random models: exact budgets, forced early ends of
  * thinking (min_thinking), parallel traces from one prompt (greedy identity, seeds, shared KV),
  * voting with early stop, pruning, the loop guard, stop strings, a full KV cache, prompted
- * thinking, and the text matcher / UTF-8 assembler / loop detector underneath.
+ * thinking, and the text matcher / UTF-8 assembler / loop detector underneath; gpt-oss's Harmony
+ * channels through a scripted fake model with the real o200k_harmony vocabulary.
  *
  * Random weights give near-uniform distributions, so behaviour is forced where it must be exact:
  * min = max thinking budgets, callbacks that end thinking, and a negative frequency penalty over a
@@ -770,13 +771,561 @@ START_TEST(test_utf8_stream) {
 }
 END_TEST
 
+/* ---- Harmony (gpt-oss) through a scripted model ----------------------------------------------- */
+
+/* A fake engine with the o200k_harmony vocabulary whose model follows a script: after what a
+ * sequence holds it puts (nearly) all probability on the script's next token. Tokens the runtime
+ * injects leave the script; the model then goes on after the longest suffix of what it holds that
+ * the script contains (a special token alone suffices), else where it was: it says again what it
+ * wanted to say, like a model whose early <|end|> was replaced by "Wait". */
+#define FAKE_SEQS 8
+#define FAKE_ROWS 8
+
+typedef struct fake_seq {
+    reason_token *v; /* tokens after the prompt (sequence 0: the prompt) */
+    int32_t n, cap;
+    int32_t cursor; /* the script's next token */
+} fake_seq;
+
+typedef struct fake_model {
+    trace_engine e;
+    reason_token script[512];
+    int32_t n_script;
+    fake_seq seqs[FAKE_SEQS];
+    reason_token prompt[4096]; /* what sequence 0 held when it was forked */
+    int32_t n_prompt;
+    float *logits; /* (FAKE_ROWS, n_vocab) */
+    int32_t n_rows;
+    int32_t row_of[512]; /* batch token -> its logits row, -1: none */
+} fake_model;
+
+static reason_tokenizer *gptoss;
+
+static void load_gptoss(void) {
+    char path[1024];
+    if (reason_tokenizer_load(shared_data_path("tokenizers/gptoss", path, sizeof path), &gptoss) !=
+        REASON_OK) {
+        fprintf(stderr, "harmony tests: no gptoss tokenizer (%s), skipped\n", reason_last_error());
+        gptoss = NULL;
+    }
+}
+
+static void free_gptoss(void) { reason_tokenizer_free(gptoss); }
+
+static int32_t tokenize_into(const char *text, reason_token *out, size_t cap) {
+    size_t n = 0;
+    ck_assert_int_eq(reason_tokenize(gptoss, text, strlen(text), REASON_TOKENIZE_PARSE_SPECIAL, out,
+                                     cap, &n),
+                     REASON_OK);
+    return (int32_t)n;
+}
+
+static int32_t hm_tokens(const char *text) {
+    reason_token t[1024];
+    return tokenize_into(text, t, 1024);
+}
+
+static void fake_push(fake_seq *q, reason_token t) {
+    if (q->n == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 256;
+        q->v = realloc(q->v, (size_t)q->cap * sizeof *q->v);
+        ck_assert_ptr_nonnull(q->v);
+    }
+    q->v[q->n++] = t;
+}
+
+static void fake_follow(const fake_model *f, fake_seq *q, reason_token t) {
+    if (q->cursor < f->n_script && f->script[q->cursor] == t) {
+        q->cursor++;
+        return;
+    }
+    int32_t best_len = 0, best_end = -1;
+    for (int32_t j = 0; j < f->n_script; j++) {
+        int32_t l = 0;
+        while (l <= j && l < q->n && f->script[j - l] == q->v[q->n - 1 - l]) l++;
+        if (l == 0) continue;
+        const bool better =
+            l > best_len || (l == best_len && best_end < q->cursor && j >= q->cursor);
+        if (better) best_len = l, best_end = j;
+    }
+    if (best_len >= 2 || (best_len == 1 && reason_token_is_control(gptoss, t)))
+        q->cursor = best_end + 1;
+}
+
+static reason_status fake_decode(void *self, const reason_batch *b) {
+    fake_model *f = self;
+    f->n_rows = 0;
+    ck_assert_int_le(b->n_tokens, 512);
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        f->row_of[i] = -1;
+        fake_seq *q = &f->seqs[b->seq_id[i]];
+        ck_assert_int_eq(b->pos[i], (b->seq_id[i] ? f->n_prompt : 0) + q->n);
+        fake_push(q, b->tokens[i]);
+        if (b->seq_id[i]) fake_follow(f, q, b->tokens[i]);
+        const bool want = b->want_logits ? b->want_logits[i] != 0 : i == b->n_tokens - 1;
+        if (!want) continue;
+        ck_assert_int_lt(f->n_rows, FAKE_ROWS);
+        f->row_of[i] = f->n_rows;
+        float *row = f->logits + (size_t)f->n_rows++ * (size_t)f->e.n_vocab;
+        memset(row, 0, (size_t)f->e.n_vocab * sizeof *row);
+        const reason_token next = q->cursor < f->n_script /* sequence 0: the script's start */
+                                      ? f->script[q->cursor]
+                                      : reason_tokenizer_find(gptoss, "<|return|>");
+        row[next] = 30.0f;
+    }
+    return REASON_OK;
+}
+
+static reason_status fake_logits(void *self, int32_t i, const float **out) {
+    fake_model *f = self;
+    ck_assert(i >= 0 && i < 512 && f->row_of[i] >= 0);
+    *out = f->logits + (size_t)f->row_of[i] * (size_t)f->e.n_vocab;
+    return REASON_OK;
+}
+
+static reason_status fake_seq_length(void *self, int32_t seq, int32_t *len) {
+    fake_model *f = self;
+    *len = f->seqs[seq].n + (seq && f->seqs[seq].n ? f->n_prompt : 0);
+    return REASON_OK;
+}
+
+static reason_status fake_seq_truncate(void *self, int32_t seq, int32_t n_keep) {
+    (void)self, (void)seq, (void)n_keep;
+    ck_abort_msg("Harmony traces never take tokens back");
+    return REASON_ERR_INTERNAL;
+}
+
+static reason_status fake_seq_fork(void *self, int32_t parent, int32_t child) {
+    fake_model *f = self;
+    ck_assert_int_eq(parent, 0); /* the prompt, forked into the traces */
+    ck_assert_int_le(f->seqs[0].n, 4096);
+    memcpy(f->prompt, f->seqs[0].v, (size_t)f->seqs[0].n * sizeof *f->prompt);
+    f->n_prompt = f->seqs[0].n;
+    f->seqs[child].n = 0;
+    f->seqs[child].cursor = 0;
+    return REASON_OK;
+}
+
+static reason_status fake_seq_free(void *self, int32_t seq) {
+    fake_model *f = self;
+    if (seq >= 0 && seq < FAKE_SEQS) f->seqs[seq].n = 0, f->seqs[seq].cursor = 0;
+    return REASON_OK;
+}
+
+static reason_status fake_kv_used(void *self, int64_t *slots) {
+    fake_model *f = self;
+    *slots = 0;
+    for (int32_t s = 0; s < FAKE_SEQS; s++) *slots += f->seqs[s].n;
+    return REASON_OK;
+}
+
+#define HARMONY_TEMPLATE                                                                           \
+    "{{- \"<|start|>system<|message|>\" }}{%- if add_generation_prompt -%}<|start|>assistant"      \
+    "{%- endif -%}{{ \"<|channel|>final<|message|>\" }}"
+
+/* A fake model for gpt-oss that will write script (Harmony text, tags and all). */
+static fake_model *fake_new(const char *script) {
+    fake_model *f = calloc(1, sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    f->n_script = tokenize_into(script, f->script, 512);
+    f->e = (trace_engine){.self = f,
+                          .tok = gptoss,
+                          .chat_template = HARMONY_TEMPLATE,
+                          .n_vocab = reason_tokenizer_n_vocab(gptoss),
+                          .decode = fake_decode,
+                          .logits = fake_logits,
+                          .seq_length = fake_seq_length,
+                          .seq_truncate = fake_seq_truncate,
+                          .seq_fork = fake_seq_fork,
+                          .seq_free = fake_seq_free,
+                          .kv_used = fake_kv_used};
+    reason_context_params_default(&f->e.cp);
+    f->e.cp.n_seq_max = FAKE_SEQS;
+    f->e.cp.n_outputs_max = FAKE_ROWS - 1;
+    f->logits = malloc((size_t)FAKE_ROWS * (size_t)f->e.n_vocab * sizeof *f->logits);
+    ck_assert_ptr_nonnull(f->logits);
+    return f;
+}
+
+static void fake_free(fake_model *f) {
+    for (int32_t s = 0; s < FAKE_SEQS; s++) {
+        ck_assert_int_eq(f->seqs[s].n, 0); /* the runtime emptied every sequence */
+        free(f->seqs[s].v);
+    }
+    free(f->logits);
+    free(f);
+}
+
+/* The prompt the fake model was given, as text with its tags. */
+static char *fake_prompt_text(const fake_model *f) {
+    size_t len = 0;
+    reason_detokenize(gptoss, f->prompt, (size_t)f->n_prompt, 1, NULL, 0, &len);
+    char *s = malloc(len + 1);
+    ck_assert_int_eq(reason_detokenize(gptoss, f->prompt, (size_t)f->n_prompt, 1, s, len + 1, &len),
+                     REASON_OK);
+    return s;
+}
+
+static reason_result *hm_run(fake_model *f, const char *question, const char *raw,
+                             const reason_params *p) {
+    reason_result *res = NULL;
+    const reason_status st = trace_run(&f->e, question, raw, p, &res);
+    ck_assert_msg(st == REASON_OK, "%s", reason_last_error());
+    return res;
+}
+
+static void hm_params(reason_params *p) {
+    reason_params_default(p);
+    p->sampling.temperature = 0.0f;
+    p->loop_ngram = 0;
+}
+
+/* Nothing of the Harmony markup reaches the texts. */
+static void assert_no_markup(const char *text) {
+    static const char *const marks[] = {"<|", "|>", "analysis", "final", "assistant", "channel"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        ck_assert_msg(strstr(text, marks[i]) == NULL, "'%s' in '%s'", marks[i], text);
+}
+
+#define HM_THINK "Let me add 2 and 2. That makes 4."
+#define HM_ANSWER "The answer is 4."
+#define HM_REOPEN "<|start|>assistant<|channel|>final<|message|>"
+#define HM_SCRIPT                                                                                  \
+    "<|channel|>analysis<|message|>" HM_THINK "<|end|>" HM_REOPEN HM_ANSWER "<|return|>"
+
+START_TEST(test_harmony_split) {
+    if (!gptoss) return;
+    fake_model *f = fake_new(HM_SCRIPT);
+    reason_params p;
+    hm_params(&p);
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_str_eq(t.thinking, HM_THINK);
+    ck_assert_str_eq(t.answer, HM_ANSWER);
+    ck_assert_str_eq(t.extracted, "4");
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+    /* the analysis header, text, close and the final header count as thinking */
+    ck_assert_int_eq(t.thinking_tokens,
+                     hm_tokens("<|channel|>analysis<|message|>" HM_THINK "<|end|>" HM_REOPEN));
+    ck_assert_int_eq(hm_tokens("<|end|>" HM_REOPEN), 6);
+    ck_assert_int_eq(t.answer_tokens, hm_tokens(HM_ANSWER "<|return|>"));
+    /* the prompt: gpt-oss's system block (effort medium), the question, the assistant header */
+    char *prompt = fake_prompt_text(f);
+    ck_assert_ptr_nonnull(strstr(prompt, "\n\nReasoning: medium\n\n"));
+    const char *tail = "<|start|>user<|message|>What is 2+2?<|end|><|start|>assistant";
+    ck_assert_str_eq(prompt + strlen(prompt) - strlen(tail), tail);
+    free(prompt);
+    reason_result_free(res);
+
+    /* effort presets set the Reasoning line (and, with max -1, the budget) */
+    static const struct {
+        int32_t effort;
+        const char *line;
+    } efforts[] = {{REASON_EFFORT_LOW, "\n\nReasoning: low\n\n"},
+                   {REASON_EFFORT_MEDIUM, "\n\nReasoning: medium\n\n"},
+                   {REASON_EFFORT_HIGH, "\n\nReasoning: high\n\n"}};
+    for (size_t i = 0; i < sizeof efforts / sizeof efforts[0]; i++) {
+        p.effort = efforts[i].effort;
+        p.system = "Be brief.";
+        res = hm_run(f, "What is 2+2?", NULL, &p);
+        prompt = fake_prompt_text(f);
+        ck_assert_msg(strstr(prompt, efforts[i].line) != NULL, "%s", prompt);
+        ck_assert_ptr_nonnull(strstr(prompt, "<|start|>developer<|message|># Instructions\n\n"
+                                             "Be brief.<|end|>"));
+        ck_assert_str_eq(trace_info(res, 0).answer, HM_ANSWER);
+        free(prompt);
+        reason_result_free(res);
+    }
+    /* prompted thinking does not apply to channels */
+    p.thinking_mode = REASON_THINKING_PROMPTED;
+    ck_assert_int_eq(trace_run(&f->e, "q", NULL, &p, &res), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_null(res);
+    fake_free(f);
+}
+END_TEST
+
+/* The budget ends the analysis channel: wrap-up, then "<|end|>" and the final channel's header,
+ * exactly; the model answers after it. Two traces, one batch. */
+START_TEST(test_harmony_budget) {
+    if (!gptoss) return;
+    fake_model *f = fake_new(HM_SCRIPT);
+    reason_params p;
+    hm_params(&p);
+    p.n_traces = 2;
+    p.max_thinking_tokens = 7;
+    p.wrap_up = WRAP_UP;
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    reason_token think[64];
+    const int32_t n_think = tokenize_into(HM_THINK, think, 64);
+    ck_assert_int_gt(n_think, 4);
+    char cut[256];
+    size_t len = 0;
+    ck_assert_int_eq(reason_detokenize(gptoss, think, 4, 0, cut, sizeof cut, &len), REASON_OK);
+    snprintf(cut + len, sizeof cut - len, "%s", WRAP_UP);
+    for (int32_t i = 0; i < 2; i++) {
+        const reason_trace_info t = trace_info(res, i);
+        /* 3 header tokens + 4 of text = 7, then the wrap-up and the 6 closing tokens */
+        ck_assert_int_eq(t.thinking_tokens, 7 + hm_tokens(WRAP_UP) + 6);
+        ck_assert_str_eq(t.thinking, cut);
+        ck_assert_str_eq(t.answer, HM_ANSWER);
+        ck_assert_int_eq(t.answer_tokens, hm_tokens(HM_ANSWER "<|return|>"));
+        ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+        assert_no_markup(t.thinking);
+        assert_no_markup(t.answer);
+    }
+    reason_result_free(res);
+
+    /* budget 0: the prompt opens the final channel itself; no thinking at all */
+    p.n_traces = 1;
+    p.max_thinking_tokens = 0;
+    fake_model *g = fake_new(HM_ANSWER "<|return|>");
+    res = hm_run(g, "What is 2+2?", NULL, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 0);
+    ck_assert_str_eq(t.thinking, "");
+    ck_assert_str_eq(t.answer, HM_ANSWER);
+    char *prompt = fake_prompt_text(g);
+    const char *tail = "<|start|>assistant<|channel|>final<|message|>";
+    ck_assert_str_eq(prompt + strlen(prompt) - strlen(tail), tail);
+    free(prompt);
+    reason_result_free(res);
+    /* thinking off: the same */
+    p.max_thinking_tokens = -1;
+    p.thinking_mode = REASON_THINKING_OFF;
+    res = hm_run(g, "What is 2+2?", NULL, &p);
+    ck_assert_int_eq(trace_info(res, 0).thinking_tokens, 0);
+    ck_assert_str_eq(trace_info(res, 0).answer, HM_ANSWER);
+    reason_result_free(res);
+    fake_free(g);
+    fake_free(f);
+}
+END_TEST
+
+/* min_thinking: each early "<|end|>" of the analysis becomes the continuation, until min. */
+START_TEST(test_harmony_min_thinking) {
+    if (!gptoss) return;
+    fake_model *f = fake_new("<|channel|>analysis<|message|>Quick.<|end|>" HM_REOPEN "4<|return|>");
+    reason_params p;
+    hm_params(&p);
+    p.min_thinking_tokens = 12;
+    p.max_thinking_tokens = 100;
+    p.continuation = "\nWait";
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    const reason_trace_info t = trace_info(res, 0);
+    const int32_t before = hm_tokens("<|channel|>analysis<|message|>Quick.");
+    const int32_t n_cont = hm_tokens("\nWait");
+    const int32_t k = (12 - before + n_cont - 1) / n_cont; /* continuations until min */
+    ck_assert_int_gt(k, 1);
+    char want[256] = "Quick.";
+    for (int32_t i = 0; i < k; i++) strcat(want, "\nWait");
+    ck_assert_str_eq(t.thinking, want);
+    /* + the model's own <|end|> and the final header it writes */
+    ck_assert_int_eq(t.thinking_tokens, before + k * n_cont + 6);
+    ck_assert_str_eq(t.answer, "4");
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+    reason_result_free(res);
+
+    /* an end of generation inside the analysis ends only the thinking (closing injected) */
+    fake_model *g = fake_new("<|channel|>analysis<|message|>Hmm.<|return|>");
+    p.min_thinking_tokens = 0;
+    res = hm_run(g, "q", NULL, &p);
+    const reason_trace_info u = trace_info(res, 0);
+    ck_assert_str_eq(u.thinking, "Hmm.");
+    ck_assert_int_eq(u.thinking_tokens, hm_tokens("<|channel|>analysis<|message|>Hmm.") + 6);
+    ck_assert_int_eq(u.finish_reason, REASON_FINISH_END);
+    reason_result_free(res);
+    fake_free(g);
+    fake_free(f);
+}
+END_TEST
+
+/* A model that goes straight to the final channel has no thinking; <|end|> and <|call|> end the
+ * answer as <|return|> does; commentary is thinking; a raw prompt may start inside a message. */
+START_TEST(test_harmony_straight_to_final) {
+    if (!gptoss) return;
+    reason_params p;
+    hm_params(&p);
+    static const char *const ends[] = {"<|return|>", "<|end|>", "<|call|>"};
+    for (size_t i = 0; i < 3; i++) {
+        char script[256];
+        snprintf(script, sizeof script, "<|channel|>final<|message|>Just 4.%s", ends[i]);
+        fake_model *f = fake_new(script);
+        reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+        const reason_trace_info t = trace_info(res, 0);
+        ck_assert_int_eq(t.thinking_tokens, 0);
+        ck_assert_str_eq(t.thinking, "");
+        ck_assert_str_eq(t.answer, "Just 4.");
+        ck_assert_int_eq(t.answer_tokens, hm_tokens(script));
+        ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+        reason_result_free(res);
+        fake_free(f);
+    }
+    fake_model *f = fake_new("<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant"
+                             "<|channel|>analysis<|message|>Sure.<|end|>" HM_REOPEN
+                             "Yes.<|return|>");
+    reason_result *res = hm_run(f, "q", NULL, &p);
+    ck_assert_str_eq(trace_info(res, 0).thinking, "Checking.Sure.");
+    ck_assert_str_eq(trace_info(res, 0).answer, "Yes.");
+    reason_result_free(res);
+    fake_free(f);
+    /* raw prompts: inside the analysis (thinking at once), inside the final message (answer) */
+    f = fake_new("More.<|end|>" HM_REOPEN "Done.<|return|>");
+    res = hm_run(f, NULL, "<|start|>user<|message|>q<|end|><|start|>assistant<|channel|>analysis"
+                          "<|message|>",
+                 &p);
+    ck_assert_str_eq(trace_info(res, 0).thinking, "More.");
+    ck_assert_str_eq(trace_info(res, 0).answer, "Done.");
+    reason_result_free(res);
+    fake_free(f);
+    f = fake_new("Done.<|return|>");
+    res = hm_run(f, NULL, "<|start|>user<|message|>q<|end|>" HM_REOPEN, &p);
+    ck_assert_int_eq(trace_info(res, 0).thinking_tokens, 0);
+    ck_assert_str_eq(trace_info(res, 0).answer, "Done.");
+    reason_result_free(res);
+    fake_free(f);
+}
+END_TEST
+
+typedef struct hm_stream {
+    char text[2][512];
+    size_t len[2];
+    int32_t tokens[2];
+    int32_t bad;
+    int32_t end_thinking_at; /* END_THINKING after this many thinking tokens (0: never) */
+} hm_stream;
+
+static int32_t hm_on_text(void *user, int32_t trace, int32_t phase, const char *text, size_t len) {
+    hm_stream *s = user;
+    if (trace != 0 || phase < 0 || phase > 1 || s->len[phase] + len >= sizeof s->text[0]) {
+        s->bad = 1;
+        return REASON_ACTION_CONTINUE;
+    }
+    memcpy(s->text[phase] + s->len[phase], text, len);
+    s->len[phase] += len;
+    return REASON_ACTION_CONTINUE;
+}
+
+static int32_t hm_on_token(void *user, int32_t trace, int32_t phase, const reason_token_choice *c) {
+    hm_stream *s = user;
+    (void)c;
+    if (trace != 0 || phase < 0 || phase > 1) s->bad = 1;
+    else s->tokens[phase]++;
+    if (phase == REASON_PHASE_THINKING && s->end_thinking_at && s->tokens[0] == s->end_thinking_at)
+        return REASON_ACTION_END_THINKING;
+    return REASON_ACTION_CONTINUE;
+}
+
+/* Streaming: thinking and answer arrive apart, tagged with their phases, and equal the results;
+ * no header token's text is streamed. A callback ending the thinking injects the closing. */
+START_TEST(test_harmony_streaming) {
+    if (!gptoss) return;
+    fake_model *f = fake_new(HM_SCRIPT);
+    hm_stream s;
+    memset(&s, 0, sizeof s);
+    reason_callbacks cb = {.user = &s, .on_text = hm_on_text, .on_token = hm_on_token};
+    reason_params p;
+    hm_params(&p);
+    p.callbacks = &cb;
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(s.bad, 0);
+    ck_assert_str_eq(s.text[0], HM_THINK);
+    ck_assert_str_eq(s.text[1], HM_ANSWER);
+    ck_assert_str_eq(s.text[0], t.thinking);
+    ck_assert_str_eq(s.text[1], t.answer);
+    /* every token sampled (none injected here), reported in its phase: the header's before its
+     * channel is known as thinking */
+    ck_assert_int_eq(s.tokens[0], t.thinking_tokens);
+    ck_assert_int_eq(s.tokens[1], t.answer_tokens);
+    reason_result_free(res);
+
+    memset(&s, 0, sizeof s);
+    s.end_thinking_at = 5;
+    p.wrap_up = WRAP_UP; /* the budget's, not the callback's */
+    res = hm_run(f, "What is 2+2?", NULL, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 5 + 6);
+    ck_assert_str_eq(t.thinking, s.text[0]);
+    ck_assert_ptr_null(strstr(t.thinking, WRAP_UP));
+    ck_assert_str_eq(t.answer, HM_ANSWER);
+    ck_assert_str_eq(s.text[1], HM_ANSWER);
+    reason_result_free(res);
+
+    /* asked inside the header: the thinking ends once the header opens the analysis */
+    memset(&s, 0, sizeof s);
+    s.end_thinking_at = 1;
+    res = hm_run(f, "What is 2+2?", NULL, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 3 + 6);
+    ck_assert_str_eq(t.thinking, "");
+    ck_assert_str_eq(t.answer, HM_ANSWER);
+    reason_result_free(res);
+    /* a model that answers at once: the request made in the header changes nothing */
+    fake_model *g = fake_new("<|channel|>final<|message|>Just 4.<|return|>");
+    memset(&s, 0, sizeof s);
+    s.end_thinking_at = 1;
+    res = hm_run(g, "What is 2+2?", NULL, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 0);
+    ck_assert_str_eq(t.answer, "Just 4.");
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+    reason_result_free(res);
+    fake_free(g);
+    fake_free(f);
+}
+END_TEST
+
+/* The delimiter table and the prompt scan underneath. */
+START_TEST(test_syntax_table) {
+    const think_syntax *tags = syntax_for_family(REASON_TEMPLATE_QWEN3);
+    ck_assert_str_eq(tags->close, "</think>");
+    ck_assert_ptr_null(tags->header_end);
+    ck_assert_ptr_eq(syntax_for_family(0), tags);
+    const think_syntax *hm = syntax_for_family(REASON_TEMPLATE_HARMONY);
+    ck_assert_str_eq(hm->inject_close, "<|end|><|start|>assistant<|channel|>final<|message|>");
+    ck_assert_int_eq(syntax_channel_phase(hm, "assistant<|channel|>analysis", 28),
+                     REASON_PHASE_THINKING);
+    const char *h = "assistant to=functions.f<|channel|>commentary json";
+    ck_assert_int_eq(syntax_channel_phase(hm, h, strlen(h)), REASON_PHASE_THINKING);
+    ck_assert_int_eq(syntax_channel_phase(hm, "assistant<|channel|>final", 25),
+                     REASON_PHASE_ANSWER);
+    ck_assert_int_eq(syntax_channel_phase(hm, "assistant", 9), REASON_PHASE_ANSWER);
+    int32_t phase, in_header;
+    syntax_prompt_state(hm, "<|start|>user<|message|>hi<|end|><|start|>assistant", &phase,
+                        &in_header);
+    ck_assert_int_eq(in_header, 1);
+    syntax_prompt_state(hm, "<|start|>assistant<|channel|>analysis<|message|>x", &phase,
+                        &in_header);
+    ck_assert_int_eq(in_header, 0);
+    ck_assert_int_eq(phase, REASON_PHASE_THINKING);
+    syntax_prompt_state(hm, "<|start|>assistant<|channel|>final<|message|>", &phase, &in_header);
+    ck_assert_int_eq(phase, REASON_PHASE_ANSWER);
+    syntax_prompt_state(hm, "<|start|>user<|message|>hi", &phase, &in_header);
+    ck_assert_int_eq(phase, -1);
+    ck_assert_int_eq(in_header, 0);
+    syntax_prompt_state(hm, "<|start|>user<|message|>hi<|end|>", &phase, &in_header);
+    ck_assert_int_eq(phase, -1);
+    ck_assert_int_eq(in_header, 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("trace");
     TCase *units = tcase_create("units");
     tcase_add_test(units, test_matcher);
     tcase_add_test(units, test_utf8_stream);
     tcase_add_test(units, test_loop_detector);
+    tcase_add_test(units, test_syntax_table);
     suite_add_tcase(s, units);
+    TCase *hm = tcase_create("harmony");
+    tcase_set_timeout(hm, 120);
+    tcase_add_unchecked_fixture(hm, load_gptoss, free_gptoss);
+    tcase_add_test(hm, test_harmony_split);
+    tcase_add_test(hm, test_harmony_budget);
+    tcase_add_test(hm, test_harmony_min_thinking);
+    tcase_add_test(hm, test_harmony_straight_to_final);
+    tcase_add_test(hm, test_harmony_streaming);
+    suite_add_tcase(s, hm);
     TCase *tc = tcase_create("runtime");
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, load_models, free_models);

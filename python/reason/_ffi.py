@@ -51,12 +51,14 @@ REASON_TEMPLATE_DEEPSEEK_R1 = 3
 REASON_TEMPLATE_LLAMA3 = 4
 REASON_TEMPLATE_SMOLLM2 = 5
 REASON_TEMPLATE_QWEN35 = 6
+REASON_TEMPLATE_HARMONY = 7
 
 # ---- enum reason_chat_effort / reason_chat_preserve ----------------------------------------------
 REASON_CHAT_EFFORT_DEFAULT = 0
 REASON_CHAT_EFFORT_LOW = 1
 REASON_CHAT_EFFORT_MEDIUM = 2
 REASON_CHAT_EFFORT_XHIGH = 3
+REASON_CHAT_EFFORT_HIGH = 4
 REASON_CHAT_PRESERVE_DEFAULT = 0
 REASON_CHAT_PRESERVE_ON = 1
 REASON_CHAT_PRESERVE_OFF = 2
@@ -162,7 +164,8 @@ class reason_chat_params(Structure):
         ("enable_thinking", c_int32),
         ("preserve_thinking", c_int32),
         ("reasoning_effort", c_int32),
-        ("reserved", c_int32 * 3),
+        ("current_date", c_int32),
+        ("reserved", c_int32 * 2),
     ]
 
 

@@ -16,6 +16,7 @@ TEMPLATES = {
     "llama3": _ffi.REASON_TEMPLATE_LLAMA3,
     "smollm2": _ffi.REASON_TEMPLATE_SMOLLM2,
     "qwen35": _ffi.REASON_TEMPLATE_QWEN35,
+    "harmony": _ffi.REASON_TEMPLATE_HARMONY,
 }
 
 
@@ -104,11 +105,13 @@ class Model(Handle):
         return self.meta("tokenizer.chat_template")
 
     def chat(self, messages, enable_thinking=True, add_generation_prompt=True, template="auto",
-             preserve_thinking=None, reasoning_effort=None):
+             preserve_thinking=None, reasoning_effort=None, current_date=None):
         """The prompt text for messages (a str, dicts with role/content, or (role, content) pairs)
         rendered with the model's chat template, or with ``template`` (see TEMPLATES).
-        preserve_thinking (bool) and reasoning_effort ("low", "medium", "xhigh") are Qwen3.8's
-        switches; None leaves the template's default."""
+        preserve_thinking (bool) and reasoning_effort are Qwen3.8's ("low", "medium", "xhigh") and
+        gpt-oss's ("low", "medium", "high") switches; None leaves the template's default.
+        current_date is gpt-oss's "Current date" (a datetime.date, an int YYYYMMDD, or -1 for no
+        date line); None: today."""
         msgs = _messages(messages)
         encoded = [(m["role"], m["content"]) for m in msgs]
         arr = (_ffi.reason_chat_message * len(encoded))()
@@ -126,7 +129,12 @@ class Model(Handle):
         if reasoning_effort is not None:
             p.reasoning_effort = {"low": _ffi.REASON_CHAT_EFFORT_LOW,
                                   "medium": _ffi.REASON_CHAT_EFFORT_MEDIUM,
-                                  "xhigh": _ffi.REASON_CHAT_EFFORT_XHIGH}[reasoning_effort]
+                                  "xhigh": _ffi.REASON_CHAT_EFFORT_XHIGH,
+                                  "high": _ffi.REASON_CHAT_EFFORT_HIGH}[reasoning_effort]
+        if current_date is not None:
+            p.current_date = (int(current_date) if isinstance(current_date, int)
+                              else current_date.year * 10000 + current_date.month * 100
+                              + current_date.day)
         guess = 256 + sum(len(c or "") for _, c in encoded) * 2
         data = read_string(lambda buf, cap, out: _ffi.reason_chat_apply(
             self._ptr, arr, len(encoded), ctypes.byref(p), buf, cap, out), guess=guess)

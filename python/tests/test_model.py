@@ -54,6 +54,23 @@ def test_chat_forms_and_errors(qwen3):
     assert info.value.status == _ffi.REASON_ERR_INVALID_ARG
 
 
+def test_chat_harmony(qwen3):
+    import datetime
+    prompt = qwen3.chat([("system", "Be brief."), ("user", "hi")], template="harmony",
+                        reasoning_effort="high", current_date=datetime.date(2025, 6, 28))
+    assert prompt == (
+        "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
+        "Knowledge cutoff: 2024-06\nCurrent date: 2025-06-28\n\nReasoning: high\n\n"
+        "# Valid channels: analysis, commentary, final. Channel must be included for every "
+        "message.<|end|><|start|>developer<|message|># Instructions\n\nBe brief.<|end|>"
+        "<|start|>user<|message|>hi<|end|><|start|>assistant")
+    assert "Current date" not in qwen3.chat("hi", template="harmony", current_date=-1)
+    assert reason.detect_template("<|start|>{{ x }}<|channel|>final<|message|>") == "harmony"
+    with pytest.raises(reason.ReasonError) as info:
+        qwen3.chat("hi", template="harmony", reasoning_effort="xhigh")
+    assert info.value.status == _ffi.REASON_ERR_TEMPLATE
+
+
 def _relative_error(got, ref):
     return float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
 
