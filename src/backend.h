@@ -32,6 +32,9 @@ typedef struct attn_batch {
     const int32_t *const *block_tables; /* (n_tok) pointers to the token's sequence block table */
     const int32_t *slots;               /* (n_tok) slot where token i's own K/V is stored */
     const int32_t *seq_id;              /* (n_tok) sequence of token i (its recurrent slot) */
+    /* the same in the windowed pool (sliding-window layers), NULL when there is none */
+    const int32_t *const *swa_block_tables;
+    const int32_t *swa_slots;
 } attn_batch;
 
 /* One attention layer's geometry. Token i of a batch attends to positions

@@ -142,12 +142,21 @@ static void attention_block(const reason_model *m, backend *be, seq_state *ss, f
     op->rope(be, s->q, n, hp->n_head, batch->pos, &rp);
     op->rope(be, s->k, n, hp->n_head_kv, batch->pos, &rp);
 
-    kv_pool *pool = seq_state_pool(ss);
-    op->kv_store(be, pool, l->kv_layer, s->k, s->v, batch->slots, n);
+    /* the layer's K/V live in the paged pool or, for a sliding-window layer, in the windowed
+     * pool (blocks behind the window released), addressed by that pool's tables */
+    int32_t pool_layer;
+    bool windowed;
+    kv_pool *pool = seq_state_layer_pool(ss, l->kv_layer, &pool_layer, &windowed);
+    attn_batch lb = *batch;
+    if (windowed) {
+        lb.block_tables = batch->swa_block_tables;
+        lb.slots = batch->swa_slots;
+    }
+    op->kv_store(be, pool, pool_layer, s->k, s->v, lb.slots, n);
     const attn_params ap = {.n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
                             .head_dim = hp->head_dim, .scale = 1.0f / sqrtf((float)hp->head_dim),
                             .window = l->window, .sinks = vec(&l->attn_sinks)};
-    op->attention(be, pool, l->kv_layer, s->q, batch, &ap, s->attn);
+    op->attention(be, pool, pool_layer, s->q, &lb, &ap, s->attn);
     if (l->wq_gate.data)
         op->mul_sigmoid(be, s->attn, s->q_gate, (int64_t)n * hp->n_head * hp->head_dim);
     op->matmul(be, &l->wo, vec(&l->bo), s->attn, s->out, n);

@@ -116,6 +116,15 @@ void seq_state_free(seq_state *ss) {
 }
 
 kv_pool *seq_state_pool(seq_state *ss) { return &ss->pool; }
+
+/* Every attention layer in the paged pool for now: sliding-window layers are masked by the
+ * attention op (attn_params.window) but keep all their blocks. */
+kv_pool *seq_state_layer_pool(seq_state *ss, int32_t kv_layer, int32_t *pool_layer,
+                              bool *windowed) {
+    *pool_layer = kv_layer;
+    *windowed = false;
+    return &ss->pool;
+}
 int32_t seq_state_n_seq(const seq_state *ss) { return ss->n_seq; }
 int32_t seq_state_max_positions(const seq_state *ss) {
     return ss->max_blocks * ss->pool.block_size;

@@ -44,6 +44,11 @@ RS_INTERNAL reason_status seq_state_create(backend *be, const seq_state_params *
 RS_INTERNAL void seq_state_free(seq_state *ss);
 
 RS_INTERNAL kv_pool *seq_state_pool(seq_state *ss);
+/* The pool holding attention layer kv_layer's K/V (0-based among the model's attention layers)
+ * and its layer index in that pool; *windowed tells whether it is the windowed pool, addressed
+ * by the batch's swa_block_tables / swa_slots. */
+RS_INTERNAL kv_pool *seq_state_layer_pool(seq_state *ss, int32_t kv_layer, int32_t *pool_layer,
+                                          bool *windowed);
 RS_INTERNAL int32_t seq_state_n_seq(const seq_state *ss);
 RS_INTERNAL int32_t seq_state_max_positions(const seq_state *ss);
 RS_INTERNAL int32_t seq_state_length(const seq_state *ss, int32_t seq);
