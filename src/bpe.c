@@ -1,11 +1,13 @@
-/* bpe.c — byte-level BPE.
+/* bpe.c — BPE, byte-level (GPT-2) or over characters with byte fallback (SentencePiece style).
  *
- * A word (one pre-token, raw bytes) starts as one symbol per byte. The adjacent pair whose merge
- * has the lowest rank is merged, ties going to the leftmost pair, until no adjacent pair has a
- * merge. Candidates sit in a binary heap ordered by (rank, position); an entry whose symbols have
- * changed since it was pushed is skipped when popped. Symbols only grow, so a pair at a position
- * names the same merged token exactly while both of its symbols are unchanged. O(n log n) per
- * word, so long runs (a megabyte of spaces is one pre-token) stay linear-ish. */
+ * A word (one pre-token) starts as one symbol per byte, or per character: the character's token,
+ * else its <0xNN> byte tokens, else the unknown token — as the `tokenizers` crate does it. The
+ * adjacent pair whose merge has the lowest rank is merged, ties going to the leftmost pair, until
+ * no adjacent pair has a merge. Candidates sit in a binary heap ordered by (rank, position); an
+ * entry whose symbols have changed since it was pushed is skipped when popped. Symbols only grow,
+ * so a pair at a position names the same merged token exactly while both of its symbols are
+ * unchanged. O(n log n) per word, so long runs (a megabyte of spaces is one pre-token, and all of
+ * a Gemma text between added tokens is one word) stay linear-ish. */
 #include "bpe.h"
 
 #include <stdlib.h>
@@ -78,7 +80,8 @@ reason_status bpe_build_vocab(bpe_model *bpe, const uint8_t *in_vocab) {
     if (!bpe->vocab_slots) return REASON_ERR_NOMEM;
     memset(bpe->vocab_slots, 0xFF, size * sizeof *bpe->vocab_slots);
     bpe->vocab_mask = size - 1;
-    for (int i = 0; i < 256; i++) bpe->byte_token[i] = -1;
+    for (int i = 0; i < 256; i++) bpe->byte_token[i] = bpe->fallback_token[i] = -1;
+    bpe->unk = -1;
     for (int32_t id = 0; id < bpe->n_vocab; id++) {
         if (!in_vocab[id]) continue;
         const char *s = bpe->text + bpe->offset[id];
@@ -139,14 +142,18 @@ bool bpe_add_merge(bpe_model *bpe, const char *left, size_t left_len, const char
     memcpy(scratch + left_len, right, right_len);
     int32_t result = bpe_find(bpe, scratch, left_len + right_len);
     if (result < 0) return false;
-    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+    bpe_add_merge_ids(bpe, a, b, result, rank);
+    return true;
+}
+
+void bpe_add_merge_ids(bpe_model *bpe, int32_t left, int32_t right, int32_t result, int32_t rank) {
+    uint64_t key = (((uint64_t)(uint32_t)left << 32) | (uint32_t)right) + 1;
     size_t slot = hash_u64(key) & bpe->merge_mask;
     while (bpe->merge_slots[slot].key != 0) {
-        if (bpe->merge_slots[slot].key == key) return true;
+        if (bpe->merge_slots[slot].key == key) return;
         slot = (slot + 1) & bpe->merge_mask;
     }
     bpe->merge_slots[slot] = (bpe_merge_slot){.key = key, .rank = rank, .result = result};
-    return true;
 }
 
 void bpe_free(bpe_model *bpe) {
@@ -211,6 +218,43 @@ static void push_pair(const bpe_model *bpe, const struct bpe_symbol *symbols, in
                                      .right = symbols[right].id, .result = m->result});
 }
 
+static void add_symbol(struct bpe_symbol *symbols, int32_t *n, int32_t id) {
+    if (id < 0) return;
+    symbols[*n] = (struct bpe_symbol){.id = id, .prev = *n - 1, .next = -1, .alive = true};
+    if (*n > 0) symbols[*n - 1].next = *n;
+    (*n)++;
+}
+
+/* One symbol per character of word (valid UTF-8); at most one per byte. The crate's order is kept
+ * exactly: a pending unknown token is written out only before the next character found in the
+ * vocabulary (or at the end), so byte-fallback tokens of a later character can come before it. */
+static int32_t char_symbols(const bpe_model *bpe, const uint8_t *word, size_t len,
+                            struct bpe_symbol *symbols) {
+    int32_t n = 0;
+    bool unk_pending = false;
+    for (size_t i = 0; i < len;) {
+        size_t char_len = RS_MIN(bpe_char_length(word[i]), len - i);
+        int32_t id = bpe_find(bpe, (const char *)word + i, char_len);
+        bool fallback = id < 0 && bpe->byte_fallback;
+        for (size_t k = 0; fallback && k < char_len; k++)
+            fallback = bpe->fallback_token[word[i + k]] >= 0;
+        if (id >= 0) {
+            if (unk_pending) add_symbol(symbols, &n, bpe->unk);
+            unk_pending = false;
+            add_symbol(symbols, &n, id);
+        } else if (fallback) {
+            for (size_t k = 0; k < char_len; k++)
+                add_symbol(symbols, &n, bpe->fallback_token[word[i + k]]);
+        } else if (bpe->unk >= 0) {
+            if (unk_pending && !bpe->fuse_unk) add_symbol(symbols, &n, bpe->unk);
+            unk_pending = true;
+        }
+        i += char_len;
+    }
+    if (unk_pending) add_symbol(symbols, &n, bpe->unk);
+    return n;
+}
+
 reason_status bpe_encode_word(const bpe_model *bpe, const uint8_t *word, size_t len,
                               bpe_scratch *scratch, token_sink *sink) {
     if (len == 0) return REASON_OK;
@@ -237,14 +281,11 @@ reason_status bpe_encode_word(const bpe_model *bpe, const uint8_t *word, size_t 
     struct bpe_symbol *symbols = scratch->symbols;
     struct bpe_candidate *heap = scratch->heap;
 
-    /* A byte without a token of its own is dropped (impossible with a byte-level vocabulary). */
     int32_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int32_t id = bpe->byte_token[word[i]];
-        if (id < 0) continue;
-        symbols[n] = (struct bpe_symbol){.id = id, .prev = n - 1, .next = -1, .alive = true};
-        if (n > 0) symbols[n - 1].next = n;
-        n++;
+    if (bpe->char_symbols) {
+        n = char_symbols(bpe, word, len, symbols);
+    } else { /* a byte without a token is dropped (impossible with a byte-level vocabulary) */
+        for (size_t i = 0; i < len; i++) add_symbol(symbols, &n, bpe->byte_token[word[i]]);
     }
     size_t n_heap = 0;
     for (int32_t i = 0; i + 1 < n; i++) push_pair(bpe, symbols, i, heap, &n_heap);

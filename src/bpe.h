@@ -1,5 +1,7 @@
-/* bpe.h — byte-level BPE: the vocabulary keyed by raw bytes, merge ranks keyed by id pairs, and
- * the merge loop for one pre-tokenized word. */
+/* bpe.h — BPE: the vocabulary keyed by token bytes, merge ranks keyed by id pairs, and the merge
+ * loop for one pre-tokenized word. A word starts as one symbol per byte (byte-level BPE, GPT-2
+ * style) or one per character (SentencePiece style: a character missing from the vocabulary
+ * becomes its <0xNN> byte tokens with byte fallback, else the unknown token). */
 #ifndef REASON_BPE_H
 #define REASON_BPE_H
 
@@ -32,6 +34,13 @@ typedef struct bpe_model {
     size_t merge_mask;
     int32_t byte_token[256]; /* the token of each single byte, -1 when absent */
     bool ignore_merges;      /* a word that is itself a token is emitted whole (Llama 3, o200k) */
+
+    /* SentencePiece style (all false / -1 for byte-level BPE). */
+    bool char_symbols;           /* a word starts as one symbol per character */
+    bool byte_fallback;          /* a character not in the vocabulary becomes its byte tokens */
+    int32_t fallback_token[256]; /* the <0xNN> token of each byte, -1 when absent */
+    int32_t unk;                 /* the token of a character with no other way in, or -1 */
+    bool fuse_unk;               /* consecutive unknown characters give one unk token */
 } bpe_model;
 
 /* Builds the byte-keyed vocabulary from the ids for which in_vocab[id] is set (the first id wins
@@ -41,12 +50,21 @@ RS_INTERNAL reason_status bpe_build_vocab(bpe_model *bpe, const uint8_t *in_voca
 RS_INTERNAL int32_t bpe_find(const bpe_model *bpe, const char *bytes, size_t len);
 /* Allocates the merge table for up to n merges. */
 RS_INTERNAL reason_status bpe_reserve_merges(bpe_model *bpe, size_t n);
+/* Adds merge number rank of the ids (left, right) into result; the first rank of a pair wins. The
+ * table must have room (bpe_reserve_merges). */
+RS_INTERNAL void bpe_add_merge_ids(bpe_model *bpe, int32_t left, int32_t right, int32_t result,
+                                   int32_t rank);
 /* Adds merge number rank of (left, right) given as raw bytes. Returns false (and adds nothing)
  * when left, right or their concatenation is not in the vocabulary; the first rank of a pair
  * wins. scratch holds at least left_len + right_len bytes. */
 RS_INTERNAL bool bpe_add_merge(bpe_model *bpe, const char *left, size_t left_len, const char *right,
                                size_t right_len, int32_t rank, char *scratch);
 RS_INTERNAL void bpe_free(bpe_model *bpe);
+
+/* The length of the UTF-8 character that starts with byte lead (in valid UTF-8). */
+static inline size_t bpe_char_length(uint8_t lead) {
+    return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
 
 /* Token ids going out of reason_tokenize: counted past capacity so the caller learns the size. */
 typedef struct token_sink {

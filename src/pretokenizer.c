@@ -27,9 +27,10 @@ static reason_status compile(const char *pattern, size_t len, uint32_t extra_opt
                              const char *label, pcre2_code **out) {
     int error = 0;
     PCRE2_SIZE error_offset = 0;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len,
-                                   PCRE2_UTF | PCRE2_UCP | extra_options, &error, &error_offset,
-                                   NULL);
+    /* PCRE2_LITERAL refuses PCRE2_UCP (which only matters to character classes). */
+    uint32_t ucp = (extra_options & PCRE2_LITERAL) ? 0 : PCRE2_UCP;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | ucp | extra_options,
+                                   &error, &error_offset, NULL);
     if (!re) {
         PCRE2_UCHAR message[256];
         pcre2_get_error_message(error, message, sizeof message);
@@ -205,8 +206,14 @@ static reason_status run_step(const pretokenizer *pre, int32_t k, const uint8_t 
             while (pos < len && (s[pos] & 0xC0) == 0x80) pos++;
             continue;
         }
-        RS_TRY(emit(pre, k, s + gap, begin - gap, false, scratch, sink, ctx));
-        RS_TRY(emit(pre, k, s + begin, end - begin, true, scratch, sink, ctx));
+        if (step->behavior == PRETOK_MERGED_WITH_PREVIOUS) {
+            /* The crate's pieces: text before a match and the match are one; a match right after
+             * a match (or at the start) stands alone. */
+            RS_TRY(emit(pre, k, s + gap, end - gap, false, scratch, sink, ctx));
+        } else {
+            RS_TRY(emit(pre, k, s + gap, begin - gap, false, scratch, sink, ctx));
+            RS_TRY(emit(pre, k, s + begin, end - begin, true, scratch, sink, ctx));
+        }
         gap = pos = end;
     }
     return emit(pre, k, s + gap, len - gap, false, scratch, sink, ctx);

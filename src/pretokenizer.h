@@ -11,6 +11,7 @@
 enum pretok_behavior {
     PRETOK_ISOLATED = 0, /* matches and the text between them are separate pieces */
     PRETOK_REMOVED = 1,  /* matches are dropped */
+    PRETOK_MERGED_WITH_PREVIOUS = 2, /* a match ends the piece before it (if that is no match) */
 };
 
 typedef struct pretok_step {

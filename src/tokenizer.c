@@ -1,14 +1,17 @@
-/* tokenizer.c — text to tokens and back (byte-level BPE, Hugging Face semantics).
+/* tokenizer.c — text to tokens and back (BPE, byte-level or SentencePiece style, Hugging Face
+ * semantics).
  *
  * Encoding, as the `tokenizers` crate does it:
  *   1. added tokens are cut out of the raw text (leftmost-longest; special ones only with
  *      REASON_TOKENIZE_PARSE_SPECIAL — the crate's encode_special_tokens=False);
- *   2. each remaining span is normalized (NFC for Qwen), then cut at "normalized" added tokens;
+ *   2. each remaining span is normalized (NFC for Qwen; ' ' -> U+2581 for Gemma), then cut at
+ *      "normalized" added tokens;
  *   3. the pre-tokenizer splits it into words (regexes, see pretokenizer.c);
- *   4. each word is BPE-merged over its raw bytes (bpe.c);
+ *   4. each word is BPE-merged over its raw bytes or its characters (bpe.c);
  *   5. with REASON_TOKENIZE_ADD_SPECIAL the post-processor template's tokens go around it.
  * Decoding concatenates token bytes and replaces invalid UTF-8 by U+FFFD (maximal subparts). */
 #include "tokenizer_impl.h"
+#include "tokenizer_spm.h"
 #include "utf8.h"
 
 #include <stdlib.h>
@@ -60,16 +63,51 @@ reason_status tokenizer_set_token(reason_tokenizer *tok, int32_t id, const char 
     return REASON_OK;
 }
 
+reason_status tokenizer_alloc_pieces(reason_tokenizer *tok, size_t capacity) {
+    if (capacity > UINT32_MAX)
+        return rs_error(REASON_ERR_FORMAT, "tokenizer: %zu bytes of pieces", capacity);
+    tok->piece_capacity = capacity;
+    tok->piece_text = rs_malloc(capacity ? capacity : 1, "token pieces");
+    tok->piece_offset = rs_calloc((size_t)tok->n_vocab, sizeof *tok->piece_offset, "piece offsets");
+    tok->piece_length = rs_calloc((size_t)tok->n_vocab, sizeof *tok->piece_length, "piece lengths");
+    if (!tok->piece_text || !tok->piece_offset || !tok->piece_length) return REASON_ERR_NOMEM;
+    tok->bpe.text = tok->piece_text;
+    tok->bpe.offset = tok->piece_offset;
+    tok->bpe.length = tok->piece_length;
+    return REASON_OK;
+}
+
+reason_status tokenizer_set_piece(reason_tokenizer *tok, int32_t id, const char *piece, size_t len,
+                                  size_t *piece_used) {
+    if (id < 0 || id >= tok->n_vocab || !tok->piece_text)
+        return rs_error(REASON_ERR_INTERNAL, "token %d: no room for its piece", id);
+    if (len > tok->piece_capacity - *piece_used)
+        return rs_error(REASON_ERR_INTERNAL, "token %d: piece overruns its %zu-byte blob", id,
+                        tok->piece_capacity);
+    memcpy(tok->piece_text + *piece_used, piece, len);
+    tok->piece_offset[id] = (uint32_t)*piece_used;
+    tok->piece_length[id] = (uint32_t)len;
+    *piece_used += len;
+    return REASON_OK;
+}
+
 static const char *token_text(const reason_tokenizer *tok, int32_t id) {
     return tok->text + tok->offset[id];
+}
+
+/* What an added token is matched by in text. */
+static const char *piece_text(const reason_tokenizer *tok, int32_t id, size_t *len) {
+    *len = tok->bpe.length[id];
+    return tok->bpe.text + tok->bpe.offset[id];
 }
 
 static int compare_by_first_byte_longest(const void *a, const void *b, void *ctx) {
     const reason_tokenizer *tok = ctx;
     int32_t ia = tok->added[*(const int32_t *)a].id, ib = tok->added[*(const int32_t *)b].id;
-    uint8_t fa = (uint8_t)token_text(tok, ia)[0], fb = (uint8_t)token_text(tok, ib)[0];
+    size_t la, lb;
+    uint8_t fa = (uint8_t)piece_text(tok, ia, &la)[0], fb = (uint8_t)piece_text(tok, ib, &lb)[0];
     if (fa != fb) return fa < fb ? -1 : 1;
-    if (tok->length[ia] != tok->length[ib]) return tok->length[ia] > tok->length[ib] ? -1 : 1;
+    if (la != lb) return la > lb ? -1 : 1;
     return ia < ib ? -1 : ia > ib;
 }
 
@@ -78,8 +116,9 @@ static reason_status build_index(reason_tokenizer *tok, bool normalized, added_i
                              "added-token index");
     if (!index->order) return REASON_ERR_NOMEM;
     index->n = 0;
+    size_t len;
     for (int32_t i = 0; i < tok->n_added; i++)
-        if (tok->added[i].normalized == normalized && tok->length[tok->added[i].id] > 0)
+        if (tok->added[i].normalized == normalized && tok->bpe.length[tok->added[i].id] > 0)
             index->order[index->n++] = i;
     qsort_r(index->order, (size_t)index->n, sizeof *index->order, compare_by_first_byte_longest,
             tok);
@@ -87,7 +126,7 @@ static reason_status build_index(reason_tokenizer *tok, bool normalized, added_i
     for (int b = 0; b < 256; b++) {
         index->start[b] = k;
         while (k < (uint32_t)index->n &&
-               (uint8_t)token_text(tok, tok->added[index->order[k]].id)[0] == b)
+               (uint8_t)piece_text(tok, tok->added[index->order[k]].id, &len)[0] == b)
             k++;
     }
     index->start[256] = k;
@@ -97,7 +136,7 @@ static reason_status build_index(reason_tokenizer *tok, bool normalized, added_i
 /* Tokens that end generation in the models we know, when the vocabulary has them. */
 static const char *const end_token_names[] = {
     "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>",
-    "<end_of_turn>", "<|return|>", "<|call|>",   "<|end|>",
+    "<end_of_turn>", "<|return|>", "<|call|>",   "<|end|>",         "<eos>",
 };
 
 static void add_end(reason_tokenizer *tok, int32_t id) {
@@ -144,6 +183,9 @@ void reason_tokenizer_free(reason_tokenizer *tok) {
     free(tok->text);
     free(tok->offset);
     free(tok->length);
+    free(tok->piece_text);
+    free(tok->piece_offset);
+    free(tok->piece_length);
     free(tok->kind);
     free(tok->chat_template);
     free(tok);
@@ -217,8 +259,9 @@ static reason_status split_added(encoder *enc, const added_index *index, const u
         size_t found_len = 0;
         for (uint32_t k = index->start[b]; k < index->start[b + 1]; k++) {
             const added_token *t = &tok->added[index->order[k]];
-            size_t n = tok->length[t->id];
-            if (n <= len - pos && memcmp(token_text(tok, t->id), s + pos, n) == 0) {
+            size_t n;
+            const char *piece = piece_text(tok, t->id, &n);
+            if (n <= len - pos && memcmp(piece, s + pos, n) == 0) {
                 found = t;
                 found_len = n;
                 break;
@@ -255,14 +298,30 @@ static reason_status encode_normalized(encoder *enc, const uint8_t *s, size_t le
     return split_added(enc, &enc->tok->added_normalized, s, len, encode_pretokenize);
 }
 
+/* The literal replacement of the normalizer, after the Unicode normal form. */
+static reason_status encode_replaced(encoder *enc, const uint8_t *s, size_t len) {
+    const text_replace *r = &enc->tok->replace;
+    if (r->from_len == 0 || !memmem(s, len, r->from, r->from_len))
+        return encode_normalized(enc, s, len);
+    size_t bound;
+    if (!text_replace_bound(r, len, &bound))
+        return rs_error(REASON_ERR_INVALID_ARG, "tokenize: %zu bytes of text are too many", len);
+    char *replaced = rs_malloc(bound ? bound : 1, "normalized text");
+    if (!replaced) return REASON_ERR_NOMEM;
+    size_t n = text_replace_apply(r, (const char *)s, len, replaced);
+    reason_status status = encode_normalized(enc, (const uint8_t *)replaced, n);
+    free(replaced);
+    return status;
+}
+
 static reason_status encode_raw_span(encoder *enc, const uint8_t *s, size_t len) {
     int32_t normalizer = enc->tok->normalizer;
-    if (normalizer == NORMALIZER_NONE) return encode_normalized(enc, s, len);
+    if (normalizer == NORMALIZER_NONE) return encode_replaced(enc, s, len);
     /* Text below U+0300 is unchanged by NFC (nothing there composes); ASCII by every form. */
     uint8_t limit = normalizer == NORMALIZER_NFC ? 0xCC : 0x80;
     bool unchanged = true;
     for (size_t i = 0; i < len && unchanged; i++) unchanged = s[i] < limit;
-    if (unchanged) return encode_normalized(enc, s, len);
+    if (unchanged) return encode_replaced(enc, s, len);
     int options = UTF8PROC_STABLE;
     switch (normalizer) {
     case NORMALIZER_NFC: options |= UTF8PROC_COMPOSE; break;
@@ -275,7 +334,7 @@ static reason_status encode_raw_span(encoder *enc, const uint8_t *s, size_t len)
     if (n < 0)
         return rs_error(REASON_ERR_INTERNAL, "tokenize: normalization failed: %s",
                         utf8proc_errmsg(n));
-    reason_status status = encode_normalized(enc, normal, (size_t)n);
+    reason_status status = encode_replaced(enc, normal, (size_t)n);
     free(normal);
     return status;
 }

@@ -38,6 +38,13 @@ typedef struct added_index {
     int32_t n;
 } added_index;
 
+/* A literal replacement (Hugging Face's Replace normalizer and decoder with a String pattern). */
+#define TEXT_REPLACE_MAX 16
+typedef struct text_replace {
+    char from[TEXT_REPLACE_MAX], to[TEXT_REPLACE_MAX];
+    uint8_t from_len, to_len; /* from_len 0: no replacement */
+} text_replace;
+
 #define TOKENIZER_MAX_TEMPLATE 4
 #define TOKENIZER_MAX_END 16
 
@@ -49,8 +56,17 @@ struct reason_tokenizer {
     uint32_t *length;  /* (n_vocab) */
     uint8_t *kind;     /* (n_vocab) enum token_kind; TOKEN_UNUSED for ids that were never given */
 
+    /* SentencePiece-style vocabularies: the piece each token is matched by (e.g. "\u2581Hello",
+     * "<0x0A>") differs from the bytes it stands for (" Hello", "\n"). The BPE and the added
+     * tokens work on pieces. NULL when the pieces are the token bytes. */
+    char *piece_text;
+    size_t piece_capacity;
+    uint32_t *piece_offset; /* (n_vocab) */
+    uint32_t *piece_length; /* (n_vocab) */
+
     bpe_model bpe;
-    int32_t normalizer; /* enum normalizer_kind */
+    int32_t normalizer;  /* enum normalizer_kind */
+    text_replace replace; /* applied after the Unicode normal form (SentencePiece: ' ' -> U+2581) */
     pretokenizer pre;
 
     added_token *added;
@@ -75,6 +91,12 @@ RS_INTERNAL reason_status tokenizer_alloc(int32_t n_vocab, size_t text_capacity,
  * given to tokenizer_alloc). */
 RS_INTERNAL reason_status tokenizer_set_token(reason_tokenizer *tok, int32_t id, const char *bytes,
                                               size_t len, int32_t kind, size_t *text_used);
+/* Gives the tokenizer separate pieces (see piece_text), capacity bytes of them; the BPE
+ * vocabulary is then keyed by pieces. */
+RS_INTERNAL reason_status tokenizer_alloc_pieces(reason_tokenizer *tok, size_t capacity);
+/* Gives token id its piece; piece_used tracks the piece blob. */
+RS_INTERNAL reason_status tokenizer_set_piece(reason_tokenizer *tok, int32_t id, const char *piece,
+                                              size_t len, size_t *piece_used);
 /* Builds the added-token indices, the end-of-generation set and the well-known special ids
  * not set yet (<think>, </think>, end-of-turn). */
 RS_INTERNAL reason_status tokenizer_finish(reason_tokenizer *tok);

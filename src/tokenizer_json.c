@@ -1,11 +1,15 @@
 /* tokenizer_json.c — loading a Hugging Face tokenizer.json (and tokenizer_config.json beside it).
  *
- * Supported: model BPE over the GPT-2 byte alphabet (vocab, merges as "a b" strings or ["a", "b"]
- * pairs, ignore_merges), added_tokens with their flags, normalizers NFC/NFD/NFKC/NFKD (alone or
- * in a Sequence), pre-tokenizers Split (Regex or String; Isolated or Removed), ByteLevel, Digits
- * and Sequences of them, post-processors ByteLevel and TemplateProcessing (alone or in a
- * Sequence). Anything else is REASON_ERR_UNSUPPORTED naming it. */
+ * Supported: model BPE (vocab, merges as "a b" strings or ["a", "b"] pairs, ignore_merges) either
+ * over the GPT-2 byte alphabet (a ByteLevel pre-tokenizer or decoder) or SentencePiece style over
+ * characters (byte_fallback, unk_token, fuse_unk; a decoder Sequence of Replace, ByteFallback and
+ * Fuse, as Gemma's), added_tokens with their flags, normalizers NFC/NFD/NFKC/NFKD and Replace with
+ * a String pattern (alone or in a Sequence), pre-tokenizers Split (Regex or String; Isolated,
+ * Removed or MergedWithPrevious), ByteLevel, Digits and Sequences of them, post-processors
+ * ByteLevel and TemplateProcessing (alone or in a Sequence). Anything else is
+ * REASON_ERR_UNSUPPORTED naming it. */
 #include "tokenizer_impl.h"
+#include "tokenizer_spm.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -21,6 +25,9 @@ typedef struct json_loader {
     size_t text_used;
     char *scratch; /* one token's decoded bytes */
     size_t scratch_capacity;
+    bool byte_level;             /* token strings are in the GPT-2 byte alphabet */
+    text_replace decode_replace; /* SentencePiece style: the decoder's Replace (U+2581 -> ' ') */
+    bool decode_byte_fallback;   /* the decoder turns "<0xNN>" into its byte */
 } json_loader;
 
 static reason_status load_json(const char *path, bool config, json_t **out) {
@@ -66,7 +73,7 @@ static reason_status decode_token(json_loader *ld, const char *s, size_t len, co
         ld->scratch = p;
         ld->scratch_capacity = 2 * len + 16;
     }
-    if (bytelevel_decode(s, len, ld->scratch, n)) {
+    if (ld->byte_level && bytelevel_decode(s, len, ld->scratch, n)) {
         *bytes = ld->scratch;
     } else {
         *bytes = s;
@@ -75,17 +82,118 @@ static reason_status decode_token(json_loader *ld, const char *s, size_t len, co
     return REASON_OK;
 }
 
+/* SentencePiece style: the bytes a token stands for, through the decoder (its Replace, then
+ * ByteFallback), into ld->scratch. */
+static reason_status decode_piece(json_loader *ld, const char *s, size_t len, const char **bytes,
+                                  size_t *n, bool *is_byte) {
+    size_t need;
+    if (!text_replace_bound(&ld->decode_replace, len, &need) || need > SIZE_MAX - 16)
+        return rs_error(REASON_ERR_FORMAT, "%s: a token of %zu bytes", ld->file, len);
+    if (ld->scratch_capacity < need + 16) {
+        char *p = realloc(ld->scratch, need + 16);
+        if (!p) return rs_error(REASON_ERR_NOMEM, "out of memory loading %s", ld->file);
+        ld->scratch = p;
+        ld->scratch_capacity = need + 16;
+    }
+    uint8_t byte;
+    *is_byte = ld->decode_byte_fallback && spm_byte_piece(s, len, &byte);
+    if (*is_byte) {
+        ld->scratch[0] = (char)byte;
+        *n = 1;
+    } else {
+        *n = text_replace_apply(&ld->decode_replace, s, len, ld->scratch);
+    }
+    *bytes = ld->scratch;
+    return REASON_OK;
+}
+
+/* A Replace normalizer or decoder with a String pattern. */
+static reason_status load_replace(json_loader *ld, const json_t *node, const char *where,
+                                  text_replace *out) {
+    const json_t *pattern = json_object_get(json_object_get(node, "pattern"), "String");
+    const json_t *content = json_object_get(node, "content");
+    if (!json_is_string(pattern) || !json_is_string(content))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: %s Replace: only a String pattern and content", ld->file, where);
+    size_t from = json_string_length(pattern), to = json_string_length(content);
+    if (from == 0 || from >= TEXT_REPLACE_MAX || to >= TEXT_REPLACE_MAX)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: %s Replace of %zu by %zu bytes", ld->file,
+                        where, from, to);
+    if (out->from_len)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: more than one %s Replace", ld->file, where);
+    memcpy(out->from, json_string_value(pattern), from);
+    memcpy(out->to, json_string_value(content), to);
+    out->from_len = (uint8_t)from;
+    out->to_len = (uint8_t)to;
+    return REASON_OK;
+}
+
+/* Does node (a pre-tokenizer or decoder, possibly a Sequence) contain a step of type? */
+static bool has_type(const json_t *node, const char *type) {
+    if (!json_is_object(node)) return false;
+    if (strcmp(get_type(node), type) == 0) return true;
+    static const char *const lists[] = {"pretokenizers", "decoders"};
+    for (int k = 0; k < 2; k++) {
+        const json_t *list = json_object_get(node, lists[k]), *item;
+        size_t i;
+        json_array_foreach(list, i, item) if (has_type(item, type)) return true;
+    }
+    return false;
+}
+
+/* The decoder of a SentencePiece-style vocabulary: Replace, ByteFallback and Fuse, alone or in a
+ * Sequence. Concatenating token bytes then decodes; anything else (Strip, Metaspace, no decoder,
+ * which joins tokens with spaces) is refused. */
+static reason_status load_spm_decoder(json_loader *ld, const json_t *dec) {
+    if (!dec || json_is_null(dec))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: a BPE that is not byte-level needs a decoder (Replace, ByteFallback, "
+                        "Fuse)",
+                        ld->file);
+    const char *type = get_type(dec);
+    if (strcmp(type, "Sequence") == 0) {
+        const json_t *list = json_object_get(dec, "decoders");
+        RS_TRY(expect(ld, list, JSON_ARRAY, "decoder.decoders"));
+        for (size_t i = 0; i < json_array_size(list); i++)
+            RS_TRY(load_spm_decoder(ld, json_array_get(list, i)));
+        return REASON_OK;
+    }
+    if (strcmp(type, "Fuse") == 0) return REASON_OK;
+    if (strcmp(type, "ByteFallback") == 0) {
+        ld->decode_byte_fallback = true;
+        return REASON_OK;
+    }
+    if (strcmp(type, "Replace") == 0) {
+        /* Per token, before the bytes are fused: a Replace after ByteFallback would see them. */
+        if (ld->decode_byte_fallback)
+            return rs_error(REASON_ERR_UNSUPPORTED, "%s: decoder Replace after ByteFallback",
+                            ld->file);
+        return load_replace(ld, dec, "decoder", &ld->decode_replace);
+    }
+    return rs_error(REASON_ERR_UNSUPPORTED, "%s: unsupported decoder '%s'", ld->file, type);
+}
+
 static reason_status load_normalizer(json_loader *ld, const json_t *norm) {
     if (!norm || json_is_null(norm)) return REASON_OK;
     const char *type = get_type(norm);
     if (strcmp(type, "Sequence") == 0) {
         const json_t *list = json_object_get(norm, "normalizers");
         RS_TRY(expect(ld, list, JSON_ARRAY, "normalizer.normalizers"));
-        if (json_array_size(list) > 1)
-            return rs_error(REASON_ERR_UNSUPPORTED, "%s: a normalizer Sequence of %zu steps",
-                            ld->file, json_array_size(list));
-        return load_normalizer(ld, json_array_get(list, 0));
+        /* A normal form and a Replace, in this order (the only order applied). */
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            const json_t *step = json_array_get(list, i);
+            bool is_replace = strcmp(get_type(step), "Replace") == 0;
+            if ((!is_replace && (ld->tok->normalizer || ld->tok->replace.from_len)) ||
+                (is_replace && i + 1 < json_array_size(list)))
+                return rs_error(REASON_ERR_UNSUPPORTED,
+                                "%s: normalizer Sequence other than a normal form then a Replace",
+                                ld->file);
+            RS_TRY(load_normalizer(ld, step));
+        }
+        return REASON_OK;
     }
+    if (strcmp(type, "Replace") == 0)
+        return load_replace(ld, norm, "normalizer", &ld->tok->replace);
     static const struct {
         const char *name;
         int32_t kind;
@@ -102,7 +210,7 @@ static reason_status load_normalizer(json_loader *ld, const json_t *norm) {
     return rs_error(REASON_ERR_UNSUPPORTED, "%s: unsupported normalizer '%s'", ld->file, type);
 }
 
-static reason_status load_pre_tokenizer(json_loader *ld, const json_t *pre, bool *byte_level) {
+static reason_status load_pre_tokenizer(json_loader *ld, const json_t *pre) {
     if (!pre || json_is_null(pre)) return REASON_OK;
     const char *type = get_type(pre);
     pretokenizer *p = &ld->tok->pre;
@@ -110,11 +218,10 @@ static reason_status load_pre_tokenizer(json_loader *ld, const json_t *pre, bool
         const json_t *list = json_object_get(pre, "pretokenizers");
         RS_TRY(expect(ld, list, JSON_ARRAY, "pre_tokenizer.pretokenizers"));
         for (size_t i = 0; i < json_array_size(list); i++)
-            RS_TRY(load_pre_tokenizer(ld, json_array_get(list, i), byte_level));
+            RS_TRY(load_pre_tokenizer(ld, json_array_get(list, i)));
         return REASON_OK;
     }
     if (strcmp(type, "ByteLevel") == 0) {
-        *byte_level = true;
         return pretok_add_bytelevel(p, get_bool(pre, "add_prefix_space", false),
                                     get_bool(pre, "use_regex", true));
     }
@@ -130,9 +237,11 @@ static reason_status load_pre_tokenizer(json_loader *ld, const json_t *pre, bool
             kind = PRETOK_ISOLATED;
         else if (strcmp(b, "Removed") == 0)
             kind = PRETOK_REMOVED;
+        else if (strcmp(b, "MergedWithPrevious") == 0 && !get_bool(pre, "invert", false))
+            kind = PRETOK_MERGED_WITH_PREVIOUS;
         else
-            return rs_error(REASON_ERR_UNSUPPORTED, "%s: unsupported Split behavior '%s'",
-                            ld->file, b);
+            return rs_error(REASON_ERR_UNSUPPORTED, "%s: unsupported Split behavior '%s'%s",
+                            ld->file, b, get_bool(pre, "invert", false) ? " (inverted)" : "");
         bool invert = get_bool(pre, "invert", false);
         const json_t *pattern = json_object_get(pre, "pattern");
         const json_t *regex = json_object_get(pattern, "Regex");
@@ -206,9 +315,9 @@ static reason_status load_vocab(json_loader *ld, const json_t *root) {
     const char *type = get_type(model);
     if (*type && strcmp(type, "BPE") != 0)
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: unsupported model type '%s'", ld->file, type);
-    if (get_bool(model, "byte_fallback", false))
-        return rs_error(REASON_ERR_UNSUPPORTED, "%s: BPE with byte_fallback (SentencePiece style)",
-                        ld->file);
+    bool byte_fallback = get_bool(model, "byte_fallback", false);
+    if (byte_fallback && ld->byte_level)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: byte-level BPE with byte_fallback", ld->file);
     static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
         const char *s = json_string_value(json_object_get(model, affixes[i]));
@@ -222,7 +331,7 @@ static reason_status load_vocab(json_loader *ld, const json_t *root) {
 
     /* Size everything first: the largest id and the bytes of all token strings. */
     json_int_t max_id = -1;
-    size_t text_size = 0;
+    size_t text_size = 0, piece_size = 0;
     const char *key;
     const json_t *value;
     json_object_foreach((json_t *)vocab, key, value) {
@@ -231,7 +340,7 @@ static reason_status load_vocab(json_loader *ld, const json_t *root) {
             return rs_error(REASON_ERR_FORMAT, "%s: model.vocab['%s']: expected a token id",
                             ld->file, key);
         max_id = RS_MAX(max_id, json_integer_value(value));
-        text_size += strlen(key);
+        piece_size += strlen(key);
     }
     for (size_t i = 0; i < json_array_size(added); i++) {
         const json_t *t = json_array_get(added, i);
@@ -241,20 +350,32 @@ static reason_status load_vocab(json_loader *ld, const json_t *root) {
             return rs_error(REASON_ERR_FORMAT, "%s: added_tokens[%zu]: expected id and content",
                             ld->file, i);
         max_id = RS_MAX(max_id, json_integer_value(id));
-        text_size += json_string_length(content);
+        piece_size += json_string_length(content);
     }
     if (max_id < 0) return rs_error(REASON_ERR_FORMAT, "%s: empty vocabulary", ld->file);
+    /* Decoding never lengthens a byte-level token; the decoder's Replace may lengthen a piece. */
+    if (!text_replace_bound(&ld->decode_replace, piece_size, &text_size))
+        return rs_error(REASON_ERR_FORMAT, "%s: too much token text", ld->file);
     RS_TRY(tokenizer_alloc((int32_t)(max_id + 1), text_size, &ld->tok));
     reason_tokenizer *tok = ld->tok;
     ld->in_vocab = rs_calloc((size_t)tok->n_vocab, 1, "vocabulary flags");
     if (!ld->in_vocab) return REASON_ERR_NOMEM;
+    size_t piece_used = 0;
+    if (!ld->byte_level) RS_TRY(tokenizer_alloc_pieces(tok, piece_size));
 
     json_object_foreach((json_t *)vocab, key, value) {
         const char *bytes;
-        size_t n;
-        RS_TRY(decode_token(ld, key, strlen(key), &bytes, &n));
+        size_t n, len = strlen(key);
         int32_t id = (int32_t)json_integer_value(value);
-        RS_TRY(tokenizer_set_token(tok, id, bytes, n, TOKEN_NORMAL, &ld->text_used));
+        bool is_byte = false;
+        if (ld->byte_level) {
+            RS_TRY(decode_token(ld, key, len, &bytes, &n));
+        } else {
+            RS_TRY(decode_piece(ld, key, len, &bytes, &n, &is_byte));
+            RS_TRY(tokenizer_set_piece(tok, id, key, len, &piece_used));
+        }
+        RS_TRY(tokenizer_set_token(tok, id, bytes, n, is_byte ? TOKEN_BYTE : TOKEN_NORMAL,
+                                   &ld->text_used));
         ld->in_vocab[id] = 1;
     }
     tok->added = rs_calloc(json_array_size(added) + 1, sizeof *tok->added, "added tokens");
@@ -270,14 +391,35 @@ static reason_status load_vocab(json_loader *ld, const json_t *root) {
             .single_word = get_bool(t, "single_word", false),
             .normalized = get_bool(t, "normalized", false),
         };
-        /* Added tokens are matched and decoded as their literal content. */
-        RS_TRY(tokenizer_set_token(tok, a.id, json_string_value(content),
-                                   json_string_length(content),
+        /* Added tokens are matched as their literal content, and decoded so too when byte-level;
+         * the crate's SentencePiece-style decoders do apply to them (Gemma's "\u2581\u2581"). */
+        const char *text = json_string_value(content), *bytes = text;
+        size_t len = json_string_length(content), n = len;
+        bool is_byte;
+        if (!ld->byte_level) {
+            RS_TRY(decode_piece(ld, text, len, &bytes, &n, &is_byte));
+            RS_TRY(tokenizer_set_piece(tok, a.id, text, len, &piece_used));
+        }
+        RS_TRY(tokenizer_set_token(tok, a.id, bytes, n,
                                    a.special ? TOKEN_CONTROL : TOKEN_USER_DEFINED, &ld->text_used));
         tok->added[tok->n_added++] = a;
     }
     RS_TRY(bpe_build_vocab(&tok->bpe, ld->in_vocab));
     tok->bpe.ignore_merges = get_bool(model, "ignore_merges", false);
+    if (!ld->byte_level) {
+        tok->bpe.char_symbols = true;
+        tok->bpe.byte_fallback = byte_fallback;
+        tok->bpe.fuse_unk = get_bool(model, "fuse_unk", false);
+        const json_t *unk = json_object_get(model, "unk_token");
+        if (json_is_string(unk)) {
+            tok->bpe.unk = bpe_find(&tok->bpe, json_string_value(unk), json_string_length(unk));
+            if (tok->bpe.unk < 0)
+                return rs_error(REASON_ERR_FORMAT,
+                                "%s: model.unk_token '%s' is not in the vocabulary", ld->file,
+                                json_string_value(unk));
+        }
+        RS_TRY(spm_find_byte_tokens(tok, ld->file));
+    }
 
     const json_t *merges = json_object_get(model, "merges");
     RS_TRY(expect(ld, merges, JSON_ARRAY, "model.merges"));
@@ -401,21 +543,22 @@ static reason_status load(json_loader *ld, const char *json_path, const char *co
     json_t *root = NULL;
     RS_TRY(load_json(json_path, false, &root));
     reason_status status = REASON_OK;
-    bool byte_level = false;
     if (!json_is_object(root)) {
         status = rs_error(REASON_ERR_FORMAT, "%s: expected an object", json_path);
         goto done;
     }
+    /* The vocabulary's alphabet follows from the pipeline: byte-level when a ByteLevel step is
+     * there, else SentencePiece style, decoded by its decoder. */
+    const json_t *decoder = json_object_get(root, "decoder");
+    ld->byte_level = has_type(json_object_get(root, "pre_tokenizer"), "ByteLevel") ||
+                     has_type(decoder, "ByteLevel");
+    if ((status = expect(ld, json_object_get(root, "model"), JSON_OBJECT, "model")) != REASON_OK)
+        goto done;
+    if (!ld->byte_level && (status = load_spm_decoder(ld, decoder)) != REASON_OK) goto done;
     if ((status = load_vocab(ld, root)) != REASON_OK) goto done;
     if ((status = load_normalizer(ld, json_object_get(root, "normalizer"))) != REASON_OK) goto done;
-    status = load_pre_tokenizer(ld, json_object_get(root, "pre_tokenizer"), &byte_level);
-    if (status != REASON_OK) goto done;
-    if (strcmp(get_type(json_object_get(root, "decoder")), "ByteLevel") == 0) byte_level = true;
-    if (!byte_level) {
-        status = rs_error(REASON_ERR_UNSUPPORTED, "%s: only byte-level BPE is supported",
-                          json_path);
+    if ((status = load_pre_tokenizer(ld, json_object_get(root, "pre_tokenizer"))) != REASON_OK)
         goto done;
-    }
     if ((status = load_post_processor(ld, json_object_get(root, "post_processor"))) != REASON_OK)
         goto done;
     if (ld->tok->n_prefix > 0) ld->tok->special[REASON_SPECIAL_BOS] = ld->tok->prefix[0];

@@ -8,12 +8,13 @@
 #include "tokenizer.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const json_names[] = {"qwen3", "qwen2_5", "llama3", "llama3_2", "gpt2",
-                                         "gptoss"};
+                                         "gptoss", "gemma3"};
 #define N_JSON (int)(sizeof json_names / sizeof json_names[0])
 /* Committed GGUF conversions and the tokenizer whose expected ids they must reproduce. */
 static const char *const gguf_names[] = {"qwen3"};
@@ -56,11 +57,18 @@ static void free_jsonl(jsonl *j) {
     free(j->rows);
 }
 
-static bool have_shared(void) {
-    char path[1024];
+static bool have_tokenizer(const char *name) {
+    char rel[256], path[1024];
     struct stat st;
-    return stat(shared_data_path("tokenizers/qwen3/tokenizer.json", path, sizeof path), &st) == 0;
+    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
+    return stat(shared_data_path(rel, path, sizeof path), &st) == 0;
 }
+
+static bool have_shared(void) { return have_tokenizer("qwen3"); }
+
+/* Gemma's tokenizer.json (33 MB) is read from the shared data only; without it its tests pass
+ * vacuously and the suite reports a skip. */
+static bool have_gemma(void) { return have_tokenizer("gemma3"); }
 
 static reason_tokenizer *load_json_tokenizer(const char *name) {
     char rel[256], path[1024];
@@ -160,6 +168,7 @@ static void check_corpus(const char *label, const reason_tokenizer *tok, const c
             size_t out_len;
             char *out = detokenize_all(tok, got, n, 1, &out_len);
             const json_t *decoded = json_object_get(row, "decoded");
+            if (!decoded) decoded = t; /* the text itself when stored so */
             ck_assert_msg(out_len == json_string_length(decoded) &&
                               memcmp(out, json_string_value(decoded), out_len) == 0,
                           "%s: string %zu: detokenize differs from the reference", label, i);
@@ -186,6 +195,7 @@ static void check_corpus(const char *label, const reason_tokenizer *tok, const c
 /* ---- conformance ----------------------------------------------------------------------------- */
 
 START_TEST(json_conformance) {
+    if (!have_tokenizer(json_names[_i])) return;
     reason_tokenizer *tok = load_json_tokenizer(json_names[_i]);
     char label[128];
     snprintf(label, sizeof label, "%s tokenizer.json", json_names[_i]);
@@ -245,6 +255,7 @@ static void check_special_cases(const char *name, const reason_tokenizer *tok) {
 }
 
 START_TEST(json_add_special) {
+    if (!have_tokenizer(json_names[_i])) return;
     reason_tokenizer *tok = load_json_tokenizer(json_names[_i]);
     check_special_cases(json_names[_i], tok);
     reason_tokenizer_free(tok);
@@ -635,6 +646,474 @@ START_TEST(gguf_pre_names) {
 }
 END_TEST
 
+
+/* ---- SentencePiece style (Gemma) -------------------------------------------------------------- */
+
+/* Gemma's byte pieces <0x00>..<0xFF> are ids 238..493. */
+#define GEMMA_BYTE(b) (238 + (b))
+
+START_TEST(gemma_vocabulary) {
+    if (!have_gemma()) return;
+    reason_tokenizer *tok = load_json_tokenizer("gemma3");
+    ck_assert_int_eq(reason_tokenizer_n_vocab(tok), 262145);
+    ck_assert_int_eq(reason_tokenizer_special(tok, REASON_SPECIAL_BOS), 2);
+    ck_assert_int_eq(reason_tokenizer_special(tok, REASON_SPECIAL_EOS), 106);
+    ck_assert_int_eq(reason_tokenizer_special(tok, REASON_SPECIAL_EOT), 106);
+    ck_assert_int_eq(reason_tokenizer_special(tok, REASON_SPECIAL_PAD), 0);
+    ck_assert_int_eq(reason_token_is_end(tok, 106), 1);
+    ck_assert_int_eq(reason_token_is_end(tok, 1), 1); /* <eos> */
+    ck_assert_int_eq(reason_token_is_end(tok, 105), 0);
+    ck_assert_int_eq(reason_tokenizer_find(tok, "<start_of_turn>"), 105);
+    ck_assert_int_eq(reason_tokenizer_find(tok, "<image_soft_token>"), 262144);
+    ck_assert_int_eq(reason_token_is_control(tok, 105), 1);
+    ck_assert_int_eq(reason_token_is_control(tok, GEMMA_BYTE(0x41)), 0);
+    ck_assert_ptr_nonnull(tokenizer_chat_template(tok));
+
+    /* Token bytes are what the token stands for: U+2581 is a space, a byte piece its byte. */
+    static const struct {
+        reason_token id;
+        const char *bytes;
+        size_t len;
+    } cases[] = {{9259, "Hello", 5},          {1902, " world", 6}, {138, "  ", 2},
+                 {GEMMA_BYTE(0x41), "A", 1}, {GEMMA_BYTE(0), "", 1}, {GEMMA_BYTE(0xE4), "\xE4", 1},
+                 {107, "\n", 1},             {105, "<start_of_turn>", 15}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char bytes[32];
+        size_t len;
+        ck_assert_int_eq(reason_token_to_bytes(tok, cases[i].id, bytes, sizeof bytes, &len),
+                         REASON_OK);
+        ck_assert_uint_eq(len, cases[i].len);
+        ck_assert_msg(memcmp(bytes, cases[i].bytes, len) == 0, "token %d", cases[i].id);
+    }
+
+    /* add_special: <bos> from the template; special tokens parsed only on request. */
+    const char *text = "<start_of_turn>user";
+    reason_token ids[32];
+    size_t n;
+    ck_assert_int_eq(reason_tokenize(tok, text, strlen(text),
+                                     REASON_TOKENIZE_ADD_SPECIAL | REASON_TOKENIZE_PARSE_SPECIAL,
+                                     ids, 32, &n),
+                     REASON_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(ids[0], 2);
+    ck_assert_int_eq(ids[1], 105);
+    ck_assert_int_eq(ids[2], 2364);
+    ck_assert_int_eq(reason_tokenize(tok, text, strlen(text), 0, ids, 32, &n), REASON_OK);
+    ck_assert_uint_gt(n, 2);
+    ck_assert_int_ne(ids[0], 105);
+    reason_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(gemma_streaming) {
+    if (!have_gemma()) return;
+    reason_tokenizer *tok = load_json_tokenizer("gemma3");
+    /* Characters without a piece come out as byte pieces, split across tokens. */
+    const char *text = "I love \xF0\x9F\x8D\x95, \xF0\xA0\x80\x80\xF3\xB0\x80\x80 and "
+                       "\xE4\xBD\xA0\xE5\xA5\xBD\t\n  x\xEE\x80\x80!";
+    size_t n;
+    reason_token *ids = tokenize_all(tok, text, strlen(text), 0, &n);
+    size_t n_bytes = 0;
+    for (size_t i = 0; i < n; i++) n_bytes += ids[i] >= GEMMA_BYTE(0) && ids[i] <= GEMMA_BYTE(255);
+    ck_assert_uint_eq(n_bytes, 8); /* U+20000 and U+F0000 */
+    reason_detokenizer *d = NULL;
+    ck_assert_int_eq(reason_detokenizer_create(tok, &d), REASON_OK);
+    char all[256] = "", piece[64];
+    size_t held_back = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        ck_assert_int_eq(reason_detokenizer_push(d, ids[i], piece, sizeof piece, &len), REASON_OK);
+        ck_assert_msg(valid_utf8(piece, len), "push %zu gave a broken character", i);
+        held_back += len == 0;
+        strcat(all, piece);
+    }
+    size_t len = 1;
+    ck_assert_int_eq(reason_detokenizer_flush(d, piece, sizeof piece, &len), REASON_OK);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(all, text);
+    ck_assert_uint_ge(held_back, 6);
+
+    /* Byte pieces that do not make a character: U+FFFD per maximal subpart, as for every
+     * tokenizer here (the crate's ByteFallback writes one per byte of such a run, e.g. two for
+     * E4 BD below). */
+    reason_token bad[] = {GEMMA_BYTE(0xE4), GEMMA_BYTE(0xBD), 236746 /* a */, GEMMA_BYTE(0xFF),
+                          GEMMA_BYTE(0xE4)};
+    char out[64];
+    ck_assert_int_eq(reason_detokenize(tok, bad, 5, 1, out, sizeof out, &len), REASON_OK);
+    ck_assert_str_eq(out, "\xEF\xBF\xBD" "a\xEF\xBF\xBD\xEF\xBF\xBD");
+    all[0] = '\0';
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_int_eq(reason_detokenizer_push(d, bad[i], piece, sizeof piece, &len), REASON_OK);
+        strcat(all, piece);
+    }
+    ck_assert_int_eq(reason_detokenizer_flush(d, piece, sizeof piece, &len), REASON_OK);
+    strcat(all, piece);
+    ck_assert_str_eq(all, out);
+    reason_detokenizer_free(d);
+    free(ids);
+    reason_tokenizer_free(tok);
+}
+END_TEST
+
+/* The whole text between added tokens is one word for Gemma (its pre-tokenizer splits on ' ',
+ * which the normalizer has just replaced): long runs must merge in O(n log n). */
+START_TEST(gemma_long_runs) {
+    if (!have_gemma()) return;
+    reason_tokenizer *tok = load_json_tokenizer("gemma3");
+    static const char *const pieces[] = {
+        "\xE7\x9A\x84\xE4\xB8\x80\xE6\x98\xAF\xE4\xB8\x8D\xE4\xBA\x86\xE4\xBA\xBA", /* CJK */
+        "\xF3\xB0\x80\x80\xF3\xB0\x80\x81",                                        /* no piece */
+        "ab", " ", "Hello world, ",
+    };
+    size_t len = 1 << 20;
+    char *text = malloc(len + 8), *back = malloc(len + 8);
+    reason_token *ids = malloc(len * sizeof *ids);
+    for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
+        size_t want = k < 2 ? 20 * 1024 : len, used = 0, piece_len = strlen(pieces[k]);
+        while (used + piece_len <= want) {
+            memcpy(text + used, pieces[k], piece_len);
+            used += piece_len;
+        }
+        size_t n, out_len;
+        ck_assert_msg(reason_tokenize(tok, text, used, 0, ids, len, &n) == REASON_OK, "%s",
+                      reason_last_error());
+        ck_assert_uint_gt(n, 0);
+        ck_assert_int_eq(reason_detokenize(tok, ids, n, 1, back, len + 8, &out_len), REASON_OK);
+        ck_assert_uint_eq(out_len, used);
+        ck_assert_msg(memcmp(back, text, used) == 0, "run %zu does not round-trip", k);
+    }
+    free(ids);
+    free(back);
+    free(text);
+    reason_tokenizer_free(tok);
+}
+END_TEST
+
+
+/* Gemma's tokenizer.json written as llama.cpp writes a Gemma GGUF: model "llama" (SentencePiece),
+ * pieces as they are, token types (6 for <0xNN>), no space prefix, and scores. The file holds no
+ * scores; SentencePiece's converter to tokenizer.json lists the merges by falling score of the
+ * merged piece, so the score given here is minus the rank of a piece's first merge (pieces that
+ * no merge makes get the lowest score). */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} byte_buf;
+
+static void buf_put(byte_buf *b, const void *data, size_t len) {
+    if (b->n + len > b->cap) {
+        b->cap = 2 * (b->n + len);
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    memcpy(b->p + b->n, data, len);
+    b->n += len;
+}
+
+static void buf_u32(byte_buf *b, uint32_t v) { buf_put(b, &v, 4); }
+
+static void buf_str(byte_buf *b, const char *s, size_t len) {
+    uint64_t n = len;
+    buf_put(b, &n, 8);
+    buf_put(b, s, len);
+}
+
+static void buf_key(byte_buf *b, const char *key, uint32_t type) {
+    buf_str(b, key, strlen(key));
+    buf_u32(b, type);
+}
+
+static void buf_array(byte_buf *b, const char *key, uint32_t type, uint64_t n) {
+    buf_key(b, key, GGUF_TYPE_ARRAY);
+    buf_u32(b, type);
+    buf_put(b, &n, 8);
+}
+
+static uint8_t *gemma_gguf(size_t *size) {
+    char path[1024];
+    json_error_t error;
+    json_t *root = json_load_file(
+        shared_data_path("tokenizers/gemma3/tokenizer.json", path, sizeof path), 0, &error);
+    ck_assert_msg(root != NULL, "%s: %s", path, error.text);
+    const json_t *model = json_object_get(root, "model");
+    const json_t *vocab = json_object_get(model, "vocab");
+    const json_t *merges = json_object_get(model, "merges");
+    const json_t *added = json_object_get(root, "added_tokens");
+    int32_t n = 0;
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)vocab, key, value) {
+        n = RS_MAX(n, (int32_t)json_integer_value(value) + 1);
+    }
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        const json_t *id = json_object_get(json_array_get(added, i), "id");
+        n = RS_MAX(n, (int32_t)json_integer_value(id) + 1);
+    }
+    const char **pieces = calloc((size_t)n, sizeof *pieces);
+    int32_t *types = calloc((size_t)n, sizeof *types);
+    float *scores = calloc((size_t)n, sizeof *scores);
+    const float unmerged = -1e7f;
+    json_object_foreach((json_t *)vocab, key, value) {
+        int32_t id = (int32_t)json_integer_value(value);
+        pieces[id] = key;
+        types[id] = strlen(key) == 6 && strncmp(key, "<0x", 3) == 0 ? 6 : 1;
+        scores[id] = unmerged;
+    }
+    for (size_t i = 0; i < json_array_size(added); i++) {
+        const json_t *t = json_array_get(added, i);
+        int32_t id = (int32_t)json_integer_value(json_object_get(t, "id"));
+        pieces[id] = json_string_value(json_object_get(t, "content"));
+        types[id] = !json_is_true(json_object_get(t, "special")) ? 4
+                    : strcmp(pieces[id], "<unk>") == 0         ? 2
+                                                               : 3;
+        scores[id] = unmerged;
+    }
+    char joined[1024];
+    for (size_t r = 0; r < json_array_size(merges); r++) {
+        const json_t *m = json_array_get(merges, r);
+        snprintf(joined, sizeof joined, "%s%s", json_string_value(json_array_get(m, 0)),
+                 json_string_value(json_array_get(m, 1)));
+        int32_t id = (int32_t)json_integer_value(json_object_get(vocab, joined));
+        if (scores[id] == unmerged) scores[id] = -(float)r;
+    }
+
+    byte_buf b = {0};
+    buf_u32(&b, 0x46554747); /* "GGUF" */
+    buf_u32(&b, 3);
+    uint64_t zero = 0, n_kv = 12;
+    buf_put(&b, &zero, 8); /* tensors */
+    buf_put(&b, &n_kv, 8);
+    buf_key(&b, "general.architecture", GGUF_TYPE_STRING);
+    buf_str(&b, "gemma3", 6);
+    buf_key(&b, "tokenizer.ggml.model", GGUF_TYPE_STRING);
+    buf_str(&b, "llama", 5);
+    buf_array(&b, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, (uint64_t)n);
+    for (int32_t id = 0; id < n; id++) {
+        ck_assert_ptr_nonnull(pieces[id]);
+        buf_str(&b, pieces[id], strlen(pieces[id]));
+    }
+    buf_array(&b, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, (uint64_t)n);
+    buf_put(&b, types, (size_t)n * sizeof *types);
+    buf_array(&b, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, (uint64_t)n);
+    buf_put(&b, scores, (size_t)n * sizeof *scores);
+    static const struct {
+        const char *key;
+        uint32_t id;
+    } ids[] = {{"tokenizer.ggml.bos_token_id", 2},     {"tokenizer.ggml.eos_token_id", 1},
+               {"tokenizer.ggml.unknown_token_id", 3}, {"tokenizer.ggml.padding_token_id", 0},
+               {"tokenizer.ggml.eot_token_id", 106}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        buf_key(&b, ids[i].key, GGUF_TYPE_UINT32);
+        buf_u32(&b, ids[i].id);
+    }
+    uint8_t yes = 1, no = 0;
+    buf_key(&b, "tokenizer.ggml.add_bos_token", GGUF_TYPE_BOOL);
+    buf_put(&b, &yes, 1);
+    buf_key(&b, "tokenizer.ggml.add_space_prefix", GGUF_TYPE_BOOL);
+    buf_put(&b, &no, 1);
+    while (b.n % 32) buf_put(&b, &zero, 1);
+    free(pieces);
+    free(types);
+    free(scores);
+    json_decref(root);
+    *size = b.n;
+    return b.p;
+}
+
+START_TEST(gemma_gguf_conformance) {
+    if (!have_gemma()) return;
+    size_t size;
+    uint8_t *data = gemma_gguf(&size);
+    gguf_file *file = NULL;
+    ck_assert_msg(gguf_open_memory(data, size, "gemma3.gguf", &file) == REASON_OK, "%s",
+                  reason_last_error());
+    reason_tokenizer *tok = NULL;
+    ck_assert_msg(tokenizer_from_gguf(file, &tok) == REASON_OK, "%s", reason_last_error());
+    gguf_close(file);
+    free(data);
+    check_corpus("gemma3.gguf (SentencePiece by scores)", tok, "gemma3", true);
+    check_special_cases("gemma3", tok);
+    ck_assert_int_eq(reason_tokenizer_special(tok, REASON_SPECIAL_EOT), 106);
+    ck_assert_int_eq(reason_token_is_end(tok, 1), 1);
+    reason_tokenizer_free(tok);
+}
+END_TEST
+
+/* A small SentencePiece BPE GGUF with equal scores, where SentencePiece merges the leftmost pair
+ * first. The expected ids come from the `sentencepiece` package (0.2.3) loading a BPE ModelProto
+ * with the same pieces, scores and types (byte_fallback, identity normalizer, no dummy prefix).
+ * Variants 1 to 3 break the file: a byte token that is no <0xNN>, too few scores, a NaN score. */
+START_TEST(spm_gguf_scores) {
+    static const struct {
+        const char *piece;
+        float score;
+        int32_t type;
+    } vocab[] = {{"<unk>", 0, 2}, {"<s>", 0, 3},  {"a", -5, 1},
+                 {"b", -5, 1},    {"ab", 0, 1},   {"ba", 0, 1},
+                 {"\xE2\x96\x81", -5, 1},         {"\xE2\x96\x81" "a", -1, 1},
+                 {"bab", -3, 1}};
+    enum { N_NAMED = sizeof vocab / sizeof vocab[0], N = N_NAMED + 256 };
+    for (int variant = 0; variant < 4; variant++) {
+        byte_buf b = {0};
+        buf_u32(&b, 0x46554747);
+        buf_u32(&b, 3);
+        uint64_t zero = 0, n_kv = 7;
+        buf_put(&b, &zero, 8);
+        buf_put(&b, &n_kv, 8);
+        buf_key(&b, "tokenizer.ggml.model", GGUF_TYPE_STRING);
+        buf_str(&b, "llama", 5);
+        buf_array(&b, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, N);
+        for (int i = 0; i < N_NAMED; i++) buf_str(&b, vocab[i].piece, strlen(vocab[i].piece));
+        for (int i = 0; i < 256; i++) {
+            char piece[8];
+            snprintf(piece, sizeof piece, "<0x%02X>", i);
+            buf_str(&b, piece, variant == 1 && i == 0x41 ? 5 : 6);
+        }
+        buf_array(&b, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, N);
+        for (int i = 0; i < N; i++) buf_u32(&b, (uint32_t)(i < N_NAMED ? vocab[i].type : 6));
+        int n_scores = variant == 2 ? N - 1 : N;
+        buf_array(&b, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, (uint64_t)n_scores);
+        for (int i = 0; i < n_scores; i++) {
+            float score = i < N_NAMED ? vocab[i].score : 0;
+            if (variant == 3 && i == 4) score = NAN;
+            buf_put(&b, &score, 4);
+        }
+        buf_key(&b, "tokenizer.ggml.unknown_token_id", GGUF_TYPE_UINT32);
+        buf_u32(&b, 0);
+        buf_key(&b, "tokenizer.ggml.bos_token_id", GGUF_TYPE_UINT32);
+        buf_u32(&b, 1);
+        uint8_t no = 0;
+        buf_key(&b, "tokenizer.ggml.add_space_prefix", GGUF_TYPE_BOOL);
+        buf_put(&b, &no, 1);
+        while (b.n % 32) buf_put(&b, &zero, 1);
+        gguf_file *file = NULL;
+        ck_assert_msg(gguf_open_memory(b.p, b.n, "spm.gguf", &file) == REASON_OK, "%s",
+                      reason_last_error());
+        reason_tokenizer *tok = NULL;
+        reason_status st = tokenizer_from_gguf(file, &tok);
+        gguf_close(file);
+        free(b.p);
+        if (variant > 0) {
+            ck_assert_int_eq(st, REASON_ERR_FORMAT);
+            ck_assert_ptr_null(tok);
+            ck_assert_msg(strstr(reason_last_error(), variant == 1 ? "<0x4" : "score") != NULL,
+                          "%s", reason_last_error());
+            continue;
+        }
+        ck_assert_msg(st == REASON_OK, "%s", reason_last_error());
+        enum { BYTE0 = N_NAMED };
+        static const struct {
+            const char *text;
+            reason_token ids[8];
+            size_t n;
+        } cases[] = {
+            {"aba", {4, 2}, 2},
+            {"bab", {8}, 1},
+            {"abab", {4, 4}, 2},
+            {"babab", {5, 8}, 2},
+            {" a", {7}, 1},
+            {"\xC3\xA9", {BYTE0 + 0xC3, BYTE0 + 0xA9}, 2},
+            {"\xC3\xA9" "a b", {BYTE0 + 0xC3, BYTE0 + 0xA9, 2, 6, 3}, 5},
+            {"cc\xC3\xA9 c", {BYTE0 + 'c', BYTE0 + 'c', BYTE0 + 0xC3, BYTE0 + 0xA9, 6, BYTE0 + 'c'},
+             6},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            size_t n;
+            reason_token *ids = tokenize_all(tok, cases[i].text, strlen(cases[i].text), 0, &n);
+            ck_assert_msg(n == cases[i].n && memcmp(ids, cases[i].ids, n * sizeof *ids) == 0,
+                          "case %zu (\"%s\"): %zu ids, first %d", i, cases[i].text, n, ids[0]);
+            size_t len;
+            char *back = detokenize_all(tok, ids, n, 1, &len);
+            ck_assert_str_eq(back, cases[i].text);
+            free(back);
+            free(ids);
+        }
+        reason_tokenizer_free(tok);
+    }
+}
+END_TEST
+
+/* Broken SentencePiece-style tokenizer.json files: a clear error each. */
+START_TEST(spm_bad_files) {
+    char dir[] = "/tmp/reason_spm_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    static const char *const decoder =
+        "\"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", \"pattern\": "
+        "{\"String\": \"\\u2581\"}, \"content\": \" \"}, {\"type\": \"ByteFallback\"}, "
+        "{\"type\": \"Fuse\"}]}";
+    static const char *const normalizer =
+        "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": "
+        "\"\\u2581\"}";
+    static const struct {
+        const char *model, *rest;
+        reason_status status;
+        const char *message;
+    } cases[] = {
+        /* byte fallback without byte pieces or an unknown token */
+        {"\"byte_fallback\": true, \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}", "",
+         REASON_ERR_FORMAT, "<0x00>"},
+        /* an unknown token that is not in the vocabulary */
+        {"\"unk_token\": \"<unk>\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}", "",
+         REASON_ERR_FORMAT, "<unk>"},
+        /* no decoder: the crate would join tokens with spaces */
+        {"\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}", "no decoder", REASON_ERR_UNSUPPORTED,
+         "decoder"},
+        /* a decoder this library cannot express per token */
+        {"\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}", "strip", REASON_ERR_UNSUPPORTED, "Strip"},
+        /* a Replace by a regex */
+        {"\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}", "regex", REASON_ERR_UNSUPPORTED, "Replace"},
+        /* works: unknown characters become <unk>, fused */
+        {"\"unk_token\": \"<unk>\", \"fuse_unk\": true, \"vocab\": {\"<unk>\": 0, \"a\": 1, "
+         "\"b\": 2, \"ab\": 3, \"\\u2581\": 4, \"\\u2581ab\": 5}",
+         "", REASON_OK, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *rest = cases[i].rest;
+        char norm[256], dec[512];
+        snprintf(norm, sizeof norm, "%s,", normalizer);
+        if (strcmp(rest, "regex") == 0)
+            snprintf(norm, sizeof norm, "\"normalizer\": {\"type\": \"Replace\", \"pattern\": "
+                                        "{\"Regex\": \" +\"}, \"content\": \"\\u2581\"},");
+        snprintf(dec, sizeof dec, ", %s", decoder);
+        if (strcmp(rest, "no decoder") == 0) dec[0] = '\0';
+        if (strcmp(rest, "strip") == 0)
+            snprintf(dec, sizeof dec, ", \"decoder\": {\"type\": \"Sequence\", \"decoders\": "
+                                      "[{\"type\": \"Strip\", \"content\": \" \", \"start\": 1, "
+                                      "\"stop\": 0}]}");
+        char json[2048];
+        snprintf(json, sizeof json,
+                 "{\"model\": {\"type\": \"BPE\", %s, \"merges\": [[\"a\", \"b\"], "
+                 "[\"\\u2581\", \"ab\"]]}, \"added_tokens\": [], %s \"pre_tokenizer\": null%s}",
+                 cases[i].model, norm, dec);
+        write_file(path, json);
+        reason_tokenizer *tok = NULL;
+        reason_status st = reason_tokenizer_load(path, &tok);
+        ck_assert_msg(st == cases[i].status, "case %zu: %d %s", i, st, reason_last_error());
+        if (cases[i].message)
+            ck_assert_msg(strstr(reason_last_error(), cases[i].message) != NULL, "case %zu: %s", i,
+                          reason_last_error());
+        if (st != REASON_OK) continue;
+        reason_token ids[16];
+        size_t n;
+        const char *text = "ab\xC3\xA9\xC3\xA9 ab";
+        ck_assert_int_eq(reason_tokenize(tok, text, strlen(text), 0, ids, 16, &n), REASON_OK);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_int_eq(ids[0], 3);
+        ck_assert_int_eq(ids[1], 0);
+        ck_assert_int_eq(ids[2], 5);
+        char out[32];
+        size_t len;
+        ck_assert_int_eq(reason_detokenize(tok, ids + 2, 1, 1, out, sizeof out, &len), REASON_OK);
+        ck_assert_str_eq(out, " ab");
+        reason_tokenizer_free(tok);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- large inputs ------------------------------------------------------------------------------ */
 
 START_TEST(long_runs) {
@@ -677,6 +1156,8 @@ int main(void) {
     tcase_add_test(local, bad_files);
     tcase_add_test(local, gguf_pre_names);
     tcase_add_test(local, long_runs);
+    tcase_add_test(local, spm_bad_files);
+    tcase_add_test(local, spm_gguf_scores);
     suite_add_tcase(s, local);
     if (shared) {
         TCase *json = tcase_create("tokenizer.json");
@@ -685,11 +1166,17 @@ int main(void) {
         tcase_add_loop_test(json, json_add_special, 0, N_JSON);
         tcase_add_test(json, round_trip);
         tcase_add_test(json, json_specials);
+        tcase_add_test(json, gemma_vocabulary);
+        tcase_add_test(json, gemma_streaming);
+        tcase_add_test(json, gemma_long_runs);
+        tcase_add_test(json, gemma_gguf_conformance);
         suite_add_tcase(s, json);
     } else {
         fprintf(stderr, "shared tokenizers not found (REASON_SHARED_DATA): tokenizer.json tests "
                         "skipped\n");
     }
+    if (shared && !have_gemma())
+        fprintf(stderr, "gemma3 tokenizer not found (REASON_SHARED_DATA): its tests skipped\n");
     int rc = run_suite(s);
-    return rc == 0 && !shared ? 77 : rc;
+    return rc == 0 && (!shared || !have_gemma()) ? 77 : rc;
 }

@@ -7,7 +7,8 @@
                             ids          encode(text, add_special_tokens=False).ids
                             ids_plain    the same with encode_special_tokens=True (special tokens
                                          written in the text are not recognised), when different
-                            decoded      decode(ids, skip_special_tokens=False)
+                            decoded      decode(ids, skip_special_tokens=False), when it is not
+                                         the text itself
                             decoded_skip decode(ids, skip_special_tokens=True), when different
   special_cases.jsonl     {"tokenizer", "text", "ids"} with add_special_tokens=True
   flags/tokenizer.json    a small BPE trained here, using every added-token flag (expected ids in
@@ -16,7 +17,17 @@
                           llama.cpp's converter writes tokenizer.ggml.* (model "gpt2", pre name,
                           tokens in the byte alphabet, token_type, "a b" merges, special ids)
 
+Gemma's tokenizer.json (33 MB) is not committed: the tests read it from REASON_SHARED_DATA, and
+test_tokenizer.c also writes it as a SentencePiece GGUF (model "llama") at test time.
+
+--check-sentencepiece (needs the `sentencepiece` and `protobuf` packages; writes nothing) checks
+the assumption behind that GGUF test against the SentencePiece library itself: a BPE ModelProto
+built from Gemma's pieces, scored as the test scores them (minus the rank of a piece's first
+merge), must encode the corpus to the `tokenizers` ids; it also prints the ids of the small
+model that test_tokenizer.c (spm_gguf_scores) expects.
+
 Usage: tools/gen_tokenizer_fixtures.py [--shared /work/shared/data] [--out tests/data/tokenizer]
+                                       [--no-gguf] [--check-sentencepiece]
 """
 import argparse
 import json
@@ -26,7 +37,7 @@ import unicodedata
 
 from tokenizers import Tokenizer
 
-TOKENIZERS = ["qwen3", "qwen2_5", "llama3", "llama3_2", "gpt2", "gptoss"]
+TOKENIZERS = ["qwen3", "qwen2_5", "llama3", "llama3_2", "gpt2", "gptoss", "gemma3"]
 
 # GGUF files written from tokenizer.json: (source tokenizer, tokenizer.ggml.pre).
 # Only qwen3 is committed as GGUF: the test data must stay under 30 MB in all.
@@ -198,6 +209,18 @@ HAND_WRITTEN = [
     "\u1e09o c\u0327\u0301o \u1e08O caf\u00e9", "\u03a9mega \u2126mega", "<s>x</s>", "abc123def 4567",
 ]
 
+# SentencePiece style (Gemma): its special and added tokens, its space character written in the
+# text, byte pieces written as text, characters without a piece (byte fallback). Appended last and
+# left out of the flags tokenizer's training, so that the earlier fixtures keep their rows.
+SENTENCEPIECE = [
+    "<start_of_turn>user\nHi there<end_of_turn>\n<start_of_turn>model\n",
+    "<bos><start_of_turn>user\n\n\n  two  spaces<end_of_turn>", "<eos><pad><unk><mask>",
+    "<start_of_image><image_soft_token><end_of_image>", "<unused0> <unused6241>",
+    "\u2581 \u2581\u2581  \u2581x\u2581\u2581y", "<0x41><0xE4> <0x0A>", "\t\t\t\t \n\n\n\n\n",
+    "\U0001F9A9\U0001FAE0\U0001FAA8 \U0001F1E6\U0001F1FD", "\u2c80\u2c81 \U0001D11E \U00010348",
+    "\ue000\ue001\ue002 \U000F0000\U0010FFFF", "\u3400\u4db5\U0002B740\U0002CEB0",
+]
+
 CONTRACTION_BASES = ["it", "IT", "It", "we", "WE", "they", "THEY", "you", "You"]
 SUFFIXES = ["'s", "'S", "'t", "'T", "'re", "'RE", "'Re", "'ve", "'VE", "'m", "'M", "'ll", "'LL",
             "'Ll", "'lL", "'d", "'D"]
@@ -238,6 +261,7 @@ def build_corpus():
     corpus.append(" ".join(HAND_WRITTEN[:40]))
     corpus.append("x" + " " * 300 + "y" + "\n" * 50 + "z")
     corpus.append("ab" * 400)
+    corpus += SENTENCEPIECE
     seen, unique = set(), []
     for s in corpus:
         if s not in seen:
@@ -260,9 +284,11 @@ def expected_rows(tok, plain_tok, corpus):
         plain = plain_tok.encode(text, add_special_tokens=False).ids
         if plain != ids:
             row["ids_plain"] = plain
-        row["decoded"] = tok.decode(ids, skip_special_tokens=False)
+        decoded = tok.decode(ids, skip_special_tokens=False)
+        if decoded != text:
+            row["decoded"] = decoded
         skip = tok.decode(ids, skip_special_tokens=True)
-        if skip != row["decoded"]:
+        if skip != decoded:
             row["decoded_skip"] = skip
         rows.append(row)
     return rows
@@ -361,23 +387,91 @@ def build_flags_tokenizer(corpus, path):
     tok.save(path)
 
 
+def sentencepiece_model(pieces, byte_fallback=True):
+    """A SentencePiece BPE processor over (piece, score, type) triples: identity normalizer, no
+    dummy prefix, spaces written as U+2581 (Gemma's settings)."""
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    m = pb.ModelProto()
+    m.trainer_spec.model_type = pb.TrainerSpec.BPE
+    m.trainer_spec.vocab_size = len(pieces)
+    m.trainer_spec.byte_fallback = byte_fallback
+    unk = [i for i, (_, _, t) in enumerate(pieces) if t == 2]
+    m.trainer_spec.unk_id = unk[0]
+    for name in ("bos_id", "eos_id", "pad_id"):
+        setattr(m.trainer_spec, name, -1)
+    m.normalizer_spec.name = "identity"
+    m.normalizer_spec.add_dummy_prefix = False
+    m.normalizer_spec.remove_extra_whitespaces = False
+    m.normalizer_spec.escape_whitespaces = True
+    for piece, score, kind in pieces:
+        p = m.pieces.add()
+        p.piece, p.score, p.type = piece, score, kind
+    return sentencepiece.SentencePieceProcessor(model_proto=m.SerializeToString())
+
+
+def check_sentencepiece(shared, out):
+    with open(os.path.join(shared, "tokenizers", "gemma3", "tokenizer.json"), encoding="utf-8") as f:
+        tj = json.load(f)
+    vocab, merges = tj["model"]["vocab"], tj["model"]["merges"]
+    n = max(max(vocab.values()), max(t["id"] for t in tj["added_tokens"])) + 1
+    pieces = [None] * n
+    for piece, i in vocab.items():
+        pieces[i] = [piece, -1e7, 6 if len(piece) == 6 and piece.startswith("<0x") else 1]
+    for t in tj["added_tokens"]:
+        kind = 4 if not t["special"] else 2 if t["content"] == "<unk>" else 3
+        pieces[t["id"]] = [t["content"], -1e7, kind]
+    for rank, (a, b) in enumerate(merges):
+        entry = pieces[vocab[a + b]]
+        if entry[1] == -1e7:
+            entry[1] = -float(rank)
+    sp = sentencepiece_model(pieces)
+    with open(os.path.join(out, "corpus.jsonl"), encoding="utf-8") as f:
+        corpus = [json.loads(line)["text"] for line in f]
+    with open(os.path.join(out, "expected_gemma3.jsonl"), encoding="utf-8") as f:
+        expected = [json.loads(line) for line in f]
+    differ = 0
+    for text, row in zip(corpus, expected):
+        # SentencePiece never parses control tokens in text: compare with encode_special_tokens.
+        ref = row.get("ids_plain", row["ids"])
+        got = sp.encode(text)
+        if got != ref:
+            differ += 1
+            print(f"differs: {text!r}\n  tokenizers    {ref}\n  sentencepiece {got}")
+    print(f"sentencepiece vs tokenizers on gemma3: {differ} of {len(corpus)} strings differ")
+
+    small = [("<unk>", 0, 2), ("<s>", 0, 3), ("a", -5, 1), ("b", -5, 1), ("ab", 0, 1),
+             ("ba", 0, 1), ("\u2581", -5, 1), ("\u2581a", -1, 1), ("bab", -3, 1)]
+    small += [(f"<0x{b:02X}>", 0, 6) for b in range(256)]
+    sp = sentencepiece_model(small)
+    for text in ["aba", "bab", "abab", "babab", " a", "\u00e9", "\u00e9a b", "cc\u00e9 c"]:
+        print(f"spm_gguf_scores: {text!r} -> {sp.encode(text)}")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=os.environ.get("REASON_SHARED_DATA", "/work/shared/data"))
     parser.add_argument("--out", default=os.path.join(here, "..", "tests", "data", "tokenizer"))
     parser.add_argument("--no-gguf", action="store_true")
+    parser.add_argument("--check-sentencepiece", action="store_true")
     args = parser.parse_args()
+    if args.check_sentencepiece:
+        check_sentencepiece(args.shared, args.out)
+        return
     os.makedirs(args.out, exist_ok=True)
 
     corpus = build_corpus()
     write_jsonl(os.path.join(args.out, "corpus.jsonl"), [{"text": s} for s in corpus])
     print(f"corpus: {len(corpus)} strings")
 
-    build_flags_tokenizer(corpus, os.path.join(args.out, "flags", "tokenizer.json"))
+    build_flags_tokenizer([s for s in corpus if s not in SENTENCEPIECE],
+                          os.path.join(args.out, "flags", "tokenizer.json"))
     special_cases = []
     special_texts = ["Hello world", "", "<|im_start|>user\nhi<|im_end|>", "<think>x</think>",
-                     "<|begin_of_text|>already there", " leading space", "\u4f60\u597d"]
+                     "<|begin_of_text|>already there", " leading space", "\u4f60\u597d",
+                     "<start_of_turn>user\nhi<end_of_turn>"]
     for name in TOKENIZERS + ["flags"]:
         path = os.path.join(args.shared, "tokenizers", name, "tokenizer.json")
         if name == "flags":
