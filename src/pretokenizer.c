@@ -73,6 +73,10 @@ reason_status pretok_add_bytelevel(pretokenizer *pre, bool add_prefix_space, boo
 #define QWEN2_REGEX                                                                                \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"      \
     "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* Qwen3.5's: Qwen2's with combining marks (\p{M}) kept in words and out of punctuation runs */
+#define QWEN35_REGEX                                                                               \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}|"                \
+    " ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define LLAMA3_REGEX                                                                               \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+" \
     "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
@@ -87,7 +91,7 @@ reason_status pretok_add_bytelevel(pretokenizer *pre, bool add_prefix_space, boo
 #define DEFAULT_REGEX_3 "\\p{N}+"
 #define DEFAULT_REGEX_4 "[0-9][0-9][0-9]"
 
-enum preset_kind { P_DEFAULT, P_GPT2, P_LLAMA3, P_QWEN2, P_SMOLLM, P_O200K };
+enum preset_kind { P_DEFAULT, P_GPT2, P_LLAMA3, P_QWEN2, P_QWEN35, P_SMOLLM, P_O200K };
 
 static const struct {
     const char *name;
@@ -97,7 +101,7 @@ static const struct {
     {"mpt", P_GPT2},          {"olmo", P_GPT2},          {"llama-bpe", P_LLAMA3},
     {"llama3", P_LLAMA3},     {"llama-v3", P_LLAMA3},    {"qwen2", P_QWEN2},
     {"deepseek-r1-qwen", P_QWEN2}, {"smollm", P_SMOLLM}, {"starcoder", P_SMOLLM},
-    {"gpt-4o", P_O200K},
+    {"gpt-4o", P_O200K},      {"qwen35", P_QWEN35},
 };
 
 reason_status pretok_from_name(pretokenizer *pre, const char *name, pretok_preset *preset) {
@@ -120,6 +124,9 @@ reason_status pretok_from_name(pretokenizer *pre, const char *name, pretok_prese
     case P_QWEN2:
         preset->nfc = true;
         return pretok_add_regex(pre, QWEN2_REGEX, strlen(QWEN2_REGEX), 0, false, label);
+    case P_QWEN35: /* NFC as Qwen2/3 (docs/qwen35.md) */
+        preset->nfc = true;
+        return pretok_add_regex(pre, QWEN35_REGEX, strlen(QWEN35_REGEX), 0, false, label);
     case P_SMOLLM: /* Digits(individual_digits) then ByteLevel(use_regex) */
         RS_TRY(pretok_add_regex(pre, "\\p{N}", 5, 0, false, label));
         return pretok_add_bytelevel(pre, false, true);

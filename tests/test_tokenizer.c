@@ -3,6 +3,7 @@
  * and error handling. Without the shared tokenizer files (REASON_SHARED_DATA) only the tests on
  * committed data run, and the suite reports a skip (77). */
 #include "gguf.h"
+#include "pretokenizer.h"
 #include "reason.h"
 #include "test_util.h"
 #include "tokenizer.h"
@@ -1141,6 +1142,60 @@ START_TEST(long_runs) {
 }
 END_TEST
 
+/* tokenizer.ggml.pre "qwen35" (Qwen3.5/3.6/3.8 GGUFs): its split against Python's `regex`
+ * (2026.5.9) running the pattern of llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN35 / the models'
+ * tokenizer.json — the strings with combining marks are where it differs from qwen2's. */
+typedef struct split_collect {
+    char pieces[16][64];
+    int n;
+} split_collect;
+
+static reason_status collect_piece(void *ctx, const uint8_t *piece, size_t len) {
+    split_collect *c = ctx;
+    ck_assert_int_lt(c->n, 16);
+    ck_assert_uint_lt(len, 64);
+    memcpy(c->pieces[c->n], piece, len);
+    c->pieces[c->n++][len] = '\0';
+    return REASON_OK;
+}
+
+START_TEST(qwen35_pre_split) {
+    static const struct {
+        const char *text;
+        const char *pieces[16];
+    } cases[] = {
+    {"Hello world", {"Hello", " world"}},
+    {"caf\303\251\314\201 na\303\257ve", {"caf\303\251\314\201", " na\303\257ve"}},
+    {"\340\244\250\340\244\256\340\244\270\340\245\215\340\244\244\340\245\207 \340\244\246\340\245\201\340\244\250\340\244\277\340\244\257\340\244\276", {"\340\244\250\340\244\256\340\244\270\340\245\215\340\244\244\340\245\207", " \340\244\246\340\245\201\340\244\250\340\244\277\340\244\257\340\244\276"}},
+    {"e\314\201\314\202!\077  ok", {"e\314\201\314\202", "!\077", " ", " ok"}},
+    {"x_\314\201j 123\012\012  tab\011here", {"x", "_\314\201j", " ", "1", "2", "3", "\012\012", " ", " tab", "\011here"}},
+    {"I'LL don't", {"I", "'LL", " don", "'t"}},
+    {"\340\270\201\340\271\210\340\270\255\340\270\231 \340\270\202\340\271\211\340\270\262\340\270\247", {"\340\270\201\340\271\210\340\270\255\340\270\231", " \340\270\202\340\271\211\340\270\262\340\270\247"}},
+    {"a\314\200\314\201-b", {"a\314\200\314\201", "-b"}},
+    };
+    pretokenizer pre = {0};
+    pretok_preset preset;
+    ck_assert_int_eq(pretok_from_name(&pre, "qwen35", &preset), REASON_OK);
+    ck_assert(preset.nfc);
+    pretok_scratch scratch = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        split_collect got = {.n = 0};
+        ck_assert_int_eq(pretok_run(&pre, (const uint8_t *)cases[i].text, strlen(cases[i].text),
+                                    &scratch, collect_piece, &got),
+                         REASON_OK);
+        int n = 0;
+        while (n < 16 && cases[i].pieces[n]) n++;
+        ck_assert_msg(got.n == n, "case %zu: %d pieces, expected %d", i, got.n, n);
+        for (int j = 0; j < n; j++)
+            ck_assert_msg(strcmp(got.pieces[j], cases[i].pieces[j]) == 0,
+                          "case %zu piece %d: '%s', expected '%s'", i, j, got.pieces[j],
+                          cases[i].pieces[j]);
+    }
+    pretok_scratch_free(&scratch);
+    pretok_free(&pre);
+}
+END_TEST
+
 int main(void) {
     bool shared = have_shared();
     Suite *s = suite_create("tokenizer");
@@ -1155,6 +1210,7 @@ int main(void) {
     tcase_add_test(local, bad_arguments);
     tcase_add_test(local, bad_files);
     tcase_add_test(local, gguf_pre_names);
+    tcase_add_test(local, qwen35_pre_split);
     tcase_add_test(local, long_runs);
     tcase_add_test(local, spm_bad_files);
     tcase_add_test(local, spm_gguf_scores);
