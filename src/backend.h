@@ -95,6 +95,7 @@ typedef struct moe_params {
     int32_t act;    /* enum expert_act */
     const rs_tensor *gate, *up, *down;
     const float *gate_bias, *up_bias, *down_bias;
+    const float *expert_scale; /* (n_expert) factors on the routed experts' weights, or NULL */
     float limit, alpha; /* EXPERT_SWIGLU_CLAMPED */
 } moe_params;
 
@@ -139,6 +140,12 @@ typedef struct backend_ops {
                  const rope_params *rp);
     /* y (n) = silu(gate) * up. */
     void (*swiglu)(backend *be, const float *gate, const float *up, float *y, int64_t n);
+    /* y (n) = gelu_tanh(gate) * up (gemma's feed-forward and per-layer input gate). */
+    void (*geglu)(backend *be, const float *gate, const float *up, float *y, int64_t n);
+    /* x (n) *= s. */
+    void (*scale)(backend *be, float *x, float s, int64_t n);
+    /* x (n) = cap * tanh(x / cap) (final logit soft-capping). */
+    void (*softcap)(backend *be, float *x, float cap, int64_t n);
     /* dst (n, dim) = rows idx[0..n) of src (rows of dim floats). */
     void (*gather_rows)(backend *be, const float *src, const int32_t *idx, int32_t n, int32_t dim,
                         float *dst);

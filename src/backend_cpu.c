@@ -82,6 +82,16 @@ static void cpu_swiglu(backend *be, const float *gate, const float *up, float *y
     for (int64_t i = 0; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+static void cpu_scale(backend *be, float *x, float s, int64_t n) {
+    (void)be;
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static void cpu_softcap(backend *be, float *x, float cap, int64_t n) {
+    (void)be;
+    for (int64_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
 static void cpu_gather_rows(backend *be, const float *src, const int32_t *idx, int32_t n,
                             int32_t dim, float *dst) {
     (void)be;
@@ -120,6 +130,9 @@ static const backend_ops cpu_ops = {
     .matmul_group = cpu_matmul_group,
     .rope = cpu_rope,
     .swiglu = cpu_swiglu,
+    .geglu = cpu_geglu,
+    .scale = cpu_scale,
+    .softcap = cpu_softcap,
     .gather_rows = cpu_gather_rows,
     .add = cpu_add,
     .kv_alloc = cpu_kv_alloc,

@@ -10,6 +10,7 @@
 #include "cpu_moe.h"
 
 #include "backend_cpu.h"
+#include "cpu_gate.h"
 
 #include <math.h>
 #include <string.h>
@@ -52,10 +53,6 @@ void cpu_moe_route(backend *be, const float *logits, const float *shared, int32_
     }
 }
 
-static float gelu_tanh(float x) {
-    const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-}
 
 /* g (n) = act(g, u) in place. */
 static void activate(const moe_params *p, float *g, const float *u, int64_t n) {
@@ -112,8 +109,9 @@ void cpu_moe(backend *be, const moe_params *p, const float *x, const int32_t *id
         activate(p, g, u, (int64_t)n * rows);
         cpu_matmul(be, &p->down[e],
                    routed && p->down_bias ? p->down_bias + (size_t)e * n_embd : NULL, g, ye, n);
+        const float es = routed && p->expert_scale ? p->expert_scale[e] : 1.0f;
         for (int32_t i = 0; i < n; i++) {
-            const float w = weights[pairs[i]];
+            const float w = weights[pairs[i]] * es;
             float *o = out + (size_t)(pairs[i] / n_slot) * n_embd;
             const float *y = ye + (size_t)i * n_embd;
             for (int64_t c = 0; c < n_embd; c++) o[c] += w * y[c];

@@ -34,6 +34,14 @@ typedef struct forward_scratch {
     int32_t *moe_ids;     /* (n_batch, n_slot) selected experts */
     float *moe_weights;   /* (n_batch, n_slot) their weights */
     void *moe_work;       /* the moe op's scratch for n_batch tokens */
+    /* gemma4 (NULL for the others) */
+    float *xn2;       /* (n_batch, n_embd) the experts' normalised input beside the MLP */
+    float *out2;      /* (n_batch, n_embd) the experts' output beside the MLP */
+    float *ple;       /* (n_batch, n_layer * n_ple) per-layer inputs */
+    float *ple_tmp;   /* (n_batch, n_layer * n_ple) their token-embedding part */
+    float *ple_in;    /* (n_batch, n_ple) this layer's slice of ple */
+    float *ple_gate;  /* (n_batch, n_ple) */
+    int32_t *ple_rows; /* (n_batch) host: rows of ple (as rows of n_ple) of this layer */
     float **rec_conv; /* (n_batch) host: each token's recurrent conv window of the layer */
     float **rec_ssm;  /* (n_batch) host: each token's recurrent state of the layer */
 } forward_scratch;

@@ -37,6 +37,7 @@ struct hf_weights {
     bool qwen35;   /* zero-centred norms, split q_proj, DeltaNet weights (docs/qwen35.md) */
     bool prefixed; /* Qwen3_5ForConditionalGeneration: text weights under model.language_model. */
     bool gptoss;   /* experts stored (E, in, out), gate/up interleaved (gptoss_fixup) */
+    bool gemma4;   /* its own names (gemma4_layer_names) */
 };
 
 /* GGUF name ↔ checkpoint name; layer tensors are "blk.N." ↔ "model.layers.N.". */
@@ -93,6 +94,34 @@ static const struct {
     {"ffn_gate_up_exps.bias", "mlp.experts.gate_up_proj_bias"},
     {"ffn_down_exps.bias", "mlp.experts.down_proj_bias"},
 };
+/* gemma4's own layer names (its post_attention_layernorm is a norm on the attention output, not
+ * the feed-forward's input norm as in the table above), looked up first for gemma4. */
+static const struct {
+    const char *gguf, *hf;
+} gemma4_layer_names[] = {
+    {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+    {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
+    {"post_ffw_norm_1.weight", "post_feedforward_layernorm_1.weight"},
+    {"pre_ffw_norm_2.weight", "pre_feedforward_layernorm_2.weight"},
+    {"post_ffw_norm_2.weight", "post_feedforward_layernorm_2.weight"},
+    {"layer_output_scale.weight", "layer_scalar"},
+    {"inp_gate.weight", "per_layer_input_gate.weight"},
+    {"proj.weight", "per_layer_projection.weight"},
+    {"post_norm.weight", "post_per_layer_input_norm.weight"},
+    {"ffn_gate_inp.weight", "router.proj.weight"},
+    {"ffn_gate_inp.scale", "router.scale"},
+    {"ffn_down_exps.scale", "router.per_expert_scale"},
+    {"ffn_gate_up_exps.weight", "experts.gate_up_proj"},
+    {"ffn_down_exps.weight", "experts.down_proj"},
+};
+static const struct {
+    const char *gguf, *hf;
+} gemma4_global_names[] = {
+    {"per_layer_token_embd.weight", "model.embed_tokens_per_layer.weight"},
+    {"per_layer_model_proj.weight", "model.per_layer_model_projection.weight"},
+    {"per_layer_proj_norm.weight", "model.per_layer_projection_norm.weight"},
+};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Splits "<prefix><digits>.<rest>"; false when name does not have that form. */
@@ -141,14 +170,27 @@ static bool expert_name_of(const char *rest, long il, char *buf, size_t cap) {
 }
 
 /* The GGUF name of a checkpoint tensor; false when the model does not use it. */
-static bool gguf_name_of(const char *hf_name, char *buf, size_t cap) {
+static bool gguf_name_of(const char *hf_name, bool gemma4, char *buf, size_t cap) {
+    long il;
+    const char *rest;
+    if (gemma4) {
+        for (size_t i = 0; i < N_OF(gemma4_global_names); i++)
+            if (strcmp(hf_name, gemma4_global_names[i].hf) == 0) {
+                snprintf(buf, cap, "%s", gemma4_global_names[i].gguf);
+                return true;
+            }
+        if (split_layer(hf_name, "model.layers.", &il, &rest))
+            for (size_t i = 0; i < N_OF(gemma4_layer_names); i++)
+                if (strcmp(rest, gemma4_layer_names[i].hf) == 0) {
+                    snprintf(buf, cap, "blk.%ld.%s", il, gemma4_layer_names[i].gguf);
+                    return true;
+                }
+    }
     for (size_t i = 0; i < N_OF(global_names); i++)
         if (strcmp(hf_name, global_names[i].hf) == 0) {
             snprintf(buf, cap, "%s", global_names[i].gguf);
             return true;
         }
-    long il;
-    const char *rest;
     if (split_layer(hf_name, "model.layers.", &il, &rest)) {
         for (size_t i = 0; i < N_OF(layer_names); i++)
             if (strcmp(rest, layer_names[i].hf) == 0) {
@@ -275,6 +317,7 @@ static const struct {
     {"Qwen3_5MoeForCausalLM", "qwen35moe", ARCH_QWEN35MOE},
     {"Qwen3_5MoeForConditionalGeneration", "qwen35moe", ARCH_QWEN35MOE},
     {"GptOssForCausalLM", "gpt-oss", ARCH_GPTOSS},
+    {"Gemma4ForCausalLM", "gemma4", ARCH_GEMMA4},
 };
 
 static reason_status read_arch(const config *c, reason_model *m) {
@@ -296,7 +339,7 @@ static reason_status read_arch(const config *c, reason_model *m) {
                     "%s: architectures[0] '%s' is not supported (supported: LlamaForCausalLM, "
                     "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3_5ForCausalLM, "
                     "Qwen3_5ForConditionalGeneration, Qwen3_5MoeForCausalLM, "
-                    "Qwen3_5MoeForConditionalGeneration, GptOssForCausalLM)",
+                    "Qwen3_5MoeForConditionalGeneration, GptOssForCausalLM, Gemma4ForCausalLM)",
                     c->path, cls);
 }
 
@@ -443,7 +486,8 @@ static reason_status read_hparams(const config *c, hf_weights *w, reason_model *
                         "%s: field \"use_sliding_window\" = true is not supported", c->path);
     const json_t *layer_types = field(r, "layer_types"), *lt;
     size_t i;
-    if (arch_is_qwen35(m->arch) || m->arch == ARCH_GPTOSS) layer_types = NULL; /* their own */
+    if (arch_is_qwen35(m->arch) || m->arch == ARCH_GPTOSS || m->arch == ARCH_GEMMA4)
+        layer_types = NULL; /* read by their own readers */
     json_array_foreach(layer_types, i, lt) {
         if (!json_is_string(lt) || strcmp(json_string_value(lt), "full_attention") != 0)
             return rs_error(REASON_ERR_UNSUPPORTED,
@@ -562,6 +606,135 @@ static reason_status read_gptoss(const config *c, reason_model *m) {
         return rs_error(REASON_ERR_FORMAT,
                         "%s: field \"layer_types\" must have num_hidden_layers (%d) entries",
                         c->path, hp->n_layer);
+    return REASON_OK;
+}
+
+/* One layer type's RoPE in gemma4's rope_parameters: "default" over the whole head, or
+ * "proportional": the first partial_rotary_factor of the head's frequencies (exponents over the
+ * whole head_dim) rotate, the rest have frequency 0 (divisor +inf), all / factor. */
+static reason_status gemma4_rope(const config *c, reason_model *m, const char *type,
+                                 layer_config *lc) {
+    const json_t *all = field(c->text, "rope_parameters");
+    const json_t *rp = all ? field(all, type) : NULL;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "rope_parameters.%s.", type);
+    double theta = 10000.0, factor = 1.0, partial = 1.0;
+    const char *kind = "default";
+    if (rp) {
+        RS_TRY(cfg_num(c, rp, prefix, "rope_theta", 1.0, 1e12, false, 10000.0, &theta));
+        RS_TRY(cfg_num(c, rp, prefix, "factor", 1e-6, 1e6, false, 1.0, &factor));
+        RS_TRY(cfg_num(c, rp, prefix, "partial_rotary_factor", 0.0, 1.0, false, 1.0, &partial));
+        const json_t *k = field(rp, "rope_type");
+        if (k && json_is_string(k)) kind = json_string_value(k);
+    }
+    lc->rope_theta = (float)theta;
+    lc->rope_dim = lc->head_dim;
+    const bool proportional = strcmp(kind, "proportional") == 0;
+    if (!proportional && strcmp(kind, "default") != 0)
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: field \"%srope_type\" = '%s' is not supported",
+                        c->path, prefix, kind);
+    if (!proportional && factor == 1.0) return REASON_OK;
+    const int32_t half = lc->head_dim / 2, angles = (int32_t)(partial * lc->head_dim / 2);
+    float *div = model_own(m, rs_aligned_alloc((size_t)half * sizeof(float), "rope divisors"));
+    if (!div) return REASON_ERR_NOMEM;
+    for (int32_t i = 0; i < half; i++)
+        div[i] = proportional && i >= angles ? INFINITY : (float)factor;
+    lc->rope_div = div;
+    return REASON_OK;
+}
+
+/* gemma4 (Gemma4TextConfig): per-layer geometry (global layers' head_dim and KV heads from
+ * per_layer_config), sliding windows, KV sharing of the last num_kv_shared_layers, per-layer
+ * embeddings, experts beside the MLP, logit soft-capping. */
+static reason_status read_gemma4(const config *c, reason_model *m) {
+    model_hparams *hp = &m->hp;
+    const json_t *r = c->text;
+    const int32_t n = hp->n_layer;
+    const json_t *act = field(r, "hidden_activation");
+    if (act && !(json_is_string(act) && strcmp(json_string_value(act), "gelu_pytorch_tanh") == 0))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: field \"hidden_activation\" must be \"gelu_pytorch_tanh\"", c->path);
+    const json_t *bidir = field(r, "use_bidirectional_attention");
+    if (bidir && !(json_is_false(bidir)))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "%s: field \"use_bidirectional_attention\" is not supported", c->path);
+    const json_t *wide = field(r, "use_double_wide_mlp");
+    if (wide && json_is_true(wide))
+        return rs_error(REASON_ERR_UNSUPPORTED, "%s: field \"use_double_wide_mlp\" = true is not "
+                        "supported", c->path);
+    hp->ffn_act = EXPERT_GEGLU;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    hp->attn_unscaled = true;
+    double cap = 0.0;
+    RS_TRY(cfg_num(c, r, "", "final_logit_softcapping", 0.0, 1e6, false, 0.0, &cap));
+    hp->logit_softcap = (float)cap;
+    RS_TRY(cfg_int(c, r, "", "sliding_window", 1, 1 << 30, false, 512, &hp->n_swa));
+    RS_TRY(cfg_int(c, r, "", "hidden_size_per_layer_input", 0, 1 << 16, false, 0, &hp->n_ple));
+    if (hp->n_ple) {
+        int32_t ple_vocab;
+        RS_TRY(cfg_int(c, r, "", "vocab_size_per_layer_input", 1, 1 << 24, true, 0, &ple_vocab));
+        int32_t vocab;
+        RS_TRY(cfg_int(c, r, "", "vocab_size", 1, 1 << 24, true, 0, &vocab));
+        if (ple_vocab != vocab)
+            return rs_error(REASON_ERR_UNSUPPORTED,
+                            "%s: vocab_size_per_layer_input %d != vocab_size %d is not supported",
+                            c->path, ple_vocab, vocab);
+    }
+    const json_t *moe = field(r, "enable_moe_block");
+    if (moe && json_is_true(moe)) {
+        RS_TRY(cfg_int(c, r, "", "num_experts", 1, 4096, true, 0, &hp->n_expert));
+        RS_TRY(cfg_int(c, r, "", "top_k_experts", 1, hp->n_expert, true, 0, &hp->n_expert_used));
+        RS_TRY(cfg_int(c, r, "", "moe_intermediate_size", 1, 1 << 24, true, 0, &hp->n_ff_exp));
+        hp->expert_weights_norm = true;
+        hp->expert_act = EXPERT_GEGLU;
+    }
+    int32_t n_shared;
+    RS_TRY(cfg_int(c, r, "", "num_kv_shared_layers", 0, n - 1, false, 0, &n_shared));
+    const json_t *kev = field(r, "attention_k_eq_v");
+    const bool k_eq_v = kev && json_is_true(kev);
+    m->layer_swa = rs_calloc((size_t)n, 1, "sliding-window layers");
+    m->layer_cfg = rs_calloc((size_t)n, sizeof *m->layer_cfg, "layer geometry");
+    if (!m->layer_swa || !m->layer_cfg) return REASON_ERR_NOMEM;
+    const json_t *types = field(r, "layer_types"), *per_layer = field(r, "per_layer_config");
+    if (!json_is_array(types) || json_array_size(types) != (size_t)n)
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: field \"layer_types\" must be an array of num_hidden_layers (%d) "
+                        "strings", c->path, n);
+    for (int32_t il = 0; il < n; il++) {
+        const char *t = json_string_value(json_array_get(types, (size_t)il));
+        const bool sliding = t && strcmp(t, "sliding_attention") == 0;
+        if (!sliding && !(t && strcmp(t, "full_attention") == 0))
+            return rs_error(REASON_ERR_UNSUPPORTED, "%s: field \"layer_types[%d]\" is not "
+                            "\"sliding_attention\" or \"full_attention\"", c->path, il);
+        m->layer_swa[il] = sliding;
+        layer_config *lc = &m->layer_cfg[il];
+        lc->head_dim = hp->head_dim;
+        lc->n_head_kv = hp->n_head_kv;
+        lc->kv_source = -1;
+        lc->k_eq_v = k_eq_v && !sliding;
+        char key[16], prefix[48];
+        snprintf(key, sizeof key, "%d", il);
+        const json_t *o = per_layer ? field(per_layer, key) : NULL;
+        if (o) {
+            snprintf(prefix, sizeof prefix, "per_layer_config.%d.", il);
+            RS_TRY(cfg_int(c, o, prefix, "head_dim", 2, 4096, false, lc->head_dim, &lc->head_dim));
+            RS_TRY(cfg_int(c, o, prefix, "num_key_value_heads", 1, hp->n_head, false,
+                           lc->n_head_kv, &lc->n_head_kv));
+        }
+        if (lc->head_dim % 2 != 0 || hp->n_head % lc->n_head_kv != 0)
+            return rs_error(REASON_ERR_FORMAT, "%s: layer %d: head_dim %d / %d KV heads do not fit "
+                            "%d heads", c->path, il, lc->head_dim, lc->n_head_kv, hp->n_head);
+        RS_TRY(gemma4_rope(c, m, sliding ? "sliding_attention" : "full_attention", lc));
+    }
+    /* the last n_shared layers read the K/V of the last earlier layer of their type */
+    for (int32_t il = n - n_shared; il < n; il++) {
+        int32_t src = n - n_shared - 1;
+        while (src >= 0 && m->layer_swa[src] != m->layer_swa[il]) src--;
+        if (src < 0)
+            return rs_error(REASON_ERR_FORMAT, "%s: layer %d shares K/V but no earlier layer has "
+                            "its type", c->path, il);
+        m->layer_cfg[il].kv_source = src;
+    }
     return REASON_OK;
 }
 
@@ -811,7 +984,7 @@ static reason_status build_records(hf_weights *w, int *tied) {
                             "%s: tensor '%s' (a bias the architecture does not have) is not "
                             "supported",
                             t->file, t->name);
-        if (!gguf_name_of(name, key, sizeof key)) continue; /* e.g. rotary_emb.inv_freq */
+        if (!gguf_name_of(name, w->gemma4, key, sizeof key)) continue; /* e.g. inv_freq */
         if (*tied && strcmp(key, "output.weight") == 0) continue;
         RS_TRY(add_record(w, t, key));
         if (w->qwen35) RS_TRY(qwen35_fixup(w, t, &w->recs[w->n_recs - 1]));
@@ -926,9 +1099,11 @@ reason_status hf_model_load(const char *dir, reason_model **out_model) {
     if (arch_is_qwen35(m->arch) && (st = read_qwen35(&c, m)) != REASON_OK) goto fail;
     if (m->arch == ARCH_QWEN35MOE && (st = read_moe(&c, m)) != REASON_OK) goto fail;
     if (m->arch == ARCH_GPTOSS && (st = read_gptoss(&c, m)) != REASON_OK) goto fail;
+    if (m->arch == ARCH_GEMMA4 && (st = read_gemma4(&c, m)) != REASON_OK) goto fail;
     w->hp = &m->hp;
     w->qwen35 = arch_is_qwen35(m->arch);
     w->gptoss = m->arch == ARCH_GPTOSS;
+    w->gemma4 = m->arch == ARCH_GEMMA4;
     /* the name: the directory's last component */
     snprintf(m->name, sizeof m->name, "%s", dir);
     for (size_t n = strlen(m->name); n > 1 && m->name[n - 1] == '/'; n--) m->name[n - 1] = '\0';

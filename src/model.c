@@ -235,6 +235,19 @@ static reason_status read_qwen35_hparams(reason_model *m) {
 }
 
 /* The file (or directory) weights come from, and a tensor by its GGUF name, for either format. */
+void *model_own(reason_model *m, void *p) {
+    if (!p) return NULL;
+    void **owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
+    if (!owned) {
+        free(p);
+        rs_error(REASON_ERR_NOMEM, "out of memory (model buffers)");
+        return NULL;
+    }
+    m->owned = owned;
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
 const char *model_path(const reason_model *m) {
     return m->file ? gguf_path(m->file) : hf_weights_path(m->hf);
 }
@@ -278,7 +291,7 @@ reason_status model_bind_tensor(reason_model *m, rs_tensor *t, const char *name,
 }
 
 /* Norm weights, biases and frequency tables are read as floats directly on every backend. */
-static reason_status require_f32(const reason_model *m, const rs_tensor *t) {
+reason_status model_require_f32(const reason_model *m, const rs_tensor *t) {
     if (t->data && t->type != 0 /* F32 */)
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: tensor '%s' must be F32, file has %s",
                         model_path(m), t->name, tensor_type_get(t->type)->name);
@@ -324,7 +337,7 @@ static reason_status bind_layer(reason_model *m, int32_t il) {
                                   &l->q_norm,    &l->k_norm, &l->ffn_norm, &l->bo,
                                   &l->attn_sinks};
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
-        RS_TRY(require_f32(m, vectors[i]));
+        RS_TRY(model_require_f32(m, vectors[i]));
     return REASON_OK;
 }
 
@@ -412,7 +425,7 @@ static reason_status bind_qwen35_layer(reason_model *m, int32_t il) {
     const rs_tensor *vectors[] = {&l->attn_norm, &l->q_norm, &l->k_norm, &l->ffn_norm,
                                   &l->ssm_conv1d, &l->ssm_dt, &l->ssm_a, &l->ssm_norm};
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
-        RS_TRY(require_f32(m, vectors[i]));
+        RS_TRY(model_require_f32(m, vectors[i]));
     return REASON_OK;
 }
 
@@ -428,13 +441,24 @@ reason_status model_bind_weights(reason_model *m) {
     hp->n_vocab = (int32_t)emb->ne[1];
     RS_TRY(model_bind_tensor(m, &m->tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true));
     RS_TRY(model_bind_tensor(m, &m->output_norm, "output_norm.weight", hp->n_embd, 1, true));
-    RS_TRY(require_f32(m, &m->output_norm));
+    RS_TRY(model_require_f32(m, &m->output_norm));
     RS_TRY(model_bind_tensor(m, &m->output, "output.weight", hp->n_embd, hp->n_vocab, false));
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
     RS_TRY(model_bind_tensor(m, &m->rope_freqs, "rope_freqs.weight", hp->rope_dim / 2, 1, false));
-    RS_TRY(require_f32(m, &m->rope_freqs));
+    RS_TRY(model_require_f32(m, &m->rope_freqs));
     m->layers = rs_calloc((size_t)hp->n_layer, sizeof *m->layers, "layer table");
     if (!m->layers) return REASON_ERR_NOMEM;
+    hp->q_dim_max = hp->kv_dim_max = 0;
+    if (hp->n_ple) { /* gemma4 per-layer embeddings */
+        const int64_t w = (int64_t)hp->n_layer * hp->n_ple;
+        RS_TRY(model_bind_tensor(m, &m->ple_embd, "per_layer_token_embd.weight", w, hp->n_vocab,
+                                 true));
+        RS_TRY(model_bind_tensor(m, &m->ple_model_proj, "per_layer_model_proj.weight", hp->n_embd,
+                                 w, true));
+        RS_TRY(model_bind_tensor(m, &m->ple_proj_norm, "per_layer_proj_norm.weight", hp->n_ple, 1,
+                                 true));
+        RS_TRY(model_require_f32(m, &m->ple_proj_norm));
+    }
     hp->n_attn_layer = hp->n_rec_layer = 0;
     for (int32_t il = 0; il < hp->n_layer; il++) {
         layer_weights *l = &m->layers[il];
@@ -442,7 +466,27 @@ reason_status model_bind_weights(reason_model *m) {
         l->kv_layer = l->kind == LAYER_ATTENTION ? hp->n_attn_layer++ : -1;
         l->rec_layer = l->kind == LAYER_DELTANET ? hp->n_rec_layer++ : -1;
         l->window = m->layer_swa && m->layer_swa[il] ? hp->n_swa : 0;
-        RS_TRY(arch_is_qwen35(m->arch) ? bind_qwen35_layer(m, il) : bind_layer(m, il));
+        const layer_config *lc = m->layer_cfg ? &m->layer_cfg[il] : NULL;
+        l->head_dim = lc ? lc->head_dim : hp->head_dim;
+        l->n_head_kv = lc ? lc->n_head_kv : hp->n_head_kv;
+        l->rope_dim = lc ? lc->rope_dim : hp->rope_dim;
+        l->rope_theta = lc ? lc->rope_theta : hp->rope_theta;
+        l->rope_div = lc ? lc->rope_div : NULL;
+        l->k_eq_v = lc && lc->k_eq_v;
+        l->layer_scalar = 1.0f;
+        if (lc && lc->kv_source >= 0) { /* reads the K/V of an earlier layer of its kind */
+            if (lc->kv_source >= il || m->layers[lc->kv_source].kv_layer < 0)
+                return rs_error(REASON_ERR_FORMAT, "%s: layer %d shares the K/V of layer %d, "
+                                "which is not an earlier attention layer", model_path(m), il,
+                                lc->kv_source);
+            hp->n_attn_layer--; /* no K/V of its own */
+            l->kv_layer = m->layers[lc->kv_source].kv_layer;
+            l->kv_shared = true;
+        }
+        if (m->arch == ARCH_GEMMA4) RS_TRY(model_bind_gemma4_layer(m, il));
+        else RS_TRY(arch_is_qwen35(m->arch) ? bind_qwen35_layer(m, il) : bind_layer(m, il));
+        hp->q_dim_max = RS_MAX(hp->q_dim_max, hp->n_head * l->head_dim);
+        hp->kv_dim_max = RS_MAX(hp->kv_dim_max, l->n_head_kv * l->head_dim);
     }
     if (hp->n_attn_layer == 0)
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: a model without full-attention layers is not "
@@ -532,6 +576,7 @@ void reason_model_free(reason_model *model) {
     free(model->layers);
     free(model->layer_kinds);
     free(model->layer_swa);
+    free(model->layer_cfg);
     for (int32_t i = 0; i < model->n_owned; i++) free(model->owned[i]);
     free(model->owned);
     gguf_close(model->file);

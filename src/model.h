@@ -6,7 +6,15 @@
 #include "core.h"
 #include "gguf.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_QWEN35, ARCH_QWEN35MOE, ARCH_GPTOSS };
+enum model_arch {
+    ARCH_LLAMA,
+    ARCH_QWEN2,
+    ARCH_QWEN3,
+    ARCH_QWEN35,
+    ARCH_QWEN35MOE,
+    ARCH_GPTOSS,
+    ARCH_GEMMA4,
+};
 
 /* The token mixer of a layer: softmax attention over paged KV (every layer of llama/qwen2/qwen3;
  * qwen35's full_attention layers, gated) or Gated DeltaNet over a recurrent slot (qwen35's
@@ -61,6 +69,13 @@ typedef struct model_hparams {
     bool expert_weights_norm; /* the selected experts' softmax weights renormalised to sum 1 */
     int32_t expert_act;       /* enum expert_act (backend.h) */
     float swiglu_alpha, swiglu_limit; /* EXPERT_SWIGLU_CLAMPED (gpt-oss) */
+    /* gemma4 (0 / 1 / false for the others) */
+    int32_t ffn_act;        /* enum expert_act of the dense feed-forward: SWIGLU or GEGLU */
+    float embd_scale;       /* token embeddings are multiplied by this (gemma: sqrt(n_embd)) */
+    float logit_softcap;    /* logits = cap * tanh(logits / cap) when > 0 */
+    bool attn_unscaled;     /* q·k not divided by sqrt(head_dim) (q and k are normalised) */
+    int32_t n_ple;          /* per-layer embedding width (hidden_size_per_layer_input), 0: none */
+    int32_t q_dim_max, kv_dim_max; /* largest n_head*head_dim, n_head_kv*head_dim of any layer */
 } model_hparams;
 
 typedef struct layer_weights {
@@ -75,6 +90,27 @@ typedef struct layer_weights {
     rs_tensor bo;                     /* optional output bias (gpt-oss) */
     rs_tensor attn_sinks;             /* optional (n_head) sink logits (gpt-oss) */
     int32_t window;                   /* sliding window of this attention layer, 0: full */
+    /* this layer's attention geometry (hparams' for uniform models; gemma4's global layers
+     * differ from its local ones) */
+    int32_t head_dim, n_head_kv;
+    int32_t rope_dim;                 /* rotated pairs are (i, i + rope_dim/2) */
+    float rope_theta;
+    const float *rope_div;            /* (rope_dim/2) frequency divisors, or NULL */
+    bool kv_shared;                   /* reads the K/V another layer stored (gemma4's last
+                                         layers): no K/V weights, kv_layer is the source's */
+    bool k_eq_v;                      /* V = v_norm(x·Wk) (gemma4 global layers) */
+    bool v_norm;                      /* V = rmsnorm(V) without gain (gemma4) */
+    /* gemma4's sandwich norms, parallel experts and per-layer embedding (absent: data NULL) */
+    rs_tensor post_attn_norm;         /* (n_embd) on the attention output */
+    rs_tensor post_ffn_norm;          /* (n_embd) on the feed-forward output */
+    rs_tensor post_ffn_norm_1;        /* (n_embd) on the dense MLP output when experts run too */
+    rs_tensor pre_ffn_norm_2;         /* (n_embd) input norm of the experts */
+    rs_tensor post_ffn_norm_2;        /* (n_embd) on the experts' output */
+    float layer_scalar;               /* the layer's output is multiplied by this (1: none) */
+    rs_tensor ple_gate;               /* (n_embd) -> (n_ple) */
+    rs_tensor ple_proj;               /* (n_ple) -> (n_embd) */
+    rs_tensor ple_post_norm;          /* (n_embd) */
+    const float *expert_scale;        /* (n_expert) per-expert weight factors, or NULL */
     rs_tensor wq_gate;                /* gated attention (qwen35): (n_embd) -> (n_head*head_dim) */
     /* Gated DeltaNet (qwen35 linear_attention layers; norms F32, ssm_a = -exp(A_log)) */
     rs_tensor ssm_qkv;                /* (n_embd) -> (conv_dim) */
@@ -91,6 +127,8 @@ typedef struct layer_weights {
      * file keeps it: a 3-D tensor, one tensor per expert, or gate and up fused) */
     rs_tensor ffn_router;             /* (n_embd) -> (n_expert) */
     rs_tensor ffn_router_b;           /* optional (n_expert) router bias (gpt-oss) */
+    const float *ffn_router_norm;     /* (n_embd) gain of an RMSNorm on the router's input
+                                         (gemma4: scale * n_embd^-0.5, owned), or NULL */
     const float *exp_gate_b, *exp_up_b, *exp_down_b; /* optional (n_expert, rows) biases */
     rs_tensor *exp_gate, *exp_up;     /* (n_expert [+1]) views (n_embd) -> (n_ff_exp) */
     rs_tensor *exp_down;              /* (n_expert [+1]) views (n_ff_exp) -> (n_embd); view
@@ -102,6 +140,17 @@ typedef struct layer_weights {
 static inline bool arch_is_qwen35(int32_t arch) {
     return arch == ARCH_QWEN35 || arch == ARCH_QWEN35MOE;
 }
+
+/* Per-layer attention geometry a loader read from the file for models whose layers differ
+ * (gemma4); NULL in reason_model for the others (every layer takes the hparams'). */
+typedef struct layer_config {
+    int32_t head_dim, n_head_kv;
+    int32_t rope_dim;
+    float rope_theta;
+    const float *rope_div; /* (rope_dim/2) frequency divisors (owned by the model), or NULL */
+    int32_t kv_source;     /* the layer whose K/V this one reads (gemma4 KV sharing), or -1 */
+    bool k_eq_v;           /* V = v_norm(x·Wk) */
+} layer_config;
 
 struct hf_weights;
 
@@ -116,9 +165,14 @@ struct reason_model {
     rs_tensor output_norm; /* (n_embd) */
     rs_tensor output;      /* (n_embd) -> (n_vocab); equals tok_embd when tied */
     rs_tensor rope_freqs;  /* optional (rope_dim/2) divisors of each frequency (Llama 3.1+) */
+    /* gemma4 per-layer embeddings (n_ple > 0) */
+    rs_tensor ple_embd;        /* (n_layer * n_ple) x n_vocab rows */
+    rs_tensor ple_model_proj;  /* (n_embd) -> (n_layer * n_ple) */
+    rs_tensor ple_proj_norm;   /* (n_ple) */
     layer_weights *layers; /* n_layer */
     uint8_t *layer_kinds;  /* (n_layer) enum layer_kind set by the loader, or NULL: all attention */
     uint8_t *layer_swa;    /* (n_layer) 1: a sliding-window layer (window hp.n_swa), or NULL */
+    layer_config *layer_cfg; /* (n_layer) or NULL */
     reason_tokenizer *tokenizer;
     char *chat_template;   /* NUL-terminated copy, or NULL */
     uint64_t n_params;
@@ -142,6 +196,13 @@ RS_INTERNAL const gguf_tensor *model_find_tensor(const reason_model *m, const ch
  * an absent tensor is an error only when required (t is then zeroed). */
 RS_INTERNAL reason_status model_bind_tensor(reason_model *m, rs_tensor *t, const char *name,
                                             int64_t cols, int64_t rows, bool required);
+/* REASON_ERR_UNSUPPORTED unless t is absent or F32 (norms, biases: read as floats). */
+RS_INTERNAL reason_status model_require_f32(const reason_model *m, const rs_tensor *t);
+/* Binds a gemma4 layer (model_gemma4.c). */
+RS_INTERNAL reason_status model_bind_gemma4_layer(reason_model *m, int32_t il);
+/* Registers a buffer the model frees with itself; NULL (and p freed) when out of memory. */
+RS_INTERNAL void *model_own(reason_model *m, void *p);
+
 /* Binds layer il's mixture of experts (model_moe.c). */
 RS_INTERNAL reason_status model_bind_experts(reason_model *m, int32_t il);
 
