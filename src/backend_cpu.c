@@ -116,6 +116,7 @@ static void cpu_destroy(backend *be) {
     cpu_matmul_free(cb);
     free(cb->attn_k);
     free(cb->attn_part);
+    cpu_deltanet_free(cb);
     free(cb);
 }
 

@@ -26,6 +26,11 @@ typedef struct cpu_backend {
     float *attn_k;    /* (n_threads, ATTN_CHUNK, 1024) keys or values converted to f32 */
     float *attn_part; /* partial results of split attention, grown on first use */
     size_t attn_part_cap;
+    /* DeltaNet scratch (cpu_deltanet.c), grown on first use, capacities in bytes */
+    void *dn_tok;       /* per-token conv outputs, gates and sequence links */
+    size_t dn_tok_cap;
+    float *dn_work;     /* (n_threads, ...) chunked-form matrices, prompts only */
+    size_t dn_work_cap;
 } cpu_backend;
 
 static inline cpu_backend *cpu(backend *be) { return (cpu_backend *)be; }
