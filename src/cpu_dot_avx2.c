@@ -359,4 +359,209 @@ AVX2 float rs_qdot_q4_K_avx2(const void *row, const int8_t *xq, const float *xd,
     return hsum(_mm256_add_ps(acc0, acc1)) - corr;
 }
 
+/* ---- 8-bit activations: Q5_0, Q5_1, Q5_K, Q6_K ------------------------------------------------
+ * The 5-bit types are 4-bit nibbles plus a fifth bit per element, put into bit 4 of each byte
+ * (0..31, unsigned for vpmaddubsw); Q5_0's -16 and Q5_1's min come back through the activation
+ * block sums as for Q4_0/Q4_1. */
+
+/* The 32 bits of qh as 32 bytes: byte j = 0x10 where bit j is set (the fifth bit, in place). */
+AVX2 static inline __m256i qh_bytes(const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
+}
+
+/* Q5_0 (22 B): f16 d, u32 qh, 16 nibble bytes; w = d * (q - 16). Q5_1 (24 B): f16 d, f16 m, qh,
+ * nibbles; w = d * q + m. */
+AVX2 float rs_qdot_q5_0_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    int64_t i = 0;
+    for (; i + 2 <= n / 32; i += 2, b += 44) {
+        const float w0 = f16_scalar(b), w1 = f16_scalar(b + 22);
+        acc0 = _mm256_fmadd_ps(
+            block_dot_u8(_mm256_or_si256(nib32(b + 6), qh_bytes(b + 2)), xq + 32 * i),
+            _mm256_set1_ps(w0 * xd[i]), acc0);
+        acc1 = _mm256_fmadd_ps(
+            block_dot_u8(_mm256_or_si256(nib32(b + 28), qh_bytes(b + 24)), xq + 32 * i + 32),
+            _mm256_set1_ps(w1 * xd[i + 1]), acc1);
+        corr += w0 * xs[i] + w1 * xs[i + 1];
+    }
+    for (; i < n / 32; i++, b += 22) {
+        const float w0 = f16_scalar(b);
+        acc0 = _mm256_fmadd_ps(
+            block_dot_u8(_mm256_or_si256(nib32(b + 6), qh_bytes(b + 2)), xq + 32 * i),
+            _mm256_set1_ps(w0 * xd[i]), acc0);
+        corr += w0 * xs[i];
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) - 16.0f * corr;
+}
+
+AVX2 float rs_qdot_q5_1_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    int64_t i = 0;
+    for (; i + 2 <= n / 32; i += 2, b += 48) {
+        acc0 = _mm256_fmadd_ps(
+            block_dot_u8(_mm256_or_si256(nib32(b + 8), qh_bytes(b + 4)), xq + 32 * i),
+            _mm256_set1_ps(f16_scalar(b) * xd[i]), acc0);
+        acc1 = _mm256_fmadd_ps(
+            block_dot_u8(_mm256_or_si256(nib32(b + 32), qh_bytes(b + 28)), xq + 32 * i + 32),
+            _mm256_set1_ps(f16_scalar(b + 24) * xd[i + 1]), acc1);
+        corr += f16_scalar(b + 2) * xs[i] + f16_scalar(b + 26) * xs[i + 1];
+    }
+    for (; i < n / 32; i++, b += 24) {
+        acc0 = _mm256_fmadd_ps(
+            block_dot_u8(_mm256_or_si256(nib32(b + 8), qh_bytes(b + 4)), xq + 32 * i),
+            _mm256_set1_ps(f16_scalar(b) * xd[i]), acc0);
+        corr += f16_scalar(b + 2) * xs[i];
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) + corr;
+}
+
+/* Q5_K: Q4_K plus qh[32]; bit j of qh[l] is the fifth bit of element 32j + l, so sub-block j
+ * takes bit j of all 32 qh bytes. */
+AVX2 float rs_qdot_q5_K_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, b += 176, xq += 256, xd += 8, xs += 8) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
+        for (int c = 0; c < 4; c++) {
+            int s0, m0, s1, m1;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            const __m256i r = _mm256_loadu_si256((const __m256i *)(b + 48 + 32 * c));
+            /* the bit shifted down to bit 0 of its byte, then up to bit 4 (no carry across
+             * bytes: the value is 0 or 1 before the left shift) */
+            const __m256i h0 = _mm256_and_si256(
+                _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one);
+            const __m256i h1 = _mm256_and_si256(
+                _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)), one);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(r, m4), _mm256_slli_epi16(h0, 4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(r, 4), m4),
+                                               _mm256_slli_epi16(h1, 4));
+            acc0 = _mm256_fmadd_ps(block_dot_u8(lo, xq + 64 * c),
+                                   _mm256_set1_ps(d * (float)s0 * xd[2 * c]), acc0);
+            acc1 = _mm256_fmadd_ps(block_dot_u8(hi, xq + 64 * c + 32),
+                                   _mm256_set1_ps(d * (float)s1 * xd[2 * c + 1]), acc1);
+            corr += dmin * ((float)m0 * xs[2 * c] + (float)m1 * xs[2 * c + 1]);
+        }
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) - corr;
+}
+
+/* Q6_K: q in 0..63 is unsigned for vpmaddubsw; the -32 is a second vpmaddubsw of 32 against the
+ * same activations, subtracted in the 16-bit pair sums (|pairs| <= 2 * 63 * 127, no saturation).
+ * vpmaddwd then applies the int8 scales, one per 16 elements = 8 pair lanes. */
+AVX2 static inline __m256 q6_block(__m256i q, const int8_t *x, int s0, int s1) {
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xv),
+                                       _mm256_maddubs_epi16(_mm256_set1_epi8(32), xv));
+    const __m256i sc = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, sc));
+}
+
+AVX2 float rs_qdot_q6_K_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                             int64_t n) {
+    (void)xs;
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 256; i++, b += 210) {
+        const int8_t *sc = (const int8_t *)(b + 192);
+        const float d = f16_scalar(b + 208);
+        for (int h = 0; h < 2; h++, xq += 128, xd += 4, sc += 8) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+            /* group g: nibble of l(g&1) (low for g < 2), bits 2g, 2g+1 of hb moved to bits 4, 5
+             * (masking with 0x30 drops what the 16-bit shifts carry across bytes) */
+            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                               _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                               _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                               _mm256_and_si256(hb, m30));
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                               _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+            acc0 = _mm256_fmadd_ps(q6_block(q0, xq, sc[0], sc[1]), _mm256_set1_ps(d * xd[0]), acc0);
+            acc1 = _mm256_fmadd_ps(q6_block(q1, xq + 32, sc[2], sc[3]), _mm256_set1_ps(d * xd[1]),
+                                   acc1);
+            acc0 = _mm256_fmadd_ps(q6_block(q2, xq + 64, sc[4], sc[5]), _mm256_set1_ps(d * xd[2]),
+                                   acc0);
+            acc1 = _mm256_fmadd_ps(q6_block(q3, xq + 96, sc[6], sc[7]), _mm256_set1_ps(d * xd[3]),
+                                   acc1);
+        }
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* ---- MXFP4 ------------------------------------------------------------------------------------
+ * One byte shuffle turns the 32 codes of a block into the signed doubled E2M1 values (-12..12,
+ * tensor_types.h), so the block is 32 small integers times the half scale 2^(e - 128). */
+
+AVX2 static inline __m256i mxfp4_values(const uint8_t *b) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_setr_epi8(RS_MXFP4_KVALUES));
+    return _mm256_shuffle_epi8(table, nib32(b + 1));
+}
+
+AVX2 float rs_dot_mxfp4_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 17, x += 32) {
+        const __m256i v = mxfp4_values(b);
+        const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+#define F8(q) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))
+        __m256 p0 = _mm256_mul_ps(F8(lo), _mm256_loadu_ps(x));
+        __m256 p1 = _mm256_mul_ps(F8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8));
+        p0 = _mm256_fmadd_ps(F8(hi), _mm256_loadu_ps(x + 16), p0);
+        p1 = _mm256_fmadd_ps(F8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), p1);
+#undef F8
+        const __m256 d = _mm256_set1_ps(rs_e8m0_half(b[0]));
+        acc0 = _mm256_fmadd_ps(d, p0, acc0);
+        acc1 = _mm256_fmadd_ps(d, p1, acc1);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* Integer path: the shuffle maps codes to the doubled values plus 12 (0..24, unsigned for
+ * vpmaddubsw); the +12 comes back out through the activation block sums, as Q4_0's -8. */
+AVX2 static inline __m256 mxfp4_block_q8(const uint8_t *b, const int8_t *x) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_setr_epi8(RS_MXFP4_KVALUES_PLUS12));
+    return block_dot_u8(_mm256_shuffle_epi8(table, nib32(b + 1)), x);
+}
+
+AVX2 float rs_qdot_mxfp4_avx2(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                              int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    int64_t i = 0;
+    for (; i + 2 <= n / 32; i += 2, b += 34) {
+        const float h0 = rs_e8m0_half(b[0]), h1 = rs_e8m0_half(b[17]);
+        acc0 = _mm256_fmadd_ps(mxfp4_block_q8(b, xq + 32 * i), _mm256_set1_ps(h0 * xd[i]), acc0);
+        acc1 = _mm256_fmadd_ps(mxfp4_block_q8(b + 17, xq + 32 * i + 32),
+                               _mm256_set1_ps(h1 * xd[i + 1]), acc1);
+        corr += h0 * xs[i] + h1 * xs[i + 1];
+    }
+    for (; i < n / 32; i++, b += 17) {
+        const float h0 = rs_e8m0_half(b[0]);
+        acc0 = _mm256_fmadd_ps(mxfp4_block_q8(b, xq + 32 * i), _mm256_set1_ps(h0 * xd[i]), acc0);
+        corr += h0 * xs[i];
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) - 12.0f * corr;
+}
+
 #endif

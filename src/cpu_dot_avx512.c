@@ -268,6 +268,16 @@ VNNI static inline __m256 heads4(const uint8_t *b, int bb) {
         w = _mm512_permutexvar_epi16(
             _mm512_zextsi128_si512(_mm_setr_epi16(0, 10, 20, 30, 1, 11, 21, 31)),
             _mm512_loadu_si512(b));
+    } else if (bb == 22) { /* second load b + 24: bytes 24-87 end exactly at the 4th block */
+        w = _mm512_permutex2var_epi16(
+            _mm512_loadu_si512(b),
+            _mm512_zextsi128_si512(_mm_setr_epi16(0, 11, 22, 53, 0, 11, 22, 53)),
+            _mm512_loadu_si512(b + 24));
+    } else if (bb == 24) { /* scales at 0, 24, 48, 72 and mins 2 bytes later; bytes 32-95 */
+        w = _mm512_permutex2var_epi16(
+            _mm512_loadu_si512(b),
+            _mm512_zextsi128_si512(_mm_setr_epi16(0, 12, 24, 52, 1, 13, 25, 53)),
+            _mm512_loadu_si512(b + 32));
     } else { /* 34 */
         w = _mm512_permutex2var_epi16(
             _mm512_loadu_si512(b),
@@ -337,6 +347,27 @@ VNNI static inline __m512i q8_pair(const uint8_t *a, const uint8_t *b) {
 VNNI static inline __m256i q8_one(const uint8_t *a) {
     return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a), _mm256_set1_epi8((char)0x80));
 }
+/* Q5_0/Q5_1: nibbles as Q4_0 plus the fifth bits, the u32 qh just before the nibbles: one mask
+ * bit per byte, so vpmovm2b-style masked moves put 0x10 into the bytes whose bit is set. */
+VNNI static inline __m512i q5_pair(const uint8_t *a, const uint8_t *b) {
+    uint32_t ha, hb;
+    memcpy(&ha, a - 4, 4);
+    memcpy(&hb, b - 4, 4);
+    const __mmask64 fifth = (__mmask64)ha | (__mmask64)hb << 32;
+    return _mm512_or_si512(nibbles2(a, b), _mm512_maskz_mov_epi8(fifth, _mm512_set1_epi8(0x10)));
+}
+VNNI static inline __m256i q5_one(const uint8_t *a) {
+    uint32_t ha;
+    memcpy(&ha, a - 4, 4);
+    return _mm256_or_si256(nibbles1(a), _mm256_maskz_mov_epi8(ha, _mm256_set1_epi8(0x10)));
+}
+#define QUANTS2(a, b) q5_pair(a, b)
+#define QUANTS1(a) q5_one(a)
+QDOT_BLOCKS(rs_qdot_q5_0_avx512, 22, 6, 0, -16.0f)
+QDOT_BLOCKS(rs_qdot_q5_1_avx512, 24, 8, 1, 0.0f)
+#undef QUANTS2
+#undef QUANTS1
+
 #define QUANTS2(a, b) q8_pair(a, b)
 #define QUANTS1(a) q8_one(a)
 QDOT_BLOCKS(rs_qdot_q8_0_avx512, 34, 2, 0, -128.0f)
@@ -382,6 +413,113 @@ VNNI float rs_qdot_q4_K_avx512(const void *row, const int8_t *xq, const float *x
         }
     }
     return reduce2(_mm512_add_ps(acc0, acc1), _mm256_setzero_ps()) - corr;
+}
+
+/* Q5_K: Q4_K plus the fifth bits; sub-block j takes bit j of each of the 32 qh bytes, so the
+ * 64-byte vector of sub-blocks 2c, 2c+1 shifts qh (both halves) right by 2c and 2c+1. */
+VNNI float rs_qdot_q5_K_avx512(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                               int64_t n) {
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m512i one = _mm512_set1_epi8(1);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    float corr = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, b += 176, xq += 256, xd += 8, xs += 8) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        const __m512i qh =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16)));
+        const uint8_t *qs = b + 48;
+        for (int c = 0; c < 4; c += 2) {
+            int s0, m0, s1, m1, s2, m2, s3, m3;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            scale_min_k4(b + 4, 2 * c + 2, &s2, &m2);
+            scale_min_k4(b + 4, 2 * c + 3, &s3, &m3);
+            /* 16-bit shift counts per 256-bit half; after the shift only bit 0 of each byte is
+             * kept, then moved to bit 4 (a 0/1 value: nothing crosses into the next byte) */
+            const __m512i sh0 = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * c)),
+                                                   _mm256_set1_epi16((short)(2 * c + 1)), 1);
+            const __m512i sh1 = _mm512_add_epi16(sh0, _mm512_set1_epi16(2));
+            const __m512i h0 =
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh0), one), 4);
+            const __m512i h1 =
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh1), one), 4);
+            __m256i r0 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i r1 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c + 32));
+            __m512i v0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r0, m4)),
+                                            _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), 1);
+            __m512i v1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r1, m4)),
+                                            _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), 1);
+            __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_or_si512(v0, h0),
+                                             _mm512_loadu_si512(xq + 64 * c));
+            __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_or_si512(v1, h1),
+                                             _mm512_loadu_si512(xq + 64 * c + 64));
+            const int j = 2 * c;
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0),
+                                   scale2(d * (float)s0 * xd[j], d * (float)s1 * xd[j + 1]), acc0);
+            acc1 =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
+                                scale2(d * (float)s2 * xd[j + 2], d * (float)s3 * xd[j + 3]), acc1);
+            corr += dmin * ((float)m0 * xs[j] + (float)m1 * xs[j + 1] + (float)m2 * xs[j + 2] +
+                            (float)m3 * xs[j + 3]);
+        }
+    }
+    return reduce2(_mm512_add_ps(acc0, acc1), _mm256_setzero_ps()) - corr;
+}
+
+/* Q6_K: a half (128 elements) is two 64-byte vectors of q in 0..63 in the activations' order:
+ * the low nibbles of ql[0..63] with qh bits 0-1 / 2-3, then the high nibbles with bits 4-5 /
+ * 6-7. vpmaddubsw gives 16-bit pair sums (the -32 as a second vpmaddubsw of 32, subtracted);
+ * vpmaddwd applies the int8 scales (one per 16 elements = 8 pair lanes), leaving 16 i32 lanes:
+ * lanes 0-7 the first activation block of 32, lanes 8-15 the second. */
+VNNI float rs_qdot_q6_K_avx512(const void *row, const int8_t *xq, const float *xd, const float *xs,
+                               int64_t n) {
+    (void)xs;
+    const uint8_t *b = row;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i k32 = _mm512_set1_epi8(32);
+    /* shift counts for the qh bits of the 32-byte halves: <<4, <<2 (low nibbles), >>0, >>2 */
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    /* pair lane -> scale index within a 64-element vector: lane / 8 */
+    const __m512i sidx =
+        _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+                         0, 0, 0, 0, 0, 0, 0);
+    const __m512i blk = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 256; i++, b += 210, xq += 256, xd += 8) {
+        const float d = f16_scalar(b + 208);
+        /* the 16 scales as i16 and d * xd of the 8 activation blocks */
+        const __m512i sc16 = _mm512_castsi256_si512(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192))));
+        const __m512 dx =
+            _mm512_castps256_ps512(_mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(xd)));
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = _mm512_loadu_si512(b + 64 * h);
+            const __m512i hb =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+            const __m512i qa = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                               _mm512_and_si512(_mm512_sllv_epi16(hb, shl), m30));
+            const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                               _mm512_and_si512(_mm512_srlv_epi16(hb, shr), m30));
+            const __m512i xa = _mm512_loadu_si512(xq + 128 * h);
+            const __m512i xb = _mm512_loadu_si512(xq + 128 * h + 64);
+            const __m512i pa =
+                _mm512_sub_epi16(_mm512_maddubs_epi16(qa, xa), _mm512_maddubs_epi16(k32, xa));
+            const __m512i pb =
+                _mm512_sub_epi16(_mm512_maddubs_epi16(qb, xb), _mm512_maddubs_epi16(k32, xb));
+            /* scales 8h + 0..3 for qa, 8h + 4..7 for qb; activation blocks 4h + 0, 1 and 2, 3 */
+            const __m512i ia = _mm512_add_epi16(sidx, _mm512_set1_epi16((short)(8 * h)));
+            const __m512i ib = _mm512_add_epi16(sidx, _mm512_set1_epi16((short)(8 * h + 4)));
+            const __m512i ra = _mm512_madd_epi16(pa, _mm512_permutexvar_epi16(ia, sc16));
+            const __m512i rb = _mm512_madd_epi16(pb, _mm512_permutexvar_epi16(ib, sc16));
+            const __m512i ja = _mm512_add_epi32(blk, _mm512_set1_epi32(4 * h));
+            const __m512i jb = _mm512_add_epi32(blk, _mm512_set1_epi32(4 * h + 2));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ra), _mm512_permutexvar_ps(ja, dx), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(rb), _mm512_permutexvar_ps(jb, dx), acc1);
+        }
+    }
+    return reduce2(_mm512_add_ps(acc0, acc1), _mm256_setzero_ps());
 }
 
 /* d = max|x| / 127 per block of 32; q = x / d rounded to nearest even (vcvtps2dq). */
@@ -471,6 +609,108 @@ AVX512 void rs_dequant_q4_K_avx512(const void *row, float *y, int64_t n) {
             }
         }
     }
+}
+
+/* ---- MXFP4 ------------------------------------------------------------------------------------
+ * f32 activations: as Q4_0, a 16-entry table (half scale times the doubled E2M1 values, exact
+ * products) looked up with vpermps. Integer path: a byte shuffle maps the codes to the doubled
+ * values plus 12 (0..24, unsigned for vpdpbusd); the +12 comes back out through the activations'
+ * block sums: sum(w q) = sum((w + 12) q) - 12 sum(q). */
+
+AVX512 static inline __m512 mxfp4_table(uint8_t e) {
+    static const float kv[16] = {RS_MXFP4_KVALUES};
+    return _mm512_mul_ps(_mm512_set1_ps(rs_e8m0_half(e)), _mm512_loadu_ps(kv));
+}
+
+AVX512 float rs_dot_mxfp4_avx512(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 17, x += 32) {
+        const __m512 table = mxfp4_table(b[0]);
+        const __m512i v = u8x16(b + 1);
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
+                               _mm512_loadu_ps(x + 16), acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+AVX512 void rs_dequant_mxfp4_avx512(const void *row, float *y, int64_t n) {
+    const uint8_t *b = row;
+    for (int64_t i = 0; i < n / 32; i++, b += 17, y += 32) {
+        const __m512 table = mxfp4_table(b[0]);
+        const __m512i v = u8x16(b + 1);
+        _mm512_storeu_ps(y, _mm512_permutexvar_ps(v, table));
+        _mm512_storeu_ps(y + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table));
+    }
+}
+
+/* rs_e8m0_half of four exponent bytes, one per 32-bit lane. */
+VNNI static inline __m128 e8m0_half4(__m128i e) {
+    const __m128i normal = _mm_slli_epi32(_mm_sub_epi32(e, _mm_set1_epi32(1)), 23);
+    const __m128i sub = _mm_sllv_epi32(_mm_set1_epi32(0x00200000), e);
+    return _mm_castsi128_ps(_mm_blendv_epi8(normal, sub, _mm_cmplt_epi32(e, _mm_set1_epi32(2))));
+}
+
+/* The exponent bytes of 4 consecutive blocks (bytes 0, 17, 34, 51: byte k of 128-bit lane k of
+ * one 64-byte load, inside the 68 bytes of the blocks), one per 32-bit lane: a byte shuffle moves
+ * each to the bottom of its lane (index bytes with the top bit set write zeros), a dword permute
+ * gathers the four; instead of four byte loads and inserts. */
+VNNI static inline __m128i exponents4(const uint8_t *b) {
+    /* -256 + k: bytes k, 0xff, 0xff, 0xff */
+    const __m512i pick = _mm512_setr_epi32(-256, -1, -1, -1, -255, -1, -1, -1, -254, -1, -1, -1,
+                                           -253, -1, -1, -1);
+    const __m512i e = _mm512_shuffle_epi8(_mm512_loadu_si512(b), pick);
+    const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castsi512_si128(_mm512_permutexvar_epi32(gather, e));
+}
+
+VNNI float rs_qdot_mxfp4_avx512(const void *row, const int8_t *xq, const float *xd,
+                                const float *xs, int64_t n) {
+    const uint8_t *b = row;
+    const int64_t nb = n / 32;
+    const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(RS_MXFP4_KVALUES_PLUS12));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i lane4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 acc8 = _mm256_setzero_ps();
+    __m128 corr = _mm_setzero_ps();
+    float corr1 = 0.0f;
+    int64_t i = 0;
+    /* Four blocks per step, block k in 128-bit lane k: its low-nibble elements (0-15) in one
+     * vector, its high-nibble elements (16-31) in another, and the activations rearranged to
+     * match (two 128-bit-lane shuffles), so both vpdpbusd land in the same block's lanes and
+     * share one scale: fewer 512-bit operations than putting the weights in element order. */
+    for (; i + 4 <= nb; i += 4, b += 68) {
+        __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(b + 1)));
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)(b + 18)), 1);
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)(b + 35)), 2);
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)(b + 52)), 3);
+        const __m512i lo = _mm512_shuffle_epi8(table, _mm512_and_si512(raw, m4));
+        const __m512i hi =
+            _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4));
+        const __m512i x0 = _mm512_loadu_si512(xq + 32 * i);
+        const __m512i x1 = _mm512_loadu_si512(xq + 32 * i + 64);
+        const __m512i xl = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m512i xh = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(3, 1, 3, 1));
+        const __m512i dot =
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
+        const __m128 d4 = e8m0_half4(exponents4(b));
+        const __m512 s4 = _mm512_castps128_ps512(_mm_mul_ps(d4, _mm_loadu_ps(xd + i)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(lane4, s4), acc);
+        corr = _mm_fmadd_ps(d4, _mm_loadu_ps(xs + i), corr);
+    }
+    for (; i < nb; i++, b += 17) {
+        const __m256i w = _mm256_shuffle_epi8(_mm512_castsi512_si256(table), nibbles1(b + 1));
+        const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w,
+                                              _mm256_loadu_si256((const __m256i *)(xq + 32 * i)));
+        const float h = rs_e8m0_half(b[0]);
+        acc8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(h * xd[i]), acc8);
+        corr1 += h * xs[i];
+    }
+    corr = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));
+    corr = _mm_add_ss(corr, _mm_movehdup_ps(corr));
+    return reduce2(acc, acc8) - 12.0f * (_mm_cvtss_f32(corr) + corr1);
 }
 
 #endif

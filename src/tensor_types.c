@@ -202,6 +202,18 @@ static void dq_q6_K(const uint8_t *b, float *y) {
     }
 }
 
+/* MXFP4 (17 B / 32): E8M0 e, 16 bytes of E2M1 codes ordered as Q4_0's nibbles; y = 2^(e-128) *
+ * (doubled E2M1 value). The product is exact (a power of two times an integer <= 12), so any
+ * evaluation order gives the same bits; code 8 (negative zero) gives +0, as in the gguf package. */
+static void dq_mxfp4(const uint8_t *b, float *y) {
+    static const float kv[16] = {RS_MXFP4_KVALUES};
+    const float d = rs_e8m0_half(b[0]);
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * kv[b[1 + j] & 0xf];
+        y[j + 16] = d * kv[b[1 + j] >> 4];
+    }
+}
+
 /* ---- the type table ---------------------------------------------------------------------------
  */
 
@@ -242,10 +254,10 @@ static const type_entry types[TENSOR_TYPE_COUNT] = {
     T(28, "F64", 1, 8, false, NULL),
     T(29, "IQ1_M", 256, 56, false, NULL),
     T(30, "BF16", 1, 2, true, NULL),
-    /* 31-33 (Q4_0_4_4 and friends) were removed; 34, 35 ternary; 39 MXFP4. */
+    /* 31-33 (Q4_0_4_4 and friends) were removed; 34, 35 ternary. */
     T(34, "TQ1_0", 256, 54, false, NULL),
     T(35, "TQ2_0", 256, 66, false, NULL),
-    T(39, "MXFP4", 32, 17, false, NULL),
+    T(39, "MXFP4", 32, 17, true, dq_mxfp4),
 };
 #undef T
 
@@ -347,6 +359,7 @@ SCALAR_DOT(q8_0, TENSOR_Q8_0)
 SCALAR_DOT(q4_K, TENSOR_Q4_K)
 SCALAR_DOT(q5_K, TENSOR_Q5_K)
 SCALAR_DOT(q6_K, TENSOR_Q6_K)
+SCALAR_DOT(mxfp4, TENSOR_MXFP4)
 #undef SCALAR_DOT
 
 /* ---- dispatch -----------------------------------------------------------------------------------
@@ -370,6 +383,7 @@ static void dispatch_init(void) {
     s[TENSOR_Q4_K] = dot_q4_K_scalar;
     s[TENSOR_Q5_K] = dot_q5_K_scalar;
     s[TENSOR_Q6_K] = dot_q6_K_scalar;
+    s[TENSOR_MXFP4] = dot_mxfp4_scalar;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -383,11 +397,17 @@ static void dispatch_init(void) {
         a[TENSOR_Q4_1] = rs_dot_q4_1_avx2;
         a[TENSOR_Q4_K] = rs_dot_q4_K_avx2;
         a[TENSOR_Q6_K] = rs_dot_q6_K_avx2;
+        a[TENSOR_MXFP4] = rs_dot_mxfp4_avx2;
         tensor_qdot_fn *qa = qdot_table[TENSOR_ISA_AVX2];
         qa[TENSOR_Q8_0] = rs_qdot_q8_0_avx2;
         qa[TENSOR_Q4_0] = rs_qdot_q4_0_avx2;
         qa[TENSOR_Q4_1] = rs_qdot_q4_1_avx2;
         qa[TENSOR_Q4_K] = rs_qdot_q4_K_avx2;
+        qa[TENSOR_Q5_0] = rs_qdot_q5_0_avx2;
+        qa[TENSOR_Q5_1] = rs_qdot_q5_1_avx2;
+        qa[TENSOR_Q5_K] = rs_qdot_q5_K_avx2;
+        qa[TENSOR_Q6_K] = rs_qdot_q6_K_avx2;
+        qa[TENSOR_MXFP4] = rs_qdot_mxfp4_avx2;
         isa_best = TENSOR_ISA_AVX2;
         if (__builtin_cpu_supports("avx512f")) {
             tensor_dot_fn *z = dot_table[TENSOR_ISA_AVX512];
@@ -399,11 +419,13 @@ static void dispatch_init(void) {
             z[TENSOR_Q4_1] = rs_dot_q4_1_avx512;
             z[TENSOR_Q4_K] = rs_dot_q4_K_avx512;
             z[TENSOR_Q6_K] = rs_dot_q6_K_avx512;
+            z[TENSOR_MXFP4] = rs_dot_mxfp4_avx512;
             isa_best = TENSOR_ISA_AVX512;
             dequant_simd[TENSOR_Q4_0] = rs_dequant_q4_0_avx512;
             dequant_simd[TENSOR_Q4_1] = rs_dequant_q4_1_avx512;
             dequant_simd[TENSOR_Q8_0] = rs_dequant_q8_0_avx512;
             dequant_simd[TENSOR_Q4_K] = rs_dequant_q4_K_avx512;
+            dequant_simd[TENSOR_MXFP4] = rs_dequant_mxfp4_avx512;
             have_vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
             if (have_vnni) {
@@ -412,6 +434,11 @@ static void dispatch_init(void) {
                 qz[TENSOR_Q4_0] = rs_qdot_q4_0_avx512;
                 qz[TENSOR_Q4_1] = rs_qdot_q4_1_avx512;
                 qz[TENSOR_Q4_K] = rs_qdot_q4_K_avx512;
+                qz[TENSOR_Q5_0] = rs_qdot_q5_0_avx512;
+                qz[TENSOR_Q5_1] = rs_qdot_q5_1_avx512;
+                qz[TENSOR_Q5_K] = rs_qdot_q5_K_avx512;
+                qz[TENSOR_Q6_K] = rs_qdot_q6_K_avx512;
+                qz[TENSOR_MXFP4] = rs_qdot_mxfp4_avx512;
             }
         }
     }

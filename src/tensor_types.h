@@ -5,6 +5,8 @@
 
 #include "core.h"
 
+#include <string.h>
+
 enum tensor_type {
     TENSOR_F32 = 0,
     TENSOR_F16 = 1,
@@ -21,6 +23,7 @@ enum tensor_type {
     TENSOR_Q6_K = 14,
     TENSOR_Q8_K = 15,
     TENSOR_BF16 = 30,
+    TENSOR_MXFP4 = 39,
     TENSOR_TYPE_COUNT = 40,
 };
 
@@ -72,7 +75,8 @@ RS_INTERNAL const char *tensor_isa_name(int isa);
     RS_INTERNAL float rs_dot_q4_0_##isa(const void *row, const float *x, int64_t n);               \
     RS_INTERNAL float rs_dot_q4_1_##isa(const void *row, const float *x, int64_t n);               \
     RS_INTERNAL float rs_dot_q4_K_##isa(const void *row, const float *x, int64_t n);               \
-    RS_INTERNAL float rs_dot_q6_K_##isa(const void *row, const float *x, int64_t n);
+    RS_INTERNAL float rs_dot_q6_K_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_mxfp4_##isa(const void *row, const float *x, int64_t n);
 RS_DECLARE_DOT(avx2)
 RS_DECLARE_DOT(avx512)
 
@@ -98,7 +102,17 @@ RS_INTERNAL tensor_qdot_fn tensor_qdot_kernel_isa(uint32_t type, int isa);
     RS_INTERNAL float rs_qdot_q4_1_##isa(const void *, const int8_t *, const float *,             \
                                          const float *, int64_t);                                 \
     RS_INTERNAL float rs_qdot_q4_K_##isa(const void *, const int8_t *, const float *,             \
-                                         const float *, int64_t);
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_q5_0_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_q5_1_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_q5_K_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_q6_K_##isa(const void *, const int8_t *, const float *,             \
+                                         const float *, int64_t);                                 \
+    RS_INTERNAL float rs_qdot_mxfp4_##isa(const void *, const int8_t *, const float *,            \
+                                          const float *, int64_t);
 RS_DECLARE_QDOT(avx2)
 RS_DECLARE_QDOT(avx512)
 RS_INTERNAL void rs_quantize_q8_avx512(const float *x, int8_t *xq, float *xd, float *xs, int64_t n);
@@ -109,6 +123,25 @@ RS_INTERNAL void rs_dequant_q4_0_avx512(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_q4_1_avx512(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_q8_0_avx512(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_q4_K_avx512(const void *row, float *dst, int64_t n);
+RS_INTERNAL void rs_dequant_mxfp4_avx512(const void *row, float *dst, int64_t n);
+/* ---- MXFP4 (OCP microscaling FP4, GGML type 39) --------------------------------------------
+ * 17 bytes per 32 elements: an E8M0 exponent byte e, then 16 bytes of E2M1 codes; byte j holds
+ * element j (low nibble) and element j + 16 (high nibble), as in Q4_0. A code is sign (bit 3)
+ * and magnitude 0, 0.5, 1, 1.5, 2, 3, 4, 6 (bits 0-2). The kernels use the doubled magnitudes,
+ * the integers 0, 1, 2, 3, 4, 6, 8, 12 (RS_MXFP4_KVALUES, indexed by the code), and so half the
+ * block scale: rs_e8m0_half(e) = 2^(e - 128) = 2^(e - 127) / 2, exact for every e (subnormal
+ * for e < 2; e = 255 is 2^127, not NaN, as in ggml and the gguf package). */
+#define RS_MXFP4_KVALUES 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12
+/* The same plus 12 (0..24): unsigned bytes for vpdpbusd / vpmaddubsw, the integer kernels take
+ * 12 * (block sum of the activations) back off. */
+#define RS_MXFP4_KVALUES_PLUS12 12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0
+static inline float rs_e8m0_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
 /* The CPU has AVX-512 VNNI (and BW, VL, DQ): the avx512 integer kernels may run. */
 RS_INTERNAL bool rs_cpu_has_vnni(void);
 

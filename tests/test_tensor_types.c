@@ -1,6 +1,9 @@
 /* test_tensor_types.c — the weight types against fixtures from the gguf Python package
  * (tools/gen_quant_fixtures.py), SIMD kernels against the scalar reference, and the f16/bf16
  * conversions against independent computations. */
+#include "gguf.h"
+#include "model_fixture.h"
+#include "reason.h"
 #include "tensor_types.h"
 #include "test_util.h"
 
@@ -8,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint8_t *slurp(const char *name, size_t *size) {
     char path[1024];
@@ -59,7 +63,7 @@ START_TEST(test_table) {
         {TENSOR_Q2_K, "Q2_K", 256, 84, false}, {TENSOR_Q3_K, "Q3_K", 256, 110, false},
         {TENSOR_Q4_K, "Q4_K", 256, 144, true}, {TENSOR_Q5_K, "Q5_K", 256, 176, true},
         {TENSOR_Q6_K, "Q6_K", 256, 210, true}, {TENSOR_Q8_K, "Q8_K", 256, 292, false},
-        {TENSOR_BF16, "BF16", 1, 2, true},
+        {TENSOR_BF16, "BF16", 1, 2, true},     {TENSOR_MXFP4, "MXFP4", 32, 17, true},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const tensor_type_info *t = tensor_type_get(want[i].type);
@@ -187,7 +191,7 @@ END_TEST
  */
 
 static const char *const fixture_types[] = {"F32",  "F16",  "BF16", "Q4_0", "Q4_1", "Q5_0",
-                                            "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"};
+                                            "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "MXFP4"};
 #define N_FIXTURES (int)(sizeof fixture_types / sizeof fixture_types[0])
 
 /* Error bound of an f32 dot of n terms against the exact (float64) sum: recursive or blocked
@@ -294,6 +298,7 @@ static void random_row(uint32_t type, uint8_t *row, int64_t n) {
             break;
         }
         case TENSOR_Q6_K: put_f16(p + 208, 0.05f * rndf()); break;
+        case TENSOR_MXFP4: p[0] = (uint8_t)(118 + rnd() % 19); break; /* scales 2^-10..2^8 */
         case TENSOR_Q4_1:
         case TENSOR_Q5_1:
         case TENSOR_Q4_K:
@@ -309,7 +314,7 @@ static void random_row(uint32_t type, uint8_t *row, int64_t n) {
 START_TEST(test_simd_vs_scalar) {
     static const uint32_t all[] = {TENSOR_F32,  TENSOR_F16,  TENSOR_BF16, TENSOR_Q4_0,
                                    TENSOR_Q4_1, TENSOR_Q5_0, TENSOR_Q5_1, TENSOR_Q8_0,
-                                   TENSOR_Q4_K, TENSOR_Q5_K, TENSOR_Q6_K};
+                                   TENSOR_Q4_K, TENSOR_Q5_K, TENSOR_Q6_K, TENSOR_MXFP4};
     const int64_t max_n = 4096;
     uint8_t *row = malloc(tensor_row_bytes(TENSOR_F32, max_n) + 1);
     float *xbuf = malloc((max_n + 1) * sizeof(float)), *w = malloc(max_n * sizeof(float));
@@ -355,6 +360,313 @@ START_TEST(test_simd_vs_scalar) {
 }
 END_TEST
 
+/* ---- 8-bit activations (REASON_CPU_MATMUL=q8) ---------------------------------------------------
+ * Every integer kernel against (a) the exact dot of the dequantized row with the quantized
+ * activations xq * xd, within the f32 rounding bound of dot_tolerance taken over the magnitudes
+ * the kernel really sums (the weights and, for the offset types, the block offsets times the
+ * activation sums: bounded by each block's max |w| plus its range), and (b) the f32 dot with the
+ * original activations, within the activation rounding |x - xq * xd| <= xd / 2 per element. */
+
+START_TEST(test_qdot_vs_f32) {
+    const int64_t max_n = 4096 + 256;
+    uint8_t *row = malloc(tensor_row_bytes(TENSOR_F32, max_n) + 1);
+    float *xbuf = malloc((max_n + 1) * sizeof(float)), *w = malloc(max_n * sizeof(float));
+    int8_t *xqbuf = malloc(max_n + 1);
+    float *xd = malloc(max_n / 32 * sizeof(float)), *xs = malloc(max_n / 32 * sizeof(float));
+    int compared = 0;
+    for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
+        if (!tensor_qdot_kernel_isa(type, TENSOR_ISA_AVX2) &&
+            !tensor_qdot_kernel_isa(type, TENSOR_ISA_AVX512))
+            continue;
+        const char *name = tensor_type_get(type)->name;
+        const int bs = tensor_type_get(type)->block_size;
+        double worst_exact = 0, worst_f32 = 0;
+        /* 1 to 17 blocks in odd steps (tails of the 2- and 4-block unrolls), then long rows */
+        for (int64_t nb = 1; nb * bs <= max_n; nb += nb < 17 ? 2 : 7 * (4096 / bs / 16) + 1) {
+            const int64_t n = nb * bs;
+            random_row(type, row + 1, n);
+            float *x = xbuf + 1;
+            int8_t *xq = xqbuf + 1;
+            for (int64_t i = 0; i < n; i++) x[i] = rndf() * (i % 7 == 0 ? 4.0f : 1.0f);
+            tensor_quantize_q8(x, xq, xd, xs, n);
+            tensor_dequantize_row(type, row + 1, w, n);
+            double exact = 0, mag = 0, quant = 0, abs_f32 = 0, abs_q = 0;
+            for (int64_t b = 0; b < n / 32; b++) {
+                double wmax = 0, wlo = INFINITY, whi = -INFINITY, xabs = 0, sx = 0;
+                for (int64_t j = 32 * b; j < 32 * b + 32; j++) {
+                    const double xh = (double)xq[j] * xd[b];
+                    exact += (double)w[j] * xh;
+                    abs_q += fabs((double)w[j] * xh);
+                    xabs += fabs(xh);
+                    wmax = fmax(wmax, fabs(w[j]));
+                    wlo = fmin(wlo, w[j]);
+                    whi = fmax(whi, w[j]);
+                    quant += fabs(w[j]) * 0.5 * xd[b];
+                    abs_f32 += fabs((double)w[j] * x[j]);
+                    sx += xq[j];
+                }
+                ck_assert_float_eq(xs[b], (float)(xd[b] * sx)); /* the contract of xs */
+                mag += (wmax + (whi - wlo)) * xabs;
+            }
+            mag += abs_q;
+            const double tol = dot_tolerance(n, mag);
+            const float f32 = tensor_dot_kernel(type)(row + 1, x, n);
+            for (int isa = TENSOR_ISA_AVX2; isa <= TENSOR_ISA_AVX512; isa++) {
+                tensor_qdot_fn fn = tensor_qdot_kernel_isa(type, isa);
+                if (!fn) continue;
+                const float got = fn(row + 1, xq, xd, xs, n);
+                ck_assert_msg(fabs(got - exact) <= tol,
+                              "%s q8 %s n=%lld: %.9g, exact with 8-bit x %.9g, error %.3g > %.3g",
+                              name, tensor_isa_name(isa), (long long)n, got, exact,
+                              fabs(got - exact), tol);
+                ck_assert_msg(fabs((double)got - f32) <= quant + tol + dot_tolerance(n, abs_f32),
+                              "%s q8 %s n=%lld: %.9g, f32 path %.9g, bound %.3g", name,
+                              tensor_isa_name(isa), (long long)n, got, f32, quant + tol);
+                worst_exact = fmax(worst_exact, fabs(got - exact) / abs_q);
+                worst_f32 = fmax(worst_f32, fabs((double)got - f32) / abs_f32);
+                compared++;
+            }
+        }
+        fprintf(stderr,
+                "q8 %-5s: max |q8 - exact(8-bit x)| / sum|w xq xd| %.2g, max |q8 - f32| / "
+                "sum|w x| %.2g\n",
+                name, worst_exact, worst_f32);
+    }
+    if (tensor_isa_best() >= TENSOR_ISA_AVX2) ck_assert_int_gt(compared, 0);
+    free(xs);
+    free(xd);
+    free(xqbuf);
+    free(w);
+    free(xbuf);
+    free(row);
+}
+END_TEST
+
+/* ---- MXFP4 --------------------------------------------------------------------------------------
+ */
+
+/* Every exponent byte and code against the definition (OCP MX: E2M1 magnitudes 0, 0.5, 1, 1.5, 2,
+ * 3, 4, 6; scale 2^(e - 127)) evaluated in double: the dequantization, and the scalar and SIMD
+ * dots against one-hot activations (e <= 252: larger scales overflow f32 for the big codes). */
+START_TEST(test_mxfp4_exponents) {
+    static const double mag[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+    uint8_t block[1 + 17];
+    float y[32], x[32];
+    for (int e = 0; e < 256; e++) {
+        block[1] = (uint8_t)e;
+        for (int j = 0; j < 16; j++) block[2 + j] = (uint8_t)(j | (15 - j) << 4);
+        tensor_dequantize_row(TENSOR_MXFP4, block + 1, y, 32);
+        for (int j = 0; j < 32; j++) {
+            const int code = j < 16 ? j : 15 - (j - 16);
+            double v = ldexp(mag[code & 7], e - 127);
+            float want = v > FLT_MAX ? INFINITY : (float)v;
+            if (code & 8) want = -want;
+            if (code == 8) want = 0.0f; /* negative zero decodes as +0 (the gguf package) */
+            ck_assert_msg(f2u(y[j]) == f2u(want), "e %d code %d: %a, want %a", e, code, y[j],
+                          want);
+            if (e > 252) continue;
+            memset(x, 0, sizeof x);
+            x[j] = 1.0f;
+            for (int isa = TENSOR_ISA_SCALAR; isa <= TENSOR_ISA_AVX512; isa++) {
+                tensor_dot_fn fn = tensor_dot_kernel_isa(TENSOR_MXFP4, isa);
+                if (!fn) continue;
+                const float got = fn(block + 1, x, 32);
+                ck_assert_msg(got == want, "%s e %d code %d: %a, want %a", tensor_isa_name(isa), e,
+                              code, got, want);
+            }
+        }
+    }
+}
+END_TEST
+
+static void put_u32(uint8_t **p, uint32_t v) {
+    memcpy(*p, &v, 4);
+    *p += 4;
+}
+static void put_u64(uint8_t **p, uint64_t v) {
+    memcpy(*p, &v, 8);
+    *p += 8;
+}
+
+/* A GGUF v3 file with one MXFP4 tensor of shape (rows, cols): the reader takes the type's block
+ * size and bytes from tensor_types and checks the row length against them. */
+static size_t mxfp4_gguf(uint8_t *buf, int64_t cols, int64_t rows, const uint8_t *data,
+                         size_t nbytes) {
+    uint8_t *p = buf;
+    memcpy(p, "GGUF", 4);
+    p += 4;
+    put_u32(&p, 3);
+    put_u64(&p, 1); /* tensors */
+    put_u64(&p, 0); /* key/values */
+    put_u64(&p, 1);
+    *p++ = 'w';
+    put_u32(&p, 2);
+    put_u64(&p, (uint64_t)cols);
+    put_u64(&p, (uint64_t)rows);
+    put_u32(&p, TENSOR_MXFP4);
+    put_u64(&p, 0);
+    while ((p - buf) % 32) *p++ = 0; /* default alignment */
+    memcpy(p, data, nbytes);
+    return (size_t)(p - buf) + nbytes;
+}
+
+START_TEST(test_mxfp4_gguf) {
+    enum { COLS = 96, ROWS = 3 };
+    const size_t rb = tensor_row_bytes(TENSOR_MXFP4, COLS);
+    ck_assert_uint_eq(rb, 3 * 17);
+    uint8_t data[ROWS * 3 * 17], file[512];
+    random_row(TENSOR_MXFP4, data, (int64_t)ROWS * COLS);
+    const size_t size = mxfp4_gguf(file, COLS, ROWS, data, sizeof data);
+    gguf_file *g = NULL;
+    ck_assert_msg(gguf_open_memory(file, size, "mxfp4", &g) == REASON_OK, "%s",
+                  reason_last_error());
+    const gguf_tensor *t = gguf_find_tensor(g, "w");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(t->type, TENSOR_MXFP4);
+    ck_assert_uint_eq(t->nbytes, sizeof data);
+    ck_assert(memcmp(t->data, data, sizeof data) == 0);
+    float y[COLS], want[COLS];
+    for (int r = 0; r < ROWS; r++) {
+        tensor_dequantize_row(t->type, (const uint8_t *)t->data + r * rb, y, COLS);
+        tensor_dequantize_row(TENSOR_MXFP4, data + r * rb, want, COLS);
+        ck_assert(memcmp(y, want, sizeof y) == 0 && !isnan(y[0]));
+    }
+    gguf_close(g);
+    /* a row of 48 is not a whole number of blocks */
+    const size_t bad = mxfp4_gguf(file, 48, 1, data, 34);
+    ck_assert_int_eq(gguf_open_memory(file, bad, "mxfp4", &g), REASON_ERR_FORMAT);
+    ck_assert_msg(strstr(reason_last_error(), "MXFP4 block size 32") != NULL, "%s",
+                  reason_last_error());
+}
+END_TEST
+
+/* The qwen3 fixture with its Q8_0 matrices retyped (the GGUF data region of a Q8_0 tensor is
+ * larger than any of these types needs; K types only where the row is a multiple of 256) and
+ * filled with random blocks of moderate scale: the model loads, and decodes to finite logits with
+ * f32 and with 8-bit activations, the two within the q8 path's usual distance (docs/performance.md:
+ * 2-4e-2 against the reference on the Q8_0 and Q4_K fixtures). This runs the integer kernels
+ * through the real products (grouped q/k/v and gate/up, the output matrix) and the f32 path
+ * through dequantization (a 40-token batch) and dot products (single tokens). */
+static const uint32_t model_types[] = {TENSOR_MXFP4, TENSOR_Q5_0, TENSOR_Q5_1, TENSOR_Q5_K,
+                                       TENSOR_Q6_K};
+
+/* Random blocks whose weights have a standard deviation of roughly 0.03 (see
+ * tools/gen_quant_fixtures.py, random_blocks, for the factors). */
+static void model_row(uint32_t type, uint8_t *row, int64_t n) {
+    random_row(type, row, n);
+    const tensor_type_info *t = tensor_type_get(type);
+    for (int64_t b = 0; b < n / t->block_size; b++) {
+        uint8_t *p = row + (size_t)b * (size_t)t->block_bytes;
+        const float v = 0.5f + 0.5f * fabsf(rndf()); /* 0.5 .. 1 times the scale */
+        switch (type) {
+        case TENSOR_MXFP4: p[0] = (uint8_t)(121 + rnd() % 3); break;
+        case TENSOR_Q5_0: put_f16(p, 3e-3f * v); break;
+        case TENSOR_Q5_1:
+            put_f16(p, 3e-3f * v);
+            put_f16(p + 2, -15.5f * 3e-3f * v);
+            break;
+        case TENSOR_Q5_K:
+            put_f16(p, 6e-5f * v);
+            put_f16(p + 2, 15.5f * 6e-5f * v);
+            break;
+        case TENSOR_Q6_K: put_f16(p + 208, 2e-5f * v); break;
+        default: break;
+        }
+    }
+}
+
+static void decode_logits(const char *path, const model_fixture *f, bool q8, float *out) {
+    if (q8)
+        setenv("REASON_CPU_MATMUL", "q8", 1);
+    else
+        unsetenv("REASON_CPU_MATMUL");
+    reason_model *m;
+    ck_assert_msg(reason_model_load(path, NULL, &m) == REASON_OK, "%s", reason_last_error());
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_ctx = 128;
+    p.n_batch = 64;
+    p.n_outputs_max = 64;
+    p.n_seq_max = 1;
+    p.n_threads = 2;
+    reason_context *ctx;
+    ck_assert_msg(reason_context_create(m, &p, &ctx) == REASON_OK, "%s", reason_last_error());
+    unsetenv("REASON_CPU_MATMUL");
+    /* a 40-token batch (dequantize + sgemm) then 3 single tokens (dot products) */
+    int32_t toks[64], pos[64], seqs[64];
+    int8_t want[64];
+    for (int32_t i = 0; i < 43; i++) {
+        toks[i] = f->tokens[i % f->n_tokens];
+        pos[i] = i;
+        seqs[i] = 0;
+        want[i] = 1;
+    }
+    const reason_batch first = {40, toks, pos, seqs, want};
+    ck_assert_msg(reason_decode(ctx, &first) == REASON_OK, "%s", reason_last_error());
+    const float *logits;
+    for (int32_t i = 40; i < 43; i++) {
+        const reason_batch one = {1, toks + i, pos + i, seqs + i, want + i};
+        ck_assert_msg(reason_decode(ctx, &one) == REASON_OK, "%s", reason_last_error());
+    }
+    ck_assert_int_eq(reason_get_logits(ctx, 0, &logits), REASON_OK);
+    memcpy(out, logits, (size_t)f->n_vocab * sizeof *out);
+    for (int32_t v = 0; v < f->n_vocab; v++) ck_assert(isfinite(out[v]));
+    reason_context_free(ctx);
+    reason_model_free(m);
+}
+
+START_TEST(test_retyped_model) {
+    const uint32_t type = model_types[_i];
+    const tensor_type_info *ti = tensor_type_get(type);
+    model_fixture f;
+    ck_assert_int_eq(model_fixture_load("qwen3-Q8_0", &f), 0);
+    size_t size;
+    uint8_t *buf = slurp("models/qwen3-Q8_0.gguf", &size);
+    gguf_file *g;
+    ck_assert_int_eq(gguf_open_memory(buf, size, "qwen3", &g), REASON_OK);
+    int retyped = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        if (t->type != TENSOR_Q8_0 || t->ne[0] % ti->block_size) continue;
+        /* the tensor's info record: u64 name length, name, u32 n_dims, u64 ne[n_dims], u32 type */
+        const uint64_t len = strlen(t->name);
+        uint8_t key[8 + 256];
+        memcpy(key, &len, 8);
+        memcpy(key + 8, t->name, len);
+        uint8_t *info = memmem(buf, size, key, 8 + len);
+        ck_assert_ptr_nonnull(info);
+        uint8_t *type_at = info + 8 + len + 4 + 8 * (size_t)t->n_dims;
+        ck_assert_uint_eq(rd32(type_at), TENSOR_Q8_0);
+        memcpy(type_at, &type, 4);
+        /* t->data points into buf: the new blocks go there, row after row */
+        uint8_t *d = buf + ((const uint8_t *)t->data - buf);
+        const size_t rb = tensor_row_bytes(type, t->ne[0]);
+        ck_assert(rb * (size_t)(t->nbytes / tensor_row_bytes(TENSOR_Q8_0, t->ne[0])) <= t->nbytes);
+        for (int64_t r = 0; r < t->ne[1]; r++) model_row(type, d + (size_t)r * rb, t->ne[0]);
+        retyped++;
+    }
+    gguf_close(g);
+    ck_assert_int_ge(retyped, 8);
+    char path[] = "/tmp/reason-retyped-XXXXXX";
+    const int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, buf, size), (ssize_t)size);
+    close(fd);
+    free(buf);
+    float *a = malloc((size_t)f.n_vocab * sizeof *a), *b = malloc((size_t)f.n_vocab * sizeof *b);
+    decode_logits(path, &f, false, a);
+    decode_logits(path, &f, true, b);
+    const double err = rel_max_err(b, a, f.n_vocab);
+    fprintf(stderr, "%s qwen3 (%d matrices): logits q8 vs f32 relative max-norm %.3g\n", ti->name,
+            retyped, err);
+    ck_assert_msg(err <= 0.1, "%s: q8 vs f32 logits differ by %.3g", ti->name, err);
+    unlink(path);
+    free(a);
+    free(b);
+    model_fixture_free(&f);
+}
+END_TEST
+
 static Suite *tensor_types_suite(void) {
     Suite *s = suite_create("tensor_types");
     TCase *tc = tcase_create("core");
@@ -364,6 +676,11 @@ static Suite *tensor_types_suite(void) {
     tcase_add_test(tc, test_halfconv_fixture);
     tcase_add_loop_test(tc, test_quant_fixture, 0, N_FIXTURES);
     tcase_add_test(tc, test_simd_vs_scalar);
+    tcase_add_test(tc, test_qdot_vs_f32);
+    tcase_add_test(tc, test_mxfp4_exponents);
+    tcase_add_test(tc, test_mxfp4_gguf);
+    tcase_add_loop_test(tc, test_retyped_model, 0,
+                        (int)(sizeof model_types / sizeof model_types[0]));
     suite_add_tcase(s, tc);
     return s;
 }

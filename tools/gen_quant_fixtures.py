@@ -5,6 +5,16 @@ Independent reference: the `gguf` PyPI package (gguf.quants.dequantize, GGUFWrit
 nothing here shares code with the C implementation.
 
 Usage: python3 tools/gen_quant_fixtures.py [--out tests/data]   (deterministic, seed 1234)
+       python3 tools/gen_quant_fixtures.py --bench-model q6_k [--bench-out FILE]
+
+--bench-model TYPE writes no fixture but a benchmark model (never committed; default
+models/bench/qwen3-0.6b-shaped-random-TYPE.gguf): the shape of Qwen3-0.6B (hidden 1024, 28
+layers, 16 query / 8 KV heads of 128, FFN 3072, vocabulary 151,936, tied embeddings: every row
+length a multiple of 256, so the K types fit) with every matrix in TYPE (q8_0, q5_0, q5_1, q5_k,
+q6_k, mxfp4), blocks of random bytes whose scale fields are set so that the weights have a
+standard deviation of about 0.5 / sqrt(columns) (the embedding about 1). gguf.quants cannot
+quantize K types, hence random blocks. The tokenizer is a gpt2-style stand-in ("a", "b", "ab",
+then "t<id>"): reason-bench feeds token ids.
 
 tests/data/quant/<TYPE>.bin — one file per weight type (little-endian):
     char magic[4] = "RSQF"; u32 version = 1; u32 ggml_type; u32 n_rows; u32 n (elements per row);
@@ -16,6 +26,11 @@ tests/data/quant/<TYPE>.bin — one file per weight type (little-endian):
         f32 x[n]             a random activation vector (normal, sd 1)
         f64 dot              sum(expected * x) in float64
         f64 abs_dot          sum(|expected * x|) in float64 (the scale of the rounding error)
+
+tests/data/quant/MXFP4.bin — the same layout, 2 rows of 512 (tests/data is near its size cap),
+    from its own generator (seed 1234 + 39, so adding it left the other files unchanged). The
+    E8M0 exponent byte of each block is drawn from 118..136 (scales 2^-9..2^9); row 1 also has
+    blocks with e = 0, 1 (subnormal scales), 2 and 160. The packed E2M1 codes are random bytes.
 
 tests/data/quant/halfconv.bin — f32 -> f16 / bf16 rounding cases:
     char magic[4] = "RSHC"; u32 version = 1; u32 count;
@@ -94,6 +109,29 @@ def write_quant(out_dir, rng):
                       struct.pack("<2d", prod.sum(), np.abs(prod).sum())]
         with open(os.path.join(out_dir, qtype.name + ".bin"), "wb") as f:
             f.write(b"".join(parts))
+
+
+def write_mxfp4(out_dir):
+    qtype, rows, n = QT.MXFP4, 2, 512
+    rng = np.random.default_rng(1234 + int(qtype))
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    assert (block, size) == (32, 17)
+    n_blocks = n // block
+    parts = [b"RSQF", struct.pack("<5I", 1, int(qtype), rows, n, n_blocks * size)]
+    for r in range(rows):
+        blocks = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
+        blocks[:, 0] = rng.integers(118, 137, size=n_blocks)
+        if r == 1:
+            blocks[:4, 0] = [0, 1, 2, 160]
+        row = blocks.reshape(-1)
+        w = gguf.quants.dequantize(row, qtype).astype(np.float32).reshape(-1)
+        assert w.size == n and np.all(np.isfinite(w))
+        x = rng.standard_normal(n).astype(np.float32)
+        prod = w.astype(np.float64) * x.astype(np.float64)
+        parts += [row.tobytes(), w.tobytes(), x.tobytes(),
+                  struct.pack("<2d", prod.sum(), np.abs(prod).sum())]
+    with open(os.path.join(out_dir, qtype.name + ".bin"), "wb") as f:
+        f.write(b"".join(parts))
 
 
 def bf16_nearest_even(bits):
@@ -211,10 +249,105 @@ def write_gguf(out_dir, rng):
     w.close()
 
 
+BENCH = dict(n_embd=1024, n_layer=28, n_head=16, n_head_kv=8, head_dim=128, n_ff=3072,
+             n_vocab=151936)
+
+
+def random_blocks(rng, qtype, rows, cols, std):
+    """rows x cols of random blocks of qtype whose weights have about this standard deviation."""
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    nb = rows * (cols // block)
+    b = rng.integers(0, 256, size=(nb, size), dtype=np.uint8)
+
+    def f16(col, v):
+        b[:, col:col + 2] = np.full(nb, v, dtype=np.float16).view(np.uint8).reshape(nb, 2)
+
+    # rms of the random integer parts (uniform codes): q-16 of Q5_0 9.2; int8 73.9; q-32 of
+    # Q6_K 18.5 times int8 scales 73.9; Q5_K about 521 (6-bit scales and mins, dmin = 15.5 d,
+    # which centres d*sc*q - dmin*m); MXFP4 doubled E2M1 values 5.85
+    if qtype == QT.Q8_0:
+        f16(0, std / 73.9)
+    elif qtype == QT.Q5_0:
+        f16(0, std / 9.2)
+    elif qtype == QT.Q5_1:
+        f16(0, std / 9.2)
+        f16(2, -15.5 * std / 9.2)
+    elif qtype == QT.Q6_K:
+        f16(208, std / (18.5 * 73.9))
+    elif qtype == QT.Q5_K:
+        f16(0, std / 521)
+        f16(2, 15.5 * std / 521)
+    elif qtype == QT.MXFP4:
+        b[:, 0] = 128 + int(round(np.log2(std / 5.85)))
+    else:
+        raise SystemExit(f"no bench blocks for {qtype.name}")
+    return b.reshape(rows, cols // block * size)
+
+
+def write_bench_model(path, type_name):
+    qtype = QT[type_name.upper()]
+    rng = np.random.default_rng(7)
+    h = BENCH
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    w = gguf.GGUFWriter(path, "qwen3")
+    a = "qwen3"
+    w.add_name(f"Qwen3-0.6B-shaped (random weights, {qtype.name})")
+    w.add_uint32(f"{a}.block_count", h["n_layer"])
+    w.add_uint32(f"{a}.context_length", 40960)
+    w.add_uint32(f"{a}.embedding_length", h["n_embd"])
+    w.add_uint32(f"{a}.feed_forward_length", h["n_ff"])
+    w.add_uint32(f"{a}.attention.head_count", h["n_head"])
+    w.add_uint32(f"{a}.attention.head_count_kv", h["n_head_kv"])
+    w.add_uint32(f"{a}.attention.key_length", h["head_dim"])
+    w.add_uint32(f"{a}.attention.value_length", h["head_dim"])
+    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-6)
+    w.add_float32(f"{a}.rope.freq_base", 1e6)
+    w.add_string("tokenizer.ggml.model", "gpt2")
+    w.add_string("tokenizer.ggml.pre", "qwen2")
+    tokens = ["a", "b", "ab"] + [f"t{i}" for i in range(3, h["n_vocab"])]
+    w.add_array("tokenizer.ggml.tokens", tokens)
+    w.add_array("tokenizer.ggml.merges", ["a b"])
+
+    def matrix(name, rows, cols, std=None):
+        std = 0.5 / np.sqrt(cols) if std is None else std
+        w.add_tensor(name, random_blocks(rng, qtype, rows, cols, std), raw_dtype=qtype)
+
+    def ones(name, n):
+        w.add_tensor(name, np.ones(n, dtype=np.float32))
+
+    e, q, kv = h["n_embd"], h["n_head"] * h["head_dim"], h["n_head_kv"] * h["head_dim"]
+    matrix("token_embd.weight", h["n_vocab"], e, std=1.0)
+    ones("output_norm.weight", e)
+    for il in range(h["n_layer"]):
+        p = f"blk.{il}."
+        ones(p + "attn_norm.weight", e)
+        matrix(p + "attn_q.weight", q, e)
+        matrix(p + "attn_k.weight", kv, e)
+        matrix(p + "attn_v.weight", kv, e)
+        ones(p + "attn_q_norm.weight", h["head_dim"])
+        ones(p + "attn_k_norm.weight", h["head_dim"])
+        matrix(p + "attn_output.weight", e, q)
+        ones(p + "ffn_norm.weight", e)
+        matrix(p + "ffn_gate.weight", h["n_ff"], e)
+        matrix(p + "ffn_up.weight", h["n_ff"], e)
+        matrix(p + "ffn_down.weight", e, h["n_ff"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
+    ap.add_argument("--bench-model", metavar="TYPE", help="write a benchmark model instead")
+    ap.add_argument("--bench-out", metavar="FILE")
     args = ap.parse_args()
+    if args.bench_model:
+        t = args.bench_model.lower()
+        write_bench_model(args.bench_out or f"models/bench/qwen3-0.6b-shaped-random-{t}.gguf", t)
+        return
     rng = np.random.default_rng(1234)
     qdir, gdir = os.path.join(args.out, "quant"), os.path.join(args.out, "gguf")
     os.makedirs(qdir, exist_ok=True)
@@ -222,6 +355,7 @@ def main():
     write_quant(qdir, rng)
     write_halfconv(qdir, rng)
     write_gguf(gdir, rng)
+    write_mxfp4(qdir)
 
 
 if __name__ == "__main__":
