@@ -232,7 +232,10 @@ int main(int argc, char **argv) {
     const double pp_med = median(pp, reps), tg_med = median(tg, reps);
     const double kv_step = par * kv_slot_bytes * (gen_prefix + (n_gen + 1) / 2.0);
     const double rec_step = par * 2.0 * rec_seq_bytes; /* read + write */
-    const double step_bytes = (double)info.weight_bytes + kv_step + rec_step;
+    /* a mixture of experts reads only the selected experts' weights per token (for parallel
+     * traces the union of their experts: active bytes are then a lower bound) */
+    const double weights_step = (double)info.active_weight_bytes;
+    const double step_bytes = weights_step + kv_step + rec_step;
     const double steps_per_s = tg_med / par;
     const double gbs = steps_per_s * step_bytes / 1e9;
     const int probed = bw <= 0.0f;
@@ -244,7 +247,8 @@ int main(int argc, char **argv) {
     }
     const double pct = bw > 0 ? 100.0 * gbs / bw : 0.0;
     if (json) {
-        printf("{\"model\":\"%s\",\"weight_bytes\":%llu,\"threads\":%d,\"reps\":%d,"
+        printf("{\"model\":\"%s\",\"weight_bytes\":%llu,\"active_weight_bytes\":%llu,"
+               "\"threads\":%d,\"reps\":%d,"
                "\"pp\":{\"tokens\":%d,\"tokens_per_s\":%.2f},"
                "\"tg\":{\"tokens\":%d,\"depth\":%d,\"parallel\":%d,\"tokens_per_s\":%.2f,"
                "\"bytes_per_step\":%.0f,\"kv_bytes_per_step\":%.0f,"
@@ -254,14 +258,19 @@ int main(int argc, char **argv) {
                "\"kv_slots_used\":%llu,\"kv_bytes_held\":%.0f,\"recurrent_bytes_held\":%.0f,"
                "\"bytes_per_trace\":%.0f},"
                "\"bandwidth\":{\"gb_per_s\":%.2f,\"probed\":%s,\"percent\":%.1f}}\n",
-               info.name, (unsigned long long)info.weight_bytes, n_threads, reps, n_prompt, pp_med,
+               info.name, (unsigned long long)info.weight_bytes,
+               (unsigned long long)info.active_weight_bytes, n_threads, reps, n_prompt, pp_med,
                n_gen, gen_prefix, par, tg_med, step_bytes, kv_step, rec_step, gbs,
-               steps_per_s * (double)info.weight_bytes / 1e9, kv_slot_bytes, rec_seq_bytes,
+               steps_per_s * weights_step / 1e9, kv_slot_bytes, rec_seq_bytes,
                (unsigned long long)cs.kv_slots_used, held_kv, held_rec,
                (held_kv + held_rec) / par, bw, probed ? "true" : "false", pct);
     } else {
-        printf("model: %s (%s, %.1f MB of weights), %d threads\n", info.name, info.architecture,
-               info.weight_bytes / 1e6, n_threads);
+        printf("model: %s (%s, %.1f MB of weights", info.name, info.architecture,
+               info.weight_bytes / 1e6);
+        if (info.n_expert)
+            printf("; %d of %d experts per token: %.1f MB read per token", info.n_expert_used,
+                   info.n_expert, info.active_weight_bytes / 1e6);
+        printf("), %d threads\n", n_threads);
         printf("| test | tokens/s (median of %d) | MB per step (weights + KV + recurrent) | GB/s "
                "| %% of %.1f "
                "GB/s%s |\n",
@@ -272,7 +281,7 @@ int main(int argc, char **argv) {
         if (gen_prefix) printf(" @ depth %d", gen_prefix);
         if (par > 1) printf(" x %d parallel", par);
         printf(" | %.2f | %.1f + %.1f + %.1f | %.2f | %.0f%% |\n", tg_med,
-               info.weight_bytes / 1e6, kv_step / 1e6, rec_step / 1e6, gbs, pct);
+               weights_step / 1e6, kv_step / 1e6, rec_step / 1e6, gbs, pct);
         printf("state: %.0f KV bytes per position, %.2f MB recurrent slot per sequence; held after "
                "the last run: %.1f MB KV (%llu positions) + %.1f MB recurrent = %.1f MB per "
                "trace\n",

@@ -96,6 +96,12 @@ typedef struct reason_model_info {
     int32_t n_ff;
     uint64_t n_params;
     uint64_t weight_bytes;
+    /* weights one decoded token reads: all but the experts, plus n_expert_used experts (and a
+       shared one) per layer, less the tables it reads one row of (an untied embedding, gemma4's
+       per-layer embedding) */
+    uint64_t active_weight_bytes;
+    int32_t n_expert;      /* routed experts per layer, 0 for a dense model */
+    int32_t n_expert_used; /* experts each token uses */
 } reason_model_info;
 
 REASON_API reason_status reason_model_get_info(const reason_model *model, reason_model_info *out);
@@ -176,7 +182,7 @@ REASON_API void reason_detokenizer_free(reason_detokenizer *detok);
 /* Chat templates                                                                                 */
 
 typedef struct reason_chat_message {
-    const char *role; /* "system", "user", "assistant" ("developer": Harmony only) */
+    const char *role; /* "system", "user", "assistant" ("developer": Harmony, Gemma 4) */
     const char *content;
 } reason_chat_message;
 
@@ -196,6 +202,13 @@ enum reason_template_kind {
                                     turns "<think>r</think>a" render a as the final channel, r as
                                     an analysis message only with preserve_thinking ON; the
                                     generation prompt is "<|start|>assistant" */
+    REASON_TEMPLATE_GEMMA4 = 8, /* Gemma 4: "<|turn>ROLE\n...<turn|>\n" turns, "<|think|>" atop the
+                                   system turn when enable_thinking; past assistant turns lose their
+                                   "<|channel>thought\n...<channel|>"; thinking off pre-closes an
+                                   empty thought channel after "<|turn>model\n". No tools. In
+                                   reason_run the channel is the thinking (its header tokens and
+                                   close count as thinking), the answer follows the close up to
+                                   "<turn|>"; a budget injects "<channel|>" (1 token) */
 };
 
 /* reason_chat_params.reasoning_effort: Qwen3.8's levels (low, medium, xhigh; its default is
@@ -290,7 +303,10 @@ REASON_API reason_status reason_get_logits(reason_context *ctx, int32_t i, const
 REASON_API reason_status reason_seq_length(const reason_context *ctx, int32_t seq, int32_t *out_len);
 /* Drops positions >= n_keep of seq. A model with recurrent layers (qwen35) keeps no history to
  * rewind: there n_keep must be 0 or the current length (REASON_ERR_UNSUPPORTED otherwise); go
- * back with reason_seq_checkpoint / reason_seq_restore instead. */
+ * back with reason_seq_checkpoint / reason_seq_restore instead. A model with sliding-window
+ * layers (gpt-oss) releases the positions behind each sequence's window at every reason_decode:
+ * truncating back into the last batch of seq works until the next reason_decode, further back
+ * only while the window still covers it (REASON_ERR_UNSUPPORTED otherwise: use a checkpoint). */
 REASON_API reason_status reason_seq_truncate(reason_context *ctx, int32_t seq, int32_t n_keep);
 /* Empties seq and releases its state. */
 REASON_API reason_status reason_seq_free(reason_context *ctx, int32_t seq);
@@ -313,6 +329,12 @@ typedef struct reason_context_stats {
     uint64_t rec_slots_total;  /* recurrent-state slots (hybrid models; 0 otherwise) */
     uint64_t rec_slots_used;   /* held by a sequence or a checkpoint now */
     uint64_t rec_bytes;        /* bytes of all recurrent-state slots */
+    /* the sliding-window layers' KV pool (gpt-oss, Gemma; 0 otherwise): it keeps only each
+     * sequence's last window of positions plus its last batch, blocks behind it are released */
+    uint64_t swa_slots_total;  /* token slots in the windowed pool */
+    uint64_t swa_slots_used;   /* held now */
+    uint64_t swa_slots_peak;   /* most held at once */
+    uint64_t swa_bytes;        /* bytes of the windowed pool */
 } reason_context_stats;
 REASON_API reason_status reason_context_get_stats(const reason_context *ctx,
                                                   reason_context_stats *out);

@@ -19,6 +19,8 @@ struct reason_context {
     forward_scratch scratch;
     int32_t *slots;          /* (n_batch) */
     const int32_t **tables;  /* (n_batch) */
+    int32_t *swa_slots;      /* (n_batch) in the windowed pool; NULL without sliding layers */
+    const int32_t **swa_tables; /* (n_batch) */
     int32_t *out_rows;       /* (n_outputs_max) batch index of each logits row */
     int32_t *logit_row;      /* (n_batch) logits row of each batch token, -1 when none */
     int32_t n_batch_last;    /* tokens in the last successful decode */
@@ -38,6 +40,49 @@ void reason_context_params_default(reason_context_params *p) {
     p->kv_type = REASON_KV_F16;
     p->kv_block_size = 16;
     p->n_outputs_max = 64;
+}
+
+/* KV blocks for the attention layers only — full ones paged, sliding-window ones in the windowed
+ * pool sized for n_batch (seq_state.h); a recurrent slot per sequence for the DeltaNet layers
+ * (conv window of conv_kernel-1 inputs, then n_v_head d_k×d_v matrices). The public checkpoint is
+ * a forked sequence, which shares the slot until either side writes, so no slots are set aside
+ * for seq_state's own checkpoints. */
+static reason_status make_seq_state(reason_context *ctx, const reason_context_params *p) {
+    const model_hparams *hp = &ctx->model->hp;
+    const int32_t conv_dim = 2 * hp->ssm_n_k_head * hp->ssm_d_k + hp->ssm_n_v_head * hp->ssm_d_v;
+    const int32_t n_kv_layer = hp->n_attn_layer ? hp->n_attn_layer : hp->n_layer;
+    int32_t *layer_window = rs_calloc((size_t)n_kv_layer, sizeof(int32_t), "layer windows");
+    int32_t *layer_kv_dim = rs_calloc((size_t)n_kv_layer, sizeof(int32_t), "layer K/V widths");
+    reason_status st = REASON_ERR_NOMEM;
+    if (!layer_window || !layer_kv_dim) goto done;
+    /* per K/V layer: its width (Gemma 4's sliding and global layers differ: they go to
+     * different pools) and the window its readers need — a layer reading another's K/V
+     * (kv_shared) may widen it; 0 (all positions) wins over any window */
+    for (int32_t i = 0; i < n_kv_layer; i++) {
+        layer_kv_dim[i] = hp->n_head_kv * hp->head_dim;
+        layer_window[i] = -1;
+    }
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const layer_weights *l = &ctx->model->layers[il];
+        if (l->kind != LAYER_ATTENTION || l->kv_layer < 0 || l->kv_layer >= n_kv_layer) continue;
+        int32_t *w = &layer_window[l->kv_layer];
+        if (*w < 0 || (*w > 0 && (l->window == 0 || l->window > *w))) *w = l->window;
+        if (!l->kv_shared) layer_kv_dim[l->kv_layer] = l->n_head_kv * l->head_dim;
+    }
+    for (int32_t i = 0; i < n_kv_layer; i++) layer_window[i] = RS_MAX(layer_window[i], 0);
+    const seq_state_params sp = {
+        .n_layer = n_kv_layer, .kv_dim = hp->n_head_kv * hp->head_dim,
+        .layer_kv_dim = layer_kv_dim, .layer_window = layer_window, .n_batch = (int32_t)p->n_batch,
+        .kv_type = p->kv_type, .n_slots = (int32_t)p->n_ctx, .block_size = p->kv_block_size,
+        .n_seq_max = (int32_t)p->n_seq_max, .n_rec_layer = hp->n_rec_layer,
+        .rec_conv = hp->n_rec_layer ? (hp->ssm_conv_kernel - 1) * conv_dim : 0,
+        .rec_ssm = hp->n_rec_layer ? hp->ssm_n_v_head * hp->ssm_d_k * hp->ssm_d_v : 0,
+        .n_checkpoint_max = 0};
+    st = seq_state_create(ctx->be, &sp, &ctx->ss);
+done:
+    free(layer_kv_dim);
+    free(layer_window);
+    return st;
 }
 
 reason_status reason_context_create(const reason_model *model, const reason_context_params *params,
@@ -73,21 +118,7 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
         (int32_t)(((int64_t)p.n_ctx + p.kv_block_size - 1) / p.kv_block_size * p.kv_block_size);
     reason_status st = backend_cpu_create(p.n_threads, max_positions, &ctx->be);
     if (st != REASON_OK) goto fail;
-    /* KV blocks for the full-attention layers only; a recurrent slot per sequence for the
-     * DeltaNet layers (conv window of conv_kernel-1 inputs, then n_v_head d_k×d_v matrices).
-     * The public checkpoint is a forked sequence, which shares the slot until either side writes,
-     * so no slots are set aside for seq_state's own checkpoints. */
-    const int32_t conv_dim = 2 * hp->ssm_n_k_head * hp->ssm_d_k + hp->ssm_n_v_head * hp->ssm_d_v;
-    seq_state_params sp = {.n_layer = hp->n_attn_layer ? hp->n_attn_layer : hp->n_layer,
-                           .kv_dim = hp->n_head_kv * hp->head_dim,
-                           .kv_type = p.kv_type, .n_slots = (int32_t)p.n_ctx,
-                           .block_size = p.kv_block_size, .n_seq_max = (int32_t)p.n_seq_max,
-                           .n_rec_layer = hp->n_rec_layer,
-                           .rec_conv = hp->n_rec_layer ? (hp->ssm_conv_kernel - 1) * conv_dim : 0,
-                           .rec_ssm = hp->n_rec_layer ? hp->ssm_n_v_head * hp->ssm_d_k * hp->ssm_d_v
-                                                      : 0,
-                           .n_checkpoint_max = 0};
-    if ((st = seq_state_create(ctx->be, &sp, &ctx->ss)) != REASON_OK) goto fail;
+    if ((st = make_seq_state(ctx, &p)) != REASON_OK) goto fail;
     if ((st = forward_scratch_alloc(ctx->be, model, (int32_t)p.n_batch, p.n_outputs_max,
                                     &ctx->scratch)) != REASON_OK)
         goto fail;
@@ -97,6 +128,11 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
     ctx->out_rows = rs_calloc((size_t)p.n_outputs_max, sizeof *ctx->out_rows, "output rows");
     ctx->logit_row = rs_calloc(p.n_batch, sizeof *ctx->logit_row, "logit rows");
     if (!ctx->slots || !ctx->tables || !ctx->out_rows || !ctx->logit_row) goto fail;
+    if (seq_state_has_windowed(ctx->ss)) {
+        ctx->swa_slots = rs_calloc(p.n_batch, sizeof *ctx->swa_slots, "windowed batch slots");
+        ctx->swa_tables = rs_calloc(p.n_batch, sizeof *ctx->swa_tables, "windowed block tables");
+        if (!ctx->swa_slots || !ctx->swa_tables) goto fail;
+    }
     *out_ctx = ctx;
     return REASON_OK;
 fail:
@@ -113,6 +149,8 @@ void reason_context_free(reason_context *ctx) {
     }
     free(ctx->slots);
     free(ctx->tables);
+    free(ctx->swa_slots);
+    free(ctx->swa_tables);
     free(ctx->out_rows);
     free(ctx->logit_row);
     free(ctx);
@@ -141,9 +179,11 @@ reason_status reason_decode(reason_context *ctx, const reason_batch *batch) {
         if (want) ctx->out_rows[n_out++] = i;
     }
     ctx->n_batch_last = 0;
-    RS_TRY(seq_state_prepare(ctx->ss, batch->seq_id, batch->pos, n, ctx->slots, ctx->tables));
+    RS_TRY(seq_state_prepare(ctx->ss, batch->seq_id, batch->pos, n, ctx->slots, ctx->tables,
+                             ctx->swa_slots, ctx->swa_tables));
     const attn_batch ab = {.n_tok = n, .pos = batch->pos, .block_tables = ctx->tables,
-                           .slots = ctx->slots, .seq_id = batch->seq_id};
+                           .slots = ctx->slots, .seq_id = batch->seq_id,
+                           .swa_block_tables = ctx->swa_tables, .swa_slots = ctx->swa_slots};
     reason_status st = forward(ctx->model, ctx->be, ctx->ss, &ctx->scratch, batch->tokens, &ab,
                                ctx->out_rows, n_out);
     if (st != REASON_OK) {
@@ -228,10 +268,14 @@ reason_status reason_context_get_stats(const reason_context *ctx, reason_context
     out->kv_slots_total = (uint64_t)s.slots_total;
     out->kv_slots_used = (uint64_t)s.slots_used;
     out->kv_slots_peak = (uint64_t)s.slots_peak;
-    out->kv_bytes = (uint64_t)(s.bytes - s.rec_bytes);
+    out->kv_bytes = (uint64_t)(s.bytes - s.swa_bytes - s.rec_bytes);
     out->rec_slots_total = (uint64_t)s.rec_slots_total;
     out->rec_slots_used = (uint64_t)s.rec_slots_used;
     out->rec_bytes = (uint64_t)s.rec_bytes;
+    out->swa_slots_total = (uint64_t)s.swa_slots_total;
+    out->swa_slots_used = (uint64_t)s.swa_slots_used;
+    out->swa_slots_peak = (uint64_t)s.swa_slots_peak;
+    out->swa_bytes = (uint64_t)s.swa_bytes;
     out->tokens_evaluated = ctx->tokens_evaluated;
     return REASON_OK;
 }

@@ -444,6 +444,7 @@ reason_status model_bind_weights(reason_model *m) {
     RS_TRY(model_require_f32(m, &m->output_norm));
     RS_TRY(model_bind_tensor(m, &m->output, "output.weight", hp->n_embd, hp->n_vocab, false));
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
+    else m->gather_bytes += (uint64_t)m->tok_embd.row_bytes * (uint64_t)hp->n_vocab;
     RS_TRY(model_bind_tensor(m, &m->rope_freqs, "rope_freqs.weight", hp->rope_dim / 2, 1, false));
     RS_TRY(model_require_f32(m, &m->rope_freqs));
     m->layers = rs_calloc((size_t)hp->n_layer, sizeof *m->layers, "layer table");
@@ -453,6 +454,7 @@ reason_status model_bind_weights(reason_model *m) {
         const int64_t w = (int64_t)hp->n_layer * hp->n_ple;
         RS_TRY(model_bind_tensor(m, &m->ple_embd, "per_layer_token_embd.weight", w, hp->n_vocab,
                                  true));
+        m->gather_bytes += (uint64_t)m->ple_embd.row_bytes * (uint64_t)hp->n_vocab;
         RS_TRY(model_bind_tensor(m, &m->ple_model_proj, "per_layer_model_proj.weight", hp->n_embd,
                                  w, true));
         RS_TRY(model_bind_tensor(m, &m->ple_proj_norm, "per_layer_proj_norm.weight", hp->n_ple, 1,
@@ -601,6 +603,10 @@ reason_status reason_model_get_info(const reason_model *model, reason_model_info
     out->n_ff = hp->n_ff;
     out->n_params = model->n_params;
     out->weight_bytes = model->weight_bytes;
+    out->active_weight_bytes =
+        model->weight_bytes - model->expert_bytes_unused - model->gather_bytes;
+    out->n_expert = hp->n_expert;
+    out->n_expert_used = hp->n_expert_used;
     return REASON_OK;
 }
 

@@ -177,6 +177,11 @@ struct reason_model {
     char *chat_template;   /* NUL-terminated copy, or NULL */
     uint64_t n_params;
     uint64_t weight_bytes;
+    uint64_t expert_bytes_unused; /* of weight_bytes: the experts a token does not read (all but
+                                     n_expert_used per layer) */
+    uint64_t gather_bytes;        /* of weight_bytes: tables a token reads one row of (the
+                                     embedding when the output matrix is another tensor, gemma4's
+                                     per-layer embedding) */
     void **owned;          /* (n_owned) buffers the loader made from the file (qwen35 GGUF: the
                               query and gate halves of attn_q; expert view tables), freed with
                               the model */

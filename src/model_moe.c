@@ -120,6 +120,9 @@ reason_status model_bind_experts(reason_model *m, int32_t il) {
     RS_TRY(bind_expert_matrix(m, il, "ffn_up", l->exp_up, d, f));
     RS_TRY(bind_expert_matrix(m, il, "ffn_down", l->exp_down, f, d));
     RS_TRY(bind_biases(m, il, l));
+    const uint64_t one_expert = (uint64_t)(l->exp_gate[0].row_bytes + l->exp_up[0].row_bytes) * f +
+                                (uint64_t)l->exp_down[0].row_bytes * d;
+    m->expert_bytes_unused += one_expert * (uint64_t)(hp->n_expert - hp->n_expert_used);
     if (fs == 0) return REASON_OK;
     const int32_t sh = hp->n_expert;
 #define BIND_SHARED(dst, suffix, cols, rows)                                                        \

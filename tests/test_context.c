@@ -1,6 +1,6 @@
 /* test_context.c — the public context API on a tiny model: argument checks, bad batches, a full
  * KV cache that leaves every sequence usable, logits bookkeeping, memory counters of shared
- * prompts. */
+ * prompts (and none of a windowed pool for a model without sliding-window layers). */
 #include "test_util.h"
 
 #include "reason.h"
@@ -143,6 +143,24 @@ START_TEST(test_forks_share_prompt_memory) {
 }
 END_TEST
 
+/* A model without sliding-window layers has no windowed pool: its counters stay 0. */
+START_TEST(test_no_windowed_pool) {
+    reason_context *ctx = make_ctx(256, 2);
+    ck_assert_int_eq(feed(ctx, 0, 40), REASON_OK);
+    reason_context_stats st;
+    ck_assert_int_eq(reason_context_get_stats(ctx, &st), REASON_OK);
+    ck_assert_uint_eq(st.swa_slots_total, 0);
+    ck_assert_uint_eq(st.swa_slots_used, 0);
+    ck_assert_uint_eq(st.swa_slots_peak, 0);
+    ck_assert_uint_eq(st.swa_bytes, 0);
+    ck_assert_uint_eq(st.kv_slots_used, 48);
+    ck_assert_uint_gt(st.kv_bytes, 0);
+    /* any truncate works: every position is kept */
+    ck_assert_int_eq(reason_seq_truncate(ctx, 0, 3), REASON_OK);
+    reason_context_free(ctx);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("context");
     TCase *tc = tcase_create("api");
@@ -152,6 +170,7 @@ int main(void) {
     tcase_add_test(tc, test_bad_batches);
     tcase_add_test(tc, test_full_cache_keeps_sequences);
     tcase_add_test(tc, test_forks_share_prompt_memory);
+    tcase_add_test(tc, test_no_windowed_pool);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

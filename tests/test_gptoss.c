@@ -217,6 +217,12 @@ START_TEST(test_info) {
     ck_assert_int_eq(model->layers[2].window, 4);
     ck_assert_ptr_nonnull(model->layers[1].attn_sinks.data);
     ck_assert_ptr_nonnull(model->layers[1].exp_down_b);
+    /* a token reads 2 of the 4 experts: 2 x 3 layers x (gate + up + down, 16x32 BF16 each) less */
+    ck_assert_int_eq(info.n_expert, 4);
+    ck_assert_int_eq(info.n_expert_used, 2);
+    /* and one row of the (untied) embedding table */
+    ck_assert_uint_eq(info.weight_bytes - info.active_weight_bytes,
+                      2 * 3 * 3 * 16 * 32 * 2 + (uint64_t)info.n_vocab * 32 * 2);
     /* YaRN: 0.1 ln 32 + 1 on cos/sin; the fastest frequency unscaled, the slowest / 32 */
     ck_assert_float_eq_tol(model->hp.rope_mscale, 0.1f * logf(32.0f) + 1.0f, 1e-6f);
     ck_assert_float_eq_tol(((const float *)model->rope_freqs.data)[0], 1.0f, 1e-6f);
@@ -264,6 +270,93 @@ START_TEST(test_forked_traces) {
 }
 END_TEST
 
+/* A context whose sliding-window pool is sized for n_batch (seq_state.h). */
+static reason_context *make_small_batch_context(const reason_model *model, int32_t n_seq,
+                                                uint32_t n_batch) {
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_ctx = 96;
+    p.n_batch = n_batch;
+    p.n_outputs_max = (int32_t)n_batch;
+    p.n_seq_max = (uint32_t)n_seq;
+    p.kv_type = REASON_KV_F32;
+    p.kv_block_size = 4;
+    p.n_threads = 2;
+    reason_context *ctx;
+    ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s", reason_last_error());
+    return ctx;
+}
+
+static reason_context_stats get_stats(const reason_context *ctx) {
+    reason_context_stats st;
+    ck_assert_int_eq(reason_context_get_stats(ctx, &st), REASON_OK);
+    return st;
+}
+
+/* Three sequences decode the fixture in lockstep (batches of 3 tokens). The sliding layers'
+ * pool has 3 * (1 + 2) + 1 = 10 blocks of 4 — 40 slots for 3 * 23 positions: it works only
+ * because the blocks behind the window (4) are released and reused. */
+START_TEST(test_window_blocks_released) {
+    reason_model *model = load();
+    reason_context *ctx = make_small_batch_context(model, 3, 4);
+    reason_context_stats st = get_stats(ctx);
+    ck_assert_uint_eq(st.swa_slots_total, 40);
+    ck_assert_uint_lt(st.swa_slots_total, 3 * (uint64_t)fx.n_tokens);
+    ck_assert_uint_eq(st.kv_slots_total, 96);
+    /* 2 sliding layers, 1 full, K/V width 2 * 16, F32 */
+    ck_assert_uint_eq(st.swa_bytes, 2 * 2 * 40 * 32 * 4);
+    ck_assert_uint_eq(st.kv_bytes, 2 * 1 * 96 * 32 * 4);
+    for (int32_t t = 0; t < fx.n_tokens; t++) {
+        const int32_t tok[3] = {fx.tokens[t], fx.tokens[t], fx.tokens[t]}, pos[3] = {t, t, t},
+                      sid[3] = {0, 1, 2};
+        const int8_t want[3] = {1, 1, 1};
+        const reason_batch b = {3, tok, pos, sid, want};
+        ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "token %d: %s", t, reason_last_error());
+        for (int32_t i = 0; i < 3; i++) expect_row(ctx, i, t, "lockstep");
+        st = get_stats(ctx);
+        /* each sequence: the blocks of its window (4) and its token, at most 4 + 4 slots */
+        ck_assert_uint_le(st.swa_slots_used, 3 * (4 + 4));
+    }
+    ck_assert_uint_eq(st.kv_slots_used, 3 * 24);
+    ck_assert_uint_le(st.swa_slots_peak, st.swa_slots_total);
+    printf("gpt-oss-tiny, 3 x %d positions: windowed slots in use %llu (peak %llu of %llu), "
+           "paged %llu\n", fx.n_tokens, (unsigned long long)st.swa_slots_used,
+           (unsigned long long)st.swa_slots_peak, (unsigned long long)st.swa_slots_total,
+           (unsigned long long)st.kv_slots_used);
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
+/* A checkpoint at the end of the prompt; the sequence decodes on until the window has long moved
+ * on, so truncating back is refused; restoring the checkpoint and decoding again reproduces the
+ * reference logits. */
+START_TEST(test_window_checkpoint_restore) {
+    reason_model *model = load();
+    reason_context *ctx = make_context(model, 2);
+    decode_range(ctx, 0, 0, fx.n_prompt, "prompt");
+    ck_assert_int_eq(reason_seq_checkpoint(ctx, 0, 1), REASON_OK);
+    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) decode_range(ctx, 0, t, t + 1, "step");
+    ck_assert_int_eq(reason_seq_truncate(ctx, 0, fx.n_prompt), REASON_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "window has moved on"));
+    int32_t len;
+    ck_assert_int_eq(reason_seq_length(ctx, 0, &len), REASON_OK);
+    ck_assert_int_eq(len, fx.n_tokens);
+    /* one token back is always possible: its window is still held */
+    ck_assert_int_eq(reason_seq_truncate(ctx, 0, fx.n_tokens - 1), REASON_OK);
+    decode_range(ctx, 0, fx.n_tokens - 1, fx.n_tokens, "after truncate");
+    ck_assert_int_eq(reason_seq_restore(ctx, 1, 0), REASON_OK);
+    ck_assert_int_eq(reason_seq_length(ctx, 0, &len), REASON_OK);
+    ck_assert_int_eq(len, fx.n_prompt);
+    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) decode_range(ctx, 0, t, t + 1, "restored");
+    /* the checkpoint is intact: restore it again, decode the rest in one batch */
+    ck_assert_int_eq(reason_seq_restore(ctx, 1, 0), REASON_OK);
+    decode_range(ctx, 0, fx.n_prompt, fx.n_tokens, "restored again");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gptoss");
     TCase *tc = tcase_create("hf");
@@ -272,6 +365,8 @@ int main(void) {
     tcase_add_test(tc, test_one_batch);
     tcase_add_test(tc, test_token_by_token);
     tcase_add_test(tc, test_forked_traces);
+    tcase_add_test(tc, test_window_blocks_released);
+    tcase_add_test(tc, test_window_checkpoint_restore);
     suite_add_tcase(s, tc);
     TCase *tg = tcase_create("gguf");
     tcase_add_checked_fixture(tg, setup_gguf, teardown);
@@ -279,6 +374,8 @@ int main(void) {
     tcase_add_test(tg, test_one_batch);
     tcase_add_test(tg, test_token_by_token);
     tcase_add_test(tg, test_forked_traces);
+    tcase_add_test(tg, test_window_blocks_released);
+    tcase_add_test(tg, test_window_checkpoint_restore);
     suite_add_tcase(s, tg);
     return run_suite(s);
 }

@@ -52,6 +52,7 @@ REASON_TEMPLATE_LLAMA3 = 4
 REASON_TEMPLATE_SMOLLM2 = 5
 REASON_TEMPLATE_QWEN35 = 6
 REASON_TEMPLATE_HARMONY = 7
+REASON_TEMPLATE_GEMMA4 = 8
 
 # ---- enum reason_chat_effort / reason_chat_preserve ----------------------------------------------
 REASON_CHAT_EFFORT_DEFAULT = 0
@@ -150,6 +151,9 @@ class reason_model_info(Structure):
         ("n_ff", c_int32),
         ("n_params", c_uint64),
         ("weight_bytes", c_uint64),
+        ("active_weight_bytes", c_uint64),
+        ("n_expert", c_int32),
+        ("n_expert_used", c_int32),
     ]
 
 
@@ -202,6 +206,10 @@ class reason_context_stats(Structure):
         ("rec_slots_total", c_uint64),
         ("rec_slots_used", c_uint64),
         ("rec_bytes", c_uint64),
+        ("swa_slots_total", c_uint64),
+        ("swa_slots_used", c_uint64),
+        ("swa_slots_peak", c_uint64),
+        ("swa_bytes", c_uint64),
     ]
 
 

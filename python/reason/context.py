@@ -23,6 +23,10 @@ class ContextStats:
     rec_slots_total: int
     rec_slots_used: int
     rec_bytes: int
+    swa_slots_total: int
+    swa_slots_used: int
+    swa_slots_peak: int
+    swa_bytes: int
 
 
 def _per_token(value, n, name):

@@ -17,6 +17,7 @@ TEMPLATES = {
     "smollm2": _ffi.REASON_TEMPLATE_SMOLLM2,
     "qwen35": _ffi.REASON_TEMPLATE_QWEN35,
     "harmony": _ffi.REASON_TEMPLATE_HARMONY,
+    "gemma4": _ffi.REASON_TEMPLATE_GEMMA4,
 }
 
 
@@ -36,6 +37,9 @@ class ModelInfo:
     n_ff: int
     n_params: int
     weight_bytes: int
+    active_weight_bytes: int
+    n_expert: int
+    n_expert_used: int
 
 
 def detect_template(source):
