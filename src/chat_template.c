@@ -4,14 +4,16 @@
  * Each family is rendered by a small function that reproduces, byte for byte, what the model's
  * real Jinja template produces under Hugging Face transformers' apply_chat_template
  * (trim_blocks, lstrip_blocks, no tools). tools/gen_chat_fixtures.py renders the real templates
- * with jinja2 and tests/test_chat_template.c compares every case; gpt-oss's Harmony format follows
- * OpenAI's own renderer, openai-harmony (tools/gen_harmony_fixtures.py). Where a template transforms
- * content we follow Python's string semantics: Jinja's `trim` is str.strip() (Unicode whitespace),
+ * with jinja2 and tests/test_chat_template.c compares every case (Gemma 4's: tools/
+ * gen_gemma4_chat_fixtures.py, tests/data/chat/gemma4.json); gpt-oss's Harmony format follows
+ * OpenAI's own renderer, openai-harmony (tools/gen_harmony_fixtures.py). Where a template
+ * transforms content we follow Python's string semantics: Jinja's `trim` is str.strip() (Unicode whitespace),
  * `lstrip('\n')` strips only newlines, `split(s)[-1]` is what follows the last s.
  */
 #include "chat_template.h"
 #include "model.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -100,13 +102,20 @@ static size_t space_before(const unsigned char *p, size_t n) {
     return 0;
 }
 
-/* Jinja's trim filter: Python's str.strip(). */
-static span trim(span s) {
+/* Python's str.lstrip() / rstrip(). */
+static span ltrim(span s) {
     size_t k;
     while (s.n && (k = space_at((const unsigned char *)s.p, s.n)) > 0) s.p += k, s.n -= k;
+    return s;
+}
+static span rtrim(span s) {
+    size_t k;
     while (s.n && (k = space_before((const unsigned char *)s.p, s.n)) > 0) s.n -= k;
     return s;
 }
+
+/* Jinja's trim filter: Python's str.strip(). */
+static span trim(span s) { return rtrim(ltrim(s)); }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Families                                                                                       */
@@ -449,6 +458,82 @@ static void render_harmony(writer *w, const chat *c) {
     if (c->gen) put_str(w, "<|start|>assistant");
 }
 
+#define G4_OPEN "<|channel>"
+#define G4_CLOSE "<channel|>"
+
+/* The next piece of an assistant content that Gemma 4's strip_thinking keeps: the content is
+ * split at every "<channel|>" (as Python's split: a trailing close leaves an empty last part),
+ * each part cut at its first "<|channel>". *at: where the next part starts; past the end: done. */
+static bool gemma4_next_kept(span content, size_t *at, span *out) {
+    if (*at > content.n) return false;
+    span part = {content.p + *at, content.n - *at};
+    const char *close = find_first(part, G4_CLOSE);
+    if (close) {
+        part.n = (size_t)(close - part.p);
+        *at = (size_t)(close - content.p) + strlen(G4_CLOSE);
+    } else {
+        *at = content.n + 1;
+    }
+    const char *open = find_first(part, G4_OPEN);
+    if (open) part.n = (size_t)(open - part.p);
+    *out = part;
+    return true;
+}
+
+/* strip_thinking: the kept pieces joined, then str.strip() over the whole. Blank pieces before
+ * the first non-blank one and after the last fall away; those two are trimmed outside only. */
+static void put_gemma4_answer(writer *w, span content) {
+    size_t first = SIZE_MAX, last = 0, k = 0, at = 0;
+    span part;
+    for (; gemma4_next_kept(content, &at, &part); k++) {
+        if (!trim(part).n) continue;
+        if (first == SIZE_MAX) first = k;
+        last = k;
+    }
+    if (first == SIZE_MAX) return;
+    at = 0;
+    for (k = 0; k <= last && gemma4_next_kept(content, &at, &part); k++) {
+        if (k < first) continue;
+        if (k == first) part = ltrim(part);
+        if (k == last) part = rtrim(part);
+        put_span(w, part);
+    }
+}
+
+/* Gemma 4 (tests/data/chat/gemma4*.jinja, no tools): BOS; a system turn when thinking is on or
+ * the first message is system/developer, "<|think|>\n" atop it when on; turns with trimmed
+ * contents, assistant ones as "model" without their thought channels (the template renders past
+ * reasoning only beside tool calls, so preserve_thinking has nothing to keep); thinking off
+ * pre-closes an empty thought channel after the generation prompt. */
+static void render_gemma4(writer *w, const chat *c, int32_t variant) {
+    put_str(w, "<bos>");
+    const bool lead = c->n > 0 && role_is_instructions(&c->m[0]);
+    if (c->think || lead) {
+        put_str(w, "<|turn>system\n");
+        if (c->think) put_str(w, "<|think|>\n");
+        if (lead) put_span(w, trim(span_of(c->m[0].content)));
+        put_str(w, "<turn|>\n");
+    }
+    for (size_t i = lead ? 1 : 0; i < c->n; i++) {
+        const reason_chat_message *m = &c->m[i];
+        const bool model = role_is(m, "assistant");
+        /* the main template writes an assistant message that follows another into the same
+         * model turn (no new header) */
+        const bool goes_on = model && variant == CHAT_GEMMA4 && i > (lead ? 1u : 0u) &&
+                             role_is(&c->m[i - 1], "assistant");
+        if (!goes_on) {
+            put_str(w, "<|turn>");
+            put_str(w, model ? "model" : m->role);
+            put_str(w, "\n");
+        }
+        if (model) put_gemma4_answer(w, span_of(m->content));
+        else put_span(w, trim(span_of(m->content)));
+        put_str(w, "<turn|>\n");
+    }
+    if (c->gen)
+        put_str(w, c->think ? "<|turn>model\n" : "<|turn>model\n" G4_OPEN "thought\n" G4_CLOSE);
+}
+
 /* Harmony's date: YYYYMMDD checked, 0 made today's (local time, as the template's strftime_now),
  * negative left out. */
 static reason_status harmony_date(int32_t given, int32_t *out) {
@@ -487,6 +572,8 @@ static const char *variant_name(int32_t variant) {
     case CHAT_QWEN2_5: return "Qwen2.5";
     case CHAT_LLAMA3_0: return "Llama 3.0";
     case CHAT_DEEPSEEK_R1_V1: return "DeepSeek-R1 (first release)";
+    case CHAT_GEMMA4: return "Gemma 4";
+    case CHAT_GEMMA4_INTERLEAVED: return "Gemma 4 (interleaved)";
     default: return NULL;
     }
 }
@@ -504,6 +591,8 @@ int32_t chat_variant_family(int32_t variant) {
     case CHAT_QWEN35:
     case CHAT_QWEN38: return REASON_TEMPLATE_QWEN35;
     case CHAT_HARMONY: return REASON_TEMPLATE_HARMONY;
+    case CHAT_GEMMA4:
+    case CHAT_GEMMA4_INTERLEAVED: return REASON_TEMPLATE_GEMMA4;
     default: return 0;
     }
 }
@@ -519,6 +608,8 @@ int32_t chat_prompt_end(int32_t variant, const reason_chat_params *params) {
     if (variant == CHAT_QWEN3 && !params->enable_thinking) return CHAT_END_THINKING_CLOSED;
     if (variant == CHAT_QWEN35 || variant == CHAT_QWEN38)
         return params->enable_thinking ? CHAT_END_IN_THINKING : CHAT_END_THINKING_CLOSED;
+    if ((variant == CHAT_GEMMA4 || variant == CHAT_GEMMA4_INTERLEAVED) && !params->enable_thinking)
+        return CHAT_END_THINKING_CLOSED;
     return CHAT_END_PLAIN;
 }
 
@@ -535,6 +626,8 @@ static void render(writer *w, const chat *c, int32_t kind) {
     case CHAT_LLAMA3:
     case CHAT_LLAMA3_0: render_llama3(w, c, kind); break;
     case CHAT_HARMONY: render_harmony(w, c); break;
+    case CHAT_GEMMA4:
+    case CHAT_GEMMA4_INTERLEAVED: render_gemma4(w, c, kind); break;
     default: break;
     }
 }
@@ -553,12 +646,16 @@ reason_status chat_render(int32_t kind, const reason_chat_message *messages, siz
         if (!m->role || !m->content)
             return rs_error(REASON_ERR_INVALID_ARG, "chat template: messages[%zu].%s is NULL", i,
                             !m->role ? "role" : "content");
+        /* Harmony's and Gemma 4's templates know developer messages too; tool messages (and
+         * tool calls) are out of scope */
+        const bool developer = kind == CHAT_HARMONY || kind == CHAT_GEMMA4 ||
+                               kind == CHAT_GEMMA4_INTERLEAVED;
         if (!role_is(m, "system") && !role_is(m, "user") && !role_is(m, "assistant") &&
-            !(kind == CHAT_HARMONY && role_is(m, "developer")))
+            !(developer && role_is(m, "developer")))
             return rs_error(REASON_ERR_TEMPLATE,
                             "chat template %s: messages[%zu] has role '%.64s'; only system, user "
                             "and assistant are supported%s",
-                            name, i, m->role, kind == CHAT_HARMONY ? " (and developer)" : "");
+                            name, i, m->role, developer ? " (and developer)" : "");
     }
     reason_chat_params defaults;
     if (!params) {
@@ -624,7 +721,11 @@ reason_status chat_detect_variant(const char *src, int32_t *out_variant) {
         return rs_error(REASON_ERR_INVALID_ARG, "reason_chat_detect: %s is NULL",
                         !src ? "template_source" : "out_kind");
     int32_t v = 0;
-    if (strstr(src, "<|channel|>") && strstr(src, "<|message|>") && strstr(src, "<|start|>")) {
+    if (strstr(src, "<|turn>") && strstr(src, "<turn|>")) {
+        /* Gemma 4; the interleaved template lacks the model-turn continuation */
+        v = strstr(src, "continue_same_model_turn") ? CHAT_GEMMA4 : CHAT_GEMMA4_INTERLEAVED;
+    } else if (strstr(src, "<|channel|>") && strstr(src, "<|message|>") &&
+               strstr(src, "<|start|>")) {
         v = CHAT_HARMONY;
     } else if (strstr(src, DS_ASSISTANT)) {
         v = strstr(src, DS_ASSISTANT "<think>") ? CHAT_DEEPSEEK_R1 : CHAT_DEEPSEEK_R1_V1;
@@ -653,7 +754,8 @@ reason_status chat_detect_variant(const char *src, int32_t *out_variant) {
     if (!v)
         return rs_error(REASON_ERR_UNSUPPORTED,
                         "reason_chat_detect: the chat template is not one we know (ChatML, Qwen3, "
-                        "Qwen3.5, Qwen3.8, DeepSeek-R1, Llama 3, SmolLM2, gpt-oss Harmony); "
+                        "Qwen3.5, Qwen3.8, DeepSeek-R1, Llama 3, SmolLM2, gpt-oss Harmony, "
+                        "Gemma 4); "
                         "format the prompt "
                         "yourself and pass the raw text to reason_tokenize");
     *out_variant = v;
@@ -695,7 +797,7 @@ reason_status reason_chat_apply(const reason_model *model, const reason_chat_mes
                             "reason_chat_apply: the model has no tokenizer.chat_template; set "
                             "params->template_kind or pass raw text to reason_tokenize");
         RS_TRY(chat_detect_variant(src, &kind));
-    } else if (kind < REASON_TEMPLATE_CHATML || kind > REASON_TEMPLATE_HARMONY) {
+    } else if (kind < REASON_TEMPLATE_CHATML || kind > REASON_TEMPLATE_GEMMA4) {
         return rs_error(REASON_ERR_INVALID_ARG,
                         "reason_chat_apply: params->template_kind = %d is not a template kind",
                         (int)kind);

@@ -5,7 +5,7 @@
 #include "core.h"
 
 /* Template variants. The public kinds (enum reason_template_kind) name families; members of a
- * family whose real templates render differently get a variant of their own. Variants 1..7 are
+ * family whose real templates render differently get a variant of their own. Variants 1..8 are
  * the public kinds; the others are recognised from the template source (chat_detect_variant). */
 enum chat_variant {
     CHAT_CHATML = REASON_TEMPLATE_CHATML,           /* plain ChatML, no default system prompt */
@@ -17,10 +17,14 @@ enum chat_variant {
     CHAT_QWEN35 = REASON_TEMPLATE_QWEN35,           /* Qwen3.5: trimmed contents, "<think>\n"
                                                        opened unless enable_thinking is 0 */
     CHAT_HARMONY = REASON_TEMPLATE_HARMONY,         /* gpt-oss: Harmony messages and channels */
+    CHAT_GEMMA4 = REASON_TEMPLATE_GEMMA4,           /* Gemma 4: an assistant message after another
+                                                       continues the same model turn */
     CHAT_QWEN2_5 = 16,       /* ChatML + Qwen2.5's default system prompt */
     CHAT_LLAMA3_0 = 17,      /* Llama 3.0: no system block; the assistant header always ends it */
     CHAT_DEEPSEEK_R1_V1 = 18, /* first R1 distill template: generation prompt ends at Assistant */
-    CHAT_QWEN38 = 19          /* Qwen3.8 (family QWEN35): reasoning_effort, preserve_thinking */
+    CHAT_QWEN38 = 19,         /* Qwen3.8 (family QWEN35): reasoning_effort, preserve_thinking */
+    CHAT_GEMMA4_INTERLEAVED = 20 /* Gemma 4's "interleaved" template (family GEMMA4): every
+                                    assistant message opens its own model turn */
 };
 
 /* Renders with an explicit kind (not AUTO): a public kind or an enum chat_variant. */
@@ -39,7 +43,7 @@ enum chat_prompt_end {
     CHAT_END_PLAIN = 0,           /* no thinking markup: the model opens <think> itself if at all */
     CHAT_END_IN_THINKING = 1,     /* the prompt ends inside an opened <think> (R1 distills) */
     CHAT_END_THINKING_CLOSED = 2, /* the prompt holds an empty, closed think block (Qwen3 /
-                                     Qwen3.5 off) */
+                                     Qwen3.5 off) or thought channel (Gemma 4 off) */
 };
 RS_INTERNAL int32_t chat_prompt_end(int32_t variant, const reason_chat_params *params);
 

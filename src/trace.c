@@ -13,8 +13,9 @@
  * like sampled ones; tokens taken back (prompted-mode backtracking) stop counting.
  *
  * The thinking's delimiters come from the model's template family (think_syntax, trace_syntax.c):
- * <think> tags, or Harmony's channel headers. The model is reached through a trace_engine (a
- * reason_context here; tests script a fake one). */
+ * <think> tags, or channel headers (Harmony's; Gemma 4's thought channel, after whose close the
+ * answer follows at once). The model is reached through a trace_engine (a reason_context here;
+ * tests script a fake one). */
 #include "trace.h"
 
 #include "chat_template.h"
@@ -268,7 +269,8 @@ static reason_status to_answer(run *r, trace *tr) {
 /* Ends the thinking by injecting its closing (with the wrap-up when the budget ends it). Between
  * two messages the model has closed its own already: only the answer's header follows. */
 static reason_status end_thinking(run *r, trace *tr, bool budget) {
-    const bool closed = tr->in_header != 0;
+    /* where the answer follows the close, a header is the thinking channel's own: still open */
+    const bool closed = tr->in_header != 0 && !r->syn->answer_follows_close;
     if (budget && !closed && r->inj_wrap.n)
         RS_TRY(inject(r, tr, &r->inj_wrap, r->inj_wrap.n, true));
     const token_list *l = closed ? &r->inj_reopen : &r->inj_close;
@@ -435,11 +437,24 @@ static reason_status on_loop(run *r, trace *tr) {
     return inject(r, tr, &r->inj_nudge, (int32_t)RS_MIN(room, (int64_t)r->inj_nudge.n), true);
 }
 
-/* ---- header families (Harmony) ------------------------------------------------------------ */
+/* ---- header families (Harmony, Gemma 4) --------------------------------------------------- */
 
 static bool ends_answer(const run *r, reason_token t) {
     return t == r->tk_close || t == r->tk_answer_end[0] || t == r->tk_answer_end[1] ||
            reason_token_is_end(r->tok, t);
+}
+
+/* Whether t ends a header: the header_end tag or, where that is plain text (Gemma 4's newline),
+ * any token whose text begins with it ("\n\n": the whitespace after a channel's name is no
+ * text). */
+static bool ends_header(run *r, reason_token t) {
+    if (t == r->tk_message) return true;
+    if (reason_token_is_control(r->tok, r->tk_message)) return false;
+    const char *bytes;
+    size_t n;
+    const size_t k = strlen(r->syn->header_end);
+    return token_bytes(r, t, &bytes, &n) == REASON_OK && n >= k &&
+           memcmp(bytes, r->syn->header_end, k) == 0;
 }
 
 /* A message header begins (the model's own, or after its close). */
@@ -458,7 +473,7 @@ static reason_status take_header_token(run *r, trace *tr, reason_token t, int32_
     count_token(tr, 1);
     RS_TRY(keep_token(r, tr, t));
     tr->header_tokens++;
-    if (t == r->tk_message) {
+    if (ends_header(r, t)) {
         const int32_t from = tr->phase; /* the phase the token counts in */
         const int32_t to = syntax_channel_phase(r->syn, tr->header.data ? tr->header.data : "",
                                                 tr->header.len);
@@ -488,6 +503,13 @@ static reason_status take_header_token(run *r, trace *tr, reason_token t, int32_
 static reason_status take_header_family(run *r, trace *tr, reason_token t, int32_t *phase,
                                         bool *kept) {
     const bool opens = t == r->tk_start || t == r->tk_channel;
+    if (tr->in_header && t == r->tk_close && r->syn->answer_follows_close) {
+        /* the channel closes inside its header ("<|channel>thought<channel|>"): an empty
+         * thinking message, closed below like any other */
+        tr->in_header = 0;
+        if (tr->phase == PHASE_AWAIT) await_to_thinking(tr);
+        *phase = tr->phase;
+    }
     if (tr->in_header && !(ends_answer(r, t) && tr->phase == REASON_PHASE_THINKING)) {
         if (ends_answer(r, t)) { /* no message after all: the generation ends */
             count_token(tr, 1);
@@ -507,6 +529,7 @@ static reason_status take_header_family(run *r, trace *tr, reason_token t, int32
         count_token(tr, 1);
         RS_TRY(keep_token(r, tr, t));
         *kept = true;
+        if (r->syn->answer_follows_close) return to_answer(r, tr);
         open_header(tr);
         return REASON_OK;
     }

@@ -89,7 +89,8 @@ typedef struct syntax_channel {
 /* How a family's models delimit their thinking. Two shapes: tags around the thinking (<think>
  * ... </think>, then the answer), or message headers naming a channel (Harmony: after
  * "<|start|>assistant" the model writes "<|channel|>analysis<|message|>", the thinking, "<|end|>",
- * then "<|start|>assistant<|channel|>final<|message|>", the answer, "<|return|>"). The runtime
+ * then "<|start|>assistant<|channel|>final<|message|>", the answer, "<|return|>"; Gemma 4:
+ * "<|channel>thought\n", the thinking, "<channel|>", the answer at once, "<turn|>"). The runtime
  * reads these texts only; nothing else in it names a family. */
 typedef struct think_syntax {
     const char *name;
@@ -107,6 +108,8 @@ typedef struct think_syntax {
     const char *answer_ends[2]; /* end the answer (besides close and end-of-generation tokens) */
     syntax_channel channels[3];
     int32_t effort_switch; /* 1: effort presets set the template's reasoning_effort */
+    int32_t answer_follows_close; /* 1: the answer follows the close directly, with no header
+                                     (Gemma 4: "<|channel>thought\n...<channel|>answer") */
 } think_syntax;
 
 /* The syntax of a chat-template family (enum reason_template_kind; unknown: the <think> tags). */
@@ -116,7 +119,8 @@ RS_INTERNAL const think_syntax *syntax_for_family(int32_t family);
 RS_INTERNAL int32_t syntax_channel_phase(const think_syntax *syn, const char *header, size_t len);
 /* Where a prompt leaves a header family's model: *in_header when it ends inside a header (after
  * "<|start|>assistant"), else *phase is that of the message it ends in (-1: none, between
- * messages). */
+ * messages; where the answer follows the close, ANSWER after a close that ends the prompt's
+ * last turn). */
 RS_INTERNAL void syntax_prompt_state(const think_syntax *syn, const char *prompt, int32_t *phase,
                                      int32_t *in_header);
 

@@ -32,11 +32,31 @@ static const think_syntax harmony = {
     .effort_switch = 1,
 };
 
+/* Gemma 4. The thought channel is the only message: "<|channel>thought\n" is its header (the
+ * newline, plain text, ends it), "<channel|>" closes it and the answer follows with no header,
+ * ended by "<turn|>" (or a new "<|turn>"). The template pre-closes an empty channel when thinking
+ * is off; a budget injects the close alone, as the model writes it. */
+static const think_syntax gemma4 = {
+    .name = "Gemma 4 channels",
+    .open = "<|channel>thought\n",
+    .close = "<channel|>",
+    .inject_close = "<channel|>",
+    .prompted_open = NULL,
+    .off_suffix = "<|channel>thought\n<channel|>",
+    .header_start = "<|channel>",
+    .channel_tag = "<|channel>",
+    .header_end = "\n",
+    .answer_ends = {"<turn|>", "<|turn>"},
+    .channels = {{"thought", REASON_PHASE_THINKING}},
+    .answer_follows_close = 1,
+};
+
 static const struct {
     int32_t family;
     const think_syntax *syntax;
 } families[] = {
     {REASON_TEMPLATE_HARMONY, &harmony},
+    {REASON_TEMPLATE_GEMMA4, &gemma4},
 };
 
 const think_syntax *syntax_for_family(int32_t family) {
@@ -73,8 +93,38 @@ static size_t after_last(const char *s, size_t n, const char *needle) {
     return at ? (size_t)(at - s) + strlen(needle) : 0;
 }
 
+/* syntax_prompt_state where the channel is the only message (Gemma 4): a channel opened after the
+ * last close and the last turn boundary is still open, its header up to the first header_end;
+ * a close after the last turn boundary leaves the model in the answer. */
+static void channel_prompt_state(const think_syntax *syn, const char *prompt, int32_t *phase,
+                                 int32_t *in_header) {
+    const size_t n = strlen(prompt);
+    const size_t open = after_last(prompt, n, syn->channel_tag);
+    const size_t closed = after_last(prompt, n, syn->close);
+    size_t turn = 0;
+    for (size_t i = 0; i < sizeof syn->answer_ends / sizeof syn->answer_ends[0]; i++)
+        if (syn->answer_ends[i]) turn = RS_MAX(turn, after_last(prompt, n, syn->answer_ends[i]));
+    *in_header = 0;
+    *phase = -1;
+    if (open > closed && open > turn) {
+        const char *end = strstr(prompt + open, syn->header_end);
+        if (!end) {
+            *in_header = 1;
+            return;
+        }
+        const char *h = prompt + open - strlen(syn->channel_tag);
+        *phase = syntax_channel_phase(syn, h, (size_t)(end - h));
+    } else if (closed > turn) {
+        *phase = REASON_PHASE_ANSWER;
+    }
+}
+
 void syntax_prompt_state(const think_syntax *syn, const char *prompt, int32_t *phase,
                          int32_t *in_header) {
+    if (syn->answer_follows_close) {
+        channel_prompt_state(syn, prompt, phase, in_header);
+        return;
+    }
     const size_t n = strlen(prompt);
     const size_t hdr = RS_MAX(after_last(prompt, n, syn->header_start),
                               after_last(prompt, n, syn->channel_tag));

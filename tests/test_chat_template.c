@@ -1,7 +1,8 @@
 /* test_chat_template.c — our renderers against the real Jinja templates rendered by jinja2
  * (tests/data/chat/cases.json from tools/gen_chat_fixtures.py) and against OpenAI's Harmony
  * renderer, openai-harmony (tests/data/chat/harmony.json from tools/gen_harmony_fixtures.py: texts
- * and o200k_harmony token ids), detection, and errors. */
+ * and o200k_harmony token ids), Gemma 4's two templates (tests/data/chat/gemma4.json from
+ * tools/gen_gemma4_chat_fixtures.py), detection, and errors. */
 #include "chat_template.h"
 #include "model.h"
 #include "test_util.h"
@@ -53,12 +54,13 @@ static char *render_alloc(int32_t kind, const reason_chat_message *m, size_t n,
     return buf;
 }
 
-START_TEST(test_fixtures) {
-    json_t *root = load_cases();
+/* Every case of a jinja2 fixture file: detection of its template, then the rendering. */
+static void check_fixture_file(const char *file_name, size_t min_cases) {
+    json_t *root = load_json(file_name);
     json_t *templates = json_object_get(root, "templates");
     json_t *cases = json_object_get(root, "cases");
     ck_assert(json_is_object(templates) && json_is_array(cases));
-    ck_assert_uint_gt(json_array_size(cases), 100);
+    ck_assert_uint_gt(json_array_size(cases), min_cases);
 
     size_t i;
     json_t *c;
@@ -116,7 +118,7 @@ START_TEST(test_fixtures) {
                          want + at);
         }
         /* Where the variant is a public kind, the public call with an explicit kind agrees. */
-        if (variant <= REASON_TEMPLATE_QWEN35) {
+        if (variant <= REASON_TEMPLATE_QWEN35 || variant == REASON_TEMPLATE_GEMMA4) {
             p.template_kind = variant;
             size_t len = 0;
             char *buf = malloc(strlen(want) + 1);
@@ -133,6 +135,12 @@ START_TEST(test_fixtures) {
     ck_assert_int_eq(n_checked, (int)json_array_size(cases));
     json_decref(root);
 }
+
+START_TEST(test_fixtures) { check_fixture_file("chat/cases.json", 100); }
+END_TEST
+
+/* Gemma 4's two templates as jinja2 renders them (tools/gen_gemma4_chat_fixtures.py). */
+START_TEST(test_gemma4_fixtures) { check_fixture_file("chat/gemma4.json", 100); }
 END_TEST
 
 /* The templates as shipped (tokenizer_config.json in the shared data), where present. */
@@ -249,7 +257,7 @@ START_TEST(test_errors) {
     ck_assert_int_eq(reason_chat_apply(NULL, two, 2, NULL, buf, sizeof buf, &len),
                      REASON_ERR_INVALID_ARG);
     /* Unknown kinds, including internal variants, are not public kinds. */
-    p.template_kind = REASON_TEMPLATE_HARMONY + 1;
+    p.template_kind = REASON_TEMPLATE_GEMMA4 + 1;
     ck_assert_int_eq(reason_chat_apply(NULL, two, 2, &p, buf, sizeof buf, &len),
                      REASON_ERR_INVALID_ARG);
     /* Qwen3.5 refuses what its template raises on: a system message after the first, and a
@@ -450,6 +458,95 @@ START_TEST(test_prompt_end) {
 }
 END_TEST
 
+/* Gemma 4: AUTO from the real template texts renders every fixture case; detection from
+ * fragments; the roles, the prompt's end and the family. */
+START_TEST(test_gemma4) {
+    json_t *root = load_json("chat/gemma4.json");
+    json_t *templates = json_object_get(root, "templates");
+    size_t i;
+    json_t *c;
+    int n_checked = 0;
+    json_array_foreach(json_object_get(root, "cases"), i, c) {
+        json_t *t = json_object_get(templates, json_string_value(json_object_get(c, "template")));
+        char file[256];
+        snprintf(file, sizeof file, "chat/%s", json_string_value(json_object_get(t, "file")));
+        struct reason_model model;
+        memset(&model, 0, sizeof model);
+        model.chat_template = read_text(file);
+        json_t *jm = json_object_get(c, "messages");
+        size_t n = json_array_size(jm);
+        reason_chat_message msgs[16];
+        ck_assert_uint_le(n, 16);
+        for (size_t k = 0; k < n; k++) {
+            msgs[k].role = json_string_value(json_object_get(json_array_get(jm, k), "role"));
+            msgs[k].content = json_string_value(json_object_get(json_array_get(jm, k), "content"));
+        }
+        reason_chat_params p;
+        reason_chat_params_default(&p);
+        p.add_generation_prompt =
+            (int32_t)json_integer_value(json_object_get(c, "add_generation_prompt"));
+        p.enable_thinking = (int32_t)json_integer_value(json_object_get(c, "enable_thinking"));
+        /* the templates have neither: whatever is asked changes nothing */
+        p.preserve_thinking = REASON_CHAT_PRESERVE_ON;
+        p.reasoning_effort = REASON_CHAT_EFFORT_HIGH;
+        char buf[4096];
+        size_t len = 0;
+        ck_assert_msg(reason_chat_apply(&model, msgs, n, &p, buf, sizeof buf, &len) == REASON_OK,
+                      "%s", reason_last_error());
+        ck_assert_str_eq(buf, json_string_value(json_object_get(c, "expected")));
+        free(model.chat_template);
+        n_checked++;
+    }
+    ck_assert_int_gt(n_checked, 100);
+    json_decref(root);
+
+    int32_t v = -1, kind = -1;
+    ck_assert_int_eq(chat_detect_variant("{{ '<|turn>model\\n' }}{{ '<turn|>\\n' }}"
+                                         "{%- set continue_same_model_turn = x -%}", &v),
+                     REASON_OK);
+    ck_assert_int_eq(v, CHAT_GEMMA4);
+    ck_assert_int_eq(chat_detect_variant("{{ '<|turn>model\\n' }}{{ '<turn|>\\n' }}", &v),
+                     REASON_OK);
+    ck_assert_int_eq(v, CHAT_GEMMA4_INTERLEAVED);
+    ck_assert_int_eq(reason_chat_detect("<|turn>user <turn|>", &kind), REASON_OK);
+    ck_assert_int_eq(kind, REASON_TEMPLATE_GEMMA4);
+    /* Gemma 2 / 3 turns are another format */
+    ck_assert_int_eq(reason_chat_detect("{{ '<start_of_turn>' + role + '\\n' }}<end_of_turn>",
+                                        &kind),
+                     REASON_ERR_UNSUPPORTED);
+
+    reason_chat_params p;
+    reason_chat_params_default(&p);
+    p.template_kind = REASON_TEMPLATE_GEMMA4;
+    char buf[512];
+    size_t len = 0;
+    /* tool messages (and so tool calls) are not supported: refused, naming the role */
+    const reason_chat_message tool[] = {{"user", "a"}, {"tool", "42"}};
+    ck_assert_int_eq(reason_chat_apply(NULL, tool, 2, &p, buf, sizeof buf, &len),
+                     REASON_ERR_TEMPLATE);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "Gemma 4"));
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "'tool'"));
+    const reason_chat_message dev[] = {{"developer", "Be brief."}, {"user", "hi"}};
+    ck_assert_int_eq(reason_chat_apply(NULL, dev, 2, &p, buf, sizeof buf, &len), REASON_OK);
+    ck_assert_str_eq(buf, "<bos><|turn>system\n<|think|>\nBe brief.<turn|>\n<|turn>user\nhi"
+                          "<turn|>\n<|turn>model\n");
+    p.enable_thinking = 0;
+    ck_assert_int_eq(reason_chat_apply(NULL, dev + 1, 1, &p, buf, sizeof buf, &len), REASON_OK);
+    ck_assert_str_eq(buf, "<bos><|turn>user\nhi<turn|>\n<|turn>model\n<|channel>thought\n"
+                          "<channel|>");
+    ck_assert_int_eq(chat_prompt_end(CHAT_GEMMA4, &p), CHAT_END_THINKING_CLOSED);
+    ck_assert_int_eq(chat_prompt_end(CHAT_GEMMA4_INTERLEAVED, &p), CHAT_END_THINKING_CLOSED);
+    p.enable_thinking = 1;
+    ck_assert_int_eq(chat_prompt_end(CHAT_GEMMA4, &p), CHAT_END_PLAIN);
+    ck_assert_int_eq(chat_variant_family(CHAT_GEMMA4), REASON_TEMPLATE_GEMMA4);
+    ck_assert_int_eq(chat_variant_family(CHAT_GEMMA4_INTERLEAVED), REASON_TEMPLATE_GEMMA4);
+    /* the interleaved variant is no public kind */
+    p.template_kind = CHAT_GEMMA4_INTERLEAVED;
+    ck_assert_int_eq(reason_chat_apply(NULL, dev, 2, &p, buf, sizeof buf, &len),
+                     REASON_ERR_INVALID_ARG);
+}
+END_TEST
+
 /* gpt-oss: every case as openai-harmony renders it, byte for byte, and the same token ids through
  * our o200k_harmony tokenizer (shared data) as the reference's. */
 START_TEST(test_harmony_fixtures) {
@@ -603,6 +700,8 @@ int main(void) {
     Suite *s = suite_create("chat_template");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_fixtures);
+    tcase_add_test(tc, test_gemma4_fixtures);
+    tcase_add_test(tc, test_gemma4);
     tcase_add_test(tc, test_detect_shared_sources);
     tcase_add_test(tc, test_detect_fragments);
     tcase_add_test(tc, test_buffer);

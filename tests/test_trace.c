@@ -2,7 +2,8 @@
  * thinking (min_thinking), parallel traces from one prompt (greedy identity, seeds, shared KV),
  * voting with early stop, pruning, the loop guard, stop strings, a full KV cache, prompted
  * thinking, and the text matcher / UTF-8 assembler / loop detector underneath; gpt-oss's Harmony
- * channels through a scripted fake model with the real o200k_harmony vocabulary.
+ * channels through a scripted fake model with the real o200k_harmony vocabulary, and Gemma 4's
+ * thought channel through the same fake with Gemma's vocabulary (Gemma 4's tags added).
  *
  * Random weights give near-uniform distributions, so behaviour is forced where it must be exact:
  * min = max thinking budgets, callbacks that end thinking, and a negative frequency penalty over a
@@ -12,7 +13,9 @@
 #include "reason.h"
 #include "trace.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static reason_model *qwen;  /* <think>/</think> tokens: model mode */
 static reason_model *llama; /* none: prompted mode */
@@ -773,11 +776,11 @@ END_TEST
 
 /* ---- Harmony (gpt-oss) through a scripted model ----------------------------------------------- */
 
-/* A fake engine with the o200k_harmony vocabulary whose model follows a script: after what a
- * sequence holds it puts (nearly) all probability on the script's next token. Tokens the runtime
- * injects leave the script; the model then goes on after the longest suffix of what it holds that
- * the script contains (a special token alone suffices), else where it was: it says again what it
- * wanted to say, like a model whose early <|end|> was replaced by "Wait". */
+/* A fake engine with a real vocabulary (o200k_harmony; Gemma's) whose model follows a script:
+ * after what a sequence holds it puts (nearly) all probability on the script's next token. Tokens
+ * the runtime injects leave the script; the model then goes on after the longest suffix of what it
+ * holds that the script contains (a special token alone suffices), else where it was: it says
+ * again what it wanted to say, like a model whose early <|end|> was replaced by "Wait". */
 #define FAKE_SEQS 8
 #define FAKE_ROWS 8
 
@@ -789,6 +792,7 @@ typedef struct fake_seq {
 
 typedef struct fake_model {
     trace_engine e;
+    reason_token end; /* what the model says once the script is spent */
     reason_token script[512];
     int32_t n_script;
     fake_seq seqs[FAKE_SEQS];
@@ -812,12 +816,17 @@ static void load_gptoss(void) {
 
 static void free_gptoss(void) { reason_tokenizer_free(gptoss); }
 
-static int32_t tokenize_into(const char *text, reason_token *out, size_t cap) {
+static int32_t tokenize_with(const reason_tokenizer *tok, const char *text, reason_token *out,
+                             size_t cap) {
     size_t n = 0;
-    ck_assert_int_eq(reason_tokenize(gptoss, text, strlen(text), REASON_TOKENIZE_PARSE_SPECIAL, out,
+    ck_assert_int_eq(reason_tokenize(tok, text, strlen(text), REASON_TOKENIZE_PARSE_SPECIAL, out,
                                      cap, &n),
                      REASON_OK);
     return (int32_t)n;
+}
+
+static int32_t tokenize_into(const char *text, reason_token *out, size_t cap) {
+    return tokenize_with(gptoss, text, out, cap);
 }
 
 static int32_t hm_tokens(const char *text) {
@@ -848,7 +857,7 @@ static void fake_follow(const fake_model *f, fake_seq *q, reason_token t) {
             l > best_len || (l == best_len && best_end < q->cursor && j >= q->cursor);
         if (better) best_len = l, best_end = j;
     }
-    if (best_len >= 2 || (best_len == 1 && reason_token_is_control(gptoss, t)))
+    if (best_len >= 2 || (best_len == 1 && reason_token_is_control(f->e.tok, t)))
         q->cursor = best_end + 1;
 }
 
@@ -870,7 +879,7 @@ static reason_status fake_decode(void *self, const reason_batch *b) {
         memset(row, 0, (size_t)f->e.n_vocab * sizeof *row);
         const reason_token next = q->cursor < f->n_script /* sequence 0: the script's start */
                                       ? f->script[q->cursor]
-                                      : reason_tokenizer_find(gptoss, "<|return|>");
+                                      : f->end;
         row[next] = 30.0f;
     }
     return REASON_OK;
@@ -891,7 +900,7 @@ static reason_status fake_seq_length(void *self, int32_t seq, int32_t *len) {
 
 static reason_status fake_seq_truncate(void *self, int32_t seq, int32_t n_keep) {
     (void)self, (void)seq, (void)n_keep;
-    ck_abort_msg("Harmony traces never take tokens back");
+    ck_abort_msg("channel traces (Harmony, Gemma 4) never take tokens back");
     return REASON_ERR_INTERNAL;
 }
 
@@ -923,15 +932,19 @@ static reason_status fake_kv_used(void *self, int64_t *slots) {
     "{{- \"<|start|>system<|message|>\" }}{%- if add_generation_prompt -%}<|start|>assistant"      \
     "{%- endif -%}{{ \"<|channel|>final<|message|>\" }}"
 
-/* A fake model for gpt-oss that will write script (Harmony text, tags and all). */
-static fake_model *fake_new(const char *script) {
+/* A fake model of a vocabulary and chat template that will write script (text, tags and all),
+ * then end (the token of end_text). */
+static fake_model *fake_new_with(const reason_tokenizer *tok, const char *chat_template,
+                                 const char *end_text, const char *script) {
     fake_model *f = calloc(1, sizeof *f);
     ck_assert_ptr_nonnull(f);
-    f->n_script = tokenize_into(script, f->script, 512);
+    f->n_script = tokenize_with(tok, script, f->script, 512);
+    f->end = reason_tokenizer_find(tok, end_text);
+    ck_assert_int_ge(f->end, 0);
     f->e = (trace_engine){.self = f,
-                          .tok = gptoss,
-                          .chat_template = HARMONY_TEMPLATE,
-                          .n_vocab = reason_tokenizer_n_vocab(gptoss),
+                          .tok = tok,
+                          .chat_template = chat_template,
+                          .n_vocab = reason_tokenizer_n_vocab(tok),
                           .decode = fake_decode,
                           .logits = fake_logits,
                           .seq_length = fake_seq_length,
@@ -947,6 +960,11 @@ static fake_model *fake_new(const char *script) {
     return f;
 }
 
+/* A fake model for gpt-oss that will write script (Harmony text, tags and all). */
+static fake_model *fake_new(const char *script) {
+    return fake_new_with(gptoss, HARMONY_TEMPLATE, "<|return|>", script);
+}
+
 static void fake_free(fake_model *f) {
     for (int32_t s = 0; s < FAKE_SEQS; s++) {
         ck_assert_int_eq(f->seqs[s].n, 0); /* the runtime emptied every sequence */
@@ -959,10 +977,11 @@ static void fake_free(fake_model *f) {
 /* The prompt the fake model was given, as text with its tags. */
 static char *fake_prompt_text(const fake_model *f) {
     size_t len = 0;
-    reason_detokenize(gptoss, f->prompt, (size_t)f->n_prompt, 1, NULL, 0, &len);
+    reason_detokenize(f->e.tok, f->prompt, (size_t)f->n_prompt, 1, NULL, 0, &len);
     char *s = malloc(len + 1);
-    ck_assert_int_eq(reason_detokenize(gptoss, f->prompt, (size_t)f->n_prompt, 1, s, len + 1, &len),
-                     REASON_OK);
+    ck_assert_int_eq(
+        reason_detokenize(f->e.tok, f->prompt, (size_t)f->n_prompt, 1, s, len + 1, &len),
+        REASON_OK);
     return s;
 }
 
@@ -1275,6 +1294,374 @@ START_TEST(test_harmony_streaming) {
 }
 END_TEST
 
+/* ---- Gemma 4 through a scripted model ------------------------------------------------------ */
+
+/* Gemma's vocabulary (Gemma 3's tokenizer.json in the shared data, 262144 tokens) with Gemma 4's
+ * control tokens, which it lacks, in place of five of its own: the turn tags take the places of
+ * <start_of_turn>/<end_of_turn> and three unused tokens become <|think|>, <|channel>, <channel|>
+ * (marked special). The file is rewritten into a temporary folder and loaded from there, so the
+ * text path (pre-tokenizer, BPE, added-token splitting, detokenizing) is the real one. */
+static reason_tokenizer *gemma4;
+
+static char *replace_all(char *text, const char *from, const char *to, int32_t *n_done) {
+    const size_t nf = strlen(from), nt = strlen(to);
+    size_t count = 0;
+    for (const char *p = text; (p = strstr(p, from)) != NULL; p += nf) count++;
+    char *out = malloc(strlen(text) + count * nt + 1);
+    ck_assert_ptr_nonnull(out);
+    char *w = out;
+    for (const char *p = text;;) {
+        const char *hit = strstr(p, from);
+        const size_t keep = hit ? (size_t)(hit - p) : strlen(p);
+        memcpy(w, p, keep);
+        w += keep;
+        if (!hit) break;
+        memcpy(w, to, nt);
+        w += nt;
+        p = hit + nf;
+    }
+    *w = '\0';
+    free(text);
+    *n_done = (int32_t)count;
+    return out;
+}
+
+static void load_gemma4(void) {
+    char path[1024];
+    shared_data_path("tokenizers/gemma3/tokenizer.json", path, sizeof path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "gemma4 tests: no Gemma tokenizer (%s), skipped\n", path);
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    const long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(fread(text, 1, (size_t)size, f), (size_t)size);
+    text[size] = '\0';
+    fclose(f);
+    static const char *const unused[][2] = {
+        {"<unused92>", "<|think|>"}, {"<unused94>", "<|channel>"}, {"<unused95>", "<channel|>"}};
+    int32_t n;
+    for (size_t i = 0; i < 3; i++) { /* the added token, made special; then its vocabulary entry */
+        char from[256], to[256];
+        static const char *const entry =
+            "\"content\": \"%s\",\n      \"single_word\": false,\n      \"lstrip\": false,\n"
+            "      \"rstrip\": false,\n      \"normalized\": false,\n      \"special\": %s";
+        snprintf(from, sizeof from, entry, unused[i][0], "false");
+        snprintf(to, sizeof to, entry, unused[i][1], "true");
+        text = replace_all(text, from, to, &n);
+        ck_assert_int_eq(n, 1);
+        snprintf(from, sizeof from, "\"%s\"", unused[i][0]);
+        snprintf(to, sizeof to, "\"%s\"", unused[i][1]);
+        text = replace_all(text, from, to, &n);
+        ck_assert_int_eq(n, 1);
+    }
+    text = replace_all(text, "\"<start_of_turn>\"", "\"<|turn>\"", &n);
+    ck_assert_int_eq(n, 2);
+    text = replace_all(text, "\"<end_of_turn>\"", "\"<turn|>\"", &n);
+    ck_assert_int_eq(n, 2);
+    char dir[] = "/tmp/reason_gemma4_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char file[64];
+    snprintf(file, sizeof file, "%s/tokenizer.json", dir);
+    f = fopen(file, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+    fclose(f);
+    free(text);
+    const reason_status st = reason_tokenizer_load(file, &gemma4);
+    remove(file);
+    rmdir(dir);
+    ck_assert_msg(st == REASON_OK, "%s", reason_last_error());
+    static const char *const tags[] = {"<|turn>", "<turn|>", "<|think|>", "<|channel>",
+                                       "<channel|>"};
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_msg(reason_token_is_control(gemma4, reason_tokenizer_find(gemma4, tags[i])),
+                      "%s", tags[i]);
+}
+
+static void free_gemma4(void) { reason_tokenizer_free(gemma4); }
+
+/* Only detection reads it: the fragments that mark Gemma 4's template. */
+#define GEMMA4_TEMPLATE                                                                            \
+    "{{- bos_token -}}{{- '<|turn>' + role + '\n' -}}{{- '<turn|>\n' -}}"                        \
+    "{%- set continue_same_model_turn = false -%}"
+
+static fake_model *g4_new(const char *script) {
+    return fake_new_with(gemma4, GEMMA4_TEMPLATE, "<turn|>", script);
+}
+
+static int32_t g4_tokens(const char *text) {
+    reason_token t[1024];
+    return tokenize_with(gemma4, text, t, 1024);
+}
+
+/* Nothing of the Gemma 4 markup reaches the texts. */
+static void g4_no_markup(const char *text) {
+    static const char *const marks[] = {"<|", "|>", "thought", "channel", "turn"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        ck_assert_msg(strstr(text, marks[i]) == NULL, "'%s' in '%s'", marks[i], text);
+}
+
+static void g4_assert_tail(const fake_model *f, const char *tail) {
+    char *prompt = fake_prompt_text(f);
+    const size_t n = strlen(prompt), k = strlen(tail);
+    ck_assert_msg(n >= k && strcmp(prompt + n - k, tail) == 0, "prompt: %s", prompt);
+    free(prompt);
+}
+
+#define G4_OPEN "<|channel>thought\n"
+#define G4_THINK "Let me add 2 and 2. That makes 4."
+#define G4_ANSWER "The answer is 4."
+#define G4_SCRIPT G4_OPEN G4_THINK "<channel|>" G4_ANSWER "<turn|>"
+
+/* The thought channel is the thinking, what follows its close the answer, up to <turn|>. */
+START_TEST(test_gemma4_split) {
+    if (!gemma4) return;
+    ck_assert_int_eq(g4_tokens(G4_OPEN), 3); /* <|channel>, thought, \n */
+    fake_model *f = g4_new(G4_SCRIPT);
+    reason_params p;
+    hm_params(&p);
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_str_eq(t.thinking, G4_THINK);
+    ck_assert_str_eq(t.answer, G4_ANSWER);
+    ck_assert_str_eq(t.extracted, "4");
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+    /* the channel's header, text and close count as thinking */
+    ck_assert_int_eq(t.thinking_tokens, g4_tokens(G4_OPEN G4_THINK "<channel|>"));
+    ck_assert_int_eq(t.answer_tokens, g4_tokens(G4_ANSWER "<turn|>"));
+    /* the prompt: thinking switched on atop the system turn, then the generation prompt */
+    char *prompt = fake_prompt_text(f);
+    ck_assert_ptr_nonnull(strstr(prompt, "<|turn>system\n<|think|>\n<turn|>\n"));
+    free(prompt);
+    g4_assert_tail(f, "<|turn>user\nWhat is 2+2?<turn|>\n<|turn>model\n");
+    reason_result_free(res);
+
+    p.system = " Be brief. ";
+    res = hm_run(f, "What is 2+2?", NULL, &p);
+    g4_assert_tail(f, "<|turn>system\n<|think|>\nBe brief.<turn|>\n<|turn>user\nWhat is 2+2?"
+                      "<turn|>\n<|turn>model\n");
+    ck_assert_str_eq(trace_info(res, 0).answer, G4_ANSWER);
+    reason_result_free(res);
+    /* the header may end in more than one newline: the whitespace is no text */
+    fake_model *g = g4_new("<|channel>thought\n\nHmm.<channel|>4<turn|>");
+    res = hm_run(g, "q", NULL, &p);
+    ck_assert_str_eq(trace_info(res, 0).thinking, "Hmm.");
+    ck_assert_str_eq(trace_info(res, 0).answer, "4");
+    reason_result_free(res);
+    fake_free(g);
+    /* prompted thinking does not apply to channels */
+    p.thinking_mode = REASON_THINKING_PROMPTED;
+    ck_assert_int_eq(trace_run(&f->e, "q", NULL, &p, &res), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_null(res);
+    fake_free(f);
+}
+END_TEST
+
+/* The budget ends the thought channel: wrap-up, then "<channel|>" alone; the model answers after
+ * it. Two traces, one batch. Budget 0 and thinking off: the template's empty channel. */
+START_TEST(test_gemma4_budget) {
+    if (!gemma4) return;
+    fake_model *f = g4_new(G4_SCRIPT);
+    reason_params p;
+    hm_params(&p);
+    p.n_traces = 2;
+    p.max_thinking_tokens = 7;
+    p.wrap_up = WRAP_UP;
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    reason_token think[64];
+    const int32_t n_think = tokenize_with(gemma4, G4_THINK, think, 64);
+    ck_assert_int_gt(n_think, 4);
+    char cut[256];
+    size_t len = 0;
+    ck_assert_int_eq(reason_detokenize(gemma4, think, 4, 0, cut, sizeof cut, &len), REASON_OK);
+    snprintf(cut + len, sizeof cut - len, "%s", WRAP_UP);
+    ck_assert_int_eq(g4_tokens("<channel|>"), 1);
+    for (int32_t i = 0; i < 2; i++) {
+        const reason_trace_info t = trace_info(res, i);
+        /* 3 header tokens + 4 of text = 7, then the wrap-up and the close */
+        ck_assert_int_eq(t.thinking_tokens, 7 + g4_tokens(WRAP_UP) + 1);
+        ck_assert_str_eq(t.thinking, cut);
+        ck_assert_str_eq(t.answer, G4_ANSWER);
+        ck_assert_int_eq(t.answer_tokens, g4_tokens(G4_ANSWER "<turn|>"));
+        ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+        g4_no_markup(t.thinking);
+        g4_no_markup(t.answer);
+    }
+    reason_result_free(res);
+
+    /* budget 0: thinking off in the template (no <|think|>, an empty channel pre-closed) */
+    p.n_traces = 1;
+    p.max_thinking_tokens = 0;
+    fake_model *g = g4_new(G4_ANSWER "<turn|>");
+    res = hm_run(g, "What is 2+2?", NULL, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 0);
+    ck_assert_str_eq(t.thinking, "");
+    ck_assert_str_eq(t.answer, G4_ANSWER);
+    ck_assert_int_eq(t.answer_tokens, g4_tokens(G4_ANSWER "<turn|>"));
+    char *prompt = fake_prompt_text(g);
+    ck_assert_ptr_null(strstr(prompt, "<|think|>"));
+    free(prompt);
+    g4_assert_tail(g, "<|turn>user\nWhat is 2+2?<turn|>\n<|turn>model\n<|channel>thought\n"
+                      "<channel|>");
+    reason_result_free(res);
+    /* thinking off: the same */
+    p.max_thinking_tokens = -1;
+    p.thinking_mode = REASON_THINKING_OFF;
+    res = hm_run(g, "What is 2+2?", NULL, &p);
+    ck_assert_int_eq(trace_info(res, 0).thinking_tokens, 0);
+    ck_assert_str_eq(trace_info(res, 0).answer, G4_ANSWER);
+    g4_assert_tail(g, "<|turn>model\n<|channel>thought\n<channel|>");
+    reason_result_free(res);
+    fake_free(g);
+    fake_free(f);
+}
+END_TEST
+
+/* min_thinking: each early "<channel|>" becomes the continuation, until min. An end of turn inside
+ * the channel ends only the thinking. */
+START_TEST(test_gemma4_min_thinking) {
+    if (!gemma4) return;
+    fake_model *f = g4_new(G4_OPEN "Quick.<channel|>4<turn|>");
+    reason_params p;
+    hm_params(&p);
+    p.min_thinking_tokens = 12;
+    p.max_thinking_tokens = 100;
+    p.continuation = "\nWait";
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    const reason_trace_info t = trace_info(res, 0);
+    const int32_t before = g4_tokens(G4_OPEN "Quick.");
+    const int32_t n_cont = g4_tokens("\nWait");
+    const int32_t k = (12 - before + n_cont - 1) / n_cont; /* continuations until min */
+    ck_assert_int_gt(k, 1);
+    char want[256] = "Quick.";
+    for (int32_t i = 0; i < k; i++) strcat(want, "\nWait");
+    ck_assert_str_eq(t.thinking, want);
+    ck_assert_int_eq(t.thinking_tokens, before + k * n_cont + 1); /* + its own close */
+    ck_assert_str_eq(t.answer, "4");
+    ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+    reason_result_free(res);
+
+    fake_model *g = g4_new(G4_OPEN "Hmm.<turn|>");
+    p.min_thinking_tokens = 0;
+    res = hm_run(g, "q", NULL, &p);
+    const reason_trace_info u = trace_info(res, 0);
+    ck_assert_str_eq(u.thinking, "Hmm.");
+    ck_assert_int_eq(u.thinking_tokens, g4_tokens(G4_OPEN "Hmm.") + 1);
+    ck_assert_str_eq(u.answer, "");
+    ck_assert_int_eq(u.finish_reason, REASON_FINISH_END);
+    reason_result_free(res);
+    fake_free(g);
+    fake_free(f);
+}
+END_TEST
+
+/* A model that answers at once has no thinking; an empty channel is no thinking text; a channel
+ * opened after the answer ends it; raw prompts may start inside the channel or after it. */
+START_TEST(test_gemma4_straight_answer) {
+    if (!gemma4) return;
+    reason_params p;
+    hm_params(&p);
+    static const char *const ends[] = {"<turn|>", "<|turn>", "<eos>"};
+    for (size_t i = 0; i < 3; i++) {
+        char script[256];
+        snprintf(script, sizeof script, "Just 4.%s", ends[i]);
+        fake_model *f = g4_new(script);
+        reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+        const reason_trace_info t = trace_info(res, 0);
+        ck_assert_int_eq(t.thinking_tokens, 0);
+        ck_assert_str_eq(t.thinking, "");
+        ck_assert_str_eq(t.answer, "Just 4.");
+        ck_assert_int_eq(t.answer_tokens, g4_tokens(script));
+        ck_assert_int_eq(t.finish_reason, REASON_FINISH_END);
+        reason_result_free(res);
+        fake_free(f);
+    }
+    fake_model *f = g4_new(G4_OPEN "<channel|>Yes.<|channel>thought\n<channel|><turn|>");
+    reason_result *res = hm_run(f, "q", NULL, &p);
+    ck_assert_str_eq(trace_info(res, 0).thinking, "");
+    ck_assert_int_eq(trace_info(res, 0).thinking_tokens, 4);
+    ck_assert_str_eq(trace_info(res, 0).answer, "Yes.");
+    ck_assert_int_eq(trace_info(res, 0).answer_tokens, g4_tokens("Yes.<|channel>"));
+    reason_result_free(res);
+    fake_free(f);
+    /* a channel closed in its header is empty thinking too */
+    f = g4_new("<|channel>thought<channel|>Yes.<turn|>");
+    res = hm_run(f, "q", NULL, &p);
+    ck_assert_str_eq(trace_info(res, 0).thinking, "");
+    ck_assert_int_eq(trace_info(res, 0).thinking_tokens, 3);
+    ck_assert_str_eq(trace_info(res, 0).answer, "Yes.");
+    ck_assert_int_eq(trace_info(res, 0).finish_reason, REASON_FINISH_END);
+    reason_result_free(res);
+    fake_free(f);
+    f = g4_new("More.<channel|>Done.<turn|>");
+    res = hm_run(f, NULL, "<|turn>user\nq<turn|>\n<|turn>model\n" G4_OPEN, &p);
+    ck_assert_str_eq(trace_info(res, 0).thinking, "More.");
+    ck_assert_str_eq(trace_info(res, 0).answer, "Done.");
+    reason_result_free(res);
+    fake_free(f);
+    f = g4_new("Done.<turn|>");
+    res = hm_run(f, NULL, "<|turn>user\nq<turn|>\n<|turn>model\n" G4_OPEN "<channel|>", &p);
+    ck_assert_int_eq(trace_info(res, 0).thinking_tokens, 0);
+    ck_assert_str_eq(trace_info(res, 0).answer, "Done.");
+    reason_result_free(res);
+    fake_free(f);
+}
+END_TEST
+
+/* Streaming: thinking and answer arrive apart, in their phases, equal to the results; no tag is
+ * streamed. A callback ending the thinking injects the close (without the wrap-up); asked inside
+ * the channel's header, it applies once the header is done. */
+START_TEST(test_gemma4_streaming) {
+    if (!gemma4) return;
+    fake_model *f = g4_new(G4_SCRIPT);
+    hm_stream s;
+    memset(&s, 0, sizeof s);
+    reason_callbacks cb = {.user = &s, .on_text = hm_on_text, .on_token = hm_on_token};
+    reason_params p;
+    hm_params(&p);
+    p.callbacks = &cb;
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
+    reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(s.bad, 0);
+    ck_assert_str_eq(s.text[0], G4_THINK);
+    ck_assert_str_eq(s.text[1], G4_ANSWER);
+    ck_assert_str_eq(s.text[0], t.thinking);
+    ck_assert_str_eq(s.text[1], t.answer);
+    ck_assert_int_eq(s.tokens[0], t.thinking_tokens);
+    ck_assert_int_eq(s.tokens[1], t.answer_tokens);
+    reason_result_free(res);
+
+    memset(&s, 0, sizeof s);
+    s.end_thinking_at = 5;
+    p.wrap_up = WRAP_UP; /* the budget's, not the callback's */
+    res = hm_run(f, "What is 2+2?", NULL, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 5 + 1);
+    ck_assert_str_eq(t.thinking, s.text[0]);
+    ck_assert_uint_gt(strlen(t.thinking), 0);
+    ck_assert_ptr_null(strstr(t.thinking, WRAP_UP));
+    ck_assert_str_eq(t.answer, G4_ANSWER);
+    ck_assert_str_eq(s.text[1], G4_ANSWER);
+    reason_result_free(res);
+
+    memset(&s, 0, sizeof s);
+    s.end_thinking_at = 1;
+    res = hm_run(f, "What is 2+2?", NULL, &p);
+    t = trace_info(res, 0);
+    ck_assert_int_eq(t.thinking_tokens, 3 + 1);
+    ck_assert_str_eq(t.thinking, "");
+    ck_assert_str_eq(t.answer, G4_ANSWER);
+    reason_result_free(res);
+    fake_free(f);
+}
+END_TEST
+
 /* The delimiter table and the prompt scan underneath. */
 START_TEST(test_syntax_table) {
     const think_syntax *tags = syntax_for_family(REASON_TEMPLATE_QWEN3);
@@ -1306,6 +1693,32 @@ START_TEST(test_syntax_table) {
     syntax_prompt_state(hm, "<|start|>user<|message|>hi<|end|>", &phase, &in_header);
     ck_assert_int_eq(phase, -1);
     ck_assert_int_eq(in_header, 0);
+
+    /* Gemma 4: the thought channel, the answer after its close */
+    const think_syntax *g4 = syntax_for_family(REASON_TEMPLATE_GEMMA4);
+    ck_assert_str_eq(g4->inject_close, "<channel|>");
+    ck_assert_int_eq(g4->answer_follows_close, 1);
+    ck_assert_int_eq(hm->answer_follows_close, 0);
+    ck_assert_int_eq(syntax_channel_phase(g4, "<|channel>thought", 17), REASON_PHASE_THINKING);
+    ck_assert_int_eq(syntax_channel_phase(g4, "<|channel>other", 15), REASON_PHASE_ANSWER);
+    static const struct {
+        const char *prompt;
+        int32_t phase, in_header;
+    } g4_prompts[] = {
+        {"<bos><|turn>user\nhi<turn|>\n<|turn>model\n", -1, 0},
+        {"<|turn>user\nhi<turn|>\n<|turn>model\n<|channel>thought\n<channel|>", 1, 0},
+        {"<|turn>model\n<|channel>thought\n<channel|>The answer\nis", 1, 0},
+        {"<|turn>model\n<|channel>thought\nstep 1\nstep 2", 0, 0},
+        {"<|turn>model\n<|channel>thought\n", 0, 0},
+        {"<|turn>model\n<|channel>thought", -1, 1},
+        {"<|turn>model\n<|channel>thought\nx<channel|>y<turn|>\n<|turn>user\nq<turn|>\n", -1, 0},
+        {"<|turn>user\nhi", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof g4_prompts / sizeof g4_prompts[0]; i++) {
+        syntax_prompt_state(g4, g4_prompts[i].prompt, &phase, &in_header);
+        ck_assert_msg(phase == g4_prompts[i].phase && in_header == g4_prompts[i].in_header,
+                      "%s: phase %d, in_header %d", g4_prompts[i].prompt, phase, in_header);
+    }
 }
 END_TEST
 
@@ -1326,6 +1739,15 @@ int main(void) {
     tcase_add_test(hm, test_harmony_straight_to_final);
     tcase_add_test(hm, test_harmony_streaming);
     suite_add_tcase(s, hm);
+    TCase *g4 = tcase_create("gemma4");
+    tcase_set_timeout(g4, 120);
+    tcase_add_unchecked_fixture(g4, load_gemma4, free_gemma4);
+    tcase_add_test(g4, test_gemma4_split);
+    tcase_add_test(g4, test_gemma4_budget);
+    tcase_add_test(g4, test_gemma4_min_thinking);
+    tcase_add_test(g4, test_gemma4_straight_answer);
+    tcase_add_test(g4, test_gemma4_streaming);
+    suite_add_tcase(s, g4);
     TCase *tc = tcase_create("runtime");
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, load_models, free_models);
