@@ -1066,8 +1066,10 @@ reason_status trace_run(const trace_engine *e, const char *question, const char 
         }
     }
     const int32_t flags = REASON_TOKENIZE_PARSE_SPECIAL;
-    st = tokenize_alloc(r.tok, prompt ? prompt : raw_prompt, flags | REASON_TOKENIZE_ADD_SPECIAL,
-                        &prompt_tokens);
+    /* a rendered chat template writes the BOS it wants itself (Llama 3, DeepSeek-R1, Gemma):
+     * only a raw prompt gets the tokenizer's special tokens, as apply_chat_template does */
+    st = tokenize_alloc(r.tok, prompt ? prompt : raw_prompt,
+                        prompt ? flags : flags | REASON_TOKENIZE_ADD_SPECIAL, &prompt_tokens);
     free(prompt);
     if (st == REASON_OK) st = tokenize_alloc(r.tok, r.syn->inject_close, flags, &r.inj_close);
     if (st == REASON_OK && headers)

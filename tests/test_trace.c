@@ -1439,6 +1439,11 @@ START_TEST(test_gemma4_split) {
     ck_assert_ptr_nonnull(strstr(prompt, "<|turn>system\n<|think|>\n<turn|>\n"));
     free(prompt);
     g4_assert_tail(f, "<|turn>user\nWhat is 2+2?<turn|>\n<|turn>model\n");
+    /* one BOS: the template writes it, the tokenizer adds none to a templated prompt */
+    const reason_token bos = reason_tokenizer_find(gemma4, "<bos>");
+    ck_assert_int_ge(bos, 0);
+    ck_assert_int_eq(f->prompt[0], bos);
+    ck_assert_int_ne(f->prompt[1], bos);
     reason_result_free(res);
 
     p.system = " Be brief. ";
