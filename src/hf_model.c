@@ -726,16 +726,7 @@ static reason_status read_gemma4(const config *c, reason_model *m) {
                             "%d heads", c->path, il, lc->head_dim, lc->n_head_kv, hp->n_head);
         RS_TRY(gemma4_rope(c, m, sliding ? "sliding_attention" : "full_attention", lc));
     }
-    /* the last n_shared layers read the K/V of the last earlier layer of their type */
-    for (int32_t il = n - n_shared; il < n; il++) {
-        int32_t src = n - n_shared - 1;
-        while (src >= 0 && m->layer_swa[src] != m->layer_swa[il]) src--;
-        if (src < 0)
-            return rs_error(REASON_ERR_FORMAT, "%s: layer %d shares K/V but no earlier layer has "
-                            "its type", c->path, il);
-        m->layer_cfg[il].kv_source = src;
-    }
-    return REASON_OK;
+    return model_gemma4_kv_sources(m, n_shared);
 }
 
 /* Expert counts and sizes (Qwen3_5MoeTextConfig). Its router always renormalises the selected

@@ -24,6 +24,7 @@ static const struct {
     {"qwen35", ARCH_QWEN35},
     {"qwen35moe", ARCH_QWEN35MOE},
     {"gpt-oss", ARCH_GPTOSS},
+    {"gemma4", ARCH_GEMMA4},
 };
 
 void reason_model_params_default(reason_model_params *params) {
@@ -89,6 +90,103 @@ static reason_status read_gptoss_hparams(reason_model *m) {
     return REASON_OK;
 }
 
+/* Per-layer integers: "<arch>.<key>" as one value for every layer or an array of n_layer. */
+static reason_status read_layer_ints(const reason_model *m, const char *key, int64_t lo,
+                                     int64_t hi, int32_t *out) {
+    const gguf_file *f = m->file;
+    const int32_t n = m->hp.n_layer;
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", m->arch_name, key);
+    uint32_t type;
+    uint64_t count;
+    const void *data;
+    if (gguf_get_arr(f, full, &type, &count, &data)) {
+        if (count != (uint64_t)n || (type != GGUF_TYPE_UINT32 && type != GGUF_TYPE_INT32))
+            return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s' must be %d 32-bit integers",
+                            gguf_path(f), full, n);
+        for (int32_t i = 0; i < n; i++) {
+            int32_t v;
+            memcpy(&v, (const uint8_t *)data + 4 * i, 4);
+            if (v < lo || v > hi || (type == GGUF_TYPE_UINT32 && v < 0))
+                return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s'[%d] = %d is outside "
+                                "[%lld, %lld]", gguf_path(f), full, i, v, (long long)lo,
+                                (long long)hi);
+            out[i] = v;
+        }
+        return REASON_OK;
+    }
+    int32_t v;
+    RS_TRY(read_int(f, m->arch_name, key, lo, hi, false, 0, &v));
+    for (int32_t i = 0; i < n; i++) out[i] = v;
+    return REASON_OK;
+}
+
+/* Gemma 4's metadata as llama.cpp's converter writes it (docs/gemma4.md): which layers slide
+ * (attention.sliding_window_pattern), their head size (key_length_swa; key_length is the global
+ * layers'), KV heads per layer, rotated dims and θ per kind, the KV-sharing tail, the per-layer
+ * embedding width, soft-capping. The global layers' proportional RoPE comes as the model's
+ * rope_freqs (1 for rotating pairs, 1e30 for the others), applied to them only after binding. */
+static reason_status read_gemma4_hparams(reason_model *m) {
+    const gguf_file *f = m->file;
+    const char *a = m->arch_name;
+    model_hparams *hp = &m->hp;
+    const int32_t n = hp->n_layer, global_head_dim = hp->head_dim, global_rot = hp->rope_dim;
+    int32_t local_head_dim, local_rot, n_shared;
+    float local_theta;
+    RS_TRY(read_int(f, a, "attention.key_length_swa", 2, 4096, false, 0, &local_head_dim));
+    RS_TRY(read_int(f, a, "rope.dimension_count_swa", 2, local_head_dim, true, local_head_dim,
+                    &local_rot));
+    RS_TRY(read_float(f, a, "rope.freq_base_swa", 1.0f, 1e12f, 10000.0f, &local_theta));
+    RS_TRY(read_int(f, a, "attention.sliding_window", 1, 1 << 30, false, 0, &hp->n_swa));
+    RS_TRY(read_int(f, a, "attention.shared_kv_layers", 0, n - 1, true, 0, &n_shared));
+    RS_TRY(read_int(f, a, "embedding_length_per_layer_input", 0, 1 << 16, true, 0, &hp->n_ple));
+    RS_TRY(read_float(f, a, "final_logit_softcapping", 0.0f, 1e6f, 0.0f, &hp->logit_softcap));
+    hp->ffn_act = EXPERT_GEGLU;
+    hp->expert_act = EXPERT_GEGLU;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    hp->attn_unscaled = true;
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", a);
+    uint32_t type;
+    uint64_t count;
+    const void *pattern;
+    if (!gguf_get_arr(f, key, &type, &count, &pattern) || type != GGUF_TYPE_BOOL ||
+        count != (uint64_t)n)
+        return rs_error(REASON_ERR_FORMAT, "%s: metadata '%s' must be %d booleans", gguf_path(f),
+                        key, n);
+    int32_t *kv_heads = rs_calloc((size_t)n, sizeof *kv_heads, "KV heads per layer");
+    m->layer_swa = rs_calloc((size_t)n, 1, "sliding-window layers");
+    m->layer_cfg = rs_calloc((size_t)n, sizeof *m->layer_cfg, "layer geometry");
+    reason_status st = REASON_ERR_NOMEM;
+    if (!kv_heads || !m->layer_swa || !m->layer_cfg) goto done;
+    if ((st = read_layer_ints(m, "attention.head_count_kv", 1, hp->n_head, kv_heads)) != REASON_OK)
+        goto done;
+    for (int32_t il = 0; il < n; il++) {
+        const bool swa = ((const uint8_t *)pattern)[il] != 0;
+        layer_config *lc = &m->layer_cfg[il];
+        m->layer_swa[il] = swa;
+        lc->head_dim = swa ? local_head_dim : global_head_dim;
+        lc->n_head_kv = kv_heads[il];
+        lc->rope_dim = swa ? local_rot : global_rot;
+        lc->rope_theta = swa ? local_theta : hp->rope_theta;
+        if (hp->n_head % lc->n_head_kv != 0) {
+            st = rs_error(REASON_ERR_FORMAT, "%s: layer %d: %d heads are not a multiple of %d KV "
+                          "heads", gguf_path(f), il, hp->n_head, lc->n_head_kv);
+            goto done;
+        }
+        char v[96];
+        snprintf(v, sizeof v, "blk.%d.attn_v.weight", il);
+        lc->k_eq_v = !swa && !gguf_find_tensor(f, v); /* no V: the keys are the values */
+    }
+    hp->head_dim = local_head_dim;
+    hp->n_head_kv = kv_heads[0];
+    hp->rope_dim = local_rot;
+    st = model_gemma4_kv_sources(m, n_shared);
+done:
+    free(kv_heads);
+    return st;
+}
+
 /* YaRN from GGUF metadata: its divisors as the model's rope_freqs (owned). gpt-oss was trained
  * without truncating the ramp's ends (its config: truncate false); others as transformers'
  * default. */
@@ -139,9 +237,13 @@ static reason_status read_hparams(reason_model *m) {
     /* a mixture-of-experts model may have no dense feed-forward length */
     const bool moe = m->arch == ARCH_QWEN35MOE || m->arch == ARCH_GPTOSS;
     RS_TRY(read_int(f, a, "feed_forward_length", 0, big, moe, 0, &hp->n_ff));
+    const bool gemma4_moe = m->arch == ARCH_GEMMA4 && gguf_find_key(f, "gemma4.expert_count") >= 0;
     RS_TRY(read_int(f, a, "attention.head_count", 1, 4096, false, 0, &hp->n_head));
-    RS_TRY(read_int(f, a, "attention.head_count_kv", 1, hp->n_head, true, hp->n_head,
-                    &hp->n_head_kv));
+    if (m->arch == ARCH_GEMMA4) /* possibly one per layer: read_gemma4_hparams */
+        hp->n_head_kv = hp->n_head;
+    else
+        RS_TRY(read_int(f, a, "attention.head_count_kv", 1, hp->n_head, true, hp->n_head,
+                        &hp->n_head_kv));
     RS_TRY(read_int(f, a, "context_length", 1, 1 << 30, true, 4096, &hp->n_ctx_train));
     if (hp->n_head % hp->n_head_kv != 0)
         return rs_error(REASON_ERR_FORMAT, "%s: head_count %d is not a multiple of head_count_kv %d",
@@ -165,8 +267,9 @@ static reason_status read_hparams(reason_model *m) {
     hp->rope_pos_scale = 1.0f;
     hp->rope_mscale = 1.0f;
     if (arch_is_qwen35(m->arch)) RS_TRY(read_qwen35_hparams(m));
-    if (moe) RS_TRY(read_moe_hparams(m));
+    if (moe || gemma4_moe) RS_TRY(read_moe_hparams(m));
     if (m->arch == ARCH_GPTOSS) RS_TRY(read_gptoss_hparams(m));
+    if (m->arch == ARCH_GEMMA4) RS_TRY(read_gemma4_hparams(m));
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     const char *scaling;
@@ -445,7 +548,10 @@ reason_status model_bind_weights(reason_model *m) {
     RS_TRY(model_bind_tensor(m, &m->output, "output.weight", hp->n_embd, hp->n_vocab, false));
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
     else m->gather_bytes += (uint64_t)m->tok_embd.row_bytes * (uint64_t)hp->n_vocab;
-    RS_TRY(model_bind_tensor(m, &m->rope_freqs, "rope_freqs.weight", hp->rope_dim / 2, 1, false));
+    int32_t freqs_rot = hp->rope_dim; /* gemma4: the global layers' (proportional RoPE) */
+    for (int32_t il = 0; m->layer_cfg && m->layer_swa && il < hp->n_layer; il++)
+        if (!m->layer_swa[il]) freqs_rot = m->layer_cfg[il].rope_dim;
+    RS_TRY(model_bind_tensor(m, &m->rope_freqs, "rope_freqs.weight", freqs_rot / 2, 1, false));
     RS_TRY(model_require_f32(m, &m->rope_freqs));
     m->layers = rs_calloc((size_t)hp->n_layer, sizeof *m->layers, "layer table");
     if (!m->layers) return REASON_ERR_NOMEM;
@@ -534,7 +640,7 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
     if (m->arch < 0) {
         st = rs_error(REASON_ERR_UNSUPPORTED,
                       "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                      "qwen35, qwen35moe, gpt-oss)",
+                      "qwen35, qwen35moe, gpt-oss, gemma4)",
                       path, (int)RS_MIN(arch_len, 64), arch);
         goto fail;
     }
@@ -544,6 +650,12 @@ reason_status reason_model_load(const char *path, const reason_model_params *par
     if ((st = read_hparams(m)) != REASON_OK) goto fail;
     if ((st = model_bind_weights(m)) != REASON_OK) goto fail;
     if (m->rope_freqs.data == NULL && (st = apply_yarn(m)) != REASON_OK) goto fail;
+    if (m->arch == ARCH_GEMMA4 && m->rope_freqs.data) {
+        /* the proportional RoPE's divisors belong to the global layers only */
+        for (int32_t il = 0; il < m->hp.n_layer; il++)
+            if (!m->layer_swa[il]) m->layers[il].rope_div = m->rope_freqs.data;
+        memset(&m->rope_freqs, 0, sizeof m->rope_freqs);
+    }
     if ((st = tokenizer_from_gguf(m->file, &m->tokenizer)) != REASON_OK) {
         st = rs_error_prefix(st, "%s: tokenizer", path);
         goto fail;

@@ -205,6 +205,9 @@ RS_INTERNAL reason_status model_bind_tensor(reason_model *m, rs_tensor *t, const
 RS_INTERNAL reason_status model_require_f32(const reason_model *m, const rs_tensor *t);
 /* Binds a gemma4 layer (model_gemma4.c). */
 RS_INTERNAL reason_status model_bind_gemma4_layer(reason_model *m, int32_t il);
+/* Sets layer_cfg[].kv_source: the last n_shared layers read the K/V of the last earlier
+ * non-sharing layer of their type (layer_swa). */
+RS_INTERNAL reason_status model_gemma4_kv_sources(reason_model *m, int32_t n_shared);
 /* Registers a buffer the model frees with itself; NULL (and p freed) when out of memory. */
 RS_INTERNAL void *model_own(reason_model *m, void *p);
 

@@ -73,3 +73,21 @@ reason_status model_bind_gemma4_layer(reason_model *m, int32_t il) {
         RS_TRY(model_require_f32(m, vectors[i]));
     return REASON_OK;
 }
+
+reason_status model_gemma4_kv_sources(reason_model *m, int32_t n_shared) {
+    const int32_t n = m->hp.n_layer;
+    if (n_shared < 0 || n_shared >= n)
+        return rs_error(REASON_ERR_FORMAT, "%s: %d KV-sharing layers of %d", model_path(m),
+                        n_shared, n);
+    for (int32_t il = 0; il < n; il++) m->layer_cfg[il].kv_source = -1;
+    /* the last n_shared layers read the K/V of the last earlier layer of their type */
+    for (int32_t il = n - n_shared; il < n; il++) {
+        int32_t src = n - n_shared - 1;
+        while (src >= 0 && m->layer_swa[src] != m->layer_swa[il]) src--;
+        if (src < 0)
+            return rs_error(REASON_ERR_FORMAT, "%s: layer %d shares K/V but no earlier layer has "
+                            "its type", model_path(m), il);
+        m->layer_cfg[il].kv_source = src;
+    }
+    return REASON_OK;
+}

@@ -132,7 +132,9 @@ static reason_status build(const gguf_file *file, reason_tokenizer **out, uint8_
     bool found;
     RS_TRY(gguf_string(file, "tokenizer.ggml.model", model, sizeof model, &found));
     if (!found) return rs_error(REASON_ERR_FORMAT, "%s: no tokenizer.ggml.model", path);
-    bool spm = strcmp(model, "llama") == 0;
+    /* "gemma4" (llama.cpp's converter for Gemma 4) is Gemma's SentencePiece-style vocabulary
+     * with scores, read like "llama"; not yet checked against a real Gemma 4 file */
+    bool spm = strcmp(model, "llama") == 0 || strcmp(model, "gemma4") == 0;
     if (!spm && strcmp(model, "gpt2") != 0)
         return rs_error(REASON_ERR_UNSUPPORTED, "%s: unsupported tokenizer model '%s'", path,
                         model);

@@ -6,6 +6,8 @@
 
 #include "test_util.h"
 
+#include "safetensors.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +130,39 @@ static inline void kv_standin_tokenizer(gguf_out *g, int32_t n_vocab) {
     put_u32(&g->kv, GGUF_STR);
     put_u64(&g->kv, 0);
     g->n_kv++;
+}
+
+/* ---- copying a BF16 Hugging Face fixture's tensors ------------------------------------------ */
+
+/* A BF16 checkpoint tensor as it is, under a GGUF name (vectors: rows 1). */
+static inline void gw_copy_bf16(gguf_out *g, const st_file *f, const char *hf_name, const char *name) {
+    const st_tensor *t = st_find_tensor(f, hf_name);
+    ck_assert_msg(t != NULL && t->dtype == ST_BF16, "%s", hf_name);
+    const int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, cols = t->shape[t->n_dims - 1];
+    add_tensor(g, name, T_BF16, rows, cols, t->data, t->nbytes);
+}
+
+static inline float gw_bf16_value(const uint8_t *p) {
+    const uint32_t bits = (uint32_t)(p[0] | p[1] << 8) << 16;
+    float v;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+
+/* A vector (or (E, n) biases) as F32. */
+static inline void gw_copy_f32(gguf_out *g, const st_file *f, const char *hf_name, const char *name,
+                     int64_t j0, int64_t step) {
+    const st_tensor *t = st_find_tensor(f, hf_name);
+    ck_assert_msg(t != NULL && t->dtype == ST_BF16, "%s", hf_name);
+    const int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, n = t->shape[t->n_dims - 1];
+    const int64_t cols = (n - j0 + step - 1) / step;
+    float *v = malloc((size_t)(rows * cols) * 4);
+    ck_assert_ptr_nonnull(v);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            v[r * cols + c] = gw_bf16_value((const uint8_t *)t->data + 2 * (r * n + j0 + c * step));
+    add_tensor(g, name, T_F32, rows, cols, v, (size_t)(rows * cols) * 4);
+    free(v);
 }
 
 #endif

@@ -30,37 +30,6 @@ enum { N_EMBD = 32, N_LAYER = 3, N_HEAD = 4, N_HEAD_KV = 2, HEAD_DIM = 16, N_FF 
 static const char *load_path = tmp; /* the HF directory, or the GGUF written from it */
 static char gguf_file_path[64];
 
-/* A BF16 checkpoint tensor as it is, under a GGUF name (vectors: rows 1). */
-static void copy_bf16(gguf_out *g, const st_file *f, const char *hf_name, const char *name) {
-    const st_tensor *t = st_find_tensor(f, hf_name);
-    ck_assert_msg(t != NULL && t->dtype == ST_BF16, "%s", hf_name);
-    const int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, cols = t->shape[t->n_dims - 1];
-    add_tensor(g, name, T_BF16, rows, cols, t->data, t->nbytes);
-}
-
-static float bf16_value(const uint8_t *p) {
-    const uint32_t bits = (uint32_t)(p[0] | p[1] << 8) << 16;
-    float v;
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
-/* A vector (or (E, n) biases) as F32. */
-static void copy_f32(gguf_out *g, const st_file *f, const char *hf_name, const char *name,
-                     int64_t j0, int64_t step) {
-    const st_tensor *t = st_find_tensor(f, hf_name);
-    ck_assert_msg(t != NULL && t->dtype == ST_BF16, "%s", hf_name);
-    const int64_t rows = t->n_dims == 2 ? t->shape[0] : 1, n = t->shape[t->n_dims - 1];
-    const int64_t cols = (n - j0 + step - 1) / step;
-    float *v = malloc((size_t)(rows * cols) * 4);
-    ck_assert_ptr_nonnull(v);
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
-            v[r * cols + c] = bf16_value((const uint8_t *)t->data + 2 * (r * n + j0 + c * step));
-    add_tensor(g, name, T_F32, rows, cols, v, (size_t)(rows * cols) * 4);
-    free(v);
-}
-
 /* Experts (E, in, out) with every step-th output column from j0 as GGUF's (E, out, in). */
 static void copy_experts(gguf_out *g, const st_file *f, const char *hf_name, const char *name,
                          int64_t j0, int64_t step) {
@@ -104,35 +73,35 @@ static void write_gptoss_gguf(void) {
     kv_u32(&g, "gpt-oss.expert_used_count", 2);
     kv_u32(&g, "gpt-oss.expert_feed_forward_length", N_FF);
     kv_standin_tokenizer(&g, fx.n_vocab);
-    copy_bf16(&g, f, "model.embed_tokens.weight", "token_embd.weight");
-    copy_bf16(&g, f, "lm_head.weight", "output.weight");
-    copy_f32(&g, f, "model.norm.weight", "output_norm.weight", 0, 1);
+    gw_copy_bf16(&g, f, "model.embed_tokens.weight", "token_embd.weight");
+    gw_copy_bf16(&g, f, "lm_head.weight", "output.weight");
+    gw_copy_f32(&g, f, "model.norm.weight", "output_norm.weight", 0, 1);
     for (int il = 0; il < N_LAYER; il++) {
         char h[128], n[64];
 #define HF(s) (snprintf(h, sizeof h, "model.layers.%d." s, il), h)
 #define GG(s) (snprintf(n, sizeof n, "blk.%d." s, il), n)
-        copy_f32(&g, f, HF("input_layernorm.weight"), GG("attn_norm.weight"), 0, 1);
-        copy_f32(&g, f, HF("post_attention_layernorm.weight"), GG("post_attention_norm.weight"), 0, 1);
+        gw_copy_f32(&g, f, HF("input_layernorm.weight"), GG("attn_norm.weight"), 0, 1);
+        gw_copy_f32(&g, f, HF("post_attention_layernorm.weight"), GG("post_attention_norm.weight"), 0, 1);
         static const char *const proj[4][2] = {{"q_proj", "attn_q"}, {"k_proj", "attn_k"},
                                                {"v_proj", "attn_v"}, {"o_proj", "attn_output"}};
         for (int p = 0; p < 4; p++) {
             char hw[128], gw[64];
             snprintf(hw, sizeof hw, "model.layers.%d.self_attn.%s.weight", il, proj[p][0]);
             snprintf(gw, sizeof gw, "blk.%d.%s.weight", il, proj[p][1]);
-            copy_bf16(&g, f, hw, gw);
+            gw_copy_bf16(&g, f, hw, gw);
             snprintf(hw, sizeof hw, "model.layers.%d.self_attn.%s.bias", il, proj[p][0]);
             snprintf(gw, sizeof gw, "blk.%d.%s.bias", il, proj[p][1]);
-            copy_f32(&g, f, hw, gw, 0, 1);
+            gw_copy_f32(&g, f, hw, gw, 0, 1);
         }
-        copy_f32(&g, f, HF("self_attn.sinks"), GG("attn_sinks.weight"), 0, 1);
-        copy_bf16(&g, f, HF("mlp.router.weight"), GG("ffn_gate_inp.weight"));
-        copy_f32(&g, f, HF("mlp.router.bias"), GG("ffn_gate_inp.bias"), 0, 1);
+        gw_copy_f32(&g, f, HF("self_attn.sinks"), GG("attn_sinks.weight"), 0, 1);
+        gw_copy_bf16(&g, f, HF("mlp.router.weight"), GG("ffn_gate_inp.weight"));
+        gw_copy_f32(&g, f, HF("mlp.router.bias"), GG("ffn_gate_inp.bias"), 0, 1);
         copy_experts(&g, f, HF("mlp.experts.gate_up_proj"), GG("ffn_gate_exps.weight"), 0, 2);
         copy_experts(&g, f, HF("mlp.experts.gate_up_proj"), GG("ffn_up_exps.weight"), 1, 2);
         copy_experts(&g, f, HF("mlp.experts.down_proj"), GG("ffn_down_exps.weight"), 0, 1);
-        copy_f32(&g, f, HF("mlp.experts.gate_up_proj_bias"), GG("ffn_gate_exps.bias"), 0, 2);
-        copy_f32(&g, f, HF("mlp.experts.gate_up_proj_bias"), GG("ffn_up_exps.bias"), 1, 2);
-        copy_f32(&g, f, HF("mlp.experts.down_proj_bias"), GG("ffn_down_exps.bias"), 0, 1);
+        gw_copy_f32(&g, f, HF("mlp.experts.gate_up_proj_bias"), GG("ffn_gate_exps.bias"), 0, 2);
+        gw_copy_f32(&g, f, HF("mlp.experts.gate_up_proj_bias"), GG("ffn_up_exps.bias"), 1, 2);
+        gw_copy_f32(&g, f, HF("mlp.experts.down_proj_bias"), GG("ffn_down_exps.bias"), 0, 1);
 #undef HF
 #undef GG
     }
