@@ -8,7 +8,7 @@
 //   short rows); otherwise one 256-thread block per row. Sums in f32 (the CPU twin uses double).
 // RoPE     for each token t, head h, pair i < rot_dim/2:
 //            inv = theta^(-2i/rot_dim) / (freq_div ? freq_div[i] : 1),  a = pos[t]*pos_scale*inv
-//            (x_a, x_b) <- (x_a cos a - x_b sin a,  x_a sin a + x_b cos a)
+//            (x_a, x_b) <- m (x_a cos a - x_b sin a,  x_a sin a + x_b cos a),  m = mscale or 1
 //          with (a, b) = (2i, 2i+1) for ROPE_NORMAL and (i, i + rot_dim/2) for ROPE_NEOX; the
 //          dims at and past rot_dim are untouched.
 //   Shapes: x (n_tok, n_head, head_dim) f32 in place; pos (n_tok) int32 and freq_div
@@ -55,7 +55,7 @@ __global__ void rmsnorm_block_kernel(const float *x, const float *w, float *y, i
 template <bool NEOX>
 __global__ void rope_kernel(float *x, int32_t n_tok, int32_t n_head, const int32_t *pos,
                             int32_t head_dim, int32_t rot_dim, float theta, float pos_scale,
-                            const float *freq_div) {
+                            float mscale, const float *freq_div) {
     const int32_t half = rot_dim / 2;
     const int64_t n = (int64_t)n_tok * n_head * half;
     for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < n;
@@ -69,6 +69,8 @@ __global__ void rope_kernel(float *x, int32_t n_tok, int32_t n_head, const int32
         const float ang = (float)pos[t] * pos_scale * inv;
         float s, c;
         sincosf(ang, &s, &c);
+        s *= mscale;
+        c *= mscale;
         float *v = x + th * head_dim;
         const int32_t a = NEOX ? i : 2 * i, b = NEOX ? i + half : 2 * i + 1;
         const float x0 = v[a], x1 = v[b];
@@ -95,19 +97,22 @@ extern "C" int reason_cuda_rmsnorm(const float *x, const float *w, float *y, int
 
 extern "C" int reason_cuda_rope(float *x, int32_t n_tok, int32_t n_head, const int32_t *pos,
                                 int32_t head_dim, int32_t rot_dim, int32_t neox, float theta,
-                                float pos_scale, const float *freq_div, void *stream) {
+                                float pos_scale, float mscale, const float *freq_div,
+                                void *stream) {
     const int64_t n = (int64_t)n_tok * n_head * (rot_dim / 2);
     if (n <= 0)
         return 0;
     if (rot_dim > head_dim || rot_dim % 2)
         return (int)cudaErrorInvalidValue;
     const unsigned blocks = rs_blocks(n, 256);
+    if (mscale == 0.0f)
+        mscale = 1.0f;
     if (neox)
         rope_kernel<true><<<blocks, 256, 0, rs_stream(stream)>>>(
-            x, n_tok, n_head, pos, head_dim, rot_dim, theta, pos_scale, freq_div);
+            x, n_tok, n_head, pos, head_dim, rot_dim, theta, pos_scale, mscale, freq_div);
     else
         rope_kernel<false><<<blocks, 256, 0, rs_stream(stream)>>>(
-            x, n_tok, n_head, pos, head_dim, rot_dim, theta, pos_scale, freq_div);
+            x, n_tok, n_head, pos, head_dim, rot_dim, theta, pos_scale, mscale, freq_div);
     RS_CUDA_LAUNCHED();
     return 0;
 }

@@ -3,6 +3,7 @@
 #include "core.h"
 
 #include "backend.h"
+#include "backend_cuda.h"
 #include "context.h"
 #include "forward.h"
 #include "model.h"
@@ -116,7 +117,17 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
     /* whole blocks: the pool holds at least n_ctx slots */
     const int32_t max_positions =
         (int32_t)(((int64_t)p.n_ctx + p.kv_block_size - 1) / p.kv_block_size * p.kv_block_size);
-    reason_status st = backend_cpu_create(p.n_threads, max_positions, &ctx->be);
+    /* REASON_BACKEND=cuda opts into the CUDA backend; its failure is the caller's error, never
+     * a silent fall back to the CPU */
+    const char *backend_name = getenv("REASON_BACKEND");
+    reason_status st;
+    if (backend_name && !strcmp(backend_name, "cuda"))
+        st = backend_cuda_create(model, max_positions, &ctx->be);
+    else if (!backend_name || !*backend_name || !strcmp(backend_name, "cpu"))
+        st = backend_cpu_create(p.n_threads, max_positions, &ctx->be);
+    else
+        st = rs_error(REASON_ERR_INVALID_ARG, "REASON_BACKEND=%s: expected cpu or cuda",
+                      backend_name);
     if (st != REASON_OK) goto fail;
     if ((st = make_seq_state(ctx, &p)) != REASON_OK) goto fail;
     if ((st = forward_scratch_alloc(ctx->be, model, (int32_t)p.n_batch, p.n_outputs_max,

@@ -3,14 +3,19 @@
 // that as a percentage of a measured device-to-device copy (read + write bytes / time), and for
 // the GEMV the same product through cuBLAS (F32: cublasSgemm; F16/BF16: cublasGemmEx with f16/
 // bf16 inputs and f32 output; quantized types are compared with cuBLAS F16 of the same shape,
-// the dense format they replace). Weights are filled with the byte 0x11 (a small normal number
-// in every type); timings do not depend on values. Prints a markdown table; exit 1 on any error.
+// the dense format they replace). GEMV weights are filled with the byte 0x11 (a small normal
+// number in every type). Then (issue "CUDA backend I"): the tensor-core GEMM (TFLOP/s, % of
+// cuBLAS bf16 GEMM of the same shape), split-KV decode attention at 8K and 32K context (GB/s of
+// K and V, % of copy), causal prefill attention of a 4K prompt (TFLOP/s), log_softmax and top-k
+// over a 151936-entry vocabulary; these inputs are random (never zeros: METHOD.md). Prints a
+// markdown table; exit 1 on any error.
 #include "kernels.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <vector>
 
@@ -74,6 +79,245 @@ static void *dmalloc(size_t n) {
     CK(cudaMalloc(&p, n));
     CK(cudaMemset(p, 0x11, n));
     return p;
+}
+
+// Random-ish device data (never zeros: see METHOD.md): f32 uniform in [lo, hi) by a hash.
+__global__ void fill_f32_kernel(float *p, size_t n, float lo, float hi, uint32_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t x = (uint32_t)i * 2654435761u ^ seed;
+        x ^= x >> 15, x *= 2246822519u, x ^= x >> 13, x *= 3266489917u, x ^= x >> 16;
+        p[i] = lo + (hi - lo) * (float)(x & 0xffffff) / 16777216.0f;
+    }
+}
+// 16-bit values (f16 or bf16 bit patterns) of small random numbers in [-1, 1).
+__global__ void fill_u16_kernel(uint16_t *p, size_t n, int bf16, uint32_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t x = (uint32_t)i * 2654435761u ^ seed;
+        x ^= x >> 15, x *= 2246822519u, x ^= x >> 13, x *= 3266489917u, x ^= x >> 16;
+        const float f = -1.0f + 2.0f * (float)(x & 0xffffff) / 16777216.0f;
+        p[i] = bf16 ? (uint16_t)(__float_as_uint(f) >> 16) : __half_as_ushort(__float2half_rn(f));
+    }
+}
+// Q8_0 blocks: f16 scale 0.01, random int8.
+__global__ void fill_q8_kernel(uint8_t *p, size_t n_blocks, uint32_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n_blocks;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint8_t *b = p + 34 * i;
+        const uint16_t d = __half_as_ushort(__float2half_rn(0.01f));
+        b[0] = (uint8_t)d, b[1] = (uint8_t)(d >> 8);
+        for (int k = 0; k < 32; k++) {
+            uint32_t x = (uint32_t)(32 * i + k) * 2654435761u ^ seed;
+            x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
+            b[2 + k] = (uint8_t)x;
+        }
+    }
+}
+static void fill_f32(float *p, size_t n, float lo, float hi) {
+    fill_f32_kernel<<<1024, 256>>>(p, n, lo, hi, 12345u);
+    CK(cudaGetLastError());
+}
+static void fill_u16(void *p, size_t n, int bf16) {
+    fill_u16_kernel<<<1024, 256>>>((uint16_t *)p, n, bf16, 777u);
+    CK(cudaGetLastError());
+}
+
+static void row_flops(const char *op, const char *shape, double us, double flops, double ref_us) {
+    printf("| %s | %s | %.2f | %.1f TFLOP/s | |", op, shape, us, flops / (us * 1e6));
+    if (ref_us > 0)
+        printf(" %.2f | %.0f%% |\n", ref_us, 100.0 * ref_us / us);
+    else
+        printf(" | |\n");
+}
+
+// Prefill GEMM (tensor cores) vs cuBLAS bf16 (bf16 in, f32 out, f32 accumulate) of one shape.
+static void bench_gemm(cublasHandle_t h) {
+    struct {
+        int64_t m, k, n; // tokens, cols, rows
+    } shapes[] = {{512, 1536, 8960}, {512, 8960, 1536}, {4096, 4096, 4096}};
+    for (auto &sh : shapes) {
+        const int64_t M = sh.m, K = sh.k, N = sh.n;
+        float *x, *y;
+        void *w16, *wq, *x16;
+        CK(cudaMalloc(&x, M * K * 4));
+        CK(cudaMalloc(&y, M * N * 4));
+        CK(cudaMalloc(&w16, N * K * 2));
+        CK(cudaMalloc(&x16, M * K * 2));
+        CK(cudaMalloc(&wq, N * (K / 32) * 34));
+        fill_f32(x, M * K, -1.0f, 1.0f);
+        fill_u16(x16, M * K, 1);
+        fill_q8_kernel<<<1024, 256>>>((uint8_t *)wq, N * (K / 32), 99u);
+        CK(cudaGetLastError());
+        const float one = 1.0f, zero = 0.0f;
+        const double flops = 2.0 * M * N * K;
+        fill_u16(w16, N * K, 1);
+        const double ref = time_us([&] {
+            return cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, w16,
+                                CUDA_R_16BF, (int)K, x16, CUDA_R_16BF, (int)K, &zero, y,
+                                CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS
+                       ? 0
+                       : 1;
+        });
+        char shape[64];
+        snprintf(shape, sizeof shape, "%lldx%lldx%lld (tok x cols x rows)", (long long)M,
+                 (long long)K, (long long)N);
+        row_flops("cuBLAS bf16 GEMM (reference)", shape, ref, flops, 0);
+        struct {
+            int32_t type;
+            const char *name;
+            void *w;
+            size_t row_bytes;
+        } ts[] = {{30, "BF16", w16, (size_t)K * 2}, {1, "F16", w16, (size_t)K * 2},
+                  {8, "Q8_0", wq, (size_t)(K / 32) * 34}};
+        for (auto &t : ts) {
+            if (t.type == 1)
+                fill_u16(w16, N * K, 0);
+            const double us = time_us([&] {
+                return reason_cuda_gemm(t.type, t.w, K, N, t.row_bytes, NULL, x, y, (int32_t)M,
+                                        NULL);
+            });
+            char op[64];
+            snprintf(op, sizeof op, "gemm %s (mma.sync)", t.name);
+            row_flops(op, shape, us, flops, ref);
+        }
+        CK(cudaFree(wq));
+        CK(cudaFree(x16));
+        CK(cudaFree(w16));
+        CK(cudaFree(y));
+        CK(cudaFree(x));
+    }
+}
+
+// Attention over an f16 paged pool (block 16, identity block table): split-KV decode at long
+// contexts (GB/s of K and V read once) and causal prefill of a 4K prompt (TFLOP/s).
+static void bench_attention() {
+    const int32_t bs = 16, n_head = 32, n_head_kv = 8, hd = 128, kv_dim = n_head_kv * hd;
+    int sms = 132;
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    for (int32_t ctx : {8192, 32768}) {
+        for (int32_t n_seq : {1, 8}) {
+            const int32_t n_blocks = n_seq * ctx / bs;
+            void *k, *v;
+            CK(cudaMalloc(&k, (size_t)n_blocks * bs * kv_dim * 2));
+            CK(cudaMalloc(&v, (size_t)n_blocks * bs * kv_dim * 2));
+            fill_u16(k, (size_t)n_blocks * bs * kv_dim, 0);
+            fill_u16(v, (size_t)n_blocks * bs * kv_dim, 0);
+            std::vector<int32_t> meta(2 * n_seq + n_blocks);
+            for (int32_t s = 0; s < n_seq; s++) {
+                meta[s] = ctx - 1;                // pos
+                meta[n_seq + s] = s * (ctx / bs); // tab_off
+            }
+            for (int32_t i = 0; i < n_blocks; i++)
+                meta[2 * n_seq + i] = i;
+            int32_t *dmeta;
+            CK(cudaMalloc(&dmeta, meta.size() * 4));
+            CK(cudaMemcpy(dmeta, meta.data(), meta.size() * 4, cudaMemcpyHostToDevice));
+            float *q, *out;
+            CK(cudaMalloc(&q, (size_t)n_seq * n_head * hd * 4));
+            CK(cudaMalloc(&out, (size_t)n_seq * n_head * hd * 4));
+            fill_f32(q, (size_t)n_seq * n_head * hd, -1.0f, 1.0f);
+            // the backend's split choice (backend_cuda.c)
+            const int64_t pairs = (int64_t)n_seq * n_head_kv;
+            int64_t n_split = (2 * (int64_t)sms + pairs - 1) / pairs;
+            n_split = std::min<int64_t>(n_split, (ctx + 127) / 128);
+            n_split = std::max<int64_t>(1, std::min<int64_t>(128, n_split));
+            float *work;
+            CK(cudaMalloc(&work, reason_cuda_attention_work(n_seq, n_head, hd, (int32_t)n_split) * 4));
+            reason_cuda_kv kv = {k, v, 0, 1, n_blocks, bs, kv_dim};
+            reason_cuda_attn ap = {n_head, n_head_kv, hd, 0, 0.0884f, NULL};
+            reason_cuda_batch b = {n_seq, dmeta, dmeta + n_seq, dmeta + 2 * n_seq};
+            const double us = time_us([&] {
+                return reason_cuda_attention_decode(&kv, 0, q, &b, &ap, (int32_t)n_split, work,
+                                                    out, NULL);
+            });
+            char shape[96];
+            snprintf(shape, sizeof shape, "%d seq x %dK ctx, 32/8 heads hd128 f16, %lld splits",
+                     n_seq, ctx / 1024, (long long)n_split);
+            row("attention decode (split-KV)", shape, us, 2.0 * n_seq * ctx * kv_dim * 2, 0);
+            CK(cudaFree(work));
+            CK(cudaFree(out));
+            CK(cudaFree(q));
+            CK(cudaFree(dmeta));
+            CK(cudaFree(v));
+            CK(cudaFree(k));
+        }
+    }
+    for (int32_t hdp : {128, 64}) {
+        const int32_t n = 4096, nh = hdp == 128 ? 32 : 16, nkv = 8, kvd = nkv * hdp;
+        const int32_t n_blocks = n / bs, n_tiles = n / REASON_CUDA_PREFILL_ROWS;
+        void *k, *v;
+        CK(cudaMalloc(&k, (size_t)n * kvd * 2));
+        CK(cudaMalloc(&v, (size_t)n * kvd * 2));
+        fill_u16(k, (size_t)n * kvd, 0);
+        fill_u16(v, (size_t)n * kvd, 0);
+        std::vector<int32_t> meta(2 * n + 2 * n_tiles + n_blocks);
+        for (int32_t i = 0; i < n; i++)
+            meta[i] = i, meta[n + i] = 0;
+        for (int32_t t = 0; t < n_tiles; t++)
+            meta[2 * n + 2 * t] = t * REASON_CUDA_PREFILL_ROWS,
+                          meta[2 * n + 2 * t + 1] = REASON_CUDA_PREFILL_ROWS;
+        for (int32_t i = 0; i < n_blocks; i++)
+            meta[2 * n + 2 * n_tiles + i] = i;
+        int32_t *dmeta;
+        CK(cudaMalloc(&dmeta, meta.size() * 4));
+        CK(cudaMemcpy(dmeta, meta.data(), meta.size() * 4, cudaMemcpyHostToDevice));
+        float *q, *out;
+        CK(cudaMalloc(&q, (size_t)n * nh * hdp * 4));
+        CK(cudaMalloc(&out, (size_t)n * nh * hdp * 4));
+        fill_f32(q, (size_t)n * nh * hdp, -1.0f, 1.0f);
+        reason_cuda_kv kv = {k, v, 0, 1, n_blocks, bs, kvd};
+        reason_cuda_attn ap = {nh, nkv, hdp, 0, 1.0f / sqrtf((float)hdp), NULL};
+        reason_cuda_batch b = {n, dmeta, dmeta + n, dmeta + 2 * n + 2 * n_tiles};
+        const double us = time_us([&] {
+            return reason_cuda_attention_prefill(&kv, 0, q, &b, &ap, dmeta + 2 * n, n_tiles, out,
+                                                 NULL);
+        });
+        // causal: row i sees i + 1 keys; 2 products (QK, PV) of 2 flops per multiply-add
+        const double flops = 4.0 * nh * hdp * ((double)n * (n + 1) / 2);
+        char shape[96];
+        snprintf(shape, sizeof shape, "4K causal, %d/%d heads hd%d f16", nh, nkv, hdp);
+        row_flops("attention prefill (mma.sync)", shape, us, flops, 0);
+        CK(cudaFree(out));
+        CK(cudaFree(q));
+        CK(cudaFree(dmeta));
+        CK(cudaFree(v));
+        CK(cudaFree(k));
+    }
+}
+
+static void bench_sampling() {
+    const int32_t n_vocab = 151936;
+    for (int32_t rows : {1, 64}) {
+        float *x, *lp;
+        int32_t *idx;
+        float *val;
+        CK(cudaMalloc(&x, (size_t)rows * n_vocab * 4));
+        CK(cudaMalloc(&lp, (size_t)rows * n_vocab * 4));
+        CK(cudaMalloc(&idx, (size_t)rows * 40 * 4));
+        CK(cudaMalloc(&val, (size_t)rows * 40 * 4));
+        fill_f32(x, (size_t)rows * n_vocab, -10.0f, 10.0f);
+        char shape[64];
+        snprintf(shape, sizeof shape, "%dx%d", rows, n_vocab);
+        row("log_softmax", shape,
+            time_us([&] { return reason_cuda_log_softmax(x, rows, n_vocab, 1.0f, lp, NULL, NULL); }),
+            3.0 * rows * n_vocab * 4, 0);
+        snprintf(shape, sizeof shape, "%dx%d k=40", rows, n_vocab);
+        row("top_k", shape,
+            time_us([&] { return reason_cuda_top_k(x, rows, n_vocab, 40, idx, val, NULL); }),
+            4.0 * rows * n_vocab, 0);
+        // on the logits themselves (negative entries never count): timing only
+        snprintf(shape, sizeof shape, "%dx%d p=0.9", rows, n_vocab);
+        row("top_p", shape, time_us([&] {
+                return reason_cuda_top_p(x, rows, n_vocab, 0.9f, val, idx, NULL);
+            }),
+            32.0 * rows * n_vocab * 4, 0);
+        CK(cudaFree(val));
+        CK(cudaFree(idx));
+        CK(cudaFree(lp));
+        CK(cudaFree(x));
+    }
 }
 
 int main() {
@@ -200,7 +444,7 @@ int main() {
                  r.neox ? "neox" : "normal");
         row("rope", shape, time_us([&] {
                 return reason_cuda_rope(a, r.n_tok, r.n_head, pos, r.head_dim, r.head_dim, r.neox,
-                                        1e6f, 1.0f, NULL, NULL);
+                                        1e6f, 1.0f, 1.0f, NULL, NULL);
             }),
             8.0 * r.n_tok * r.n_head * r.head_dim, 0);
     }
@@ -208,6 +452,10 @@ int main() {
     CK(cudaFree(c));
     CK(cudaFree(b));
     CK(cudaFree(a));
+
+    bench_gemm(h);
+    bench_attention();
+    bench_sampling();
     CB(cublasDestroy(h));
     CK(cudaDeviceSynchronize());
     return 0;

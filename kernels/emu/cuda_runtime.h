@@ -1,0 +1,2 @@
+// cuda_runtime.h — stand-in for the CUDA header in the CPU emulator (emu.h).
+#include "emu.h"
