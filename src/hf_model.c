@@ -943,6 +943,54 @@ static reason_status gptoss_fixup(hf_weights *w, const st_tensor *t, hf_record *
     return REASON_OK;
 }
 
+/* gpt-oss's released experts: mlp.experts.{gate_up,down}_proj_blocks (E, R, G, 16) U8 and _scales
+ * (E, R, G) U8, R output rows (gate_up: gate and up alternating) of G blocks of 32: per block, an
+ * E8M0 scale (2^(s-127)) and 16 bytes whose low nibble is element 2i and high nibble element 2i+1
+ * (transformers' convert_moe_packed_tensors). Repacked into MXFP4 rows as GGUF lays them out —
+ * the scale byte, then low nibbles for elements 0-15 and high nibbles for 16-31 — as
+ * ffn_gate_exps / ffn_up_exps (even / odd rows) or ffn_down_exps. t is the _blocks tensor. */
+static reason_status gptoss_mxfp4(hf_weights *w, const st_tensor *t, long il, bool gate_up) {
+    char scales_name[160];
+    const size_t stem = strlen(t->name) - strlen("_blocks");
+    snprintf(scales_name, sizeof scales_name, "%.*s_scales", (int)stem, t->name);
+    const st_tensor *sc = st_set_find(w->set, scales_name);
+    if (t->dtype != ST_U8 || t->n_dims != 4 || t->shape[3] != 16 || !sc || sc->dtype != ST_U8 ||
+        sc->n_dims != 3 || sc->shape[0] != t->shape[0] || sc->shape[1] != t->shape[1] ||
+        sc->shape[2] != t->shape[2] || (gate_up && t->shape[1] % 2 != 0))
+        return rs_error(REASON_ERR_FORMAT,
+                        "%s: tensor '%s' must be U8 (E, R, G, 16) with '%s' U8 (E, R, G)%s",
+                        t->file, t->name, scales_name, gate_up ? " and R even" : "");
+    const int64_t n_e = t->shape[0], rows = t->shape[1], groups = t->shape[2];
+    const int64_t halves = gate_up ? 2 : 1, out_rows = rows / halves;
+    const size_t row_bytes = (size_t)groups * 17, part = (size_t)(n_e * out_rows) * row_bytes;
+    const uint8_t *blocks = t->data, *scales = sc->data;
+    for (int64_t h = 0; h < halves; h++) {
+        uint8_t *dst = own(w, part, "MXFP4 experts");
+        if (!dst) return REASON_ERR_NOMEM;
+        for (int64_t e = 0; e < n_e; e++)
+            for (int64_t r = 0; r < out_rows; r++) {
+                const int64_t src_row = e * rows + r * halves + h;
+                uint8_t *o = dst + (size_t)(e * out_rows + r) * row_bytes;
+                for (int64_t gi = 0; gi < groups; gi++, o += 17) {
+                    const uint8_t *b = blocks + ((size_t)src_row * groups + gi) * 16;
+                    uint8_t code[32];
+                    for (int i = 0; i < 16; i++) {
+                        code[2 * i] = b[i] & 0x0F;
+                        code[2 * i + 1] = b[i] >> 4;
+                    }
+                    o[0] = scales[(size_t)src_row * groups + gi];
+                    for (int j = 0; j < 16; j++) o[1 + j] = (uint8_t)(code[j] | code[j + 16] << 4);
+                }
+            }
+        hf_record *rec = &w->recs[w->n_recs++];
+        snprintf(rec->key, sizeof rec->key, "blk.%ld.%s.weight", il,
+                 !gate_up ? "ffn_down_exps" : h == 0 ? "ffn_gate_exps" : "ffn_up_exps");
+        rec->t = (gguf_tensor){.name = t->name, .type = TENSOR_MXFP4, .n_dims = 3,
+                               .ne = {groups * 32, out_rows, n_e, 1}, .nbytes = part, .data = dst};
+    }
+    return REASON_OK;
+}
+
 static reason_status build_records(hf_weights *w, int *tied) {
     const int64_t n = st_set_n_tensors(w->set);
     bool has_lm_head = st_set_find(w->set, "lm_head.weight") != NULL;
@@ -970,6 +1018,16 @@ static reason_status build_records(hf_weights *w, int *tied) {
         char mapped[128];
         snprintf(mapped, sizeof mapped, "%s", name);
         name = mapped;
+        long il;
+        const char *rest;
+        if (w->gptoss && split_layer(name, "model.layers.", &il, &rest)) {
+            if (strcmp(rest, "mlp.experts.gate_up_proj_blocks") == 0 ||
+                strcmp(rest, "mlp.experts.down_proj_blocks") == 0) {
+                RS_TRY(gptoss_mxfp4(w, t, il, rest[12] == 'g'));
+                continue;
+            }
+            if (ends_with(rest, "_proj_scales")) continue; /* read with its _blocks */
+        }
         if (unsupported_extra(t->name, w->gptoss))
             return rs_error(REASON_ERR_UNSUPPORTED,
                             "%s: tensor '%s' (a bias the architecture does not have) is not "

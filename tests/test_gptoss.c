@@ -110,10 +110,15 @@ static void write_gptoss_gguf(void) {
     write_gguf(&g, gguf_file_path);
 }
 
-static void setup(void) {
-    hf_fixture_setup("gptoss-tiny", tmp, &fx);
+static const char *fixture = "gptoss-tiny";
+
+static void setup_named(const char *name) {
+    fixture = name;
+    hf_fixture_setup(fixture, tmp, &fx);
     load_path = tmp;
 }
+
+static void setup(void) { setup_named("gptoss-tiny"); }
 
 static void setup_gguf(void) {
     setup();
@@ -172,6 +177,25 @@ static void decode_range(reason_context *ctx, int32_t seq, int32_t from, int32_t
     ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s: %s", label, reason_last_error());
     for (int32_t r = from; r < to; r++) expect_row(ctx, r - from, r, label);
 }
+
+/* The released checkpoints' MXFP4 experts (*_blocks / *_scales), repacked at load: logits against
+ * transformers' own dequantization of the same file. */
+static void setup_mxfp4(void) { setup_named("gptoss-mxfp4-tiny"); }
+
+START_TEST(test_mxfp4_experts) {
+    reason_model *model = load();
+    const layer_weights *l = &model->layers[1];
+    ck_assert_int_eq(l->exp_gate[0].type, 39); /* MXFP4 */
+    ck_assert_int_eq(l->exp_up[3].type, 39);
+    ck_assert_int_eq(l->exp_down[3].type, 39);
+    ck_assert_int_eq(l->exp_down[3].ne[0], 32);
+    reason_context *ctx = make_context(model, 1);
+    decode_range(ctx, 0, 0, fx.n_prompt, "prompt");
+    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) decode_range(ctx, 0, t, t + 1, "step");
+    reason_context_free(ctx);
+    reason_model_free(model);
+}
+END_TEST
 
 START_TEST(test_info) {
     reason_model *model = load();
@@ -337,6 +361,10 @@ int main(void) {
     tcase_add_test(tc, test_window_blocks_released);
     tcase_add_test(tc, test_window_checkpoint_restore);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("mxfp4");
+    tcase_add_checked_fixture(tm, setup_mxfp4, teardown);
+    tcase_add_test(tm, test_mxfp4_experts);
+    suite_add_tcase(s, tm);
     TCase *tg = tcase_create("gguf");
     tcase_add_checked_fixture(tg, setup_gguf, teardown);
     tcase_add_test(tg, test_info);

@@ -42,6 +42,26 @@ N_GREEDY = 16
 PROMPT = "17 * 23?"
 TINY = dict(seed=401, hidden=32, layers=3, heads=4, kv_heads=2, head_dim=16, ffn=16, experts=4,
             experts_used=2, window=4, eps=1e-5, ctx=131072)
+# The same with its experts as released gpt-oss checkpoints keep them: MXFP4 `*_blocks` / `*_scales`
+# (U8), the reference computed by transformers from that file (Mxfp4Config(dequantize=True)).
+# MXFP4 blocks run along the input dimension, so every expert input is a multiple of 32.
+TINY_MXFP4 = dict(TINY, seed=402, ffn=32)
+FP4_VALUES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
+                       -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4_pack(w):
+    """(E, rows, cols) floats -> blocks (E, rows, cols/32, 16) and scales (E, rows, cols/32), U8:
+    per 32 values the smallest power-of-two scale 2^(s-127) with |x| <= 6·scale, the nearest E2M1
+    code, element 2i in the low nibble of byte i (OpenAI's / transformers' layout)."""
+    e_, r_, c_ = w.shape
+    x = w.reshape(e_, r_, c_ // 32, 32)
+    amax = np.abs(x).max(-1)
+    e = np.where(amax > 0, np.ceil(np.log2(np.maximum(amax, 1e-30) / 6.0)), -127)
+    e = np.clip(e, -127, 127).astype(np.int32)
+    codes = np.abs((x / np.ldexp(1.0, e)[..., None])[..., None] - FP4_VALUES).argmin(-1)
+    codes = codes.astype(np.uint8)
+    return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8), (e + 127).astype(np.uint8)
 
 
 def weights(model, seed: int) -> dict:
@@ -69,11 +89,16 @@ def weights(model, seed: int) -> dict:
 def main() -> None:
     import torch
     from tokenizers import Tokenizer
-    from transformers import GptOssConfig, GptOssForCausalLM
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    c, name = TINY, "gptoss-tiny"
     tok = Tokenizer.from_file(str(TOKENIZER))
+    make("gptoss-tiny", TINY, tok, mxfp4=False)
+    make("gptoss-mxfp4-tiny", TINY_MXFP4, tok, mxfp4=True)
+
+
+def make(name: str, c: dict, tok, mxfp4: bool) -> None:
+    import torch
+    from transformers import GptOssConfig, GptOssForCausalLM
     n_vocab = tok.get_vocab_size(with_added_tokens=True)
     cfg = GptOssConfig(vocab_size=n_vocab, hidden_size=c["hidden"], num_hidden_layers=c["layers"],
                        num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"],
@@ -92,6 +117,21 @@ def main() -> None:
     d.mkdir(parents=True)
     model.save_pretrained(str(d), safe_serialization=True)
     (d / "generation_config.json").unlink(missing_ok=True)
+    if mxfp4:  # rewrite the experts as MXFP4 blocks and scales, as released checkpoints hold them
+        from safetensors.torch import load_file, save_file
+        sd = load_file(str(d / "model.safetensors"))
+        out = {}
+        for k, v in sorted(sd.items()):
+            if k.endswith("experts.gate_up_proj") or k.endswith("experts.down_proj"):
+                blocks, scales = mxfp4_pack(v.float().numpy().transpose(0, 2, 1))  # (E, out, in)
+                out[k + "_blocks"] = torch.from_numpy(blocks)
+                out[k + "_scales"] = torch.from_numpy(scales)
+            else:
+                out[k] = v
+        save_file(out, str(d / "model.safetensors"), metadata={"format": "pt"})
+        cfg_json = json.loads((d / "config.json").read_text())
+        cfg_json["quantization_config"] = {"quant_method": "mxfp4"}
+        (d / "config.json").write_text(json.dumps(cfg_json, indent=2, sort_keys=True) + "\n")
     for p in d.iterdir():
         p.chmod(0o644)
     del model
@@ -99,9 +139,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for p in d.iterdir():
             shutil.copyfile(p, Path(tmp) / p.name)
+        extra = {}
+        if mxfp4:
+            from transformers import Mxfp4Config
+            extra["quantization_config"] = Mxfp4Config(dequantize=True)
         ref = GptOssForCausalLM.from_pretrained(tmp, dtype=torch.float64,
                                                 attn_implementation="eager",
-                                                experts_implementation="eager").eval()
+                                                experts_implementation="eager", **extra).eval()
         seq = list(prompt_ids)
         with torch.no_grad():
             for _ in range(N_GREEDY):
@@ -115,7 +159,8 @@ def main() -> None:
     files = sorted(p.name for p in d.iterdir())
     vers = versions()
     meta = {
-        "model_dir": name, "hf_class": "GptOssForCausalLM", "dtype": "bfloat16",
+        "model_dir": name, "hf_class": "GptOssForCausalLM",
+        "dtype": "bfloat16, experts MXFP4" if mxfp4 else "bfloat16",
         "files": {f: hashlib.sha256((d / f).read_bytes()).hexdigest() for f in files},
         "tokenizer": "tests/data/models/qwen3-tokenizer.json (copied in at test time)",
         "seed": c["seed"], "prompt_text": PROMPT, "prompt_ids": prompt_ids,
