@@ -8,8 +8,10 @@
 #define REASON_HF_FIXTURE_H
 
 #include "model_fixture.h"
+#include "reason.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -56,6 +58,104 @@ static inline void hf_fixture_setup(const char *name, char *dir, model_fixture *
     fx->logits = malloc(n * sizeof(float));
     ck_assert_uint_eq(fread(fx->logits, sizeof(float), n, fp), n);
     fclose(fp);
+}
+
+/* ---- decoding a fixture and checking its logits -------------------------------------------- */
+
+/* The reference of one test run, its tolerance (relative max-norm per row) and the worst error
+ * seen so far. */
+typedef struct fixture_check {
+    const model_fixture *fx;
+    double tol;
+    double worst;
+} fixture_check;
+
+static inline reason_model *fixture_load_model(const char *path) {
+    reason_model *model;
+    ck_assert_msg(reason_model_load(path, NULL, &model) == REASON_OK, "%s", reason_last_error());
+    return model;
+}
+
+/* A context for the tiny fixtures: F32 KV in blocks of 4, 2 threads. */
+static inline reason_context *fixture_context(const reason_model *model, int32_t n_seq,
+                                              uint32_t n_ctx) {
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.n_ctx = n_ctx;
+    p.n_batch = 64;
+    p.n_outputs_max = 64;
+    p.n_seq_max = (uint32_t)n_seq;
+    p.kv_type = REASON_KV_F32;
+    p.kv_block_size = 4;
+    p.n_threads = 2;
+    reason_context *ctx;
+    ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s", reason_last_error());
+    return ctx;
+}
+
+/* Batch token i's logits against the reference row after token `row`. */
+static inline void fixture_expect_row(fixture_check *c, reason_context *ctx, int32_t i,
+                                      int32_t row, const char *label) {
+    const float *logits;
+    ck_assert_msg(reason_get_logits(ctx, i, &logits) == REASON_OK, "%s", reason_last_error());
+    const double err =
+        rel_max_err(logits, c->fx->logits + (size_t)row * c->fx->n_vocab, c->fx->n_vocab);
+    if (err > c->worst) c->worst = err;
+    ck_assert_msg(err <= c->tol, "%s: logits after token %d differ by %.3g > %.1g", label, row,
+                  err, c->tol);
+}
+
+/* Decodes the fixture's tokens [from, to) into seq at positions from..to-1, every row checked
+ * when check. */
+static inline void fixture_decode(fixture_check *c, reason_context *ctx, int32_t seq,
+                                  int32_t from, int32_t to, bool check, const char *label) {
+    int32_t pos[512], sid[512];
+    int8_t want[512];
+    for (int32_t i = from; i < to; i++) {
+        pos[i - from] = i;
+        sid[i - from] = seq;
+        want[i - from] = 1;
+    }
+    const reason_batch b = {to - from, c->fx->tokens + from, pos, sid, want};
+    ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s: %s", label, reason_last_error());
+    for (int32_t r = from; r < to && check; r++) fixture_expect_row(c, ctx, r - from, r, label);
+}
+
+/* The checks every architecture's fixture gets: the whole sequence in one batch; the prompt, then
+ * one token at a time; the prompt forked twice and the children decoding the greedy tokens
+ * together, one batch a step, in the other order than they were forked. */
+static inline void fixture_check_one_batch(fixture_check *c, const reason_model *model,
+                                           uint32_t n_ctx) {
+    reason_context *ctx = fixture_context(model, 1, n_ctx);
+    fixture_decode(c, ctx, 0, 0, c->fx->n_tokens, true, "one batch");
+    reason_context_free(ctx);
+}
+
+static inline void fixture_check_token_by_token(fixture_check *c, const reason_model *model,
+                                                uint32_t n_ctx) {
+    reason_context *ctx = fixture_context(model, 1, n_ctx);
+    fixture_decode(c, ctx, 0, 0, c->fx->n_prompt, true, "prompt");
+    for (int32_t t = c->fx->n_prompt; t < c->fx->n_tokens; t++)
+        fixture_decode(c, ctx, 0, t, t + 1, true, "step");
+    reason_context_free(ctx);
+}
+
+static inline void fixture_check_forked(fixture_check *c, const reason_model *model,
+                                        uint32_t n_ctx) {
+    reason_context *ctx = fixture_context(model, 3, n_ctx);
+    fixture_decode(c, ctx, 0, 0, c->fx->n_prompt, true, "prompt");
+    ck_assert_int_eq(reason_seq_fork(ctx, 0, 1), REASON_OK);
+    ck_assert_int_eq(reason_seq_fork(ctx, 0, 2), REASON_OK);
+    for (int32_t t = c->fx->n_prompt; t < c->fx->n_tokens; t++) {
+        const int32_t tok[2] = {c->fx->tokens[t], c->fx->tokens[t]}, pos[2] = {t, t},
+                      sid[2] = {2, 1};
+        const int8_t want[2] = {1, 1};
+        const reason_batch b = {2, tok, pos, sid, want};
+        ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s", reason_last_error());
+        fixture_expect_row(c, ctx, 0, t, "fork 2");
+        fixture_expect_row(c, ctx, 1, t, "fork 1");
+    }
+    reason_context_free(ctx);
 }
 
 /* Removes the directory and what is in it. */

@@ -24,7 +24,7 @@
 static char tmp[32];
 static const char *fixture = "gemma4-tiny";
 static model_fixture fx;
-static double worst_err;
+static fixture_check chk = {&fx, TOL, 0.0};
 
 static const char *load_path = tmp; /* the HF directory, or the GGUF written from it */
 static char gguf_file_path[64];
@@ -157,56 +157,13 @@ static void setup_dense_gguf(void) { setup_dense(), write_gemma4_gguf(), load_pa
 static void setup_moe_gguf(void) { setup_moe(), write_gemma4_gguf(), load_path = gguf_file_path; }
 
 static void teardown(void) {
-    if (worst_err > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, worst_err);
-    worst_err = 0;
+    if (chk.worst > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, chk.worst);
+    chk.worst = 0;
     hf_fixture_remove(tmp);
     model_fixture_free(&fx);
 }
 
-static reason_model *load(void) {
-    reason_model *model;
-    ck_assert_msg(reason_model_load(load_path, NULL, &model) == REASON_OK, "%s",
-                  reason_last_error());
-    return model;
-}
-
-static reason_context *make_context(const reason_model *model, int32_t n_seq) {
-    reason_context_params p;
-    reason_context_params_default(&p);
-    p.n_ctx = 96;
-    p.n_batch = 64;
-    p.n_outputs_max = 64;
-    p.n_seq_max = (uint32_t)n_seq;
-    p.kv_type = REASON_KV_F32;
-    p.kv_block_size = 4;
-    p.n_threads = 2;
-    reason_context *ctx;
-    ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s", reason_last_error());
-    return ctx;
-}
-
-static void expect_row(reason_context *ctx, int32_t i, int32_t row, const char *label) {
-    const float *logits;
-    ck_assert_msg(reason_get_logits(ctx, i, &logits) == REASON_OK, "%s", reason_last_error());
-    const double err = rel_max_err(logits, fx.logits + (size_t)row * fx.n_vocab, fx.n_vocab);
-    if (err > worst_err) worst_err = err;
-    ck_assert_msg(err <= TOL, "%s: logits after token %d differ by %.3g > %.1g", label, row, err,
-                  TOL);
-}
-
-static void decode_range(reason_context *ctx, int32_t seq, int32_t from, int32_t to,
-                         const char *label) {
-    int32_t pos[512], sid[512];
-    int8_t want[512];
-    for (int32_t i = from; i < to; i++) {
-        pos[i - from] = i;
-        sid[i - from] = seq;
-        want[i - from] = 1;
-    }
-    const reason_batch b = {to - from, fx.tokens + from, pos, sid, want};
-    ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s: %s", label, reason_last_error());
-    for (int32_t r = from; r < to; r++) expect_row(ctx, r - from, r, label);
-}
+static reason_model *load(void) { return fixture_load_model(load_path); }
 
 START_TEST(test_info) {
     reason_model *model = load();
@@ -235,38 +192,21 @@ END_TEST
 
 START_TEST(test_one_batch) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_tokens, "one batch");
-    reason_context_free(ctx);
+    fixture_check_one_batch(&chk, model, 96);
     reason_model_free(model);
 }
 END_TEST
 
 START_TEST(test_token_by_token) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_prompt, "prompt");
-    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) decode_range(ctx, 0, t, t + 1, "step");
-    reason_context_free(ctx);
+    fixture_check_token_by_token(&chk, model, 96);
     reason_model_free(model);
 }
 END_TEST
 
 START_TEST(test_forked_traces) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 3);
-    decode_range(ctx, 0, 0, fx.n_prompt, "prompt");
-    ck_assert_int_eq(reason_seq_fork(ctx, 0, 1), REASON_OK);
-    ck_assert_int_eq(reason_seq_fork(ctx, 0, 2), REASON_OK);
-    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) {
-        const int32_t tok[2] = {fx.tokens[t], fx.tokens[t]}, pos[2] = {t, t}, sid[2] = {2, 1};
-        const int8_t want[2] = {1, 1};
-        const reason_batch b = {2, tok, pos, sid, want};
-        ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s", reason_last_error());
-        expect_row(ctx, 0, t, "fork 2");
-        expect_row(ctx, 1, t, "fork 1");
-    }
-    reason_context_free(ctx);
+    fixture_check_forked(&chk, model, 96);
     reason_model_free(model);
 }
 END_TEST

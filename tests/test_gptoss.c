@@ -23,7 +23,7 @@
 
 static char tmp[32];
 static model_fixture fx;
-static double worst_err;
+static fixture_check chk = {&fx, TOL, 0.0};
 
 enum { N_EMBD = 32, N_LAYER = 3, N_HEAD = 4, N_HEAD_KV = 2, HEAD_DIM = 16, N_FF = 16,
        N_EXPERT = 4 };
@@ -127,55 +127,25 @@ static void setup_gguf(void) {
 }
 
 static void teardown(void) {
-    if (worst_err > 0) printf("gpt-oss: worst relative max-norm error %.3g\n", worst_err);
-    worst_err = 0;
+    if (chk.worst > 0) printf("gpt-oss: worst relative max-norm error %.3g\n", chk.worst);
+    chk.worst = 0;
     hf_fixture_remove(tmp);
     model_fixture_free(&fx);
 }
 
-static reason_model *load(void) {
-    reason_model *model;
-    ck_assert_msg(reason_model_load(load_path, NULL, &model) == REASON_OK, "%s",
-                  reason_last_error());
-    return model;
-}
+static reason_model *load(void) { return fixture_load_model(load_path); }
 
 static reason_context *make_context(const reason_model *model, int32_t n_seq) {
-    reason_context_params p;
-    reason_context_params_default(&p);
-    p.n_ctx = 96;
-    p.n_batch = 64;
-    p.n_outputs_max = 64;
-    p.n_seq_max = (uint32_t)n_seq;
-    p.kv_type = REASON_KV_F32;
-    p.kv_block_size = 4;
-    p.n_threads = 2;
-    reason_context *ctx;
-    ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s", reason_last_error());
-    return ctx;
+    return fixture_context(model, n_seq, 96);
 }
 
 static void expect_row(reason_context *ctx, int32_t i, int32_t row, const char *label) {
-    const float *logits;
-    ck_assert_msg(reason_get_logits(ctx, i, &logits) == REASON_OK, "%s", reason_last_error());
-    const double err = rel_max_err(logits, fx.logits + (size_t)row * fx.n_vocab, fx.n_vocab);
-    if (err > worst_err) worst_err = err;
-    ck_assert_msg(err <= TOL, "%s: logits after token %d differ by %.3g > %.1g", label, row, err,
-                  TOL);
+    fixture_expect_row(&chk, ctx, i, row, label);
 }
 
 static void decode_range(reason_context *ctx, int32_t seq, int32_t from, int32_t to,
                          const char *label) {
-    int32_t pos[512], sid[512];
-    int8_t want[512];
-    for (int32_t i = from; i < to; i++) {
-        pos[i - from] = i;
-        sid[i - from] = seq;
-        want[i - from] = 1;
-    }
-    const reason_batch b = {to - from, fx.tokens + from, pos, sid, want};
-    ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s: %s", label, reason_last_error());
-    for (int32_t r = from; r < to; r++) expect_row(ctx, r - from, r, label);
+    fixture_decode(&chk, ctx, seq, from, to, true, label);
 }
 
 /* The released checkpoints' MXFP4 experts (*_blocks / *_scales), repacked at load: logits against
@@ -189,10 +159,7 @@ START_TEST(test_mxfp4_experts) {
     ck_assert_int_eq(l->exp_up[3].type, 39);
     ck_assert_int_eq(l->exp_down[3].type, 39);
     ck_assert_int_eq(l->exp_down[3].ne[0], 32);
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_prompt, "prompt");
-    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) decode_range(ctx, 0, t, t + 1, "step");
-    reason_context_free(ctx);
+    fixture_check_token_by_token(&chk, model, 96);
     reason_model_free(model);
 }
 END_TEST
@@ -226,19 +193,14 @@ END_TEST
 
 START_TEST(test_one_batch) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_tokens, "one batch");
-    reason_context_free(ctx);
+    fixture_check_one_batch(&chk, model, 96);
     reason_model_free(model);
 }
 END_TEST
 
 START_TEST(test_token_by_token) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_prompt, "prompt");
-    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) decode_range(ctx, 0, t, t + 1, "step");
-    reason_context_free(ctx);
+    fixture_check_token_by_token(&chk, model, 96);
     reason_model_free(model);
 }
 END_TEST
@@ -246,19 +208,7 @@ END_TEST
 /* The prompt, forked twice; the children decode the greedy tokens together, one batch a step. */
 START_TEST(test_forked_traces) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 3);
-    decode_range(ctx, 0, 0, fx.n_prompt, "prompt");
-    ck_assert_int_eq(reason_seq_fork(ctx, 0, 1), REASON_OK);
-    ck_assert_int_eq(reason_seq_fork(ctx, 0, 2), REASON_OK);
-    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++) {
-        const int32_t tok[2] = {fx.tokens[t], fx.tokens[t]}, pos[2] = {t, t}, sid[2] = {2, 1};
-        const int8_t want[2] = {1, 1};
-        const reason_batch b = {2, tok, pos, sid, want};
-        ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s", reason_last_error());
-        expect_row(ctx, 0, t, "fork 2");
-        expect_row(ctx, 1, t, "fork 1");
-    }
-    reason_context_free(ctx);
+    fixture_check_forked(&chk, model, 96);
     reason_model_free(model);
 }
 END_TEST

@@ -25,7 +25,7 @@
 static char tmp[32];
 static const char *fixture = "qwen35-tiny"; /* or qwen35moe-tiny (setup_moe) */
 static model_fixture fx;
-static double worst_err;
+static fixture_check chk = {&fx, TOL, 0.0};
 
 static void setup(void) { hf_fixture_setup(fixture, tmp, &fx); }
 
@@ -33,57 +33,28 @@ static void setup_dense(void) { fixture = "qwen35-tiny", setup(); }
 static void setup_moe(void) { fixture = "qwen35moe-tiny", setup(); }
 
 static void teardown(void) {
-    if (worst_err > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, worst_err);
-    worst_err = 0;
+    if (chk.worst > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, chk.worst);
+    chk.worst = 0;
     hf_fixture_remove(tmp);
     model_fixture_free(&fx);
 }
 
-static reason_model *load(void) {
-    reason_model *model;
-    ck_assert_msg(reason_model_load(tmp, NULL, &model) == REASON_OK, "%s", reason_last_error());
-    return model;
-}
+static reason_model *load(void) { return fixture_load_model(tmp); }
 
 static reason_context *make_context(const reason_model *model, int32_t n_seq) {
-    reason_context_params p;
-    reason_context_params_default(&p);
-    p.n_ctx = 64;
-    p.n_batch = 64;
-    p.n_outputs_max = 64;
-    p.n_seq_max = (uint32_t)n_seq;
-    p.kv_type = REASON_KV_F32;
-    p.kv_block_size = 4;
-    p.n_threads = 2;
-    reason_context *ctx;
-    ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s", reason_last_error());
-    return ctx;
+    return fixture_context(model, n_seq, 64);
 }
 
 /* Batch token i's logits against the reference row after token `row`. */
 static void expect_row(reason_context *ctx, int32_t i, int32_t row, const char *label) {
-    const float *logits;
-    ck_assert_msg(reason_get_logits(ctx, i, &logits) == REASON_OK, "%s", reason_last_error());
-    const double err = rel_max_err(logits, fx.logits + (size_t)row * fx.n_vocab, fx.n_vocab);
-    if (err > worst_err) worst_err = err;
-    ck_assert_msg(err <= TOL, "%s: logits after token %d differ by %.3g > %.1g", label, row, err,
-                  TOL);
+    fixture_expect_row(&chk, ctx, i, row, label);
 }
 
 /* Decodes tokens [from, to) of the fixture into seq (positions from..to-1), every row checked
  * when check. */
 static void decode_range(reason_context *ctx, int32_t seq, int32_t from, int32_t to, bool check,
                          const char *label) {
-    int32_t pos[512], sid[512];
-    int8_t want[512];
-    for (int32_t i = from; i < to; i++) {
-        pos[i - from] = i;
-        sid[i - from] = seq;
-        want[i - from] = 1;
-    }
-    const reason_batch b = {to - from, fx.tokens + from, pos, sid, want};
-    ck_assert_msg(reason_decode(ctx, &b) == REASON_OK, "%s: %s", label, reason_last_error());
-    for (int32_t r = from; r < to && check; r++) expect_row(ctx, r - from, r, label);
+    fixture_decode(&chk, ctx, seq, from, to, check, label);
 }
 
 START_TEST(test_info) {
