@@ -266,6 +266,15 @@ enum reason_kv_type {
     REASON_KV_BF16 = 2,
 };
 
+/* How the CPU backend multiplies by quantized weights when decoding. */
+enum reason_precision {
+    REASON_PRECISION_EXACT = 0, /* f32 activations in every product (the default) */
+    REASON_PRECISION_FAST = 1,  /* activations quantized to 8 bits per 32 for weights of an
+                                   integer type (Q4_0, Q4_1, Q5_x, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4)
+                                   and integer dot products: 1.3-2x faster decoding, about
+                                   1-2e-2 relative error on the logits (docs/performance.md) */
+};
+
 typedef struct reason_context_params {
     uint32_t n_ctx;     /* token slots in the sequence state, shared by all sequences (4096) */
     uint32_t n_seq_max; /* most sequences alive at once (64) */
@@ -274,7 +283,8 @@ typedef struct reason_context_params {
     int32_t kv_type;    /* enum reason_kv_type */
     int32_t kv_block_size; /* token slots per KV block (16) */
     int32_t n_outputs_max; /* most batch tokens that may ask for logits in one call (64) */
-    int32_t reserved[5];
+    int32_t precision;     /* enum reason_precision (EXACT) */
+    int32_t reserved[4];
 } reason_context_params;
 
 REASON_API void reason_context_params_default(reason_context_params *params);

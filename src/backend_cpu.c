@@ -2,10 +2,10 @@
  * creation and the small row-wise ops. Matrix products live in cpu_matmul.c, the KV pool and
  * attention in cpu_attention.c; all of them split work over the context's thread pool.
  *
- * Numerics: activations stay f32 by default. REASON_CPU_MATMUL=q8 in the environment makes
- * decode products quantize activations to 8 bits per 32 and use integer dot products (faster;
- * ~2-3e-2 relative max-norm on logits, measured in docs/performance.md) — opt-in until the
- * public API has a precision setting and the tests a tolerance for it. */
+ * Numerics: activations stay f32 by default. REASON_PRECISION_FAST (reason_context_params) or
+ * REASON_CPU_MATMUL=q8 in the environment make decode products quantize activations to 8 bits
+ * per 32 and use integer dot products (faster; ~1-3e-2 relative max-norm on logits, measured in
+ * docs/performance.md). */
 #include "backend_cpu.h"
 
 #include "tensor_types.h"
@@ -147,6 +147,11 @@ static const backend_ops cpu_ops = {
     .moe_route = cpu_moe_route,
     .moe = cpu_moe,
 };
+
+void backend_cpu_set_fast_matmul(backend *be, bool on) {
+    const char *mode = getenv("REASON_CPU_MATMUL");
+    cpu(be)->q8_matmul = on || (mode && !strcmp(mode, "q8"));
+}
 
 reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions, backend **out) {
     RS_CHECK_ARG(out != NULL && max_positions > 0);

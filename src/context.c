@@ -105,6 +105,9 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
                         p.n_ctx, p.n_seq_max, p.n_batch, p.kv_block_size, p.n_outputs_max);
     if (p.kv_type != REASON_KV_F16 && p.kv_type != REASON_KV_F32 && p.kv_type != REASON_KV_BF16)
         return rs_error(REASON_ERR_INVALID_ARG, "context params: unknown kv_type %d", p.kv_type);
+    if (p.precision != REASON_PRECISION_EXACT && p.precision != REASON_PRECISION_FAST)
+        return rs_error(REASON_ERR_INVALID_ARG, "context params: unknown precision %d",
+                        p.precision);
     const model_hparams *hp = &model->hp;
     if (hp->head_dim > 1024)
         return rs_error(REASON_ERR_UNSUPPORTED, "head dimension %d > 1024 is not supported",
@@ -128,6 +131,8 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
     else
         st = rs_error(REASON_ERR_INVALID_ARG, "REASON_BACKEND=%s: expected cpu or cuda",
                       backend_name);
+    if (st == REASON_OK && !strcmp(ctx->be->ops->name, "cpu"))
+        backend_cpu_set_fast_matmul(ctx->be, p.precision == REASON_PRECISION_FAST);
     if (st != REASON_OK) goto fail;
     if ((st = make_seq_state(ctx, &p)) != REASON_OK) goto fail;
     if ((st = forward_scratch_alloc(ctx->be, model, (int32_t)p.n_batch, p.n_outputs_max,

@@ -1,6 +1,7 @@
 /* test_context.c — the public context API on a tiny model: argument checks, bad batches, a full
  * KV cache that leaves every sequence usable, logits bookkeeping, memory counters of shared
  * prompts (and none of a windowed pool for a model without sliding-window layers). */
+#include "model_fixture.h"
 #include "test_util.h"
 
 #include "reason.h"
@@ -144,6 +145,50 @@ START_TEST(test_forks_share_prompt_memory) {
 END_TEST
 
 /* A model without sliding-window layers has no windowed pool: its counters stay 0. */
+/* REASON_PRECISION_FAST: 8-bit activations against Q8_0 weights, checked against transformers'
+ * logits of the fixture (within 5e-2: the activation rounding, docs/performance.md) and seen to
+ * differ from the exact path; an unknown precision is refused. */
+START_TEST(test_fast_precision) {
+    model_fixture fx;
+    ck_assert_int_eq(model_fixture_load("llama-Q8_0", &fx), 0);
+    const float *logits;
+    double err[2];
+    float first[2];
+    for (int fast = 0; fast < 2; fast++) {
+        reason_context_params p;
+        reason_context_params_default(&p);
+        p.kv_type = REASON_KV_F32;
+        p.n_threads = 1;
+        p.precision = fast ? REASON_PRECISION_FAST : REASON_PRECISION_EXACT;
+        reason_context *ctx = NULL;
+        ck_assert_msg(reason_context_create(model, &p, &ctx) == REASON_OK, "%s",
+                      reason_last_error());
+        err[fast] = 0.0;
+        for (int32_t t = 0; t < fx.n_tokens; t++) { /* one token at a time: the decode path */
+            const int32_t pos = t, seq = 0;
+            const reason_batch b = {1, &fx.tokens[t], &pos, &seq, NULL};
+            ck_assert_int_eq(reason_decode(ctx, &b), REASON_OK);
+            ck_assert_int_eq(reason_get_logits(ctx, 0, &logits), REASON_OK);
+            const double e = rel_max_err(logits, fx.logits + (size_t)t * fx.n_vocab, fx.n_vocab);
+            if (e > err[fast]) err[fast] = e;
+            if (t == 0) first[fast] = logits[0];
+        }
+        reason_context_free(ctx);
+    }
+    ck_assert_msg(err[0] <= 1e-4, "exact: %.3g", err[0]);
+    ck_assert_msg(err[1] <= 5e-2, "fast: %.3g", err[1]);
+    ck_assert(first[0] != first[1]); /* the integer path really ran */
+    model_fixture_free(&fx);
+    reason_context_params p;
+    reason_context_params_default(&p);
+    p.precision = 7;
+    reason_context *ctx = NULL;
+    ck_assert_int_eq(reason_context_create(model, &p, &ctx), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_null(ctx);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "precision"));
+}
+END_TEST
+
 START_TEST(test_no_windowed_pool) {
     reason_context *ctx = make_ctx(256, 2);
     ck_assert_int_eq(feed(ctx, 0, 40), REASON_OK);
@@ -171,6 +216,7 @@ int main(void) {
     tcase_add_test(tc, test_full_cache_keeps_sequences);
     tcase_add_test(tc, test_forks_share_prompt_memory);
     tcase_add_test(tc, test_no_windowed_pool);
+    tcase_add_test(tc, test_fast_precision);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -64,6 +64,10 @@ REASON_CHAT_PRESERVE_DEFAULT = 0
 REASON_CHAT_PRESERVE_ON = 1
 REASON_CHAT_PRESERVE_OFF = 2
 
+# ---- enum reason_precision -----------------------------------------------------------------------
+REASON_PRECISION_EXACT = 0
+REASON_PRECISION_FAST = 1
+
 # ---- enum reason_kv_type -------------------------------------------------------------------------
 REASON_KV_F16 = 0
 REASON_KV_F32 = 1
@@ -182,7 +186,8 @@ class reason_context_params(Structure):
         ("kv_type", c_int32),
         ("kv_block_size", c_int32),
         ("n_outputs_max", c_int32),
-        ("reserved", c_int32 * 5),
+        ("precision", c_int32),
+        ("reserved", c_int32 * 4),
     ]
 
 

@@ -9,6 +9,7 @@ from ._handle import Handle
 from .errors import check
 
 KV_TYPES = {"f16": _ffi.REASON_KV_F16, "f32": _ffi.REASON_KV_F32, "bf16": _ffi.REASON_KV_BF16}
+PRECISIONS = {"exact": _ffi.REASON_PRECISION_EXACT, "fast": _ffi.REASON_PRECISION_FAST}
 
 
 @dataclass(frozen=True)
@@ -42,18 +43,21 @@ def _per_token(value, n, name):
 class Context(Handle):
     """Sequence state for a Model. Sequences are ids in [0, n_seq_max); one thread at a time.
 
-    ``kv_type`` is "f16", "f32" or "bf16"; other arguments left None keep the C defaults
+    ``kv_type`` is "f16", "f32" or "bf16"; ``precision`` "exact" (f32 activations) or "fast"
+    (8-bit activations for integer-type weights); other arguments left None keep the C defaults
     (n_seq_max 64, n_batch 512, kv_block_size 16, n_outputs_max 64)."""
 
     _free = _ffi.reason_context_free
 
     def __init__(self, model, n_ctx=4096, n_seq_max=None, n_threads=0, kv_type="f16",
-                 n_batch=None, kv_block_size=None, n_outputs_max=None):
+                 n_batch=None, kv_block_size=None, n_outputs_max=None, precision="exact"):
         p = _ffi.reason_context_params()
         _ffi.reason_context_params_default(ctypes.byref(p))
         p.n_ctx = n_ctx
         p.n_threads = n_threads
         p.kv_type = KV_TYPES[kv_type.lower()] if isinstance(kv_type, str) else int(kv_type)
+        p.precision = (PRECISIONS[precision.lower()] if isinstance(precision, str)
+                       else int(precision))
         for name, value in (("n_seq_max", n_seq_max), ("n_batch", n_batch),
                             ("kv_block_size", kv_block_size), ("n_outputs_max", n_outputs_max)):
             if value is not None:

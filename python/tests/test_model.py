@@ -97,6 +97,20 @@ def test_greedy_generation(name):
     assert ids == meta["greedy_ids"]
 
 
+def test_fast_precision_close_to_reference(qwen3):
+    # the qwen3-F16 fixture has no integer-type weights: "fast" must then equal "exact"
+    meta, ref = load_reference("qwen3-F16")
+    ids = meta["prompt_ids"]
+    outs = []
+    for precision in ("exact", "fast"):
+        with reason.Context(qwen3, n_ctx=128, kv_type="f32", precision=precision) as ctx:
+            ctx.decode(ids, 0)
+            outs.append(ctx.logits(-1))
+            assert _relative_error(outs[-1], ref[len(ids) - 1]) <= 1e-4
+    with pytest.raises(reason.InvalidArgumentError):
+        reason.Context(qwen3, precision=5)
+
+
 def test_incremental_decode_matches_one_batch(qwen3):
     meta, ref = load_reference("qwen3-F16")
     ids = meta["prompt_ids"]
