@@ -198,11 +198,11 @@ struct backend {
     const backend_ops *ops;
 };
 
-/* The CPU backend: a thread pool of n_threads (0: all cores); max_positions bounds a sequence's
- * length (sizes the attention scratch). */
 /* REASON_PRECISION_FAST on the CPU backend: decode products with integer-type weights quantize
  * their activations to 8 bits (REASON_CPU_MATMUL=q8 in the environment forces it on). */
 RS_INTERNAL void backend_cpu_set_fast_matmul(backend *be, bool on);
+/* The CPU backend: a thread pool of n_threads (0: all cores); max_positions bounds a sequence's
+ * length (sizes the attention scratch). */
 RS_INTERNAL reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions,
                                              backend **out);
 
