@@ -137,6 +137,7 @@ static reason_status build_index(reason_tokenizer *tok, bool normalized, added_i
 static const char *const end_token_names[] = {
     "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>",
     "<end_of_turn>", "<|return|>", "<|call|>",   "<|end|>",         "<eos>",
+    "<turn|>", /* Gemma 4 */
 };
 
 static void add_end(reason_tokenizer *tok, int32_t id) {
@@ -151,7 +152,7 @@ reason_status tokenizer_finish(reason_tokenizer *tok) {
     RS_TRY(build_index(tok, true, &tok->added_normalized));
     if (tok->special[REASON_SPECIAL_EOT] < 0) {
         static const char *const eot_names[] = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>",
-                                                "<|end|>"};
+                                                "<|end|>", "<turn|>"};
         for (size_t i = 0; i < sizeof eot_names / sizeof eot_names[0]; i++) {
             reason_token id = reason_tokenizer_find(tok, eot_names[i]);
             if (id >= 0 && tok->kind[id] != TOKEN_NORMAL) {

@@ -1381,6 +1381,9 @@ static void load_gemma4(void) {
     for (size_t i = 0; i < 5; i++)
         ck_assert_msg(reason_token_is_control(gemma4, reason_tokenizer_find(gemma4, tags[i])),
                       "%s", tags[i]);
+    /* the end of a model turn also ends plain generation */
+    ck_assert_int_eq(reason_token_is_end(gemma4, reason_tokenizer_find(gemma4, "<turn|>")), 1);
+    ck_assert_int_eq(reason_token_is_end(gemma4, reason_tokenizer_find(gemma4, "<|turn>")), 0);
 }
 
 static void free_gemma4(void) { reason_tokenizer_free(gemma4); }
