@@ -230,7 +230,14 @@ int main(int argc, char **argv) {
     const double held_kv = (double)cs.kv_slots_used * kv_slot_bytes;
     const double held_rec = (double)cs.rec_slots_used * rec_seq_bytes; /* forks share a slot */
     const double pp_med = median(pp, reps), tg_med = median(tg, reps);
-    const double kv_step = par * kv_slot_bytes * (gen_prefix + (n_gen + 1) / 2.0);
+    /* sliding-window layers read at most their window: what each trace still holds of the
+     * windowed pool after the run bounds it */
+    const double swa_slot_bytes = cs.swa_slots_total ? (double)cs.swa_bytes / cs.swa_slots_total
+                                                     : 0.0;
+    const double avg_pos = gen_prefix + (n_gen + 1) / 2.0;
+    const double swa_held = (double)cs.swa_slots_used / par;
+    const double kv_step = par * (kv_slot_bytes * avg_pos +
+                                  swa_slot_bytes * (swa_held < avg_pos ? swa_held : avg_pos));
     const double rec_step = par * 2.0 * rec_seq_bytes; /* read + write */
     /* a mixture of experts reads only the selected experts' weights per token (for parallel
      * traces the union of their experts: active bytes are then a lower bound) */
