@@ -202,6 +202,46 @@ AVX2 float rs_dot_q4_K_avx2(const void *row, const float *x, int64_t n) {
     return hsum(_mm256_sub_ps(acc, accm));
 }
 
+/* Q5_K: 176-byte super-blocks: Q4_K's fields plus qh[32] at byte 16 (qs at 48); bit j of qh[l]
+ * is the fifth bit of element 32j + l. The qh bytes, widened and shifted left by 4, sit in four
+ * vectors (l = 0-7, ..., 24-31); sub-block 2c takes bit 4 of them, 2c+1 bit 5 (after >> 1), and
+ * they move down by 2 per pair. */
+AVX2 float rs_dot_q5_K_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i mask = _mm256_set1_epi32(0xf), m16 = _mm256_set1_epi32(0x10);
+    __m256 acc = _mm256_setzero_ps(), accm = acc;
+    for (int64_t i = 0; i < n / 256; i++, b += 176) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        const uint8_t *qs = b + 48;
+        __m256i h[4];
+        for (int k = 0; k < 4; k++) h[k] = _mm256_slli_epi32(u8x8(b + 16 + 8 * k), 4);
+        for (int c = 0; c < 4; c++, qs += 32, x += 64) {
+            int s0, m0, s1, m1;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            __m256 plo = _mm256_setzero_ps(), phi = plo, xlo = plo, xhi = plo;
+            for (int k = 0; k < 4; k++) {
+                const __m256i v = u8x8(qs + 8 * k);
+                const __m256i ql = _mm256_or_si256(_mm256_and_si256(v, mask),
+                                                   _mm256_and_si256(h[k], m16));
+                const __m256i qu = _mm256_or_si256(
+                    _mm256_srli_epi32(v, 4), _mm256_and_si256(_mm256_srli_epi32(h[k], 1), m16));
+                h[k] = _mm256_srli_epi32(h[k], 2);
+                const __m256 xl = _mm256_loadu_ps(x + 8 * k), xh = _mm256_loadu_ps(x + 32 + 8 * k);
+                plo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ql), xl, plo);
+                phi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(qu), xh, phi);
+                xlo = _mm256_add_ps(xlo, xl);
+                xhi = _mm256_add_ps(xhi, xh);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)s0), plo, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)s1), phi, acc);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * (float)m0), xlo, accm);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * (float)m1), xhi, accm);
+        }
+    }
+    return hsum(_mm256_sub_ps(acc, accm));
+}
+
 /* Q6_K: 210-byte super-blocks: ql[128], qh[64], int8 scales[16], f16 d. In half h, group g of
  * 32: nibble of ql[64h + 32(g&1) + l] (low for g < 2), bits 2g, 2g+1 of qh[32h + l]; q - 32. */
 AVX2 float rs_dot_q6_K_avx2(const void *row, const float *x, int64_t n) {
@@ -251,6 +291,78 @@ AVX2 float rs_dot_q6_K_avx2(const void *row, const float *x, int64_t n) {
     return hsum(acc);
 }
 
+
+/* ---- Q5_0, Q5_1 with f32 activations -----------------------------------------------------------
+ * The 32 weights of a block as bytes in element order, the fifth bit merged in (0..31, or q - 16
+ * as a signed byte for Q5_0), then widened 8 at a time (vpmovsx/zxbd), converted and multiplied
+ * into per-block sums; the block scale is applied once per block. */
+
+/* qh (4 bytes at p) as 32 bytes: byte j = 0xff where bit j is set, else 0 (byte j of the
+ * broadcast qh spread to 8 bytes, each tested against its own bit). */
+AVX2 static inline __m256i qh_mask32(const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i v =
+        _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bit);
+    return _mm256_cmpeq_epi8(v, bit);
+}
+
+/* Q5_0 (22 B): f16 d, u32 qh, nibbles; w = d * (q - 16). As a signed byte, q - 16 is the nibble
+ * with bits 4-7 set when the fifth bit is clear (0xf0 | nib = nib - 16), the nibble when set. */
+AVX2 float rs_dot_q5_0_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i f0 = _mm256_set1_epi8((char)0xf0);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 22, x += 32) {
+        const __m256i clear = _mm256_andnot_si256(qh_mask32(b + 2), f0);
+        const __m128i r = _mm_loadu_si128((const __m128i *)(b + 6));
+        const __m128i lo = _mm_or_si128(_mm_and_si128(r, m4), _mm256_castsi256_si128(clear));
+        const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(r, 4), m4),
+                                        _mm256_extracti128_si256(clear, 1));
+#define F8(q) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))
+        __m256 p0 = _mm256_mul_ps(F8(lo), _mm256_loadu_ps(x));
+        __m256 p1 = _mm256_mul_ps(F8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8));
+        p0 = _mm256_fmadd_ps(F8(hi), _mm256_loadu_ps(x + 16), p0);
+        p1 = _mm256_fmadd_ps(F8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), p1);
+#undef F8
+        const __m256 d = _mm256_set1_ps(f16_scalar(b));
+        acc0 = _mm256_fmadd_ps(d, p0, acc0);
+        acc1 = _mm256_fmadd_ps(d, p1, acc1);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q5_1 (24 B): f16 d, f16 m, u32 qh, nibbles; w = d*q + m: sum = d * sum(q x) + m * sum(x). */
+AVX2 float rs_dot_q5_1_avx2(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 24, x += 32) {
+        const __m256i set = _mm256_and_si256(qh_mask32(b + 4), b4);
+        const __m128i r = _mm_loadu_si128((const __m128i *)(b + 8));
+        const __m128i lo = _mm_or_si128(_mm_and_si128(r, m4), _mm256_castsi256_si128(set));
+        const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(r, 4), m4),
+                                        _mm256_extracti128_si256(set, 1));
+        const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+        const __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+#define F8(q) _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q))
+        __m256 p0 = _mm256_mul_ps(F8(lo), x0);
+        __m256 p1 = _mm256_mul_ps(F8(_mm_srli_si128(lo, 8)), x1);
+        p0 = _mm256_fmadd_ps(F8(hi), x2, p0);
+        p1 = _mm256_fmadd_ps(F8(_mm_srli_si128(hi, 8)), x3, p1);
+#undef F8
+        const __m256 xs = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
+        const __m256 d = _mm256_set1_ps(f16_scalar(b)), m = _mm256_set1_ps(f16_scalar(b + 2));
+        acc0 = _mm256_fmadd_ps(d, _mm256_add_ps(p0, p1), acc0);
+        acc1 = _mm256_fmadd_ps(m, xs, acc1);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
 
 /* ---- 8-bit activations: integer dot products ------------------------------------------------
  * vpmaddubsw multiplies unsigned weight bytes by signed activation bytes into 16-bit pair sums

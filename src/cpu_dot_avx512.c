@@ -176,6 +176,111 @@ AVX512 float rs_dot_q4_K_avx512(const void *row, const float *x, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+/* ---- Q5_0, Q5_1, Q5_K with f32 activations ---------------------------------------------------
+ * As the 4-bit types, with a 32-entry table: vpermt2ps picks from two 16-entry tables by the low
+ * 5 bits of each lane (bit 4 chooses the table), so the table pair holds the block's 32 possible
+ * weights (the scalar dequantization's f32 expression, bit-identical) and the index is the nibble
+ * with the fifth bit in bit 4 (bits above 4 are ignored). */
+
+/* The low-nibble lanes keep the high nibble in bits 4-7: bit 4 is replaced by the fifth bit
+ * (one merge-masked OR over a copy with bit 4 cleared); the high-nibble lanes (v >> 4) have bit 4
+ * clear and only get it ORed in. k: one bit per lane, straight from qh. */
+AVX512 static inline __m512i q5_index_lo(__m512i v, __mmask16 k) {
+    const __m512i s16 = _mm512_set1_epi32(0x10);
+    return _mm512_mask_or_epi32(_mm512_andnot_si512(s16, v), k, v, s16);
+}
+AVX512 static inline __m512i q5_index_hi(__m512i v, __mmask16 k) {
+    const __m512i hi = _mm512_srli_epi32(v, 4);
+    return _mm512_mask_or_epi32(hi, k, hi, _mm512_set1_epi32(0x10));
+}
+
+/* Q5_0 (22 B): table[q] = d * (q - 16), q = 0..31; qh bits 0-15 and 16-31 are the masks of
+ * elements 0-15 and 16-31. */
+AVX512 float rs_dot_q5_0_avx512(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m512 iota = iota16();
+    const __m512 c0 = _mm512_sub_ps(iota, _mm512_set1_ps(16.0f)); /* q - 16 for q = 0..15 */
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 22, x += 32) {
+        uint32_t qh;
+        memcpy(&qh, b + 2, 4);
+        const __m512 d = _mm512_set1_ps(f16_scalar(b));
+        const __m512 t0 = _mm512_mul_ps(d, c0), t1 = _mm512_mul_ps(d, iota); /* q 16..31 */
+        const __m512i v = u8x16(b + 6);
+        const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
+        const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
+        acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+/* Q5_1 (24 B): table[q] = d * q + m. */
+AVX512 float rs_dot_q5_1_avx512(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m512 iota = iota16(), iota_hi = _mm512_add_ps(iota, _mm512_set1_ps(16.0f));
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 32; i++, b += 24, x += 32) {
+        uint32_t qh;
+        memcpy(&qh, b + 4, 4);
+        const __m512 d = _mm512_set1_ps(f16_scalar(b)), m = _mm512_set1_ps(f16_scalar(b + 2));
+        const __m512 t0 = _mm512_add_ps(_mm512_mul_ps(d, iota), m);
+        const __m512 t1 = _mm512_add_ps(_mm512_mul_ps(d, iota_hi), m);
+        const __m512i v = u8x16(b + 8);
+        const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
+        const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
+        acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+/* Q5_K: per sub-block j, table[q] = (d * sc) * q - dmin * m for q = 0..31. The fifth bits: the
+ * qh bytes widened to lanes (l = 0-15 and 16-31) and shifted left by 4, so bit 4 is sub-block 0's
+ * bit; a bit-select (vpternlogd, 0xca: bit 4 from h, the rest from the nibbles) puts it in the
+ * index, and h moves down by one per sub-block. */
+AVX512 float rs_dot_q5_K_avx512(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m512 iota = iota16(), iota_hi = _mm512_add_ps(iota, _mm512_set1_ps(16.0f));
+    const __m512i s16 = _mm512_set1_epi32(0x10);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int64_t i = 0; i < n / 256; i++, b += 176) {
+        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        const uint8_t *qs = b + 48;
+        __m512i h0 = _mm512_slli_epi32(u8x16(b + 16), 4), h1 = _mm512_slli_epi32(u8x16(b + 32), 4);
+        for (int c = 0; c < 4; c++, qs += 32, x += 64) {
+            int s0, m0, s1, m1;
+            scale_min_k4(b + 4, 2 * c, &s0, &m0);
+            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            const __m512 ds0 = _mm512_set1_ps(d * (float)s0);
+            const __m512 dm0 = _mm512_set1_ps(dmin * (float)m0);
+            const __m512 ds1 = _mm512_set1_ps(d * (float)s1);
+            const __m512 dm1 = _mm512_set1_ps(dmin * (float)m1);
+            const __m512 t00 = _mm512_sub_ps(_mm512_mul_ps(ds0, iota), dm0);
+            const __m512 t01 = _mm512_sub_ps(_mm512_mul_ps(ds0, iota_hi), dm0);
+            const __m512 t10 = _mm512_sub_ps(_mm512_mul_ps(ds1, iota), dm1);
+            const __m512 t11 = _mm512_sub_ps(_mm512_mul_ps(ds1, iota_hi), dm1);
+            const __m512i v0 = u8x16(qs), v1 = u8x16(qs + 16);
+            const __m512i a0 = _mm512_ternarylogic_epi32(s16, h0, v0, 0xca);
+            const __m512i a1 = _mm512_ternarylogic_epi32(s16, h1, v1, 0xca);
+            h0 = _mm512_srli_epi32(h0, 1);
+            h1 = _mm512_srli_epi32(h1, 1);
+            const __m512i b0 = _mm512_ternarylogic_epi32(s16, h0, _mm512_srli_epi32(v0, 4), 0xca);
+            const __m512i b1 = _mm512_ternarylogic_epi32(s16, h1, _mm512_srli_epi32(v1, 4), 0xca);
+            h0 = _mm512_srli_epi32(h0, 1);
+            h1 = _mm512_srli_epi32(h1, 1);
+            acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t00, a0, t01), _mm512_loadu_ps(x), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t00, a1, t01), _mm512_loadu_ps(x + 16),
+                                   acc1);
+            acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t10, b0, t11), _mm512_loadu_ps(x + 32),
+                                   acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t10, b1, t11), _mm512_loadu_ps(x + 48),
+                                   acc1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 /* Q6_K: each 16-lane vector is exactly one scale group; w = (d * sc) * (q - 32). */
 AVX512 float rs_dot_q6_K_avx512(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;

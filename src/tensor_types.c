@@ -395,7 +395,10 @@ static void dispatch_init(void) {
         a[TENSOR_Q8_0] = rs_dot_q8_0_avx2;
         a[TENSOR_Q4_0] = rs_dot_q4_0_avx2;
         a[TENSOR_Q4_1] = rs_dot_q4_1_avx2;
+        a[TENSOR_Q5_0] = rs_dot_q5_0_avx2;
+        a[TENSOR_Q5_1] = rs_dot_q5_1_avx2;
         a[TENSOR_Q4_K] = rs_dot_q4_K_avx2;
+        a[TENSOR_Q5_K] = rs_dot_q5_K_avx2;
         a[TENSOR_Q6_K] = rs_dot_q6_K_avx2;
         a[TENSOR_MXFP4] = rs_dot_mxfp4_avx2;
         tensor_qdot_fn *qa = qdot_table[TENSOR_ISA_AVX2];
@@ -417,7 +420,10 @@ static void dispatch_init(void) {
             z[TENSOR_Q8_0] = rs_dot_q8_0_avx512;
             z[TENSOR_Q4_0] = rs_dot_q4_0_avx512;
             z[TENSOR_Q4_1] = rs_dot_q4_1_avx512;
+            z[TENSOR_Q5_0] = rs_dot_q5_0_avx512;
+            z[TENSOR_Q5_1] = rs_dot_q5_1_avx512;
             z[TENSOR_Q4_K] = rs_dot_q4_K_avx512;
+            z[TENSOR_Q5_K] = rs_dot_q5_K_avx512;
             z[TENSOR_Q6_K] = rs_dot_q6_K_avx512;
             z[TENSOR_MXFP4] = rs_dot_mxfp4_avx512;
             isa_best = TENSOR_ISA_AVX512;

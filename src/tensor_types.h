@@ -74,7 +74,10 @@ RS_INTERNAL const char *tensor_isa_name(int isa);
     RS_INTERNAL float rs_dot_q8_0_##isa(const void *row, const float *x, int64_t n);               \
     RS_INTERNAL float rs_dot_q4_0_##isa(const void *row, const float *x, int64_t n);               \
     RS_INTERNAL float rs_dot_q4_1_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q5_0_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q5_1_##isa(const void *row, const float *x, int64_t n);               \
     RS_INTERNAL float rs_dot_q4_K_##isa(const void *row, const float *x, int64_t n);               \
+    RS_INTERNAL float rs_dot_q5_K_##isa(const void *row, const float *x, int64_t n);               \
     RS_INTERNAL float rs_dot_q6_K_##isa(const void *row, const float *x, int64_t n);               \
     RS_INTERNAL float rs_dot_mxfp4_##isa(const void *row, const float *x, int64_t n);
 RS_DECLARE_DOT(avx2)

@@ -1,6 +1,6 @@
 /* bench_dot.c — single-thread matrix-vector speed of the dot kernels: a 4096 x 4096 weight matrix
  * per type (random blocks with moderate scales), GB/s of weight bytes streamed, per ISA tier, for
- * the f32-activation kernels and the 8-bit-activation (q8) integer kernels.
+ * the f32-activation kernels and the 8-bit-activation (q8) integer kernels; best of 5 runs each.
  *
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc tools/bench_dot.c src/tensor_types.c \
  *       src/cpu_dot_avx2.c src/cpu_dot_avx512.c src/error.c -lpthread -lm -o /tmp/bench_dot
@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     int64_t rows = argc > 2 ? atoll(argv[1]) : 4096, cols = argc > 2 ? atoll(argv[2]) : 4096;
     static const uint32_t types[] = {TENSOR_F32,  TENSOR_F16,  TENSOR_BF16, TENSOR_Q8_0,
                                      TENSOR_Q4_0, TENSOR_Q4_1, TENSOR_Q5_0, TENSOR_Q5_1,
-                                     TENSOR_Q4_K, TENSOR_Q5_K, TENSOR_Q6_K};
+                                     TENSOR_Q4_K, TENSOR_Q5_K, TENSOR_Q6_K, TENSOR_MXFP4};
     float *x = malloc((size_t)cols * sizeof *x), *y = malloc((size_t)rows * sizeof *y);
     for (int64_t i = 0; i < cols; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
     printf("%lld x %lld, one thread, best ISA %s\n", (long long)rows, (long long)cols,
@@ -63,7 +63,9 @@ int main(int argc, char **argv) {
             else if (type == TENSOR_BF16) {
                 uint16_t h = rs_f32_to_bf16(s);
                 memcpy(p, &h, 2);
-            } else if (type == TENSOR_Q6_K)
+            } else if (type == TENSOR_MXFP4)
+                p[0] = (uint8_t)(120 + rnd() % 8); /* E8M0 scales 2^-7 .. 2^0 */
+            else if (type == TENSOR_Q6_K)
                 put_f16(p + 208, s);
             else {
                 put_f16(p, s);
@@ -80,7 +82,7 @@ int main(int argc, char **argv) {
                 continue;
             }
             double best = 1e30;
-            int reps = isa == 0 ? 2 : 5;
+            const int reps = 5; /* best of 5, the scalar tier too */
             for (int r = 0; r < reps; r++) {
                 double t0 = now();
                 for (int64_t i = 0; i < rows; i++) y[i] = fn(w + (size_t)i * rb, x, cols);
