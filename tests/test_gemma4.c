@@ -211,6 +211,13 @@ START_TEST(test_forked_traces) {
 }
 END_TEST
 
+START_TEST(test_runtime_budget_and_vote) {
+    reason_model *model = load();
+    fixture_check_runtime(model);
+    reason_model_free(model);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gemma4");
     TCase *tc = tcase_create("dense");
@@ -219,6 +226,7 @@ int main(void) {
     tcase_add_test(tc, test_one_batch);
     tcase_add_test(tc, test_token_by_token);
     tcase_add_test(tc, test_forked_traces);
+    tcase_add_test(tc, test_runtime_budget_and_vote);
     suite_add_tcase(s, tc);
     TCase *tm = tcase_create("moe");
     tcase_add_checked_fixture(tm, setup_moe, teardown);
@@ -226,6 +234,7 @@ int main(void) {
     tcase_add_test(tm, test_one_batch);
     tcase_add_test(tm, test_token_by_token);
     tcase_add_test(tm, test_forked_traces);
+    tcase_add_test(tm, test_runtime_budget_and_vote);
     suite_add_tcase(s, tm);
     void (*const gguf_setups[2])(void) = {setup_dense_gguf, setup_moe_gguf};
     for (int i = 0; i < 2; i++) {

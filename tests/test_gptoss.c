@@ -300,6 +300,13 @@ START_TEST(test_window_checkpoint_restore) {
 }
 END_TEST
 
+START_TEST(test_runtime_budget_and_vote) {
+    reason_model *model = load();
+    fixture_check_runtime(model);
+    reason_model_free(model);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gptoss");
     TCase *tc = tcase_create("hf");
@@ -308,6 +315,7 @@ int main(void) {
     tcase_add_test(tc, test_one_batch);
     tcase_add_test(tc, test_token_by_token);
     tcase_add_test(tc, test_forked_traces);
+    tcase_add_test(tc, test_runtime_budget_and_vote);
     tcase_add_test(tc, test_window_blocks_released);
     tcase_add_test(tc, test_window_checkpoint_restore);
     suite_add_tcase(s, tc);

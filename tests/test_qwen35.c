@@ -428,55 +428,9 @@ START_TEST(test_moe_fused_experts) {
 }
 END_TEST
 
-/* The reasoning runtime on the hybrid model: three traces forked from one prompt (their recurrent
- * state copied on first write), an exact thinking budget (min = max) closed by the injected
- * "</think>", and a vote over the answers (a constant extractor: the plumbing, not the model's
- * random text, is under test). */
-static size_t extract_constant(void *user, const char *text, size_t len, char *out, size_t cap) {
-    (void)user, (void)text, (void)len;
-    return (size_t)snprintf(out, cap, "42");
-}
-
 START_TEST(test_runtime_budget_and_vote) {
     reason_model *model = load();
-    reason_context *ctx = fixture_context(model, 6, 256);
-    const reason_tokenizer *tok;
-    ck_assert_int_eq(reason_model_tokenizer(model, &tok), REASON_OK);
-    size_t n_close = 0;
-    static const char close[] = "\n</think>\n\n";
-    ck_assert_int_eq(reason_tokenize(tok, close, strlen(close), REASON_TOKENIZE_PARSE_SPECIAL,
-                                     NULL, 0, &n_close),
-                     REASON_ERR_BUFFER);
-    reason_callbacks cb = {.extract = extract_constant};
-    reason_params p;
-    reason_params_default(&p);
-    p.n_traces = 3;
-    p.max_thinking_tokens = p.min_thinking_tokens = 12;
-    p.max_answer_tokens = 6;
-    p.sampling.seed = 5;
-    p.extract = REASON_EXTRACT_CALLBACK;
-    p.callbacks = &cb;
-    p.loop_ngram = 0;
-    reason_result *res = NULL;
-    ck_assert_msg(reason_run_prompt(ctx,
-                                    "<|im_start|>user\n17 * 23?<|im_end|>\n<|im_start|>assistant\n"
-                                    "<think>\n",
-                                    &p, &res) == REASON_OK,
-                  "%s", reason_last_error());
-    ck_assert_int_eq(reason_result_n_traces(res), 3);
-    for (int32_t i = 0; i < 3; i++) {
-        reason_trace_info t;
-        ck_assert_int_eq(reason_result_trace(res, i, &t), REASON_OK);
-        ck_assert_int_eq(t.thinking_tokens, 12 + (int32_t)n_close);
-        ck_assert_int_le(t.answer_tokens, 6);
-    }
-    const char *winner;
-    float share;
-    ck_assert_int_eq(reason_result_vote(res, &winner, &share), REASON_OK);
-    ck_assert_str_eq(winner, "42");
-    ck_assert_float_eq_tol(share, 1.0f, 1e-6f);
-    reason_result_free(res);
-    reason_context_free(ctx);
+    fixture_check_runtime(model);
     reason_model_free(model);
 }
 END_TEST
