@@ -18,6 +18,15 @@ extern "C" void *reason_cuda_malloc(size_t bytes) {
     return p;
 }
 
+extern "C" void *reason_cuda_malloc_managed(size_t bytes) {
+    void *p = nullptr;
+    if (cudaMallocManaged(&p, bytes ? bytes : 1, cudaMemAttachGlobal) != cudaSuccess) {
+        cudaGetLastError();
+        return nullptr;
+    }
+    return p;
+}
+
 extern "C" void reason_cuda_free(void *p) {
     if (p)
         cudaFree(p);

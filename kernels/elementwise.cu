@@ -2,6 +2,9 @@
 // backend_cpu.c, cpu_mul_sigmoid in cpu_gate.c).
 //
 // Math:   add          x[i] += y[i]
+//         geglu        out[i] = gelu_tanh(gate[i]) * up[i]  (cpu_geglu, cpu_gate.c)
+//         scale        x[i] *= s                             (cpu_scale, backend_cpu.c)
+//         softcap      x[i] = cap * tanh(x[i] / cap)         (cpu_softcap)
 //         swiglu       out[i] = silu(gate[i]) * up[i],  silu(g) = g / (1 + exp(-g))
 //         mul_sigmoid  x[i] *= 1 / (1 + exp(-gate[i]))
 // Shapes: flat f32 vectors of n elements (n any size, odd included); out may alias an input.
@@ -23,6 +26,45 @@ struct op_swiglu { // a = gate, b = up
 struct op_mul_sigmoid { // a = x, b = gate
     __device__ static float f(float a, float b) { return a * sigmoid(b); }
 };
+struct op_geglu { // a = gate, b = up; the CPU twin's formula and constants
+    __device__ static float f(float a, float b) {
+        const float c = 0.7978845608028654f;
+        return 0.5f * a * (1.0f + tanhf(c * (a + 0.044715f * a * a * a))) * b;
+    }
+};
+struct op_scale {
+    __device__ static float f(float x, float s) { return x * s; }
+};
+struct op_softcap {
+    __device__ static float f(float x, float cap) { return cap * tanhf(x / cap); }
+};
+
+// x[i] = Op(x[i], c) in place.
+template <class Op>
+__global__ void unary_kernel(float *x, float c, int64_t n, bool vec) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    int64_t i0 = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int64_t n4 = vec ? n / 4 : 0;
+    for (int64_t i = i0; i < n4; i += stride) {
+        float4 v = *(const float4 *)(x + 4 * i);
+        *(float4 *)(x + 4 * i) =
+            make_float4(Op::f(v.x, c), Op::f(v.y, c), Op::f(v.z, c), Op::f(v.w, c));
+    }
+    for (int64_t i = 4 * n4 + i0; i < n; i += stride)
+        x[i] = Op::f(x[i], c);
+}
+
+template <class Op>
+int launch_unary(float *x, float c, int64_t n, void *s) {
+    if (n <= 0)
+        return 0;
+    const bool vec = rs_aligned16(x);
+    const int threads = 256;
+    unary_kernel<Op><<<rs_blocks(vec ? (n + 3) / 4 : n, threads), threads, 0, rs_stream(s)>>>(
+        x, c, n, vec);
+    RS_CUDA_LAUNCHED();
+    return 0;
+}
 
 // out[i] = Op(a[i], b[i]); vec: the 16-byte path is legal for all three pointers.
 template <class Op>
@@ -63,4 +105,14 @@ extern "C" int reason_cuda_swiglu(const float *gate, const float *up, float *out
 }
 extern "C" int reason_cuda_mul_sigmoid(float *x, const float *gate, int64_t n, void *stream) {
     return launch_binary<op_mul_sigmoid>(x, gate, x, n, stream);
+}
+extern "C" int reason_cuda_geglu(const float *gate, const float *up, float *out, int64_t n,
+                                 void *stream) {
+    return launch_binary<op_geglu>(gate, up, out, n, stream);
+}
+extern "C" int reason_cuda_scale(float *x, float s, int64_t n, void *stream) {
+    return launch_unary<op_scale>(x, s, n, stream);
+}
+extern "C" int reason_cuda_softcap(float *x, float cap, int64_t n, void *stream) {
+    return launch_unary<op_softcap>(x, cap, n, stream);
 }

@@ -20,6 +20,9 @@ extern "C" {
 /* Number of CUDA devices visible, or 0 when the driver or a device is missing. */
 int reason_cuda_device_count(void);
 void *reason_cuda_malloc(size_t bytes); /* NULL on failure */
+/* Managed (unified) memory: one address valid on the host and the device; NULL on failure.
+ * Freed with reason_cuda_free. */
+void *reason_cuda_malloc_managed(size_t bytes);
 void reason_cuda_free(void *p);
 int reason_cuda_upload(void *dst, const void *src, size_t bytes);   /* host -> device */
 int reason_cuda_download(void *dst, const void *src, size_t bytes); /* device -> host */
@@ -44,6 +47,44 @@ int reason_cuda_add(float *x, const float *y, int64_t n, void *stream);         
 int reason_cuda_swiglu(const float *gate, const float *up, float *out, int64_t n, /* silu*up */
                        void *stream);
 int reason_cuda_mul_sigmoid(float *x, const float *gate, int64_t n, void *stream);
+int reason_cuda_geglu(const float *gate, const float *up, float *out, int64_t n, /* gelu_tanh*up */
+                      void *stream);
+int reason_cuda_scale(float *x, float s, int64_t n, void *stream);     /* x *= s */
+int reason_cuda_softcap(float *x, float cap, int64_t n, void *stream); /* cap*tanh(x/cap) */
+
+/* --- deltanet.cu: Gated DeltaNet (src/backend.h deltanet, CPU twin src/cpu_deltanet.c) --- */
+/* Sequences of a batch: sequence s owns tokens tok[seq_start[s] .. seq_start[s+1]) (batch
+ * indices in position order), its conv window conv[s] (conv_kernel-1, conv_dim) and state
+ * ssm[s] (n_v_head, d_k, d_v), all device memory. */
+typedef struct reason_cuda_dn {
+    int32_t n_k_head, d_k, n_v_head, d_v, conv_kernel, v_head_tiled;
+    float eps;
+    const float *conv_w, *a_neg, *dt_bias, *norm_w;
+} reason_cuda_dn;
+/* conv_out must hold n_tok * conv_dim floats (scratch). d_k, d_v <= 256, conv_kernel <= 8. */
+int reason_cuda_deltanet(const reason_cuda_dn *p, const float *qkv, const float *z, const float *b,
+                         const float *a, float *const *conv, float *const *ssm,
+                         const int32_t *seq_start, const int32_t *tok, int32_t n_seq,
+                         int32_t n_tok, float *conv_out, float *y, void *stream);
+
+/* --- moe.cu: expert routing and the pieces of the experts' feed-forward --- */
+/* Per token: top n_used of logits (n_tok, n_expert) (ties: lower id), softmax weights,
+ * renormalised when norm; shared != NULL adds slot n_used = expert n_expert, weight
+ * sigmoid(shared[t]). n_expert <= 1024. */
+int reason_cuda_moe_route(const float *logits, const float *shared, int32_t n_tok,
+                          int32_t n_expert, int32_t n_used, int32_t norm, int32_t *ids,
+                          float *weights, void *stream);
+/* xe (n, dim) = rows pairs[i] / n_slot of x. */
+int reason_cuda_moe_gather(const float *x, const int32_t *pairs, int32_t n, int32_t n_slot,
+                           int32_t dim, float *xe, void *stream);
+/* g (n, rows) = act(g, u): act 0 swiglu, 1 clamped swiglu (limit, alpha), 2 geglu. */
+int reason_cuda_moe_act(float *g, const float *u, int64_t n, int32_t act, float limit,
+                        float alpha, void *stream);
+/* out[pairs[i] / n_slot] += weights[pairs[i]] * scale * ye[i] for i < n (rows of dim); pairs
+ * of one call name distinct tokens. */
+int reason_cuda_moe_scatter(const float *ye, const int32_t *pairs, const float *weights,
+                            float scale, int32_t n, int32_t n_slot, int32_t dim, float *out,
+                            void *stream);
 
 /* --- norm_rope.cu --- */
 /* y (n_rows, dim) = x / rms(x) * w (w NULL: no scale); y may equal x. */

@@ -21,8 +21,13 @@
  * queue nothing until sync has reported it. A fault inside a kernel surfaces at sync, named by
  * the last op queued (REASON_CUDA_SYNC=1 names the failing op exactly).
  *
- * Ops: every op dense llama/qwen2/qwen3 need, plus mul_sigmoid; deltanet (and the MoE ops) stay
- * NULL and creation refuses models that would need them. */
+ * Ops: all of backend_ops: the dense llama/qwen2/qwen3 ops, mul_sigmoid, geglu, scale, softcap,
+ * Gated DeltaNet (qwen35), expert routing and experts (qwen35moe, gpt-oss, gemma4's experts).
+ * Recurrent slots (seq_state's "recurrent state slots" allocation) are managed memory: seq_state
+ * zeroes and copies them on the host between decode calls, the deltanet kernels update them in
+ * place. The moe op reads the routing back to the host (one synchronisation per MoE layer) to
+ * launch each used expert's products. Creation refuses only shapes and weight types the kernels
+ * lack (check_model). */
 #include "backend_cuda.h"
 
 #ifndef REASON_HAVE_CUDA
@@ -65,7 +70,7 @@ typedef struct mirror {
     size_t dirty; /* bytes from the start written by kernels since the last sync */
 } mirror;
 
-enum { META_IDS, META_GATHER, META_POS, META_SLOTS, META_ATTN, META_COUNT };
+enum { META_IDS, META_GATHER, META_POS, META_SLOTS, META_ATTN, META_DN, META_COUNT };
 
 typedef struct dev_ints {
     int32_t *dev;
@@ -88,6 +93,14 @@ typedef struct cuda_backend {
     size_t attn_u_cap;
     float *work; /* split-KV partial results */
     size_t work_cap;
+    float *dn_work; /* deltanet: silu(conv) of a batch's q, k, v */
+    size_t dn_work_cap;
+    int32_t *dn_host; /* deltanet metadata staging: pointers, sequence starts, token order */
+    size_t dn_host_cap;
+    const float **dn_seen; /* deltanet: the distinct state pointers of a batch */
+    size_t dn_seen_cap;
+    int32_t *moe_host; /* moe: ids downloaded, then start (n_ids + 1) and order (n_pairs) */
+    size_t moe_host_cap;
     int32_t n_sm;
     int32_t force_attn; /* 0 automatic, 1 decode, 2 prefill */
     bool sync_each;
@@ -197,10 +210,14 @@ static void *cuda_alloc(backend *be, size_t bytes, const char *what) {
                                    "device) for %s", bytes, what);
         return NULL;
     }
-    void *p = reason_cuda_malloc(bytes);
+    /* the recurrent slots: seq_state zeroes and copies them with memset/memcpy on the host
+     * (a fork, a checkpoint, a fresh sequence) between decode calls, and the deltanet kernels
+     * read and rewrite them in place: managed memory is valid on both sides */
+    const bool managed = what && !strcmp(what, "recurrent state slots");
+    void *p = managed ? reason_cuda_malloc_managed(bytes) : reason_cuda_malloc(bytes);
     if (!p)
-        rs_error(REASON_ERR_NOMEM, "CUDA backend: cannot allocate %zu bytes of device memory for %s",
-                 bytes, what ? what : "a buffer");
+        rs_error(REASON_ERR_NOMEM, "CUDA backend: cannot allocate %zu bytes of %s memory for %s",
+                 bytes, managed ? "managed" : "device", what ? what : "a buffer");
     return p;
 }
 
@@ -530,6 +547,219 @@ static void cuda_attention(backend *be, const kv_pool *pool, int32_t layer, cons
     done(cb, rc, "attention");
 }
 
+static void cuda_geglu(backend *be, const float *gate, const float *up, float *y, int64_t n) {
+    cuda_backend *cb = cuda(be);
+    if (cb->err) return;
+    done(cb,
+         reason_cuda_geglu(dptr(cb, gate, 0), dptr(cb, up, 0),
+                           dptr(cb, y, (size_t)n * sizeof(float)), n, NULL),
+         "geglu");
+}
+
+static void cuda_scale(backend *be, float *x, float s, int64_t n) {
+    cuda_backend *cb = cuda(be);
+    if (cb->err) return;
+    done(cb, reason_cuda_scale(dptr(cb, x, (size_t)n * sizeof(float)), s, n, NULL), "scale");
+}
+
+static void cuda_softcap(backend *be, float *x, float cap, int64_t n) {
+    cuda_backend *cb = cuda(be);
+    if (cb->err) return;
+    done(cb, reason_cuda_softcap(dptr(cb, x, (size_t)n * sizeof(float)), cap, n, NULL),
+         "softcap");
+}
+
+/* A device float buffer of at least n floats kept in *buf (grown, never shrunk); NULL (error
+ * recorded) on failure. */
+static float *grow_dev(cuda_backend *cb, float **buf, size_t *cap, size_t n, const char *op) {
+    if (n <= *cap) return *buf;
+    reason_cuda_free(*buf); /* implicitly waits for kernels still using it */
+    *cap = 0;
+    *buf = reason_cuda_malloc(n * sizeof(float));
+    if (!*buf) {
+        record(cb, 2 /* cudaErrorMemoryAllocation */, op);
+        return NULL;
+    }
+    *cap = n;
+    return *buf;
+}
+
+/* ---- Gated DeltaNet ------------------------------------------------------------------------ */
+
+/* The batch's tokens grouped by sequence (tokens of one sequence share their state pointer and
+ * come in position order): one int32 array uploaded at once — the conv and state pointers of
+ * each sequence (n_seq pairs of 64-bit addresses, first so that they stay 8-byte aligned),
+ * seq_start (n_seq + 1), then the batch indices of the tokens, sequence by sequence. */
+static void cuda_deltanet(backend *be, const deltanet_params *p, const float *qkv, const float *z,
+                          const float *b, const float *a, float *const *conv, float *const *ssm,
+                          float *y, int32_t n_tok) {
+    cuda_backend *cb = cuda(be);
+    if (cb->err || n_tok <= 0) return;
+    const size_t n = (size_t)n_tok;
+    if (n > cb->dn_seen_cap) {
+        const float **q = realloc(cb->dn_seen, n * sizeof *q);
+        if (!q) {
+            record(cb, 2 /* cudaErrorMemoryAllocation */, "deltanet (host metadata)");
+            return;
+        }
+        cb->dn_seen = q;
+        cb->dn_seen_cap = n;
+    }
+    /* distinct sequences in order of first appearance */
+    int32_t n_seq = 0, last = -1;
+    for (int32_t i = 0; i < n_tok; i++) {
+        int32_t u = last >= 0 && cb->dn_seen[last] == ssm[i] ? last : -1;
+        for (int32_t j = 0; u < 0 && j < n_seq; j++)
+            if (cb->dn_seen[j] == ssm[i]) u = j;
+        if (u < 0) cb->dn_seen[u = n_seq++] = ssm[i];
+        last = u;
+    }
+    const size_t n_ints = 4 * (size_t)n_seq + (size_t)n_seq + 1 + n;
+    if (!grow_ints(&cb->dn_host, &cb->dn_host_cap, n_ints)) {
+        record(cb, 2 /* cudaErrorMemoryAllocation */, "deltanet (host metadata)");
+        return;
+    }
+    int32_t *h = cb->dn_host, *start = h + 4 * (size_t)n_seq, *tok = start + n_seq + 1;
+    for (int32_t s = 0; s < n_seq; s++) {
+        const float *sp = cb->dn_seen[s];
+        const float *cp = NULL;
+        for (int32_t i = 0; i < n_tok; i++)
+            if (ssm[i] == sp) {
+                cp = conv[i];
+                break;
+            }
+        const uint64_t cv = (uint64_t)(uintptr_t)dptr(cb, cp, 0),
+                       sv = (uint64_t)(uintptr_t)dptr(cb, sp, 0);
+        memcpy(h + 2 * (size_t)s, &cv, sizeof cv);
+        memcpy(h + 2 * (size_t)n_seq + 2 * (size_t)s, &sv, sizeof sv);
+    }
+    int32_t k = 0; /* each sequence's tokens in batch order (their position order) */
+    for (int32_t s = 0; s < n_seq; s++) {
+        start[s] = k;
+        for (int32_t i = 0; i < n_tok; i++)
+            if (ssm[i] == cb->dn_seen[s]) tok[k++] = i;
+    }
+    start[n_seq] = k;
+    const int32_t *d = upload_ints(cb, META_DN, h, n_ints, "deltanet");
+    if (!d) return;
+    const int32_t conv_dim = 2 * p->n_k_head * p->d_k + p->n_v_head * p->d_v;
+    float *cw = grow_dev(cb, &cb->dn_work, &cb->dn_work_cap, n * (size_t)conv_dim, "deltanet");
+    if (!cw) return;
+    const reason_cuda_dn dp = {.n_k_head = p->n_k_head, .d_k = p->d_k, .n_v_head = p->n_v_head,
+                               .d_v = p->d_v, .conv_kernel = p->conv_kernel,
+                               .v_head_tiled = p->v_head_tiled, .eps = p->eps,
+                               .conv_w = dptr(cb, p->conv_w, 0), .a_neg = dptr(cb, p->a_neg, 0),
+                               .dt_bias = dptr(cb, p->dt_bias, 0),
+                               .norm_w = dptr(cb, p->norm_w, 0)};
+    float *const *dconv = (float *const *)(const void *)d;
+    float *const *dssm = (float *const *)(const void *)(d + 2 * (size_t)n_seq);
+    done(cb,
+         reason_cuda_deltanet(&dp, dptr(cb, qkv, 0), dptr(cb, z, 0), dptr(cb, b, 0),
+                              dptr(cb, a, 0), dconv, dssm, d + 4 * (size_t)n_seq,
+                              d + 5 * (size_t)n_seq + 1, n_seq, n_tok, cw,
+                              dptr(cb, y, n * p->n_v_head * p->d_v * sizeof(float)), NULL),
+         "deltanet");
+}
+
+/* ---- mixture of experts ---------------------------------------------------------------------- */
+
+static void cuda_moe_route(backend *be, const float *logits, const float *shared, int32_t n_tok,
+                           int32_t n_expert, int32_t n_used, int32_t norm, int32_t *ids,
+                           float *weights) {
+    cuda_backend *cb = cuda(be);
+    if (cb->err || n_tok <= 0) return;
+    const size_t n_slot = (size_t)n_used + (shared != NULL);
+    done(cb,
+         reason_cuda_moe_route(dptr(cb, logits, 0), dptr(cb, shared, 0), n_tok, n_expert, n_used,
+                               norm, dptr(cb, ids, n_tok * n_slot * sizeof *ids),
+                               dptr(cb, weights, n_tok * n_slot * sizeof *weights), NULL),
+         "moe_route");
+}
+
+/* The routing (device) is copied to the host — one synchronisation per MoE layer — and sorted
+ * by expert there as cpu_moe does; each used expert then runs as a small dense feed-forward
+ * over its gathered tokens with the matmul kernels on its views, and is scatter-added into out
+ * in expert order (the CPU twin's order of the sums). */
+static void cuda_moe(backend *be, const moe_params *p, const float *x, const int32_t *ids,
+                     const float *weights, float *out, int32_t n_tok, void *work) {
+    cuda_backend *cb = cuda(be);
+    if (cb->err || n_tok <= 0) return;
+    const int32_t n_slot = p->n_slot, n_pairs = n_tok * n_slot;
+    const int32_t n_views = p->n_expert + 1; /* ids are < n_expert + 1 (routing + shared) */
+    if (!grow_ints(&cb->moe_host, &cb->moe_host_cap, 2 * (size_t)n_pairs + n_views + 1)) {
+        record(cb, 2 /* cudaErrorMemoryAllocation */, "moe (host metadata)");
+        return;
+    }
+    int32_t *hid = cb->moe_host, *start = hid + n_pairs, *order = start + n_views + 1;
+    int rc = reason_cuda_download(hid, dptr(cb, ids, 0), (size_t)n_pairs * sizeof *hid);
+    if (rc) {
+        record(cb, rc, "moe (reading the routing)");
+        return;
+    }
+    int32_t n_ids = 0, rows_max = 0;
+    for (int32_t i = 0; i < n_pairs; i++) {
+        if (hid[i] < 0 || hid[i] >= n_views) {
+            record(cb, REASON_CUDA_UNSUPPORTED, "moe (expert id out of range)");
+            return;
+        }
+        n_ids = RS_MAX(n_ids, hid[i] + 1);
+        rows_max = RS_MAX(rows_max, (int32_t)p->gate[hid[i]].ne[1]);
+    }
+    const int64_t n_embd = p->gate[hid[0]].ne[0];
+    memset(start, 0, ((size_t)n_ids + 1) * sizeof *start);
+    for (int32_t i = 0; i < n_pairs; i++) start[hid[i] + 1]++;
+    for (int32_t e = 0; e < n_ids; e++) start[e + 1] += start[e];
+    for (int32_t i = 0; i < n_pairs; i++) order[start[hid[i]]++] = i;
+    for (int32_t e = n_ids; e > 0; e--) start[e] = start[e - 1];
+    start[0] = 0;
+
+    float *xe = work, *g = xe + (size_t)n_tok * n_embd, *u = g + (size_t)n_tok * rows_max,
+          *ye = u + (size_t)n_tok * rows_max;
+    int32_t *d_order = (int32_t *)(ye + (size_t)n_tok * n_embd);
+    rc = reason_cuda_upload_async(d_order, order, (size_t)n_pairs * sizeof *order, NULL);
+    const float *dx = dptr(cb, x, 0), *dw = dptr(cb, weights, 0);
+    float *dout = dptr(cb, out, (size_t)n_tok * n_embd * sizeof(float));
+    if (!rc) rc = reason_cuda_memset(dout, 0, (size_t)n_tok * n_embd * sizeof(float));
+    for (int32_t e = 0; e < n_ids && !rc; e++) {
+        const int32_t n = start[e + 1] - start[e];
+        if (n == 0) continue;
+        const int32_t *pairs = d_order + start[e];
+        const int64_t rows = p->gate[e].ne[1];
+        const bool routed = e < p->n_expert; /* biases belong to the routed experts */
+        const rs_tensor *wg = &p->gate[e], *wu = &p->up[e], *wd = &p->down[e];
+        rc = reason_cuda_moe_gather(dx, pairs, n, n_slot, (int32_t)n_embd, xe, NULL);
+        if (!rc)
+            rc = reason_cuda_matmul((int32_t)wg->type, dptr(cb, wg->data, 0), wg->ne[0], rows,
+                                    wg->row_bytes,
+                                    routed && p->gate_bias
+                                        ? dptr(cb, p->gate_bias + (size_t)e * rows, 0)
+                                        : NULL,
+                                    xe, g, n, NULL);
+        if (!rc)
+            rc = reason_cuda_matmul((int32_t)wu->type, dptr(cb, wu->data, 0), wu->ne[0], rows,
+                                    wu->row_bytes,
+                                    routed && p->up_bias
+                                        ? dptr(cb, p->up_bias + (size_t)e * rows, 0)
+                                        : NULL,
+                                    xe, u, n, NULL);
+        if (!rc)
+            rc = reason_cuda_moe_act(g, u, (int64_t)n * rows, p->act, p->limit, p->alpha, NULL);
+        if (!rc)
+            rc = reason_cuda_matmul((int32_t)wd->type, dptr(cb, wd->data, 0), wd->ne[0],
+                                    wd->ne[1], wd->row_bytes,
+                                    routed && p->down_bias
+                                        ? dptr(cb, p->down_bias + (size_t)e * n_embd, 0)
+                                        : NULL,
+                                    g, ye, n, NULL);
+        /* expert_scale: host-readable model memory (the twin reads it the same way) */
+        const float es = routed && p->expert_scale ? p->expert_scale[e] : 1.0f;
+        if (!rc)
+            rc = reason_cuda_moe_scatter(ye, pairs, dw, es, n, n_slot, (int32_t)n_embd, dout,
+                                         NULL);
+    }
+    done(cb, rc, "moe");
+}
+
 /* ---- sync and lifetime ---------------------------------------------------------------------- */
 
 static reason_status cuda_sync(backend *be) {
@@ -569,6 +799,10 @@ static void cuda_destroy(backend *be) {
         free(cb->meta[i].host);
     }
     reason_cuda_free(cb->work);
+    reason_cuda_free(cb->dn_work);
+    free(cb->dn_host);
+    free(cb->dn_seen);
+    free(cb->moe_host);
     reason_cuda_free(cb->weights);
     free(cb->spans);
     free(cb->attn_host);
@@ -589,6 +823,9 @@ static const backend_ops cuda_ops = {
     .matmul_group = cuda_matmul_group,
     .rope = cuda_rope,
     .swiglu = cuda_swiglu,
+    .geglu = cuda_geglu,
+    .scale = cuda_scale,
+    .softcap = cuda_softcap,
     .gather_rows = cuda_gather_rows,
     .add = cuda_add,
     .kv_alloc = cuda_kv_alloc,
@@ -597,8 +834,10 @@ static const backend_ops cuda_ops = {
     .kv_copy_block = cuda_kv_copy_block,
     .attention = cuda_attention,
     .sync = cuda_sync,
-    .deltanet = NULL, /* Gated DeltaNet: not on CUDA yet (creation refuses such models) */
+    .deltanet = cuda_deltanet,
     .mul_sigmoid = cuda_mul_sigmoid,
+    .moe_route = cuda_moe_route,
+    .moe = cuda_moe,
 };
 
 /* ---- weights -------------------------------------------------------------------------------- */
@@ -608,71 +847,85 @@ static const char *type_name(uint32_t type) {
     return ti ? ti->name : "unknown";
 }
 
-/* Why the CUDA backend cannot run the model, or REASON_OK. */
+static reason_status check_matrix(const rs_tensor *t) {
+    if (t && t->data && !reason_cuda_matmul_supported((int32_t)t->type))
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "CUDA backend: weight '%s' of type %s has no CUDA kernel", t->name,
+                        type_name(t->type));
+    return REASON_OK;
+}
+
+static reason_status check_vector(const rs_tensor *t) {
+    if (t && t->data && t->type != TENSOR_F32)
+        return rs_error(REASON_ERR_UNSUPPORTED, "CUDA backend: vector '%s' is %s, expected F32",
+                        t->name, type_name(t->type));
+    return REASON_OK;
+}
+
+/* Why the CUDA backend cannot run the model, or REASON_OK: shapes its kernels lack (attention
+ * head_dim > 256, DeltaNet heads > 256 or conv > 8, more than 1024 experts or 32 per token)
+ * and weight types without a CUDA kernel (e.g. gpt-oss's MXFP4 experts). */
 static reason_status check_model(const reason_model *m) {
     const model_hparams *hp = &m->hp;
-    if (hp->n_rec_layer > 0)
+    if (hp->n_rec_layer > 0 &&
+        (hp->ssm_d_k <= 0 || hp->ssm_d_k > DELTANET_MAX_HEAD_DIM || hp->ssm_d_v <= 0 ||
+         hp->ssm_d_v > DELTANET_MAX_HEAD_DIM || hp->ssm_n_k_head <= 0 ||
+         hp->ssm_n_v_head % hp->ssm_n_k_head || hp->ssm_conv_kernel < 1 ||
+         hp->ssm_conv_kernel > 8))
         return rs_error(REASON_ERR_UNSUPPORTED,
-                        "CUDA backend: model '%s' (%s) has %d Gated DeltaNet layers; the deltanet "
-                        "op is not implemented on CUDA yet (use the CPU backend)",
-                        m->name, m->arch_name, hp->n_rec_layer);
-    if (hp->n_expert > 0)
+                        "CUDA backend: model '%s' (%s): Gated DeltaNet with %d key heads of %d, "
+                        "%d value heads of %d, conv %d: the CUDA kernel needs head sizes <= %d "
+                        "and conv_kernel <= 8",
+                        m->name, m->arch_name, hp->ssm_n_k_head, hp->ssm_d_k, hp->ssm_n_v_head,
+                        hp->ssm_d_v, hp->ssm_conv_kernel, DELTANET_MAX_HEAD_DIM);
+    if (hp->n_expert > 0 && (hp->n_expert > 1024 || hp->n_expert_used > 32))
         return rs_error(REASON_ERR_UNSUPPORTED,
-                        "CUDA backend: model '%s' (%s) is a mixture of experts; the MoE ops are "
-                        "not implemented on CUDA yet (use the CPU backend)",
-                        m->name, m->arch_name);
-    if (m->ple_embd.data)
-        return rs_error(REASON_ERR_UNSUPPORTED,
-                        "CUDA backend: model '%s' (%s) has per-layer embeddings; not implemented "
-                        "on CUDA yet (use the CPU backend)",
-                        m->name, m->arch_name);
+                        "CUDA backend: model '%s' (%s): %d experts, %d per token: the CUDA "
+                        "routing kernel takes at most 1024 and 32",
+                        m->name, m->arch_name, hp->n_expert, hp->n_expert_used);
     for (int32_t il = 0; il < hp->n_layer; il++) {
         const layer_weights *l = &m->layers[il];
-        if (l->kv_shared || l->k_eq_v || l->v_norm || l->post_attn_norm.data ||
-            l->post_ffn_norm.data || l->ple_gate.data || l->expert_scale ||
-            (l->layer_scalar != 0.0f && l->layer_scalar != 1.0f) ||
-            (l->head_dim && l->head_dim != hp->head_dim) ||
-            (l->n_head_kv && l->n_head_kv != hp->n_head_kv))
+        if (l->kind != LAYER_ATTENTION) continue;
+        const int32_t hd = l->head_dim ? l->head_dim : hp->head_dim;
+        const int32_t nkv = l->n_head_kv ? l->n_head_kv : hp->n_head_kv;
+        if (nkv <= 0 || hp->n_head % nkv || hd <= 0 || hd > 256)
             return rs_error(REASON_ERR_UNSUPPORTED,
-                            "CUDA backend: layer %d of model '%s' (%s) needs ops the CUDA backend "
-                            "lacks (shared KV, sandwich norms, per-layer geometry or scale); use "
-                            "the CPU backend",
-                            il, m->name, m->arch_name);
+                            "CUDA backend: layer %d: %d heads, %d KV heads of dimension %d: "
+                            "attention needs n_head a multiple of n_head_kv and head_dim <= 256",
+                            il, hp->n_head, nkv, hd);
     }
-    if (hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv || hp->head_dim > 256)
-        return rs_error(REASON_ERR_UNSUPPORTED,
-                        "CUDA backend: %d heads, %d KV heads of dimension %d: attention needs "
-                        "n_head a multiple of n_head_kv and head_dim <= 256",
-                        hp->n_head, hp->n_head_kv, hp->head_dim);
     if (!reason_cuda_matmul_supported((int32_t)m->tok_embd.type))
         return rs_error(REASON_ERR_UNSUPPORTED,
                         "CUDA backend: embedding '%s' of type %s has no CUDA kernel",
                         m->tok_embd.name, type_name(m->tok_embd.type));
-    for (int32_t il = 0; il <= hp->n_layer; il++) {
-        const layer_weights *l = il < hp->n_layer ? &m->layers[il] : NULL;
-        const rs_tensor *mats[] = {l ? &l->wq : &m->output, l ? &l->wk : NULL, l ? &l->wv : NULL,
-                                   l ? &l->wo : NULL,       l ? &l->wq_gate : NULL,
-                                   l ? &l->w_gate : NULL,   l ? &l->w_up : NULL,
-                                   l ? &l->w_down : NULL};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
-            if (mats[i] && mats[i]->data && !reason_cuda_matmul_supported((int32_t)mats[i]->type))
-                return rs_error(REASON_ERR_UNSUPPORTED,
-                                "CUDA backend: weight '%s' of type %s has no CUDA kernel",
-                                mats[i]->name, type_name(mats[i]->type));
-        const rs_tensor *vecs[] = {l ? &l->attn_norm : &m->output_norm,
-                                   l ? &l->ffn_norm : &m->rope_freqs,
-                                   l ? &l->bq : NULL,
-                                   l ? &l->bk : NULL,
-                                   l ? &l->bv : NULL,
-                                   l ? &l->bo : NULL,
-                                   l ? &l->attn_sinks : NULL,
-                                   l ? &l->q_norm : NULL,
-                                   l ? &l->k_norm : NULL};
-        for (size_t i = 0; i < sizeof vecs / sizeof *vecs; i++)
-            if (vecs[i] && vecs[i]->data && vecs[i]->type != TENSOR_F32)
-                return rs_error(REASON_ERR_UNSUPPORTED,
-                                "CUDA backend: vector '%s' is %s, expected F32", vecs[i]->name,
-                                type_name(vecs[i]->type));
+    RS_TRY(check_matrix(&m->output));
+    RS_TRY(check_matrix(&m->ple_embd));
+    RS_TRY(check_matrix(&m->ple_model_proj));
+    RS_TRY(check_vector(&m->output_norm));
+    RS_TRY(check_vector(&m->rope_freqs));
+    RS_TRY(check_vector(&m->ple_proj_norm));
+    const int32_t n_views = hp->n_expert ? hp->n_expert + (hp->n_ff_shexp > 0) : 0;
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const layer_weights *l = &m->layers[il];
+        const rs_tensor *mats[] = {&l->wq,       &l->wk,        &l->wv,        &l->wo,
+                                   &l->wq_gate,  &l->w_gate,    &l->w_up,      &l->w_down,
+                                   &l->ple_gate, &l->ple_proj,  &l->ssm_qkv,   &l->ssm_z,
+                                   &l->ssm_beta, &l->ssm_alpha, &l->ssm_out,   &l->ffn_router,
+                                   &l->shexp_router};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) RS_TRY(check_matrix(mats[i]));
+        for (int32_t e = 0; l->exp_gate && e < n_views; e++) {
+            RS_TRY(check_matrix(&l->exp_gate[e]));
+            RS_TRY(check_matrix(&l->exp_up[e]));
+            RS_TRY(check_matrix(&l->exp_down[e]));
+        }
+        const rs_tensor *vecs[] = {&l->attn_norm,      &l->ffn_norm,        &l->bq,
+                                   &l->bk,             &l->bv,              &l->bo,
+                                   &l->attn_sinks,     &l->q_norm,          &l->k_norm,
+                                   &l->post_attn_norm, &l->post_ffn_norm,   &l->post_ffn_norm_1,
+                                   &l->pre_ffn_norm_2, &l->post_ffn_norm_2, &l->ple_post_norm,
+                                   &l->ssm_conv1d,     &l->ssm_dt,          &l->ssm_a,
+                                   &l->ssm_norm,       &l->ffn_router_b};
+        for (size_t i = 0; i < sizeof vecs / sizeof *vecs; i++) RS_TRY(check_vector(vecs[i]));
     }
     return REASON_OK;
 }
@@ -690,10 +943,22 @@ static void add_span(weight_span *s, int32_t *n, const rs_tensor *t) {
     (*n)++;
 }
 
-/* Every tensor of the model into one device allocation; spans sorted by host address, ranges
- * that overlap (views of one buffer) merged. */
+/* A weight that is a plain float array (loader-owned rope divisors, router norm, biases). */
+static void add_floats(weight_span *s, int32_t *n, const float *p, size_t count) {
+    if (!p || !count) return;
+    s[*n].host = (uintptr_t)p;
+    s[*n].bytes = count * sizeof(float);
+    s[*n].dev = NULL;
+    (*n)++;
+}
+
+/* Every weight the forward pass hands an op (tensors, expert views — interior pointers of 3-D
+ * tensors, each its own span —, biases, owned float arrays) into one device allocation; spans
+ * sorted by host address, ranges that overlap (views of one buffer) merged. */
 static reason_status upload_weights(cuda_backend *cb, const reason_model *m) {
-    const int32_t per_layer = 17, cap = 4 + per_layer * m->hp.n_layer;
+    const model_hparams *hp = &m->hp;
+    const int32_t n_views = hp->n_expert ? hp->n_expert + 1 : 0;
+    const int32_t per_layer = 48 + 3 * n_views, cap = 8 + per_layer * hp->n_layer;
     weight_span *s = rs_calloc((size_t)cap, sizeof *s, "CUDA weight table");
     if (!s) return REASON_ERR_NOMEM;
     int32_t n = 0;
@@ -701,14 +966,35 @@ static reason_status upload_weights(cuda_backend *cb, const reason_model *m) {
     add_span(s, &n, &m->output_norm);
     add_span(s, &n, &m->output);
     add_span(s, &n, &m->rope_freqs);
-    for (int32_t il = 0; il < m->hp.n_layer; il++) {
+    add_span(s, &n, &m->ple_embd);
+    add_span(s, &n, &m->ple_model_proj);
+    add_span(s, &n, &m->ple_proj_norm);
+    for (int32_t il = 0; il < hp->n_layer; il++) {
         const layer_weights *l = &m->layers[il];
-        const rs_tensor *all[] = {&l->attn_norm, &l->wq,       &l->wk,     &l->wv,
-                                  &l->bq,        &l->bk,       &l->bv,     &l->q_norm,
-                                  &l->k_norm,    &l->wo,       &l->bo,     &l->attn_sinks,
-                                  &l->wq_gate,   &l->ffn_norm, &l->w_gate, &l->w_up,
-                                  &l->w_down};
+        const rs_tensor *all[] = {
+            &l->attn_norm,      &l->wq,              &l->wk,           &l->wv,
+            &l->bq,             &l->bk,              &l->bv,           &l->q_norm,
+            &l->k_norm,         &l->wo,              &l->bo,           &l->attn_sinks,
+            &l->wq_gate,        &l->ffn_norm,        &l->w_gate,       &l->w_up,
+            &l->w_down,         &l->post_attn_norm,  &l->post_ffn_norm, &l->post_ffn_norm_1,
+            &l->pre_ffn_norm_2, &l->post_ffn_norm_2, &l->ple_gate,     &l->ple_proj,
+            &l->ple_post_norm,  &l->ssm_qkv,         &l->ssm_z,        &l->ssm_beta,
+            &l->ssm_alpha,      &l->ssm_conv1d,      &l->ssm_dt,       &l->ssm_a,
+            &l->ssm_norm,       &l->ssm_out,         &l->ffn_router,   &l->ffn_router_b,
+            &l->shexp_router};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) add_span(s, &n, all[i]);
+        add_floats(s, &n, l->rope_div, (size_t)RS_MAX(0, l->rope_dim / 2));
+        add_floats(s, &n, l->ffn_router_norm, (size_t)hp->n_embd);
+        add_floats(s, &n, l->expert_scale, (size_t)hp->n_expert);
+        add_floats(s, &n, l->exp_gate_b, (size_t)hp->n_expert * hp->n_ff_exp);
+        add_floats(s, &n, l->exp_up_b, (size_t)hp->n_expert * hp->n_ff_exp);
+        add_floats(s, &n, l->exp_down_b, (size_t)hp->n_expert * hp->n_embd);
+        for (int32_t e = 0; l->exp_gate && e < n_views; e++) {
+            if (e == hp->n_expert && !hp->n_ff_shexp) break;
+            add_span(s, &n, &l->exp_gate[e]);
+            add_span(s, &n, &l->exp_up[e]);
+            add_span(s, &n, &l->exp_down[e]);
+        }
     }
     qsort(s, (size_t)n, sizeof *s, span_cmp);
     int32_t k = 0; /* merge overlapping and identical ranges */

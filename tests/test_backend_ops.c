@@ -36,6 +36,7 @@ int main(void) {
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -107,10 +108,10 @@ static int finish(int launch_rc, void *host, const void *dev, size_t bytes) {
 
 /* --- element-wise ------------------------------------------------------------------------- */
 
-enum { EW_ADD, EW_SWIGLU, EW_MUL_SIGMOID };
+enum { EW_ADD, EW_SWIGLU, EW_MUL_SIGMOID, EW_GEGLU, EW_SCALE, EW_SOFTCAP };
 
 static void test_elementwise(backend *be, int op, int64_t n) {
-    static const char *names[] = {"add", "swiglu", "mul_sigmoid"};
+    static const char *names[] = {"add", "swiglu", "mul_sigmoid", "geglu", "scale", "softcap"};
     const size_t bytes = (size_t)n * sizeof(float);
     float *a = malloc(bytes), *b = malloc(bytes), *ref = malloc(bytes), *got = malloc(bytes);
     fill(a, (size_t)n, -6.0f, 6.0f);
@@ -137,6 +138,26 @@ static void test_elementwise(backend *be, int op, int64_t n) {
         memcpy(ref, a, bytes);
         be->ops->mul_sigmoid(be, ref, b, n);
         rc = reason_cuda_mul_sigmoid(da, db, n, NULL);
+        rc = finish(rc, got, da, bytes);
+        break;
+    case EW_GEGLU:
+        poison(ref, (size_t)n);
+        poison(got, (size_t)n);
+        be->ops->geglu(be, a, b, ref, n);
+        dout = dev_from(got, bytes);
+        rc = reason_cuda_geglu(da, db, dout, n, NULL);
+        rc = finish(rc, got, dout, bytes);
+        break;
+    case EW_SCALE:
+        memcpy(ref, a, bytes);
+        be->ops->scale(be, ref, 0.37f, n);
+        rc = reason_cuda_scale(da, 0.37f, n, NULL);
+        rc = finish(rc, got, da, bytes);
+        break;
+    case EW_SOFTCAP:
+        memcpy(ref, a, bytes);
+        be->ops->softcap(be, ref, 2.5f, n);
+        rc = reason_cuda_softcap(da, 2.5f, n, NULL);
         rc = finish(rc, got, da, bytes);
         break;
     }
@@ -725,23 +746,232 @@ static void test_top_p(int32_t n_rows, int32_t n, float p) {
     free(gcnt), free(cnt), free(gth), free(th), free(sorted), free(probs), free(x);
 }
 
+/* --- Gated DeltaNet ------------------------------------------------------------------------ */
+
+/* n_seq sequences of lens[s] tokens, interleaved round-robin in the batch (each sequence's own
+ * tokens in order), random states; y and the final conv windows and states vs the CPU twin
+ * (which takes its chunked form for sequences of >= 64 tokens). */
+static void test_deltanet(backend *be, backend *gb, int32_t hk, int32_t dk, int32_t hv, int32_t dv,
+                          int32_t kw, int32_t tiled, int32_t n_seq, const int32_t *lens) {
+    const int32_t conv_dim = 2 * hk * dk + hv * dv, vd = hv * dv;
+    int32_t n_tok = 0, max_len = 0;
+    for (int32_t s = 0; s < n_seq; s++) n_tok += lens[s], max_len = lens[s] > max_len ? lens[s] : max_len;
+    int32_t *seq_of = malloc((size_t)n_tok * sizeof *seq_of);
+    for (int32_t t = 0, k = 0; t < max_len; t++)
+        for (int32_t s = 0; s < n_seq; s++)
+            if (t < lens[s]) seq_of[k++] = s;
+    const size_t nq = (size_t)n_tok * conv_dim, nz = (size_t)n_tok * vd, nb = (size_t)n_tok * hv;
+    const size_t win = (size_t)(kw - 1) * conv_dim, st = (size_t)hv * dk * dv;
+    float *qkv = malloc(nq * 4), *z = malloc(nz * 4), *b = malloc(nb * 4), *a = malloc(nb * 4);
+    float *cw = malloc((size_t)conv_dim * kw * 4), *an = malloc((size_t)hv * 4),
+          *dtb = malloc((size_t)hv * 4), *nw = malloc((size_t)dv * 4);
+    float *conv0 = malloc((win ? win : 1) * n_seq * 4), *ssm0 = malloc(st * n_seq * 4);
+    float *conv_r = malloc((win ? win : 1) * n_seq * 4), *ssm_r = malloc(st * n_seq * 4);
+    float *conv_g = malloc((win ? win : 1) * n_seq * 4), *ssm_g = malloc(st * n_seq * 4);
+    float *ref = malloc(nz * 4), *got = malloc(nz * 4);
+    fill(qkv, nq, -1.0f, 1.0f);
+    fill(z, nz, -2.0f, 2.0f);
+    fill(b, nb, -3.0f, 3.0f);
+    fill(a, nb, -3.0f, 3.0f);
+    fill(cw, (size_t)conv_dim * kw, -0.6f, 0.6f);
+    fill(an, (size_t)hv, -2.0f, -0.05f);
+    fill(dtb, (size_t)hv, -1.0f, 1.0f);
+    fill(nw, (size_t)dv, 0.5f, 1.5f);
+    fill(conv0, win * n_seq, -1.0f, 1.0f);
+    fill(ssm0, st * n_seq, -0.1f, 0.1f);
+    memcpy(conv_r, conv0, win * n_seq * 4);
+    memcpy(ssm_r, ssm0, st * n_seq * 4);
+    float **cp = malloc((size_t)n_tok * sizeof *cp), **sp = malloc((size_t)n_tok * sizeof *sp);
+    for (int32_t i = 0; i < n_tok; i++)
+        cp[i] = conv_r + win * seq_of[i], sp[i] = ssm_r + st * seq_of[i];
+    deltanet_params p = {.n_k_head = hk, .d_k = dk, .n_v_head = hv, .d_v = dv, .conv_kernel = kw,
+                         .v_head_tiled = tiled, .eps = 1e-6f, .conv_w = cw, .a_neg = an,
+                         .dt_bias = dtb, .norm_w = nw};
+    poison(ref, nz);
+    poison(got, nz);
+    be->ops->deltanet(be, &p, qkv, z, b, a, cp, sp, ref, n_tok);
+
+    float *dqkv = dev_from(qkv, nq * 4), *dz = dev_from(z, nz * 4), *db = dev_from(b, nb * 4),
+          *da = dev_from(a, nb * 4), *dy = dev_from(got, nz * 4);
+    float *dconv = dev_from(conv0, (win ? win : 1) * n_seq * 4), *dssm = dev_from(ssm0, st * n_seq * 4);
+    deltanet_params dp = p;
+    dp.conv_w = dev_from(cw, (size_t)conv_dim * kw * 4);
+    dp.a_neg = dev_from(an, (size_t)hv * 4);
+    dp.dt_bias = dev_from(dtb, (size_t)hv * 4);
+    dp.norm_w = dev_from(nw, (size_t)dv * 4);
+    for (int32_t i = 0; i < n_tok; i++)
+        cp[i] = dconv + win * seq_of[i], sp[i] = dssm + st * seq_of[i];
+    gb->ops->deltanet(gb, &dp, dqkv, dz, db, da, cp, sp, dy, n_tok);
+    int rc = gb->ops->sync(gb) != REASON_OK;
+    if (rc) printf("     cuda: %s\n", reason_last_error());
+    if (rc || reason_cuda_download(got, dy, nz * 4) || reason_cuda_download(ssm_g, dssm, st * n_seq * 4) ||
+        (win && reason_cuda_download(conv_g, dconv, win * n_seq * 4))) {
+        poison(got, nz);
+        poison(ssm_g, st * n_seq);
+        poison(conv_g, win * n_seq);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "%dx%d/%dx%d kw%d%s %d seq %d tok", hk, dk, hv, dv, kw,
+             tiled ? " tiled" : "", n_seq, n_tok);
+    check("deltanet", what, got, ref, nz, 1e-4);
+    check("deltanet", "  final states", ssm_g, ssm_r, st * n_seq, 1e-4);
+    if (win) check("deltanet", "  final conv windows", conv_g, conv_r, win * n_seq, 1e-6);
+    reason_cuda_free((void *)dp.conv_w), reason_cuda_free((void *)dp.a_neg);
+    reason_cuda_free((void *)dp.dt_bias), reason_cuda_free((void *)dp.norm_w);
+    reason_cuda_free(dconv), reason_cuda_free(dssm), reason_cuda_free(dy), reason_cuda_free(da);
+    reason_cuda_free(db), reason_cuda_free(dz), reason_cuda_free(dqkv);
+    free(cp), free(sp), free(ref), free(got), free(conv0), free(ssm0), free(conv_r), free(ssm_r);
+    free(conv_g), free(ssm_g), free(cw), free(an), free(dtb), free(nw), free(qkv), free(z), free(b);
+    free(a), free(seq_of);
+}
+
+/* --- mixture of experts --------------------------------------------------------------------- */
+
+/* Routing of n_tok random logits (on a coarse grid: many ties) vs the CPU twin: ids exactly,
+ * weights to 1e-6. */
+static void test_moe_route(backend *be, backend *gb, int32_t n_tok, int32_t n_expert, int32_t n_used,
+                           int32_t norm, int32_t shared) {
+    const int32_t n_slot = n_used + shared;
+    const size_t nl = (size_t)n_tok * n_expert, ns = (size_t)n_tok * n_slot;
+    float *l = malloc(nl * 4), *sh = malloc((size_t)n_tok * 4), *wr = malloc(ns * 4),
+          *wg = malloc(ns * 4);
+    int32_t *ir = malloc(ns * 4), *ig = malloc(ns * 4);
+    for (size_t i = 0; i < nl; i++) l[i] = (float)(int)rnd_uniform(-8.0f, 8.0f) * 0.25f;
+    fill(sh, (size_t)n_tok, -3.0f, 3.0f);
+    poison(wr, ns);
+    poison(wg, ns);
+    be->ops->moe_route(be, l, shared ? sh : NULL, n_tok, n_expert, n_used, norm, ir, wr);
+    float *dl = dev_from(l, nl * 4), *dsh = dev_from(sh, (size_t)n_tok * 4), *dw = dev_from(wg, ns * 4);
+    int32_t *di = dev_from(NULL, ns * 4);
+    gb->ops->moe_route(gb, dl, shared ? dsh : NULL, n_tok, n_expert, n_used, norm, di, dw);
+    int rc = gb->ops->sync(gb) != REASON_OK;
+    if (rc || reason_cuda_download(wg, dw, ns * 4) || reason_cuda_download(ig, di, ns * 4)) {
+        printf("     cuda: %s\n", reason_last_error());
+        poison(wg, ns);
+        memset(ig, 0xff, ns * 4);
+    }
+    int bad = 0;
+    for (size_t i = 0; i < ns; i++) bad += ir[i] != ig[i];
+    char what[96];
+    snprintf(what, sizeof what, "%d tok %d of %d%s%s, %d ids differ", n_tok, n_used, n_expert,
+             norm ? " norm" : "", shared ? " shared" : "", bad);
+    if (bad) poison(wg, 1);
+    check("moe_route", what, wg, wr, ns, 1e-6);
+    reason_cuda_free(di), reason_cuda_free(dw), reason_cuda_free(dsh), reason_cuda_free(dl);
+    free(ig), free(ir), free(wg), free(wr), free(sh), free(l);
+}
+
+/* The experts of n_tok random tokens (routing by the CPU twin, the same ids and weights on both
+ * sides) with `type` weights in 3-D layout, a shared expert of rows_sh rows when rows_sh > 0,
+ * gpt-oss's clamped SwiGLU with biases or GeGLU with per-expert scales. */
+static void test_moe(backend *be, backend *gb, uint32_t type, int32_t n_tok, int32_t n_expert,
+                     int32_t n_used, int32_t n_embd, int32_t rows, int32_t rows_sh, int32_t act,
+                     double tol) {
+    const int32_t shared = rows_sh > 0, n_slot = n_used + shared, n_views = n_expert + shared;
+    const size_t rb_in = tensor_row_bytes(type, n_embd), rb_dn = tensor_row_bytes(type, rows),
+                 rb_sh = tensor_row_bytes(type, rows_sh > 0 ? rows_sh : 32);
+    const size_t gbytes = rb_in * (size_t)rows * n_expert, dbytes = rb_dn * (size_t)n_embd * n_expert;
+    const size_t sgbytes = shared ? rb_in * (size_t)rows_sh : 1, sdbytes = shared ? rb_sh * (size_t)n_embd : 1;
+    uint8_t *wg = malloc(gbytes), *wu = malloc(gbytes), *wd = malloc(dbytes), *sg = malloc(sgbytes),
+            *su = malloc(sgbytes), *sd = malloc(sdbytes);
+    for (int64_t r = 0; r < (int64_t)rows * n_expert; r++) {
+        fill_row(type, wg + (size_t)r * rb_in, n_embd);
+        fill_row(type, wu + (size_t)r * rb_in, n_embd);
+    }
+    for (int64_t r = 0; r < (int64_t)n_embd * n_expert; r++) fill_row(type, wd + (size_t)r * rb_dn, rows);
+    for (int64_t r = 0; shared && r < rows_sh; r++) {
+        fill_row(type, sg + (size_t)r * rb_in, n_embd);
+        fill_row(type, su + (size_t)r * rb_in, n_embd);
+    }
+    for (int64_t r = 0; shared && r < n_embd; r++) fill_row(type, sd + (size_t)r * rb_sh, rows_sh);
+    const int biases = act == EXPERT_SWIGLU_CLAMPED, scales = act == EXPERT_GEGLU;
+    float *gb_ = malloc((size_t)n_expert * rows * 4), *ub = malloc((size_t)n_expert * rows * 4),
+          *db_ = malloc((size_t)n_expert * n_embd * 4), *es = malloc((size_t)n_expert * 4);
+    fill(gb_, (size_t)n_expert * rows, -0.5f, 0.5f);
+    fill(ub, (size_t)n_expert * rows, -0.5f, 0.5f);
+    fill(db_, (size_t)n_expert * n_embd, -0.5f, 0.5f);
+    fill(es, (size_t)n_expert, 0.5f, 2.0f);
+    uint8_t *dwg = dev_from(wg, gbytes), *dwu = dev_from(wu, gbytes), *dwd = dev_from(wd, dbytes),
+            *dsg = dev_from(sg, sgbytes), *dsu = dev_from(su, sgbytes), *dsd = dev_from(sd, sdbytes);
+    rs_tensor *hv = calloc((size_t)n_views * 6, sizeof *hv), *dv = hv + 3 * (size_t)n_views;
+    for (int32_t e = 0; e < n_views; e++) {
+        const int sh = e == n_expert;
+        const int64_t r = sh ? rows_sh : rows;
+        const size_t og = (size_t)e * rows * rb_in, od = (size_t)e * n_embd * rb_dn;
+        const rs_tensor g = {.name = "gate", .type = type, .ne = {n_embd, r}, .row_bytes = rb_in};
+        const rs_tensor d = {.name = "down", .type = type, .ne = {r, n_embd},
+                             .row_bytes = sh ? rb_sh : rb_dn};
+        hv[e] = g, hv[n_views + e] = g, hv[2 * n_views + e] = d;
+        dv[e] = g, dv[n_views + e] = g, dv[2 * n_views + e] = d;
+        hv[e].data = sh ? sg : wg + og, dv[e].data = sh ? dsg : dwg + og;
+        hv[n_views + e].data = sh ? su : wu + og, dv[n_views + e].data = sh ? dsu : dwu + og;
+        hv[2 * n_views + e].data = sh ? sd : wd + od, dv[2 * n_views + e].data = sh ? dsd : dwd + od;
+    }
+    moe_params hp = {.n_expert = n_expert, .n_slot = n_slot, .act = act, .gate = hv,
+                     .up = hv + n_views, .down = hv + 2 * n_views,
+                     .gate_bias = biases ? gb_ : NULL, .up_bias = biases ? ub : NULL,
+                     .down_bias = biases ? db_ : NULL, .expert_scale = scales ? es : NULL,
+                     .limit = 7.0f, .alpha = 1.702f};
+    moe_params dp = hp;
+    dp.gate = dv, dp.up = dv + n_views, dp.down = dv + 2 * n_views;
+    float *dgb = dev_from(gb_, (size_t)n_expert * rows * 4), *dub = dev_from(ub, (size_t)n_expert * rows * 4),
+          *ddb = dev_from(db_, (size_t)n_expert * n_embd * 4);
+    if (biases) dp.gate_bias = dgb, dp.up_bias = dub, dp.down_bias = ddb;
+    /* expert_scale stays a host array on both sides (model memory the host reads) */
+
+    const size_t nx = (size_t)n_tok * n_embd, nl = (size_t)n_tok * n_expert, ns = (size_t)n_tok * n_slot;
+    float *x = malloc(nx * 4), *l = malloc(nl * 4), *sh = malloc((size_t)n_tok * 4), *w = malloc(ns * 4),
+          *ref = malloc(nx * 4), *got = malloc(nx * 4);
+    int32_t *ids = malloc(ns * 4);
+    fill(x, nx, -1.0f, 1.0f);
+    fill(l, nl, -2.0f, 2.0f);
+    fill(sh, (size_t)n_tok, -2.0f, 2.0f);
+    be->ops->moe_route(be, l, shared ? sh : NULL, n_tok, n_expert, n_used, 1, ids, w);
+    const int32_t rows_max = rows > rows_sh ? rows : rows_sh;
+    const size_t wbytes = moe_work_bytes(n_tok, n_embd, rows_max, n_slot, n_expert + 1);
+    void *work = malloc(wbytes);
+    poison(ref, nx);
+    poison(got, nx);
+    be->ops->moe(be, &hp, x, ids, w, ref, n_tok, work);
+    float *dx = dev_from(x, nx * 4), *dw = dev_from(w, ns * 4), *dout = dev_from(got, nx * 4);
+    int32_t *dids = dev_from(ids, ns * 4);
+    void *dwork = dev_from(NULL, wbytes);
+    gb->ops->moe(gb, &dp, dx, dids, dw, dout, n_tok, dwork);
+    int rc = gb->ops->sync(gb) != REASON_OK;
+    if (rc) printf("     cuda: %s\n", reason_last_error());
+    if (rc || reason_cuda_download(got, dout, nx * 4)) poison(got, nx);
+    static const char *acts[] = {"swiglu", "swiglu-clamp+bias", "geglu+scale"};
+    char what[96];
+    snprintf(what, sizeof what, "%s %d tok %d/%d %dx%d%s %s", tensor_type_get(type)->name, n_tok,
+             n_used, n_expert, n_embd, rows, shared ? " +shared" : "", acts[act]);
+    check("moe", what, got, ref, nx, tol);
+    reason_cuda_free(dwork), reason_cuda_free(dids), reason_cuda_free(dout), reason_cuda_free(dw);
+    reason_cuda_free(dx), reason_cuda_free(dgb), reason_cuda_free(dub), reason_cuda_free(ddb);
+    reason_cuda_free(dwg), reason_cuda_free(dwu), reason_cuda_free(dwd), reason_cuda_free(dsg);
+    reason_cuda_free(dsu), reason_cuda_free(dsd);
+    free(work), free(ids), free(got), free(ref), free(w), free(sh), free(l), free(x), free(hv);
+    free(gb_), free(ub), free(db_), free(es), free(wg), free(wu), free(wd), free(sg), free(su), free(sd);
+}
+
 /* --- end to end: a tiny committed model decoded on both backends ------------------------------ */
 
-static void test_model(const char *name, double tol) {
-    model_fixture f;
+/* The model at f->gguf (a GGUF file or a Hugging Face directory) decoded on both backends; with
+ * refuse, a model the CUDA backend must refuse at creation (REASON_ERR_UNSUPPORTED, e.g. a
+ * weight type without a CUDA kernel). */
+static void run_model(const char *name, model_fixture *fx, double tol, int refuse) {
+    model_fixture f = *fx;
     reason_model *model = NULL;
     reason_context *cctx = NULL, *gctx = NULL;
     char what[96];
-    if (model_fixture_load(name, &f) != 0 || reason_model_load(f.gguf, NULL, &model) != REASON_OK) {
+    if (reason_model_load(f.gguf, NULL, &model) != REASON_OK) {
         printf("FAIL model %s: cannot load (%s)\n", name, reason_last_error());
         n_fail++, n_case++;
-        model_fixture_free(&f);
         return;
     }
     reason_context_params p;
     reason_context_params_default(&p);
     p.n_ctx = 1024;
-    p.n_seq_max = 2;
+    p.n_seq_max = 3;
     p.n_batch = 512; /* the whole prompt in one batch, logits of every token */
     p.n_outputs_max = 512;
     unsetenv("REASON_BACKEND");
@@ -749,27 +979,39 @@ static void test_model(const char *name, double tol) {
     setenv("REASON_BACKEND", "cuda", 1);
     reason_status gst = reason_context_create(model, &p, &gctx);
     unsetenv("REASON_BACKEND");
+    if (refuse) {
+        const int ok = cst == REASON_OK && gst == REASON_ERR_UNSUPPORTED && !gctx;
+        n_case++, n_fail += !ok;
+        printf("%-4s %-12s %-34s cuda creation %d: %s\n", ok ? "ok" : "FAIL", "model", name,
+               (int)gst, reason_last_error());
+        goto done;
+    }
     if (cst != REASON_OK || gst != REASON_OK) {
         printf("FAIL model %s: context (cpu %d, cuda %d): %s\n", name, (int)cst, (int)gst,
                reason_last_error());
         n_fail++, n_case++;
         goto done;
     }
-    /* the prompt in one batch (GEMM, prefill attention), logits of every token; then the greedy
-     * tokens one at a time (GEMV, split-KV attention) */
-    int32_t pos[512], seq[512];
+    /* the prompt in one batch (GEMM, prefill attention), logits of every token; then sequence 0
+     * forked into 1 and 2 (shared KV blocks, copied recurrent slots) and the greedy tokens fed
+     * to all three together, one batch of 3 per step in a rotating order (GEMV, split-KV
+     * attention, several sequences in the deltanet and moe ops) */
+    int32_t pos[512], seq[512], tok3[3], pos3[3], seq3[3];
     int8_t want[512];
     for (int32_t i = 0; i < f.n_tokens; i++)
         pos[i] = i, seq[i] = 0, want[i] = 1;
     double worst = 0.0;
     int32_t start = 0;
     while (start < f.n_tokens) {
-        const int32_t n = start == 0 ? f.n_prompt : 1;
+        const int32_t n = start == 0 ? f.n_prompt : 3;
+        if (start > 0)
+            for (int32_t j = 0; j < 3; j++)
+                tok3[j] = f.tokens[start], pos3[j] = start, seq3[j] = (start + j) % 3;
         const reason_batch b = {.n_tokens = n,
-                                .tokens = f.tokens + start,
-                                .pos = pos + start,
-                                .seq_id = seq + start,
-                                .want_logits = want + start};
+                                .tokens = start ? tok3 : f.tokens,
+                                .pos = start ? pos3 : pos,
+                                .seq_id = start ? seq3 : seq,
+                                .want_logits = want};
         cst = reason_decode(cctx, &b);
         gst = reason_decode(gctx, &b);
         if (cst != REASON_OK || gst != REASON_OK) {
@@ -788,13 +1030,22 @@ static void test_model(const char *name, double tol) {
                     e = INFINITY;
             worst = fmax(worst, e);
         }
-        start += n;
+        if (start == 0)
+            for (int32_t c = 1; c < 3; c++)
+                if (reason_seq_fork(cctx, 0, c) != REASON_OK ||
+                    reason_seq_fork(gctx, 0, c) != REASON_OK) {
+                    printf("FAIL model %s: fork: %s\n", name, reason_last_error());
+                    worst = INFINITY;
+                }
+        start += start == 0 ? f.n_prompt : 1;
+        if (!isfinite(worst))
+            break;
     }
     n_case++;
     const int ok = worst <= tol;
     if (!ok)
         n_fail++;
-    snprintf(what, sizeof what, "%s, %d prompt + %d steps", name, f.n_prompt,
+    snprintf(what, sizeof what, "%s, %d prompt + %d steps x 3 seq", name, f.n_prompt,
              f.n_tokens - f.n_prompt);
     printf("%-4s %-12s %-34s max rel err %.3e tol %.0e\n", ok ? "ok" : "FAIL", "model", what,
            worst, tol);
@@ -802,11 +1053,74 @@ done:
     reason_context_free(gctx);
     reason_context_free(cctx);
     reason_model_free(model);
+}
+
+static void test_model(const char *name, double tol) {
+    model_fixture f;
+    if (model_fixture_load(name, &f) != 0) {
+        printf("FAIL model %s: cannot load the fixture\n", name);
+        n_fail++, n_case++;
+    } else {
+        run_model(name, &f, tol, 0);
+    }
     model_fixture_free(&f);
 }
 
+static int copy_file(const char *src, const char *dir, const char *name) {
+    char dst[512], buf[8192];
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wb") : NULL;
+    int ok = in && out;
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+    if (in) fclose(in);
+    if (out) fclose(out);
+    return ok ? 0 : -1;
+}
+
+/* A tiny Hugging Face fixture of tests/data/hf (as tests/hf_fixture.h sets it up: copied into a
+ * temporary directory with the qwen3 tokenizer; token ids from <name>.json). */
+static void test_model_hf(const char *name, double tol, int refuse) {
+    char dir[32] = "/tmp/reason-cuda-XXXXXX", src[1024], rel[160];
+    model_fixture f;
+    memset(&f, 0, sizeof f);
+    int ok = mkdtemp(dir) != NULL;
+    static const char *files[] = {"config.json", "model.safetensors"};
+    for (int i = 0; ok && i < 2; i++) {
+        snprintf(rel, sizeof rel, "hf/%s/%s", name, files[i]);
+        ok = copy_file(test_data_path(rel, src, sizeof src), dir, files[i]) == 0;
+    }
+    ok = ok && copy_file(test_data_path("models/qwen3-tokenizer.json", src, sizeof src), dir,
+                         "tokenizer.json") == 0;
+    json_t *root = NULL;
+    if (ok) {
+        json_error_t err;
+        snprintf(rel, sizeof rel, "hf/%s.json", name);
+        root = json_load_file(test_data_path(rel, src, sizeof src), 0, &err);
+        ok = root != NULL;
+    }
+    if (ok) {
+        f.n_prompt = json_ids(json_object_get(root, "prompt_ids"), f.tokens, 512);
+        f.n_tokens = f.n_prompt + json_ids(json_object_get(root, "greedy_ids"),
+                                           f.tokens + f.n_prompt, 512 - f.n_prompt);
+        f.n_vocab = (int32_t)json_integer_value(json_object_get(root, "n_vocab"));
+        snprintf(f.gguf, sizeof f.gguf, "%s", dir);
+        run_model(name, &f, tol, refuse);
+    } else {
+        printf("FAIL model %s: cannot set up the fixture\n", name);
+        n_fail++, n_case++;
+    }
+    json_decref(root);
+    static const char *all[] = {"config.json", "model.safetensors", "tokenizer.json"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(src, sizeof src, "%s/%s", dir, all[i]);
+        unlink(src);
+    }
+    rmdir(dir);
+}
+
 /* Whether a section runs: REASON_OPS, a comma-separated list of sections (elementwise, rmsnorm,
- * rope, matmul, gemm, rows, kv, decode, prefill, sample, model), narrows a run, as
+ * rope, matmul, gemm, rows, kv, decode, prefill, sample, deltanet, moe, model), narrows a run, as
  * kernels/emu/run.sh does; unset: every section. */
 static int want(const char *section) {
     const char *only = getenv("REASON_OPS");
@@ -883,7 +1197,7 @@ int main(void) {
 
     if (want("elementwise")) {
         static const int64_t ew_sizes[] = {1, 3, 4, 31, 1000, 4097, 65536 + 5, 1 << 20};
-        for (int op = EW_ADD; op <= EW_MUL_SIGMOID; op++)
+        for (int op = EW_ADD; op <= EW_SOFTCAP; op++)
             for (size_t i = 0; i < sizeof ew_sizes / sizeof *ew_sizes; i++)
                 test_elementwise(be, op, ew_sizes[i]);
     }
@@ -1032,6 +1346,26 @@ int main(void) {
         test_top_p(1, 7, 1.0f);
     }
 
+    if (want("deltanet")) {
+        const int32_t one[] = {1}, three[] = {1, 5, 2}, two[] = {70, 3}, four[] = {2, 1, 3, 1};
+        test_deltanet(be, gb, 2, 128, 4, 128, 4, 0, 1, one);     /* a decode step, Qwen3.5 heads */
+        test_deltanet(be, gb, 2, 64, 6, 32, 4, 1, 3, three);     /* tiled, d_v < d_k */
+        test_deltanet(be, gb, 1, 48, 3, 80, 3, 0, 2, two);       /* odd sizes, CPU chunked form */
+        test_deltanet(be, gb, 2, 256, 2, 256, 4, 0, 4, four);    /* the largest heads */
+        test_deltanet(be, gb, 3, 16, 3, 16, 1, 0, 2, three + 1); /* no conv window */
+    }
+    if (want("moe")) {
+        test_moe_route(be, gb, 7, 256, 8, 1, 1);
+        test_moe_route(be, gb, 5, 32, 4, 1, 0);
+        test_moe_route(be, gb, 3, 33, 5, 0, 0);
+        test_moe_route(be, gb, 2, 1024, 32, 1, 1);
+        test_moe(be, gb, TENSOR_F32, 1, 16, 4, 64, 48, 40, EXPERT_SWIGLU, 1e-5);
+        test_moe(be, gb, TENSOR_F16, 3, 8, 2, 96, 64, 0, EXPERT_SWIGLU_CLAMPED, 1e-4);
+        test_moe(be, gb, TENSOR_Q8_0, 5, 8, 3, 128, 64, 32, EXPERT_GEGLU, 1e-4);
+        test_moe(be, gb, TENSOR_BF16, 40, 4, 2, 256, 96, 64, EXPERT_SWIGLU, 3e-3); /* GEMM */
+        test_moe(be, gb, TENSOR_F32, 6, 5, 2, 37, 19, 0, EXPERT_GEGLU, 1e-5);      /* odd */
+    }
+
     if (want("model")) {
         test_model("qwen3-F16", 1e-2);
         test_model("llama-F16", 1e-2);
@@ -1039,6 +1373,12 @@ int main(void) {
         test_model("qwen2-Q8_0", 1e-2);     /* biases, Q8_0 GEMV and GEMM */
         test_model("llama-Q4_K", 1e-2);
         test_model("qwen3-BF16", 1e-2);
+        test_model_hf("qwen35-tiny", 1e-2, 0);
+        test_model_hf("qwen35moe-tiny", 1e-2, 0);
+        test_model_hf("gptoss-tiny", 1e-2, 0);
+        test_model_hf("gemma4-tiny", 1e-2, 0);
+        test_model_hf("gemma4moe-tiny", 1e-2, 0);
+        test_model_hf("gptoss-mxfp4-tiny", 0, 1); /* MXFP4 experts: no CUDA kernel yet */
     }
 
     gpre->ops->destroy(gpre);

@@ -8,13 +8,16 @@
 # State (issue "CUDA backend I"): kernels/ has element-wise ops, rmsnorm, rope, decode GEMV
 # (8 weight types), tensor-core GEMM (mma.sync), embedding lookup, paged KV store/copy, split-KV
 # decode attention, causal prefill flash attention (mma.sync), log-softmax, top-k and top-p;
-# src/backend_cuda.c wires them into the backend (REASON_BACKEND=cuda). None of it has run on a
-# GPU yet (docs/gpu-status.md); kernels/emu/run.sh checked the logic on a CPU emulator.
+# src/backend_cuda.c wires them into the backend (REASON_BACKEND=cuda). Issue "CUDA backend II"
+# added Gated DeltaNet (deltanet.cu), expert routing and the experts (moe.cu), geglu/scale/softcap
+# — qwen35, qwen35moe, gpt-oss and gemma4 run on CUDA — and their rows in test_backend_ops and
+# gpu_bench (deltanet decode/prompt, a 35B-A3B MoE decode layer). None of it has run on a GPU yet
+# (docs/gpu-status.md); kernels/emu/run.sh checked the logic on a CPU emulator.
 #
 # Steps: 1 build (build-gpu, Release, REASON_CUDA=ON); 2 test_backend_ops with REASON_CUDA_SYNC=1
 # (every op vs the CPU backend, plus the tiny models end to end; a fault names its op); 3 gpu_bench
-# (the timing table); 4 compute-sanitizer memcheck over the end-to-end, KV and row rows (capped
-# at 60 s); 5 ctest without test_backend_ops. The summary lines come last.
+# (the timing table); 4 compute-sanitizer memcheck over the DeltaNet, MoE, end-to-end, KV and row
+# rows (capped at 60 s); 5 ctest without test_backend_ops. The summary lines come last.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 logs="${1:-${OUT:-$root/gpu-logs}}"
@@ -64,12 +67,12 @@ echo "gpu_bench: exit $bench_status after $((SECONDS - start)) s"
 san_status=skipped
 if command -v compute-sanitizer >/dev/null 2>&1; then
     t=$(left 60)
-    REASON_OPS=model,kv,rows REASON_TEST_DATA="$root/tests/data" timeout "$t" \
+    REASON_OPS=deltanet,moe,model,kv,rows REASON_TEST_DATA="$root/tests/data" timeout "$t" \
         compute-sanitizer --tool memcheck --error-exitcode 3 build-gpu/tests/test_backend_ops \
         >"$logs/memcheck.log" 2>&1
     san_status=$?
 fi
-echo "memcheck (model,kv,rows): exit $san_status after $((SECONDS - start)) s"
+echo "memcheck (deltanet,moe,model,kv,rows): exit $san_status after $((SECONDS - start)) s"
 
 t=$(left 150)
 (cd build-gpu && timeout "$t" ctest --output-on-failure -j"$(nproc)" -E test_backend_ops) \

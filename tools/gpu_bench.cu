@@ -320,6 +320,123 @@ static void bench_sampling() {
     }
 }
 
+// Gated DeltaNet at a Qwen3.5-35B-A3B linear-attention layer (16 key heads, 32 value heads of
+// 128, conv 4): decode steps of 1 and 8 sequences, and a 512-token prompt in one sequence.
+// Bytes: the recurrent states read and written once per call (the floor of the recurrence).
+static void bench_deltanet() {
+    const int32_t hk = 16, dk = 128, hv = 32, dv = 128, kw = 4;
+    const int32_t conv_dim = 2 * hk * dk + hv * dv;
+    const size_t st = (size_t)hv * dk * dv, win = (size_t)(kw - 1) * conv_dim;
+    struct {
+        int32_t n_seq, per_seq;
+    } cases[] = {{1, 1}, {8, 1}, {1, 512}};
+    float *w = (float *)dmalloc((size_t)conv_dim * kw * 4), *an = (float *)dmalloc(hv * 4),
+          *dtb = (float *)dmalloc(hv * 4), *nw = (float *)dmalloc(dv * 4);
+    fill_f32(w, (size_t)conv_dim * kw, -0.5f, 0.5f);
+    fill_f32(an, hv, -1.0f, -0.1f);
+    fill_f32(dtb, hv, -1.0f, 1.0f);
+    fill_f32(nw, dv, 0.5f, 1.5f);
+    const reason_cuda_dn p = {hk, dk, hv, dv, kw, 0, 1e-6f, w, an, dtb, nw};
+    for (auto &c : cases) {
+        const int32_t n_tok = c.n_seq * c.per_seq;
+        float *qkv = (float *)dmalloc((size_t)n_tok * conv_dim * 4),
+              *z = (float *)dmalloc((size_t)n_tok * hv * dv * 4),
+              *ab = (float *)dmalloc((size_t)n_tok * hv * 4 * 2),
+              *y = (float *)dmalloc((size_t)n_tok * hv * dv * 4),
+              *co = (float *)dmalloc((size_t)n_tok * conv_dim * 4),
+              *state = (float *)dmalloc((st + win) * c.n_seq * 4);
+        fill_f32(qkv, (size_t)n_tok * conv_dim, -1.0f, 1.0f);
+        fill_f32(z, (size_t)n_tok * hv * dv, -1.0f, 1.0f);
+        fill_f32(ab, (size_t)n_tok * hv * 2, -1.0f, 1.0f);
+        fill_f32(state, (st + win) * c.n_seq, -0.01f, 0.01f);
+        std::vector<float *> ptrs(2 * (size_t)c.n_seq);
+        std::vector<int32_t> meta((size_t)c.n_seq + 1 + n_tok);
+        for (int32_t s = 0; s < c.n_seq; s++) {
+            ptrs[s] = state + (st + win) * s;
+            ptrs[c.n_seq + s] = ptrs[s] + win;
+            meta[s] = s * c.per_seq;
+        }
+        meta[c.n_seq] = n_tok;
+        for (int32_t t = 0; t < n_tok; t++) // sequence-major token order
+            meta[c.n_seq + 1 + t] = t;
+        float **dptrs;
+        int32_t *dmeta;
+        CK(cudaMalloc(&dptrs, ptrs.size() * sizeof(float *)));
+        CK(cudaMalloc(&dmeta, meta.size() * 4));
+        CK(cudaMemcpy(dptrs, ptrs.data(), ptrs.size() * sizeof(float *), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dmeta, meta.data(), meta.size() * 4, cudaMemcpyHostToDevice));
+        char shape[96];
+        snprintf(shape, sizeof shape, "16x128/32x128, %d seq x %d tok", c.n_seq, c.per_seq);
+        row("deltanet (recurrence)", shape, time_us([&] {
+                return reason_cuda_deltanet(&p, qkv, z, ab, ab + (size_t)n_tok * hv, dptrs,
+                                            dptrs + c.n_seq, dmeta, dmeta + c.n_seq + 1,
+                                            c.n_seq, n_tok, co, y, NULL);
+            }),
+            2.0 * 4.0 * st * c.n_seq, 0);
+        CK(cudaFree(dmeta));
+        CK(cudaFree(dptrs));
+        for (float *q : {qkv, z, ab, y, co, state})
+            CK(cudaFree(q));
+    }
+    for (float *q : {w, an, dtb, nw})
+        CK(cudaFree(q));
+}
+
+// One decode token through a Qwen3.5-35B-A3B MoE layer (2048 wide, 256 experts of 512 rows,
+// 8 used + a shared expert of 512, Q8_0) as backend_cuda.c's moe op runs it: routing, the ids
+// copied back to the host (a synchronisation), then per used expert gather, gate and up GEMV,
+// activation, down GEMV and scatter-add. Bytes: the 9 experts' weights.
+static void bench_moe() {
+    const int32_t n_embd = 2048, n_expert = 256, n_used = 8, rows = 512, n_slot = n_used + 1;
+    const size_t rb_in = (size_t)n_embd / 32 * 34, rb_dn = (size_t)rows / 32 * 34;
+    const size_t eb = rb_in * rows * 2 + rb_dn * n_embd; // one expert
+    uint8_t *wts = (uint8_t *)dmalloc(eb * (n_expert + 1));
+    fill_q8_kernel<<<1024, 256>>>(wts, eb * (n_expert + 1) / 34, 99u);
+    CK(cudaGetLastError());
+    float *logits = (float *)dmalloc(n_expert * 4), *sh = (float *)dmalloc(4),
+          *wgt = (float *)dmalloc(n_slot * 4), *x = (float *)dmalloc(n_embd * 4),
+          *out = (float *)dmalloc(n_embd * 4), *xe = (float *)dmalloc(n_embd * 4),
+          *g = (float *)dmalloc(rows * 4), *u = (float *)dmalloc(rows * 4),
+          *ye = (float *)dmalloc(n_embd * 4);
+    int32_t *ids = (int32_t *)dmalloc(n_slot * 4), *pairs = (int32_t *)dmalloc(n_slot * 4);
+    fill_f32(logits, n_expert, -2.0f, 2.0f);
+    fill_f32(x, n_embd, -1.0f, 1.0f);
+    std::vector<int32_t> order(n_slot);
+    for (int32_t i = 0; i < n_slot; i++)
+        order[i] = i;
+    CK(cudaMemcpy(pairs, order.data(), n_slot * 4, cudaMemcpyHostToDevice));
+    row("moe decode (route, sync, 9 experts)", "2048, 256x512 Q8_0, 8+1 used", time_us([&] {
+            int rc = reason_cuda_moe_route(logits, sh, 1, n_expert, n_used, 1, ids, wgt, NULL);
+            int32_t hid[16];
+            if (!rc)
+                rc = (int)cudaMemcpy(hid, ids, n_slot * 4, cudaMemcpyDeviceToHost);
+            if (!rc)
+                rc = (int)cudaMemsetAsync(out, 0, n_embd * 4);
+            for (int32_t j = 0; j < n_slot && !rc; j++) {
+                const uint8_t *e = wts + eb * (size_t)hid[j];
+                rc = reason_cuda_moe_gather(x, pairs + j, 1, n_slot, n_embd, xe, NULL);
+                if (!rc)
+                    rc = reason_cuda_matmul(8, e, n_embd, rows, rb_in, NULL, xe, g, 1, NULL);
+                if (!rc)
+                    rc = reason_cuda_matmul(8, e + rb_in * rows, n_embd, rows, rb_in, NULL, xe,
+                                            u, 1, NULL);
+                if (!rc)
+                    rc = reason_cuda_moe_act(g, u, rows, 0, 0.0f, 0.0f, NULL);
+                if (!rc)
+                    rc = reason_cuda_matmul(8, e + 2 * rb_in * rows, rows, n_embd, rb_dn, NULL,
+                                            g, ye, 1, NULL);
+                if (!rc)
+                    rc = reason_cuda_moe_scatter(ye, pairs + j, wgt, 1.0f, 1, n_slot, n_embd,
+                                                 out, NULL);
+            }
+            return rc;
+        }),
+        (double)eb * n_slot, 0);
+    for (void *q : {(void *)wts, (void *)logits, (void *)sh, (void *)wgt, (void *)x, (void *)out,
+                    (void *)xe, (void *)g, (void *)u, (void *)ye, (void *)ids, (void *)pairs})
+        CK(cudaFree(q));
+}
+
 int main() {
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
@@ -456,6 +573,8 @@ int main() {
     bench_gemm(h);
     bench_attention();
     bench_sampling();
+    bench_deltanet();
+    bench_moe();
     CB(cublasDestroy(h));
     CK(cudaDeviceSynchronize());
     return 0;

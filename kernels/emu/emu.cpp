@@ -83,6 +83,7 @@ extern "C" int reason_cuda_device_count(void) { return 1; }
 extern "C" void *reason_cuda_malloc(size_t bytes) {
     return aligned_alloc(256, (bytes + 255) / 256 * 256);
 }
+extern "C" void *reason_cuda_malloc_managed(size_t bytes) { return reason_cuda_malloc(bytes); }
 extern "C" void reason_cuda_free(void *p) { free(p); }
 extern "C" int reason_cuda_upload(void *dst, const void *src, size_t bytes) {
     memmove(dst, src, bytes);

@@ -26,7 +26,10 @@ out, pos = [], 0
 pat = re.compile(r'<<<(.*?)>>>', re.S)
 for m in pat.finditer(src):
     # the kernel name: back to the start of the statement (line start after whitespace)
+    # (a launch that clang-format broke before `<<<` starts on the line above)
     start = src.rfind('\n', 0, m.start()) + 1
+    if not src[start:m.start()].strip():
+        start = src.rfind('\n', 0, start - 1) + 1
     while src[start] in ' \t':
         start += 1
     name = src[start:m.start()]

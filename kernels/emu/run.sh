@@ -3,8 +3,8 @@
 # every kernels/*.cu rewritten to C++ (rewrite.py), compiled with g++, linked with the library
 # objects and the test object of a REASON_CUDA=ON build (default build-cuda, built first).
 # A check of the kernels' logic and of backend_cuda.c on a machine without a GPU; slow (every
-# CUDA thread is a coroutine; about 5 minutes on 2 cores). REASON_OPS=gemm,decode,... picks
-# sections of the test (tests/test_backend_ops.c, want()).
+# CUDA thread is a coroutine; about 9 minutes on 2 cores for every section). REASON_OPS=gemm,
+# decode,deltanet,moe,model,... picks sections of the test (tests/test_backend_ops.c, want()).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${1:-$root/build-cuda}"
