@@ -1234,29 +1234,38 @@ static int32_t hm_on_token(void *user, int32_t trace, int32_t phase, const reaso
     return REASON_ACTION_CONTINUE;
 }
 
+/* One streamed run of f: thinking and answer arrive apart (no header or tag text), equal to the
+ * results, and every sampled token is reported in its phase (a header's, before its channel is
+ * known, as thinking). Leaves s, cb and p set up for the caller's next run. */
+static void expect_stream_split(fake_model *f, hm_stream *s, reason_callbacks *cb, reason_params *p,
+                                const char *think, const char *answer) {
+    memset(s, 0, sizeof *s);
+    *cb = (reason_callbacks){.user = s, .on_text = hm_on_text, .on_token = hm_on_token};
+    hm_params(p);
+    p->callbacks = cb;
+    reason_result *res = hm_run(f, "What is 2+2?", NULL, p);
+    const reason_trace_info t = trace_info(res, 0);
+    ck_assert_int_eq(s->bad, 0);
+    ck_assert_str_eq(s->text[0], think);
+    ck_assert_str_eq(s->text[1], answer);
+    ck_assert_str_eq(s->text[0], t.thinking);
+    ck_assert_str_eq(s->text[1], t.answer);
+    ck_assert_int_eq(s->tokens[0], t.thinking_tokens);
+    ck_assert_int_eq(s->tokens[1], t.answer_tokens);
+    reason_result_free(res);
+}
+
 /* Streaming: thinking and answer arrive apart, tagged with their phases, and equal the results;
  * no header token's text is streamed. A callback ending the thinking injects the closing. */
 START_TEST(test_harmony_streaming) {
     if (!gptoss) return;
     fake_model *f = fake_new(HM_SCRIPT);
     hm_stream s;
-    memset(&s, 0, sizeof s);
-    reason_callbacks cb = {.user = &s, .on_text = hm_on_text, .on_token = hm_on_token};
+    reason_callbacks cb;
     reason_params p;
-    hm_params(&p);
-    p.callbacks = &cb;
-    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
-    reason_trace_info t = trace_info(res, 0);
-    ck_assert_int_eq(s.bad, 0);
-    ck_assert_str_eq(s.text[0], HM_THINK);
-    ck_assert_str_eq(s.text[1], HM_ANSWER);
-    ck_assert_str_eq(s.text[0], t.thinking);
-    ck_assert_str_eq(s.text[1], t.answer);
-    /* every token sampled (none injected here), reported in its phase: the header's before its
-     * channel is known as thinking */
-    ck_assert_int_eq(s.tokens[0], t.thinking_tokens);
-    ck_assert_int_eq(s.tokens[1], t.answer_tokens);
-    reason_result_free(res);
+    expect_stream_split(f, &s, &cb, &p, HM_THINK, HM_ANSWER);
+    reason_result *res;
+    reason_trace_info t;
 
     memset(&s, 0, sizeof s);
     s.end_thinking_at = 5;
@@ -1629,21 +1638,11 @@ START_TEST(test_gemma4_streaming) {
     if (!gemma4) return;
     fake_model *f = g4_new(G4_SCRIPT);
     hm_stream s;
-    memset(&s, 0, sizeof s);
-    reason_callbacks cb = {.user = &s, .on_text = hm_on_text, .on_token = hm_on_token};
+    reason_callbacks cb;
     reason_params p;
-    hm_params(&p);
-    p.callbacks = &cb;
-    reason_result *res = hm_run(f, "What is 2+2?", NULL, &p);
-    reason_trace_info t = trace_info(res, 0);
-    ck_assert_int_eq(s.bad, 0);
-    ck_assert_str_eq(s.text[0], G4_THINK);
-    ck_assert_str_eq(s.text[1], G4_ANSWER);
-    ck_assert_str_eq(s.text[0], t.thinking);
-    ck_assert_str_eq(s.text[1], t.answer);
-    ck_assert_int_eq(s.tokens[0], t.thinking_tokens);
-    ck_assert_int_eq(s.tokens[1], t.answer_tokens);
-    reason_result_free(res);
+    expect_stream_split(f, &s, &cb, &p, G4_THINK, G4_ANSWER);
+    reason_result *res;
+    reason_trace_info t;
 
     memset(&s, 0, sizeof s);
     s.end_thinking_at = 5;
