@@ -15,6 +15,10 @@ class Handle:
     _free = None
 
     def __init__(self, ptr, owner=None, owned=True):
+        if ptr is not None and (not isinstance(ptr, int) or isinstance(ptr, bool)):
+            # a path or any other object here would be freed as if it were a C pointer
+            raise TypeError(f"{type(self).__name__}: expected a C handle address, got "
+                            f"{type(ptr).__name__}")
         self._raw = ptr or None
         self._owner = owner
         self._owned = owned

@@ -31,6 +31,15 @@ class Tokenizer(Handle):
 
     _free = _ffi.reason_tokenizer_free
 
+    def __init__(self, path_or_handle, owner=None, owned=True):
+        """Tokenizer(path) loads a tokenizer.json or a folder holding one (as from_file);
+        an int is the address of a C handle (internal)."""
+        if isinstance(path_or_handle, (str, bytes, os.PathLike)):
+            out = _ffi.reason_tokenizer_p()
+            check(_ffi.reason_tokenizer_load(_path_arg(path_or_handle), ctypes.byref(out)))
+            path_or_handle = out.value
+        super().__init__(path_or_handle, owner=owner, owned=owned)
+
     @classmethod
     def from_file(cls, path):
         """Loads a Hugging Face tokenizer.json, or a folder holding one."""

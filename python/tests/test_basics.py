@@ -26,7 +26,7 @@ def test_status_names():
     assert _ffi.reason_last_error() is not None
 
 
-@pytest.mark.parametrize("load", [reason.Model, reason.Tokenizer.from_file])
+@pytest.mark.parametrize("load", [reason.Model, reason.Tokenizer.from_file, reason.Tokenizer])
 def test_missing_file_is_io_error(tmp_path, load):
     missing = str(tmp_path / "no-such-file.gguf")
     with pytest.raises(reason.ReasonError) as info:
@@ -53,6 +53,15 @@ def test_none_arguments_raise_not_crash():
         with pytest.raises(reason.ReasonError) as info:
             call()
         assert info.value.status == _ffi.REASON_ERR_INVALID_ARG
+
+
+def test_handles_are_not_paths():
+    # a wrong object where a C address is expected is a TypeError, not a free() of garbage
+    for cls in (reason.Context, reason.Sampler):
+        with pytest.raises(TypeError):
+            reason._handle.Handle.__init__(object.__new__(cls), "not/a/handle")
+    with pytest.raises(TypeError):
+        reason.Tokenizer(3.5)
 
 
 def test_null_handles_in_the_c_api():
