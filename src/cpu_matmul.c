@@ -22,10 +22,12 @@
 #endif
 
 /* Fewer tokens than this use dot products: dequantizing a tile for sgemm only pays off when each
- * weight row is reused by several tokens. The integer kernels are fast enough to stay ahead of
- * dequantize + sgemm up to about 32 tokens (SmolLM2, 2 threads: 8 parallel traces 300 vs 148
- * tokens/s, 32 traces about even); the f32 kernels only up to about 8. */
-#define BLAS_MIN_TOKENS 8
+ * weight row is reused by many tokens. The integer kernels stay ahead of dequantize + sgemm up to
+ * about 32 tokens (SmolLM2, 2 threads: 8 parallel traces 300 vs 148 tokens/s, 32 traces about
+ * even); the f32 kernels up to about 16 (quiet machine, 8 parallel traces, alternated: SmolLM2
+ * Q4_1 394-404 vs 317-318 tokens/s, Qwen3.5-2B Q8_0 31.0 vs 25.2 with the threshold at 16 rather
+ * than 8; a 12-token prompt 5% slower). */
+#define BLAS_MIN_TOKENS 16
 #define BLAS_MIN_TOKENS_Q8 32
 /* f32 elements of one thread's dequantization tile (at least 16 rows are always allowed). */
 #define TILE_FLOATS (128 * 1024)
