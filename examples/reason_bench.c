@@ -3,7 +3,7 @@
  * keys and values attention reads), against a memory-bandwidth figure.
  *
  *   reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t THREADS] [--depth N] [--parallel K]
- *                [--bw GBPS] [--json]
+ *                [--bw GBPS] [--json] [--fast]
  *
  * --depth N     generation starts with N tokens already in the cache (decode at depth N)
  * --parallel K  K sequences forked from one prompt of N (depth) tokens decode together, one token
@@ -134,13 +134,15 @@ static double probe_bandwidth(int n_threads) {
 int main(int argc, char **argv) {
     const char *model_path = NULL;
     int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
+    int32_t fast = 0;
     float bw = 0.0f;
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
         {"gen", required_argument, 0, 'n'},      {"reps", required_argument, 0, 'r'},
         {"threads", required_argument, 0, 't'},  {"depth", required_argument, 0, 'd'},
         {"parallel", required_argument, 0, 'k'}, {"bw", required_argument, 0, 'b'},
-        {"json", no_argument, 0, 'j'},           {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'j'},           {"fast", no_argument, 0, 'f'},
+        {0, 0, 0, 0}};
     int c, bad = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:r:t:", longs, NULL)) != -1) {
         switch (c) {
@@ -153,13 +155,15 @@ int main(int argc, char **argv) {
         case 'k': bad |= opt_int(optarg, 1, 4096, &par); break;
         case 'b': bad |= opt_float(optarg, 0.0, 1e6, &bw); break;
         case 'j': json = 1; break;
+        case 'f': fast = 1; break;
         default: bad = 1; break;
         }
     }
     if (bad) {
         fprintf(stderr,
                 "usage: reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t N] [--depth N]\n"
-                "                    [--parallel K] [--bw GBPS] [--json]\n");
+                "                    [--parallel K] [--bw GBPS] [--json] [--fast]\n"
+                "  --fast: REASON_PRECISION_FAST (8-bit activations for integer-type weights)\n");
         return 2;
     }
     if (!model_path) model_path = cli_default_model();
@@ -186,6 +190,7 @@ int main(int argc, char **argv) {
     cp.n_seq_max = (uint32_t)par;
     cp.n_outputs_max = par;
     cp.n_threads = n_threads;
+    cp.precision = fast ? REASON_PRECISION_FAST : REASON_PRECISION_EXACT;
     if (reason_context_create(model, &cp, &ctx) != REASON_OK) {
         reason_model_free(model);
         return cli_fail("reason-bench", "context");

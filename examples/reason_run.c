@@ -21,6 +21,7 @@ typedef struct options {
     const char *question;
     reason_params p;
     int32_t n_threads;
+    int32_t fast; /* REASON_PRECISION_FAST */
     int32_t n_ctx;
     int raw;       /* the question is the whole prompt: no template */
     int show_mode; /* 0 dim, 1 tagged, 2 hidden */
@@ -50,13 +51,15 @@ static void usage(FILE *f) {
             "      --show-thinking   print thinking between [thinking] markers\n"
             "      --hide-thinking   print only the answer\n"
             "  -t, --threads N       CPU threads (default: all cores)\n"
+            "      --fast            8-bit activations for integer-type weights (faster decoding)\n"
             "  -c, --ctx N           context size in tokens (default 4096)\n");
 }
 
 enum {
     O_TEMP = 256, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_SYSTEM, O_RAW, O_NO_THINK_PROMPT,
     O_SHOW, O_HIDE, O_BUDGET, O_MIN_THINK, O_EFFORT, O_TRACES, O_VOTE, O_WRAP, O_NO_THINK,
-    O_EARLY
+    O_EARLY,
+    O_FAST
 };
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -73,7 +76,7 @@ static int parse_options(int argc, char **argv, options *o) {
         {"min-think", required_argument, 0, O_MIN_THINK},
         {"effort", required_argument, 0, O_EFFORT}, {"n", required_argument, 0, O_TRACES},
         {"vote", required_argument, 0, O_VOTE},   {"wrap-up", required_argument, 0, O_WRAP},
-        {"early-stop", no_argument, 0, O_EARLY},
+        {"early-stop", no_argument, 0, O_EARLY},  {"fast", no_argument, 0, O_FAST},
         {"threads", required_argument, 0, 't'},   {"ctx", required_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -118,6 +121,7 @@ static int parse_options(int argc, char **argv, options *o) {
             break;
         case O_WRAP: o->p.wrap_up = optarg; break;
         case O_EARLY: o->p.early_stop = 1; break;
+        case O_FAST: o->fast = 1; break;
         case 't': bad = cli_parse_int(optarg, 0, 4096, &o->n_threads); break;
         case 'c': bad = cli_parse_int(optarg, 16, 1 << 26, &o->n_ctx); break;
         case 'h': usage(stdout); exit(0);
@@ -186,6 +190,7 @@ int main(int argc, char **argv) {
     cp.n_outputs_max = o.p.n_traces;
     cp.n_batch = cp.n_batch < (uint32_t)o.p.n_traces ? (uint32_t)o.p.n_traces : cp.n_batch;
     cp.n_threads = o.n_threads;
+    cp.precision = o.fast ? REASON_PRECISION_FAST : REASON_PRECISION_EXACT;
     if (reason_context_create(model, &cp, &ctx) != REASON_OK) {
         rc = cli_fail("reason-run", "creating the context");
         goto done;
