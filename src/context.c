@@ -126,13 +126,14 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
     reason_status st;
     if (backend_name && !strcmp(backend_name, "cuda"))
         st = backend_cuda_create(model, max_positions, &ctx->be);
-    else if (!backend_name || !*backend_name || !strcmp(backend_name, "cpu"))
+    else if (!backend_name || !*backend_name || !strcmp(backend_name, "cpu")) {
         st = backend_cpu_create(p.n_threads, max_positions, &ctx->be);
-    else
+        if (st == REASON_OK)
+            backend_cpu_set_fast_matmul(ctx->be, p.precision == REASON_PRECISION_FAST);
+    } else {
         st = rs_error(REASON_ERR_INVALID_ARG, "REASON_BACKEND=%s: expected cpu or cuda",
                       backend_name);
-    if (st == REASON_OK && !strcmp(ctx->be->ops->name, "cpu"))
-        backend_cpu_set_fast_matmul(ctx->be, p.precision == REASON_PRECISION_FAST);
+    }
     if (st != REASON_OK) goto fail;
     if ((st = make_seq_state(ctx, &p)) != REASON_OK) goto fail;
     if ((st = forward_scratch_alloc(ctx->be, model, (int32_t)p.n_batch, p.n_outputs_max,

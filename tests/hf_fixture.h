@@ -209,6 +209,17 @@ static inline void fixture_check_runtime(const reason_model *model) {
     reason_context_free(ctx);
 }
 
+static inline void hf_fixture_remove(const char *dir);
+
+/* End of a fixture test: reports the worst error seen (label), resets it, removes the copy. */
+static inline void fixture_teardown(fixture_check *c, model_fixture *fx, const char *dir,
+                                    const char *label) {
+    if (c->worst > 0) printf("%s: worst relative max-norm error %.3g\n", label, c->worst);
+    c->worst = 0;
+    hf_fixture_remove(dir);
+    model_fixture_free(fx);
+}
+
 /* Removes the directory and what is in it. */
 static inline void hf_fixture_remove(const char *dir) {
     DIR *d = opendir(dir);

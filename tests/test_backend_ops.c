@@ -309,8 +309,14 @@ static void fill_row(uint32_t type, uint8_t *row, int64_t cols) {
     }
 }
 
-static void test_matmul(backend *be, uint32_t type, int64_t cols, int64_t rows, int32_t n_tok,
-                        int with_bias) {
+/* y = x·wᵀ (+ bias) through a device launcher (reason_cuda_matmul, which picks GEMV or GEMM, or
+ * reason_cuda_gemm directly: any n_tok, odd shapes) against the CPU backend's matmul. */
+typedef int (*product_launcher)(int32_t type, const void *w, int64_t cols, int64_t rows,
+                                size_t row_bytes, const float *bias, const float *x, float *y,
+                                int32_t n_tok, void *stream);
+
+static void test_product(backend *be, const char *op, product_launcher launch, uint32_t type,
+                         int64_t cols, int64_t rows, int32_t n_tok, int with_bias, double tol) {
     const size_t row_bytes = tensor_row_bytes(type, cols);
     const size_t wbytes = row_bytes * (size_t)rows;
     const size_t xn = (size_t)n_tok * cols, yn = (size_t)n_tok * rows;
@@ -329,54 +335,32 @@ static void test_matmul(backend *be, uint32_t type, int64_t cols, int64_t rows, 
     void *dw = dev_from(w, wbytes);
     float *dx = dev_from(x, xn * 4), *db = dev_from(bias, (size_t)rows * 4),
           *dy = dev_from(got, yn * 4);
-    int rc = reason_cuda_matmul((int32_t)type, dw, cols, rows, row_bytes, with_bias ? db : NULL, dx,
-                                dy, n_tok, NULL);
+    int rc = launch((int32_t)type, dw, cols, rows, row_bytes, with_bias ? db : NULL, dx, dy,
+                    n_tok, NULL);
     if (finish(rc, got, dy, yn * 4))
         poison(got, yn);
     char what[80];
     snprintf(what, sizeof what, "%s %lldx%lld ntok=%d%s", tensor_type_get(type)->name,
              (long long)rows, (long long)cols, n_tok, with_bias ? " bias" : "");
+    check(op, what, got, ref, yn, tol);
+    reason_cuda_free(dy), reason_cuda_free(db), reason_cuda_free(dx), reason_cuda_free(dw);
+    free(got), free(ref), free(bias), free(x), free(w);
+}
+
+static void test_matmul(backend *be, uint32_t type, int64_t cols, int64_t rows, int32_t n_tok,
+                        int with_bias) {
     /* above REASON_CUDA_GEMV_MAX_TOK tokens the product runs on tensor cores: x in f16 */
     const double tol =
         n_tok > REASON_CUDA_GEMV_MAX_TOK && reason_cuda_gemm_supported((int32_t)type, cols) ? 3e-3
                                                                                             : 1e-4;
-    check("matmul", what, got, ref, yn, tol);
-    reason_cuda_free(dy), reason_cuda_free(db), reason_cuda_free(dx), reason_cuda_free(dw);
-    free(got), free(ref), free(bias), free(x), free(w);
+    test_product(be, "matmul", reason_cuda_matmul, type, cols, rows, n_tok, with_bias, tol);
 }
 
 /* --- tensor-core GEMM, called directly (any n_tok, odd shapes) ------------------------------ */
 
 static void test_gemm(backend *be, uint32_t type, int64_t cols, int64_t rows, int32_t n_tok,
                       int with_bias) {
-    const size_t row_bytes = tensor_row_bytes(type, cols);
-    const size_t wbytes = row_bytes * (size_t)rows;
-    const size_t xn = (size_t)n_tok * cols, yn = (size_t)n_tok * rows;
-    uint8_t *w = malloc(wbytes);
-    float *x = malloc(xn * 4), *bias = malloc((size_t)rows * 4), *ref = malloc(yn * 4),
-          *got = malloc(yn * 4);
-    for (int64_t r = 0; r < rows; r++)
-        fill_row(type, w + (size_t)r * row_bytes, cols);
-    fill(x, xn, -1.0f, 1.0f);
-    fill(bias, (size_t)rows, -0.5f, 0.5f);
-    rs_tensor t = {
-        .name = "w", .type = type, .ne = {cols, rows}, .row_bytes = row_bytes, .data = w};
-    poison(ref, yn);
-    poison(got, yn);
-    be->ops->matmul(be, &t, with_bias ? bias : NULL, x, ref, n_tok);
-    void *dw = dev_from(w, wbytes);
-    float *dx = dev_from(x, xn * 4), *db = dev_from(bias, (size_t)rows * 4),
-          *dy = dev_from(got, yn * 4);
-    int rc = reason_cuda_gemm((int32_t)type, dw, cols, rows, row_bytes, with_bias ? db : NULL, dx,
-                              dy, n_tok, NULL);
-    if (finish(rc, got, dy, yn * 4))
-        poison(got, yn);
-    char what[80];
-    snprintf(what, sizeof what, "%s %lldx%lld ntok=%d%s", tensor_type_get(type)->name,
-             (long long)rows, (long long)cols, n_tok, with_bias ? " bias" : "");
-    check("gemm", what, got, ref, yn, 3e-3);
-    reason_cuda_free(dy), reason_cuda_free(db), reason_cuda_free(dx), reason_cuda_free(dw);
-    free(got), free(ref), free(bias), free(x), free(w);
+    test_product(be, "gemm", reason_cuda_gemm, type, cols, rows, n_tok, with_bias, 3e-3);
 }
 
 /* --- the CUDA backend's ops (host logic + kernels) vs the CPU backend ----------------------- */

@@ -156,12 +156,7 @@ static void setup_moe(void) { fixture = "gemma4moe-tiny", setup(); }
 static void setup_dense_gguf(void) { setup_dense(), write_gemma4_gguf(), load_path = gguf_file_path; }
 static void setup_moe_gguf(void) { setup_moe(), write_gemma4_gguf(), load_path = gguf_file_path; }
 
-static void teardown(void) {
-    if (chk.worst > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, chk.worst);
-    chk.worst = 0;
-    hf_fixture_remove(tmp);
-    model_fixture_free(&fx);
-}
+static void teardown(void) { fixture_teardown(&chk, &fx, tmp, fixture); }
 
 static reason_model *load(void) { return fixture_load_model(load_path); }
 

@@ -126,12 +126,7 @@ static void setup_gguf(void) {
     load_path = gguf_file_path;
 }
 
-static void teardown(void) {
-    if (chk.worst > 0) printf("gpt-oss: worst relative max-norm error %.3g\n", chk.worst);
-    chk.worst = 0;
-    hf_fixture_remove(tmp);
-    model_fixture_free(&fx);
-}
+static void teardown(void) { fixture_teardown(&chk, &fx, tmp, "gpt-oss"); }
 
 static reason_model *load(void) { return fixture_load_model(load_path); }
 

@@ -32,12 +32,7 @@ static void setup(void) { hf_fixture_setup(fixture, tmp, &fx); }
 static void setup_dense(void) { fixture = "qwen35-tiny", setup(); }
 static void setup_moe(void) { fixture = "qwen35moe-tiny", setup(); }
 
-static void teardown(void) {
-    if (chk.worst > 0) printf("%s: worst relative max-norm error %.3g\n", fixture, chk.worst);
-    chk.worst = 0;
-    hf_fixture_remove(tmp);
-    model_fixture_free(&fx);
-}
+static void teardown(void) { fixture_teardown(&chk, &fx, tmp, fixture); }
 
 static reason_model *load(void) { return fixture_load_model(tmp); }
 
@@ -81,20 +76,14 @@ END_TEST
 
 START_TEST(test_one_batch) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_tokens, true, "one batch");
-    reason_context_free(ctx);
+    fixture_check_one_batch(&chk, model, 64);
     reason_model_free(model);
 }
 END_TEST
 
 START_TEST(test_token_by_token) {
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_prompt, true, "prompt");
-    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++)
-        decode_range(ctx, 0, t, t + 1, true, "step");
-    reason_context_free(ctx);
+    fixture_check_token_by_token(&chk, model, 64);
     reason_model_free(model);
 }
 END_TEST
@@ -419,11 +408,7 @@ END_TEST
 START_TEST(test_moe_fused_experts) {
     write_fused_experts();
     reason_model *model = load();
-    reason_context *ctx = make_context(model, 1);
-    decode_range(ctx, 0, 0, fx.n_prompt, true, "fused experts, prompt");
-    for (int32_t t = fx.n_prompt; t < fx.n_tokens; t++)
-        decode_range(ctx, 0, t, t + 1, true, "fused experts, step");
-    reason_context_free(ctx);
+    fixture_check_token_by_token(&chk, model, 64);
     reason_model_free(model);
 }
 END_TEST
