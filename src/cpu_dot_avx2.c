@@ -161,16 +161,6 @@ AVX2 float rs_dot_q4_1_avx2(const void *row, const float *x, int64_t n) {
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
-static inline void scale_min_k4(const uint8_t *s, int j, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0xf) | (s[j - 4] >> 6) << 4;
-        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
-    }
-}
-
 /* Q4_K: 144-byte super-blocks of 256; per sub-block of 32: sum = d*sc * sum(q x) - dmin*m *
  * sum(x). Sub-blocks 2c, 2c+1 share qs[32c..32c+31] (low, high nibbles). */
 AVX2 float rs_dot_q4_K_avx2(const void *row, const float *x, int64_t n) {
@@ -182,8 +172,8 @@ AVX2 float rs_dot_q4_K_avx2(const void *row, const float *x, int64_t n) {
         const uint8_t *qs = b + 16;
         for (int c = 0; c < 4; c++, qs += 32, x += 64) {
             int s0, m0, s1, m1;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
+            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
             __m256 plo = _mm256_setzero_ps(), phi = plo, xlo = plo, xhi = plo;
             for (int k = 0; k < 32; k += 8) {
                 __m256i v = u8x8(qs + k);
@@ -217,8 +207,8 @@ AVX2 float rs_dot_q5_K_avx2(const void *row, const float *x, int64_t n) {
         for (int k = 0; k < 4; k++) h[k] = _mm256_slli_epi32(u8x8(b + 16 + 8 * k), 4);
         for (int c = 0; c < 4; c++, qs += 32, x += 64) {
             int s0, m0, s1, m1;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
+            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
             __m256 plo = _mm256_setzero_ps(), phi = plo, xlo = plo, xhi = plo;
             for (int k = 0; k < 4; k++) {
                 const __m256i v = u8x8(qs + 8 * k);
@@ -457,8 +447,8 @@ AVX2 float rs_qdot_q4_K_avx2(const void *row, const int8_t *xq, const float *xd,
         const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
         for (int c = 0; c < 4; c++) {
             int s0, m0, s1, m1;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
+            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
             __m256i r = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
             acc0 = _mm256_fmadd_ps(block_dot_u8(_mm256_and_si256(r, m4), xq + 64 * c),
                                    _mm256_set1_ps(d * (float)s0 * xd[2 * c]), acc0);
@@ -552,8 +542,8 @@ AVX2 float rs_qdot_q5_K_avx2(const void *row, const int8_t *xq, const float *xd,
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
         for (int c = 0; c < 4; c++) {
             int s0, m0, s1, m1;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
+            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
             const __m256i r = _mm256_loadu_si256((const __m256i *)(b + 48 + 32 * c));
             /* the bit shifted down to bit 0 of its byte, then up to bit 4 (no carry across
              * bytes: the value is 0 or 1 before the left shift) */

@@ -9,9 +9,12 @@
  *
  * Many tokens (prompt, many traces): each pool task dequantizes a tile of weight rows into its
  * thread's 512 KiB buffer (it stays in L2) and multiplies it with single-threaded OpenBLAS sgemm:
- * the pool owns the cores, OpenBLAS starts no threads of its own to fight with our workers. */
+ * the pool owns the cores, OpenBLAS starts no threads of its own to fight with our workers. With
+ * 8-bit activations (fast precision) the quantized types take the integer GEMM of cpu_qgemm.c
+ * instead. */
 #include "backend_cpu.h"
 
+#include "cpu_qgemm.h"
 #include "tensor_types.h"
 
 #include <stdlib.h>
@@ -29,6 +32,8 @@
  * than 8; a 12-token prompt 5% slower). */
 #define BLAS_MIN_TOKENS 16
 #define BLAS_MIN_TOKENS_Q8 32
+/* With 8-bit activations, at least this many tokens take the integer GEMM (types it has). */
+#define QGEMM_MIN_TOKENS 16
 /* f32 elements of one thread's dequantization tile (at least 16 rows are always allowed). */
 #define TILE_FLOATS (128 * 1024)
 /* Chunks of rows per thread: enough to even out a noisy machine, few enough to stream. */
@@ -186,15 +191,20 @@ static void add_bias(const float *bias, float *y, int64_t rows, int32_t n_tok) {
         for (int64_t r = 0; r < rows; r++) y[(size_t)t * rows + r] += bias[r];
 }
 
+static bool use_qgemm(const cpu_backend *cb, const rs_tensor *w, int32_t n_tok) {
+    return cb->q8_matmul && n_tok >= QGEMM_MIN_TOKENS && cpu_qgemm_supports(w->type);
+}
+
 void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float *x, float *y,
                 int32_t n_tok) {
     cpu_backend *cb = cpu(be);
     const int64_t rows = w->ne[1];
-    bool done = false;
+    bool done = use_qgemm(cb, w, n_tok) && cpu_qgemm_prepare(cb, x, w->ne[0], n_tok) &&
+                cpu_qgemm_run(cb, w, y);
 #ifdef REASON_HAVE_BLAS
     const int32_t min_tokens =
         cb->q8_matmul && tensor_qdot_kernel(w->type) ? BLAS_MIN_TOKENS_Q8 : BLAS_MIN_TOKENS;
-    if (n_tok >= min_tokens) done = matmul_tiles(cb, w, x, y, n_tok);
+    if (!done && n_tok >= min_tokens) done = matmul_tiles(cb, w, x, y, n_tok);
 #endif
     if (!done) matmul_dots(cb, w, x, y, n_tok);
     add_bias(bias, y, rows, n_tok);
@@ -203,6 +213,17 @@ void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float 
 void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n, const float *x,
                       int32_t n_tok) {
     cpu_backend *cb = cpu(be);
+    bool all_qgemm = true;
+    for (int32_t i = 0; i < n; i++) all_qgemm &= use_qgemm(cb, items[i].w, n_tok);
+    if (all_qgemm && cpu_qgemm_prepare(cb, x, items[0].w->ne[0], n_tok)) {
+        /* one quantization of the shared input for all the products */
+        for (int32_t i = 0; i < n; i++) {
+            if (!cpu_qgemm_run(cb, items[i].w, items[i].y))
+                cpu_matmul(be, items[i].w, NULL, x, items[i].y, n_tok);
+            add_bias(items[i].bias, items[i].y, items[i].w->ne[1], n_tok);
+        }
+        return;
+    }
     bool any_q8 = false, separate = n > GROUP_MAX;
     for (int32_t i = 0; i < n && !separate; i++) {
         const rs_tensor *w = items[i].w;
@@ -233,6 +254,7 @@ void cpu_matmul_free(cpu_backend *cb) {
     free(cb->xd);
     free(cb->xs);
     free(cb->tiles);
+    cpu_qgemm_free(cb);
     cb->xq = NULL, cb->xd = cb->xs = NULL, cb->tiles = NULL;
     cb->xq_cap = cb->tile_cap = 0;
 }

@@ -130,19 +130,6 @@ static void dq_q8_0(const uint8_t *b, float *y) {
     for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
-/* The 8 six-bit (scale, min) pairs of a Q4_K/Q5_K super-block, packed in 12 bytes: bytes 0-3
- * hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7; bytes 4-7 the same for mins;
- * bytes 8-11 the low 4 bits of scale (low nibble) and min (high nibble) 4-7. */
-static inline void k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0xf) | (s[j - 4] >> 6) << 4;
-        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
-    }
-}
-
 /* Q4_K (144 B / 256): f16 d, f16 dmin, 12 scale bytes, 128 bytes; 8 sub-blocks of 32. Sub-blocks
  * 2c and 2c+1 share the 32 bytes qs[32c..32c+31]: low nibbles, then high nibbles.
  * y = (d*sc) * q - (dmin*m). */
@@ -151,8 +138,8 @@ static void dq_q4_K(const uint8_t *b, float *y) {
     const uint8_t *sc = b + 4, *qs = b + 16;
     for (int c = 0; c < 4; c++) {
         int s0, m0, s1, m1;
-        k_scale_min(sc, 2 * c, &s0, &m0);
-        k_scale_min(sc, 2 * c + 1, &s1, &m1);
+        rs_k_scale_min(sc, 2 * c, &s0, &m0);
+        rs_k_scale_min(sc, 2 * c + 1, &s1, &m1);
         float d0 = d * (float)s0, dm0 = dmin * (float)m0;
         float d1 = d * (float)s1, dm1 = dmin * (float)m1;
         for (int l = 0; l < 32; l++) {
@@ -169,8 +156,8 @@ static void dq_q5_K(const uint8_t *b, float *y) {
     const uint8_t *sc = b + 4, *qh = b + 16, *qs = b + 48;
     for (int c = 0; c < 4; c++) {
         int s0, m0, s1, m1;
-        k_scale_min(sc, 2 * c, &s0, &m0);
-        k_scale_min(sc, 2 * c + 1, &s1, &m1);
+        rs_k_scale_min(sc, 2 * c, &s0, &m0);
+        rs_k_scale_min(sc, 2 * c + 1, &s1, &m1);
         float d0 = d * (float)s0, dm0 = dmin * (float)m0;
         float d1 = d * (float)s1, dm1 = dmin * (float)m1;
         for (int l = 0; l < 32; l++) {

@@ -145,6 +145,19 @@ static inline float rs_e8m0_half(uint8_t e) {
     return f;
 }
 
+/* The 8 six-bit (scale, min) pairs of a Q4_K/Q5_K super-block, packed in 12 bytes: bytes 0-3
+ * hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7; bytes 4-7 the same for mins;
+ * bytes 8-11 the low 4 bits of scale (low nibble) and min (high nibble) 4-7. */
+static inline void rs_k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | (s[j - 4] >> 6) << 4;
+        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
 /* The CPU has AVX-512 VNNI (and BW, VL, DQ): the avx512 integer kernels may run. */
 RS_INTERNAL bool rs_cpu_has_vnni(void);
 

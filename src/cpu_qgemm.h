@@ -1,0 +1,53 @@
+/* cpu_qgemm.h — integer matrix products for prompt batches (8-bit activations, AVX-512 VNNI).
+ *
+ * y (n_tok, rows) = x (n_tok, cols) · wᵀ for quantized weights, with the numerics of the fast
+ * decode path (activations rounded to 8 bits per 32; docs/performance.md): the weight rows are
+ * unpacked once per panel of 16 rows into 8-bit codes with f32 scales (cpu_qgemm_pack.c), and a
+ * register-blocked kernel multiplies each panel with many tokens at once (cpu_qgemm.c). */
+#ifndef REASON_CPU_QGEMM_H
+#define REASON_CPU_QGEMM_H
+
+#include "backend_cpu.h"
+
+/* Rows of one panel: one AVX-512 register holds a 32-bit lane per row. */
+#define QG_ROWS 16
+
+/* How a type's weights look once unpacked: value = d[sub-block] * (code - 128) + m[32-block].
+ * sub is 32, or 16 for Q6_K (a scale per 16 values); has_min for the types with an offset per
+ * block (Q4_1, Q5_1, Q4_K, Q5_K). */
+typedef struct qg_format {
+    int32_t sub;
+    bool has_min;
+} qg_format;
+
+/* One panel of QG_ROWS rows over nb blocks of 32 columns, in the kernel's layout:
+ *   w (nb, 8, QG_ROWS, 4): block b, column group j (4 columns), row r: the 4 codes of row r;
+ *   d (nb * 32 / sub, QG_ROWS): the scale of each sub-block of each row;
+ *   m (nb, QG_ROWS): the offset of each 32-block of each row (has_min only). */
+typedef struct qg_panel {
+    uint8_t *w;
+    float *d;
+    float *m;
+} qg_panel;
+
+/* False when the type has no unpacked form (the caller keeps the other paths). */
+RS_INTERNAL bool qg_format_of(uint32_t type, qg_format *f);
+/* Bytes of one panel of cols columns (a multiple of 256 bytes, so panels stay aligned). */
+RS_INTERNAL size_t qg_panel_bytes(const qg_format *f, int64_t cols);
+/* Lays the panel out at base (qg_panel_bytes of it) and fills it with rows [0, n_rows) of the
+ * matrix (row_bytes apart); rows n_rows..QG_ROWS-1 are zero weights. */
+RS_INTERNAL qg_panel qg_pack_panel(uint32_t type, const qg_format *f, const uint8_t *rows,
+                                   size_t row_bytes, int32_t n_rows, int64_t cols, void *base);
+
+/* True when cpu_qgemm can run type on this CPU. */
+RS_INTERNAL bool cpu_qgemm_supports(uint32_t type);
+/* Quantizes the n_tok rows of x (cols each) into the backend's GEMM activation buffer; false when
+ * memory is short or the CPU lacks VNNI (then use another path). Several products of the same
+ * input may follow. */
+RS_INTERNAL bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_tok);
+/* y = x · wᵀ for the x of the last cpu_qgemm_prepare (w->ne[0] columns, as prepared); false when
+ * its scratch cannot be allocated (y untouched). */
+RS_INTERNAL bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y);
+RS_INTERNAL void cpu_qgemm_free(cpu_backend *cb);
+
+#endif

@@ -1,0 +1,193 @@
+/* test_qgemm.c — the integer GEMM for prompt batches (cpu_qgemm.c) against a float64 reference.
+ *
+ * For random weights of every type it serves and odd shapes (rows not a multiple of the 16-row
+ * panel, token counts not a multiple of the 8-token tile), y = x·wᵀ with 8-bit activations is
+ * compared with (a) the exact product of the dequantized weights and the quantized activations
+ * (the reference quantizer tensor_quantize_q8, float64 sums), within the f32 rounding of the
+ * magnitudes summed, and (b) the f32 product, within the activation rounding (|x − x̂| ≤ s/2). It
+ * runs the GEMM directly, through the backend's matmul and through a group of products with
+ * biases, on 1 and 3 threads. */
+#include "backend.h"
+#include "backend_cpu.h"
+#include "cpu_qgemm.h"
+#include "random_weights.h"
+#include "tensor_types.h"
+#include "test_util.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+
+static const uint32_t types[] = {TENSOR_Q4_0, TENSOR_Q4_1, TENSOR_Q5_0, TENSOR_Q5_1, TENSOR_Q8_0,
+                                 TENSOR_Q4_K, TENSOR_Q5_K, TENSOR_Q6_K, TENSOR_MXFP4};
+#define N_TYPES ((int)(sizeof types / sizeof types[0]))
+
+static const struct {
+    int64_t cols, rows;
+    int32_t n_tok;
+} shapes[] = {{256, 16, 16}, {512, 37, 17}, {768, 100, 40}, {256, 1, 23}, {1024, 130, 64}};
+
+typedef struct expect {
+    double *exact; /* (n_tok, rows) with the quantized activations */
+    double *tol;   /* its rounding bound */
+    double *f32;   /* (n_tok, rows) with the original activations */
+    double *quant; /* the activation-rounding bound on the difference */
+} expect;
+
+static expect reference(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t cols,
+                        int64_t rows, const float *x, int32_t n_tok) {
+    expect e = {calloc((size_t)n_tok * rows, 8), calloc((size_t)n_tok * rows, 8),
+                calloc((size_t)n_tok * rows, 8), calloc((size_t)n_tok * rows, 8)};
+    float *wf = malloc((size_t)cols * 4), *xd = malloc((size_t)cols / 32 * 4),
+          *xs = malloc((size_t)cols / 32 * 4);
+    int8_t *xq = malloc((size_t)cols);
+    for (int32_t t = 0; t < n_tok; t++) {
+        const float *xt = x + (size_t)t * cols;
+        tensor_quantize_q8(xt, xq, xd, xs, cols);
+        for (int64_t r = 0; r < rows; r++) {
+            tensor_dequantize_row(type, w + (size_t)r * row_bytes, wf, cols);
+            double exact = 0, mag = 0, f32 = 0, quant = 0, abs_f32 = 0;
+            for (int64_t b = 0; b < cols / 32; b++) {
+                double wmax = 0, wlo = INFINITY, whi = -INFINITY, xabs = 0;
+                for (int64_t j = 32 * b; j < 32 * b + 32; j++) {
+                    const double xh = (double)xq[j] * xd[b];
+                    exact += wf[j] * xh;
+                    mag += fabs(wf[j] * xh);
+                    xabs += fabs(xh);
+                    wmax = fmax(wmax, fabs(wf[j]));
+                    wlo = fmin(wlo, wf[j]);
+                    whi = fmax(whi, wf[j]);
+                    f32 += (double)wf[j] * xt[j];
+                    abs_f32 += fabs((double)wf[j] * xt[j]);
+                    quant += fabs(wf[j]) * 0.5 * xd[b];
+                }
+                mag += (wmax + (whi - wlo)) * xabs; /* the offsets the kernel adds and removes */
+            }
+            const size_t i = (size_t)t * rows + r;
+            e.exact[i] = exact;
+            e.tol[i] = (double)cols * FLT_EPSILON * mag;
+            e.f32[i] = f32;
+            e.quant[i] = quant + e.tol[i] + (double)cols * FLT_EPSILON * abs_f32;
+        }
+    }
+    free(wf), free(xd), free(xs), free(xq);
+    return e;
+}
+
+static void expect_free(expect *e) { free(e->exact), free(e->tol), free(e->f32), free(e->quant); }
+
+/* Worst |got − exact| / tol so far, for the log. */
+static double worst_ratio;
+
+static void check(const char *how, uint32_t type, const expect *e, const float *y,
+                  const float *bias, int64_t rows, int32_t n_tok) {
+    for (int32_t t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < rows; r++) {
+            const size_t i = (size_t)t * rows + r;
+            const double b = bias ? bias[r] : 0.0, got = y[i] - b;
+            ck_assert_msg(isfinite(y[i]), "%s %s token %d row %lld: not finite", how,
+                          tensor_type_get(type)->name, t, (long long)r);
+            ck_assert_msg(fabs(got - e->exact[i]) <= e->tol[i] + 1e-6 * fabs(b),
+                          "%s %s token %d row %lld: %.9g, exact with 8-bit x %.9g (tol %.3g)", how,
+                          tensor_type_get(type)->name, t, (long long)r, got, e->exact[i],
+                          e->tol[i]);
+            ck_assert_msg(fabs(got - e->f32[i]) <= e->quant[i] + 1e-6 * fabs(b),
+                          "%s %s token %d row %lld: %.9g, f32 product %.9g (bound %.3g)", how,
+                          tensor_type_get(type)->name, t, (long long)r, got, e->f32[i],
+                          e->quant[i]);
+            if (e->tol[i] > 0) worst_ratio = fmax(worst_ratio, fabs(got - e->exact[i]) / e->tol[i]);
+        }
+}
+
+START_TEST(test_qgemm_types) {
+    const uint32_t type = types[_i];
+    const char *name = tensor_type_get(type)->name;
+    const bool direct = cpu_qgemm_supports(type);
+    if (!direct)
+        fprintf(stderr, "qgemm %s: no VNNI on this CPU, the backend path only\n", name);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        backend *be = NULL;
+        ck_assert_int_eq(backend_cpu_create(threads, 4096, &be), REASON_OK);
+        backend_cpu_set_fast_matmul(be, true);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t cols = shapes[s].cols, rows = shapes[s].rows;
+            const int32_t n_tok = shapes[s].n_tok;
+            const size_t rb = tensor_row_bytes(type, cols);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            float *x = malloc((size_t)n_tok * cols * 4), *y = malloc((size_t)n_tok * rows * 4),
+                  *y2 = malloc((size_t)n_tok * rows * 4), *bias = malloc((size_t)rows * 4);
+            for (int64_t r = 0; r < rows; r++) {
+                random_row(type, w + (size_t)r * rb, cols);
+                bias[r] = rndf();
+            }
+            for (size_t i = 0; i < (size_t)n_tok * cols; i++)
+                x[i] = rndf() * (i % 7 == 0 ? 4.0f : 1.0f); /* some outliers per block */
+            const rs_tensor wt = {.name = "w", .type = type, .ne = {cols, rows}, .row_bytes = rb,
+                                  .data = w};
+            expect e = reference(type, w, rb, cols, rows, x, n_tok);
+
+            if (direct) {
+                ck_assert(cpu_qgemm_prepare(cpu(be), x, cols, n_tok));
+                ck_assert(cpu_qgemm_run(cpu(be), &wt, y));
+                check("direct", type, &e, y, NULL, rows, n_tok);
+            }
+            be->ops->matmul(be, &wt, bias, x, y, n_tok);
+            check("matmul", type, &e, y, bias, rows, n_tok);
+            const matmul_item items[2] = {{&wt, bias, y}, {&wt, NULL, y2}};
+            be->ops->matmul_group(be, items, 2, x, n_tok);
+            check("group+bias", type, &e, y, bias, rows, n_tok);
+            check("group", type, &e, y2, NULL, rows, n_tok);
+
+            expect_free(&e);
+            free(w), free(x), free(y), free(y2), free(bias);
+        }
+        be->ops->destroy(be);
+    }
+    fprintf(stderr, "qgemm %-5s: worst |y - exact(8-bit x)| / tolerance %.3g\n", name,
+            worst_ratio);
+    worst_ratio = 0;
+}
+END_TEST
+
+/* The packed panel itself: d·(code − 128) + m reproduces the dequantized row for every type
+ * (up to the rounding of that last multiply-add), rows past the end are zero weights. */
+START_TEST(test_qgemm_pack) {
+    const uint32_t type = types[_i];
+    qg_format f;
+    ck_assert(qg_format_of(type, &f));
+    const int64_t cols = 512;
+    const size_t rb = tensor_row_bytes(type, cols);
+    uint8_t *w = malloc(rb * QG_ROWS);
+    for (int r = 0; r < QG_ROWS; r++) random_row(type, w + (size_t)r * rb, cols);
+    void *buf = aligned_alloc(64, qg_panel_bytes(&f, cols));
+    float *ref = malloc((size_t)cols * 4);
+    for (int n_rows = QG_ROWS; n_rows >= QG_ROWS - 3; n_rows -= 3) {
+        const qg_panel p = qg_pack_panel(type, &f, w, rb, n_rows, cols, buf);
+        for (int r = 0; r < QG_ROWS; r++) {
+            tensor_dequantize_row(type, w + (size_t)r * rb, ref, cols);
+            for (int64_t e = 0; e < cols; e++) {
+                const int64_t b = e / 32, j = e % 32 / 4;
+                const int code = p.w[b * 32 * QG_ROWS + j * 4 * QG_ROWS + r * 4 + e % 4];
+                const double d = p.d[(e / f.sub) * QG_ROWS + r];
+                const double m = p.m ? p.m[b * QG_ROWS + r] : 0.0;
+                const double v = d * (code - 128) + m, want = r < n_rows ? ref[e] : 0.0;
+                ck_assert_msg(fabs(v - want) <= 4 * FLT_EPSILON * (fabs(want) + fabs(m)),
+                              "%s row %d element %lld: packed %.9g, dequantized %.9g",
+                              tensor_type_get(type)->name, r, (long long)e, v, want);
+            }
+        }
+    }
+    free(ref), free(buf), free(w);
+}
+END_TEST
+
+static Suite *qgemm_suite(void) {
+    Suite *s = suite_create("qgemm");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, test_qgemm_pack, 0, N_TYPES);
+    tcase_add_loop_test(tc, test_qgemm_types, 0, N_TYPES);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return run_suite(qgemm_suite()); }
