@@ -33,7 +33,7 @@
 #define BLAS_MIN_TOKENS 16
 #define BLAS_MIN_TOKENS_Q8 32
 /* With 8-bit activations, at least this many tokens take the integer GEMM (types it has). */
-#define QGEMM_MIN_TOKENS 16
+#define QGEMM_MIN_TOKENS 8
 /* f32 elements of one thread's dequantization tile (at least 16 rows are always allowed). */
 #define TILE_FLOATS (128 * 1024)
 /* Chunks of rows per thread: enough to even out a noisy machine, few enough to stream. */

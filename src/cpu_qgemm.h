@@ -1,9 +1,9 @@
-/* cpu_qgemm.h — integer matrix products for prompt batches (8-bit activations, AVX-512 VNNI).
+/* cpu_qgemm.h — integer matrix products for batches of tokens (8-bit activations, AVX-512 VNNI).
  *
  * y (n_tok, rows) = x (n_tok, cols) · wᵀ for quantized weights, with the numerics of the fast
  * decode path (activations rounded to 8 bits per 32; docs/performance.md): the weight rows are
  * unpacked once per panel of 16 rows into 8-bit codes with f32 scales (cpu_qgemm_pack.c), and a
- * register-blocked kernel multiplies each panel with many tokens at once (cpu_qgemm.c). */
+ * register-blocked kernel multiplies each panel with 16 tokens at a time (cpu_qgemm.c). */
 #ifndef REASON_CPU_QGEMM_H
 #define REASON_CPU_QGEMM_H
 
@@ -20,10 +20,10 @@ typedef struct qg_format {
     bool has_min;
 } qg_format;
 
-/* One panel of QG_ROWS rows over nb blocks of 32 columns, in the kernel's layout:
- *   w (nb, 8, QG_ROWS, 4): block b, column group j (4 columns), row r: the 4 codes of row r;
- *   d (nb * 32 / sub, QG_ROWS): the scale of each sub-block of each row;
- *   m (nb, QG_ROWS): the offset of each 32-block of each row (has_min only). */
+/* One panel of QG_ROWS rows of cols columns (nb = cols / 32 blocks), row by row:
+ *   w (QG_ROWS, cols): the codes;
+ *   d (QG_ROWS, nb * 32 / sub): the scale of each sub-block;
+ *   m (QG_ROWS, nb): the offset of each 32-block (has_min only). */
 typedef struct qg_panel {
     uint8_t *w;
     float *d;

@@ -7,22 +7,27 @@
  * expressions as the dequantization in tensor_types.c (d·sc for the K types), so d·(code − 128)
  * + m is the dequantized weight up to the rounding of its final multiply.
  *
- * Codes are produced 8 at a time in 64-bit words (SWAR: nibble masks, the fifth/sixth bits
- * spread into bytes) and written straight into the interleaved layout of qg_panel: 4 columns of
- * one row are one 32-bit lane, 16 rows one 64-byte vector. */
+ * Codes: the 32 codes of each block are built in one 256-bit register (nibble masks, the
+ * fifth/sixth bits merged, MXFP4 through a byte shuffle) and stored row by row: the kernel
+ * broadcasts 4 codes at a time, so no transposition is needed. Unpacking must cost little next
+ * to the products: with few tokens per call (parallel traces) it is paid once per 8–16 tokens.
+ * Scales: scalar, one per 32 (or 16) values. x86 only, like the kernel (cpu_qgemm.c). */
 #include "cpu_qgemm.h"
 
 #include "tensor_types.h"
 
 #include <string.h>
 
-#define LO4 0x0f0f0f0f0f0f0f0fULL
-#define BYTES(v) (0x0101010101010101ULL * (uint64_t)(v))
+#if defined(__x86_64__)
+#include <immintrin.h>
 
-static inline uint64_t ld64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
+#define PK_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
+#define PK_INLINE PK_TARGET static inline __attribute__((always_inline))
+
+PK_TARGET static inline float ld_f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h); /* F16C: exact, like rs_f16_to_f32 */
 }
 
 static inline uint32_t ld32(const uint8_t *p) {
@@ -31,164 +36,179 @@ static inline uint32_t ld32(const uint8_t *p) {
     return v;
 }
 
-static inline float ld_f16(const uint8_t *p) { return rs_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+/* ---- codes: the 32 biased codes of block blk (of 32 columns) of one row -------------------- */
 
-/* Byte i (0..7) = bit i of b, as 0 or 1. */
-static inline uint64_t spread_bits(uint32_t b) {
-    const uint64_t t = BYTES(b & 0xffu) & 0x8040201008040201ULL; /* byte i keeps bit i */
-    return ((t + 0x7f7f7f7f7f7f7f7fULL) >> 7) & BYTES(1);          /* nonzero byte -> 1 */
+PK_INLINE __m256i load128x2(const uint8_t *p) {
+    return _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p));
 }
 
-/* Where one row's codes go: the row's lane in each column group. */
-typedef struct row_sink {
-    uint8_t *w; /* panel codes + 4 * row */
-    float *d;   /* panel scales + row */
-    float *m;   /* panel offsets + row, or NULL */
-} row_sink;
-
-/* Codes of elements e..e+7 (e a multiple of 8): two 4-column groups of block e / 32. */
-static inline void put8(const row_sink *s, int64_t e, uint64_t v) {
-    uint8_t *p = s->w + (e / 32) * (8 * 4 * QG_ROWS) + (e % 32) / 4 * (4 * QG_ROWS);
-    const uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
-    memcpy(p, &lo, 4);
-    memcpy(p + 4 * QG_ROWS, &hi, 4);
+/* 16 nibble bytes (element j low, j + 16 high) -> 32 codes in element order. */
+PK_INLINE __m256i nibbles(const uint8_t *qs) {
+    const __m128i x = _mm_loadu_si128((const __m128i *)qs), m4 = _mm_set1_epi8(0x0f);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m4)),
+                                   _mm_and_si128(_mm_srli_epi16(x, 4), m4), 1);
 }
 
-/* 32 codes from 16 nibble bytes (element j low, j + 16 high) plus 8-byte words of high bits
- * (hb[k] for elements 8k..8k+7, already shifted to bit 4 and up) plus bias. */
-static inline void put_nibbles32(const row_sink *s, int64_t e, const uint8_t *qs, const uint64_t hb[4],
-                                 uint64_t bias) {
-    const uint64_t a = ld64(qs), b = ld64(qs + 8);
-    put8(s, e, ((a & LO4) | hb[0]) + bias);
-    put8(s, e + 8, ((b & LO4) | hb[1]) + bias);
-    put8(s, e + 16, (((a >> 4) & LO4) | hb[2]) + bias);
-    put8(s, e + 24, (((b >> 4) & LO4) | hb[3]) + bias);
+/* Bit 4 set in byte j where bit j of qh is set. */
+PK_INLINE __m256i fifth_bits(uint32_t qh) {
+    return _mm256_maskz_mov_epi8((__mmask32)qh, _mm256_set1_epi8(0x10));
 }
 
-static const uint64_t no_high[4] = {0, 0, 0, 0};
-
-/* Fifth bits of a 32-bit qh (bit j: element j) in bit 4 of each byte. */
-static inline void high5(uint32_t qh, uint64_t hb[4]) {
-    for (int k = 0; k < 4; k++) hb[k] = spread_bits(qh >> (8 * k)) << 4;
+/* Q4_K / Q5_K sub-block j of a super-block: low (even j) or high nibbles of 32 bytes. */
+PK_INLINE __m256i k_nibbles(const uint8_t *qs32, int j) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)qs32);
+    return _mm256_and_si256(j & 1 ? _mm256_srli_epi16(x, 4) : x, _mm256_set1_epi8(0x0f));
 }
 
-static void row_q4_0(const uint8_t *b, int64_t nb, const row_sink *s) {
-    for (int64_t i = 0; i < nb; i++, b += 18) {
-        s->d[i * QG_ROWS] = ld_f16(b);
-        put_nibbles32(s, 32 * i, b + 2, no_high, BYTES(128 - 8));
+/* Block blk = 8 sb + j (j a compile-time constant at every call after unrolling, so the K
+ * types' shifts are immediates). */
+PK_INLINE __m256i codes_of(uint32_t type, const uint8_t *row, int64_t sb, int j) {
+    const int64_t blk = 8 * sb + j;
+    const __m256i bias128 = _mm256_set1_epi8((char)128);
+    switch (type) {
+    case TENSOR_Q4_0:
+        return _mm256_add_epi8(nibbles(row + blk * 18 + 2), _mm256_set1_epi8(128 - 8));
+    case TENSOR_Q4_1: return _mm256_add_epi8(nibbles(row + blk * 20 + 4), bias128);
+    case TENSOR_Q5_0: {
+        const uint8_t *b = row + blk * 22;
+        return _mm256_add_epi8(_mm256_or_si256(nibbles(b + 6), fifth_bits(ld32(b + 2))),
+                               _mm256_set1_epi8(128 - 16));
+    }
+    case TENSOR_Q5_1: {
+        const uint8_t *b = row + blk * 24;
+        return _mm256_add_epi8(_mm256_or_si256(nibbles(b + 8), fifth_bits(ld32(b + 4))), bias128);
+    }
+    case TENSOR_Q8_0:
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row + blk * 34 + 2)), bias128);
+    case TENSOR_MXFP4: {
+        const __m128i table = _mm_setr_epi8(RS_MXFP4_KVALUES);
+        const __m256i t2 = _mm256_broadcastsi128_si256(table);
+        return _mm256_add_epi8(_mm256_shuffle_epi8(t2, nibbles(row + blk * 17 + 1)), bias128);
+    }
+    case TENSOR_Q4_K: {
+        const uint8_t *b = row + sb * 144;
+        return _mm256_add_epi8(k_nibbles(b + 16 + 32 * (j / 2), j), bias128);
+    }
+    case TENSOR_Q5_K: {
+        const uint8_t *b = row + sb * 176;
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
+        const __m256i hi = _mm256_slli_epi16(
+            _mm256_and_si256(_mm256_srli_epi16(qh, j), _mm256_set1_epi8(1)), 4);
+        return _mm256_add_epi8(_mm256_or_si256(k_nibbles(b + 48 + 32 * (j / 2), j), hi), bias128);
+    }
+    case TENSOR_Q6_K: { /* 32-block blk = half h, group g of a super-block */
+        const uint8_t *b = row + sb * 210;
+        const int h = j / 4, g = j % 4;
+        const __m256i lo = k_nibbles(b + 64 * h + 32 * (g & 1), g >= 2);
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+        const __m256i hi = _mm256_slli_epi16(
+            _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), _mm256_set1_epi8(3)), 4);
+        return _mm256_add_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(128 - 32));
+    }
+    default: return bias128;
     }
 }
 
-static void row_q4_1(const uint8_t *b, int64_t nb, const row_sink *s) {
-    for (int64_t i = 0; i < nb; i++, b += 20) {
-        s->d[i * QG_ROWS] = ld_f16(b);
-        s->m[i * QG_ROWS] = ld_f16(b + 2);
-        put_nibbles32(s, 32 * i, b + 4, no_high, BYTES(128));
+/* The codes of one row (nb blocks) into w. */
+PK_INLINE void pack_codes(uint32_t type, const uint8_t *row, int64_t nb, uint8_t *w) {
+    int64_t sb = 0;
+    for (; 8 * sb + 8 <= nb; sb++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            _mm256_store_si256((__m256i *)(w + 32 * (8 * sb + j)), codes_of(type, row, sb, j));
+    for (int j = 0; 8 * sb + j < nb; j++) /* 32-element types: blocks past the last 8 */
+        _mm256_store_si256((__m256i *)(w + 32 * (8 * sb + j)), codes_of(type, row, sb, j));
+}
+
+#define PACKER(name, type)                                                                         \
+    PK_TARGET static void name(const uint8_t *row, int64_t nb, uint8_t *w) {                       \
+        pack_codes(type, row, nb, w);                                                              \
+    }
+PACKER(codes_q4_0, TENSOR_Q4_0)
+PACKER(codes_q4_1, TENSOR_Q4_1)
+PACKER(codes_q5_0, TENSOR_Q5_0)
+PACKER(codes_q5_1, TENSOR_Q5_1)
+PACKER(codes_q8_0, TENSOR_Q8_0)
+PACKER(codes_mxfp4, TENSOR_MXFP4)
+PACKER(codes_q4_K, TENSOR_Q4_K)
+PACKER(codes_q5_K, TENSOR_Q5_K)
+PACKER(codes_q6_K, TENSOR_Q6_K)
+
+/* ---- scales: d (and m) of every sub-block of one row ---------------------------------------- */
+
+typedef struct row_scales {
+    float *d; /* the row's scales */
+    float *m; /* the row's offsets, or NULL */
+} row_scales;
+
+/* The 32-element types: f16 d at offset 0 (E8M0 for MXFP4), f16 m at 2 for the min types. */
+PK_TARGET static void scales_32(uint32_t type, const uint8_t *b, int64_t nb, const row_scales *s) {
+    const size_t bytes = (size_t)tensor_type_get(type)->block_bytes;
+    for (int64_t i = 0; i < nb; i++, b += bytes) {
+        s->d[i] = type == TENSOR_MXFP4 ? rs_e8m0_half(b[0]) : ld_f16(b);
+        if (s->m) s->m[i] = ld_f16(b + 2);
     }
 }
 
-static void row_q5_0(const uint8_t *b, int64_t nb, const row_sink *s) {
-    uint64_t hb[4];
-    for (int64_t i = 0; i < nb; i++, b += 22) {
-        s->d[i * QG_ROWS] = ld_f16(b);
-        high5(ld32(b + 2), hb);
-        put_nibbles32(s, 32 * i, b + 6, hb, BYTES(128 - 16));
-    }
-}
-
-static void row_q5_1(const uint8_t *b, int64_t nb, const row_sink *s) {
-    uint64_t hb[4];
-    for (int64_t i = 0; i < nb; i++, b += 24) {
-        s->d[i * QG_ROWS] = ld_f16(b);
-        s->m[i * QG_ROWS] = ld_f16(b + 2);
-        high5(ld32(b + 4), hb);
-        put_nibbles32(s, 32 * i, b + 8, hb, BYTES(128));
-    }
-}
-
-static void row_q8_0(const uint8_t *b, int64_t nb, const row_sink *s) {
-    for (int64_t i = 0; i < nb; i++, b += 34) {
-        s->d[i * QG_ROWS] = ld_f16(b);
-        for (int k = 0; k < 4; k++) put8(s, 32 * i + 8 * k, ld64(b + 2 + 8 * k) ^ BYTES(0x80));
-    }
-}
-
-static void row_mxfp4(const uint8_t *b, int64_t nb, const row_sink *s) {
-    static const int8_t kv[16] = {RS_MXFP4_KVALUES};
-    for (int64_t i = 0; i < nb; i++, b += 17) {
-        s->d[i * QG_ROWS] = rs_e8m0_half(b[0]);
-        uint8_t c[32];
-        for (int j = 0; j < 16; j++) {
-            c[j] = (uint8_t)(kv[b[1 + j] & 0xf] + 128);
-            c[j + 16] = (uint8_t)(kv[b[1 + j] >> 4] + 128);
-        }
-        for (int k = 0; k < 4; k++) put8(s, 32 * i + 8 * k, ld64(c + 8 * k));
-    }
-}
-
-/* Q4_K and Q5_K: sub-blocks 2c (low nibbles of qs[32c..]) and 2c + 1 (high), d·sc and −dmin·m;
- * Q5_K's fifth bit of element 32j + l is bit j of qh[l]. */
-static void row_qk(const uint8_t *b, int64_t nb, const row_sink *s, bool five) {
-    const size_t bytes = five ? 176 : 144;
+/* Q4_K and Q5_K: per sub-block d·sc and −dmin·m. */
+PK_TARGET static void scales_qk(const uint8_t *b, int64_t nb, size_t bytes, const row_scales *s) {
     for (int64_t i = 0; i < nb; i++, b += bytes) {
         const float d = ld_f16(b), dmin = ld_f16(b + 2);
-        const uint8_t *qh = b + 16, *qs = b + (five ? 48 : 16);
         for (int j = 0; j < 8; j++) {
             int sc, mn;
             rs_k_scale_min(b + 4, j, &sc, &mn);
-            const int64_t blk = 8 * i + j;
-            s->d[blk * QG_ROWS] = d * (float)sc;
-            s->m[blk * QG_ROWS] = -(dmin * (float)mn);
-            for (int k = 0; k < 4; k++) {
-                const uint64_t q = ld64(qs + 32 * (j / 2) + 8 * k);
-                uint64_t v = (j & 1 ? q >> 4 : q) & LO4;
-                if (five) v |= ((ld64(qh + 8 * k) >> j) & BYTES(1)) << 4;
-                put8(s, 32 * blk + 8 * k, v + BYTES(128));
-            }
+            s->d[8 * i + j] = d * (float)sc;
+            s->m[8 * i + j] = -(dmin * (float)mn);
         }
     }
 }
 
-static void row_q4_K(const uint8_t *b, int64_t nb, const row_sink *s) { row_qk(b, nb, s, false); }
-static void row_q5_K(const uint8_t *b, int64_t nb, const row_sink *s) { row_qk(b, nb, s, true); }
-
-/* Q6_K: element 128h + 32g + l is the low (g < 2) or high nibble of ql[64h + 32(g & 1) + l] with
- * bits 2g, 2g + 1 of qh[32h + l] above it, minus 32; a scale per 16 elements. */
-static void row_q6_K(const uint8_t *b, int64_t nb, const row_sink *s) {
+/* Q6_K: d·sc per 16 elements. */
+PK_TARGET static void scales_q6_K(const uint8_t *b, int64_t nb, const row_scales *s) {
     for (int64_t i = 0; i < nb; i++, b += 210) {
-        const uint8_t *ql = b, *qh = b + 128;
         const int8_t *sc = (const int8_t *)(b + 192);
         const float d = ld_f16(b + 208);
-        for (int k = 0; k < 16; k++) s->d[(16 * i + k) * QG_ROWS] = d * (float)sc[k];
-        for (int h = 0; h < 2; h++)
-            for (int g = 0; g < 4; g++)
-                for (int k = 0; k < 4; k++) {
-                    const uint64_t lo = ld64(ql + 64 * h + 32 * (g & 1) + 8 * k);
-                    const uint64_t hi = ld64(qh + 32 * h + 8 * k);
-                    const uint64_t v =
-                        ((g < 2 ? lo : lo >> 4) & LO4) | ((hi >> (2 * g)) & BYTES(3)) << 4;
-                    put8(s, 256 * i + 128 * h + 32 * g + 8 * k, v + BYTES(128 - 32));
-                }
+        for (int k = 0; k < 16; k++) s->d[16 * i + k] = d * (float)sc[k];
     }
 }
 
-typedef void (*row_unpack_fn)(const uint8_t *b, int64_t nb, const row_sink *s);
+PK_TARGET static void row_scales_of(uint32_t type, const uint8_t *row, int64_t n_native,
+                          const row_scales *s) {
+    switch (type) {
+    case TENSOR_Q4_K: scales_qk(row, n_native, 144, s); break;
+    case TENSOR_Q5_K: scales_qk(row, n_native, 176, s); break;
+    case TENSOR_Q6_K: scales_q6_K(row, n_native, s); break;
+    default: scales_32(type, row, n_native, s); break;
+    }
+}
 
-static row_unpack_fn unpacker(uint32_t type, qg_format *f) {
+typedef void (*codes_fn)(const uint8_t *row, int64_t nb, uint8_t *w);
+
+static codes_fn unpacker(uint32_t type, qg_format *f) {
     *f = (qg_format){.sub = 32, .has_min = false};
     switch (type) {
-    case TENSOR_Q4_0: return row_q4_0;
-    case TENSOR_Q5_0: return row_q5_0;
-    case TENSOR_Q8_0: return row_q8_0;
-    case TENSOR_MXFP4: return row_mxfp4;
-    case TENSOR_Q4_1: f->has_min = true; return row_q4_1;
-    case TENSOR_Q5_1: f->has_min = true; return row_q5_1;
-    case TENSOR_Q4_K: f->has_min = true; return row_q4_K;
-    case TENSOR_Q5_K: f->has_min = true; return row_q5_K;
-    case TENSOR_Q6_K: f->sub = 16; return row_q6_K;
+    case TENSOR_Q4_0: return codes_q4_0;
+    case TENSOR_Q5_0: return codes_q5_0;
+    case TENSOR_Q8_0: return codes_q8_0;
+    case TENSOR_MXFP4: return codes_mxfp4;
+    case TENSOR_Q4_1: f->has_min = true; return codes_q4_1;
+    case TENSOR_Q5_1: f->has_min = true; return codes_q5_1;
+    case TENSOR_Q4_K: f->has_min = true; return codes_q4_K;
+    case TENSOR_Q5_K: f->has_min = true; return codes_q5_K;
+    case TENSOR_Q6_K: f->sub = 16; return codes_q6_K;
     default: return NULL;
     }
 }
+
+#else /* no x86: no integer GEMM */
+
+typedef void (*codes_fn)(void);
+static codes_fn unpacker(uint32_t type, qg_format *f) {
+    (void)type, (void)f;
+    return NULL;
+}
+
+#endif
 
 bool qg_format_of(uint32_t type, qg_format *f) { return unpacker(type, f) != NULL; }
 
@@ -202,21 +222,28 @@ size_t qg_panel_bytes(const qg_format *f, int64_t cols) {
 
 qg_panel qg_pack_panel(uint32_t type, const qg_format *f, const uint8_t *rows, size_t row_bytes,
                        int32_t n_rows, int64_t cols, void *base) {
-    qg_format fmt;
-    const row_unpack_fn unpack = unpacker(type, &fmt);
     const size_t nb = (size_t)cols / 32, n_sub = nb * (32 / (size_t)f->sub);
     qg_panel p = {.w = base};
-    p.d = (float *)(p.w + align256(nb * 32 * QG_ROWS));
+    p.d = (float *)(p.w + align256((size_t)cols * QG_ROWS));
     p.m = f->has_min ? (float *)((uint8_t *)p.d + align256(n_sub * QG_ROWS * 4)) : NULL;
-    if (n_rows < QG_ROWS) { /* missing rows: code 128 (zero) with zero scales */
-        memset(p.w, 128, nb * 32 * QG_ROWS);
-        memset(p.d, 0, n_sub * QG_ROWS * 4);
-        if (p.m) memset(p.m, 0, nb * QG_ROWS * 4);
-    }
+#if defined(__x86_64__)
+    qg_format fmt;
+    const codes_fn codes = unpacker(type, &fmt);
     const int64_t n_native = cols / tensor_type_get(type)->block_size;
     for (int32_t r = 0; r < n_rows; r++) {
-        const row_sink s = {.w = p.w + 4 * r, .d = p.d + r, .m = p.m ? p.m + r : NULL};
-        unpack(rows + (size_t)r * row_bytes, n_native, &s);
+        const uint8_t *row = rows + (size_t)r * row_bytes;
+        codes(row, (int64_t)nb, p.w + (size_t)r * cols);
+        const row_scales s = {.d = p.d + r * n_sub, .m = p.m ? p.m + r * nb : NULL};
+        row_scales_of(type, row, n_native, &s);
+    }
+#else
+    (void)type, (void)rows, (void)row_bytes;
+#endif
+    if (n_rows < QG_ROWS) { /* missing rows: code 128 (zero) with zero scales */
+        const size_t gone = (size_t)(QG_ROWS - n_rows);
+        memset(p.w + (size_t)n_rows * cols, 128, gone * (size_t)cols);
+        memset(p.d + (size_t)n_rows * n_sub, 0, gone * n_sub * 4);
+        if (p.m) memset(p.m + (size_t)n_rows * nb, 0, gone * nb * 4);
     }
     return p;
 }

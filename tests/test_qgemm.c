@@ -1,7 +1,7 @@
 /* test_qgemm.c — the integer GEMM for prompt batches (cpu_qgemm.c) against a float64 reference.
  *
  * For random weights of every type it serves and odd shapes (rows not a multiple of the 16-row
- * panel, token counts not a multiple of the 8-token tile), y = x·wᵀ with 8-bit activations is
+ * panel or the 8-row kernel, token counts not a multiple of the 16-token vectors), y = x·wᵀ with 8-bit activations is
  * compared with (a) the exact product of the dequantized weights and the quantized activations
  * (the reference quantizer tensor_quantize_q8, float64 sums), within the f32 rounding of the
  * magnitudes summed, and (b) the f32 product, within the activation rounding (|x − x̂| ≤ s/2). It
@@ -25,7 +25,7 @@ static const uint32_t types[] = {TENSOR_Q4_0, TENSOR_Q4_1, TENSOR_Q5_0, TENSOR_Q
 static const struct {
     int64_t cols, rows;
     int32_t n_tok;
-} shapes[] = {{256, 16, 16}, {512, 37, 17}, {768, 100, 40}, {256, 1, 23}, {1024, 130, 64}};
+} shapes[] = {{256, 16, 16}, {512, 37, 17}, {768, 100, 40}, {256, 1, 23}, {1024, 130, 64}, {288, 9, 8}};
 
 typedef struct expect {
     double *exact; /* (n_tok, rows) with the quantized activations */
@@ -112,6 +112,7 @@ START_TEST(test_qgemm_types) {
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t cols = shapes[s].cols, rows = shapes[s].rows;
             const int32_t n_tok = shapes[s].n_tok;
+            if (cols % tensor_type_get(type)->block_size) continue; /* 288: 32-blocks only */
             const size_t rb = tensor_row_bytes(type, cols);
             uint8_t *w = malloc(rb * (size_t)rows);
             float *x = malloc((size_t)n_tok * cols * 4), *y = malloc((size_t)n_tok * rows * 4),
@@ -166,10 +167,9 @@ START_TEST(test_qgemm_pack) {
         for (int r = 0; r < QG_ROWS; r++) {
             tensor_dequantize_row(type, w + (size_t)r * rb, ref, cols);
             for (int64_t e = 0; e < cols; e++) {
-                const int64_t b = e / 32, j = e % 32 / 4;
-                const int code = p.w[b * 32 * QG_ROWS + j * 4 * QG_ROWS + r * 4 + e % 4];
-                const double d = p.d[(e / f.sub) * QG_ROWS + r];
-                const double m = p.m ? p.m[b * QG_ROWS + r] : 0.0;
+                const int code = p.w[r * cols + e];
+                const double d = p.d[r * (cols / f.sub) + e / f.sub];
+                const double m = p.m ? p.m[r * (cols / 32) + e / 32] : 0.0;
                 const double v = d * (code - 128) + m, want = r < n_rows ? ref[e] : 0.0;
                 ck_assert_msg(fabs(v - want) <= 4 * FLT_EPSILON * (fabs(want) + fabs(m)),
                               "%s row %d element %lld: packed %.9g, dequantized %.9g",

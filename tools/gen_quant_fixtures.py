@@ -5,16 +5,8 @@ Independent reference: the `gguf` PyPI package (gguf.quants.dequantize, GGUFWrit
 nothing here shares code with the C implementation.
 
 Usage: python3 tools/gen_quant_fixtures.py [--out tests/data]   (deterministic, seed 1234)
-       python3 tools/gen_quant_fixtures.py --bench-model q6_k [--bench-out FILE]
 
---bench-model TYPE writes no fixture but a benchmark model (never committed; default
-models/bench/qwen3-0.6b-shaped-random-TYPE.gguf): the shape of Qwen3-0.6B (hidden 1024, 28
-layers, 16 query / 8 KV heads of 128, FFN 3072, vocabulary 151,936, tied embeddings: every row
-length a multiple of 256, so the K types fit) with every matrix in TYPE (q8_0, q5_0, q5_1, q5_k,
-q6_k, mxfp4), blocks of random bytes whose scale fields are set so that the weights have a
-standard deviation of about 0.5 / sqrt(columns) (the embedding about 1). gguf.quants cannot
-quantize K types, hence random blocks. The tokenizer is a gpt2-style stand-in ("a", "b", "ab",
-then "t<id>"): reason-bench feeds token ids.
+Benchmark models (random weights of real shapes) are written by tools/make_bench_model.py.
 
 tests/data/quant/<TYPE>.bin — one file per weight type (little-endian):
     char magic[4] = "RSQF"; u32 version = 1; u32 ggml_type; u32 n_rows; u32 n (elements per row);
@@ -249,105 +241,10 @@ def write_gguf(out_dir, rng):
     w.close()
 
 
-BENCH = dict(n_embd=1024, n_layer=28, n_head=16, n_head_kv=8, head_dim=128, n_ff=3072,
-             n_vocab=151936)
-
-
-def random_blocks(rng, qtype, rows, cols, std):
-    """rows x cols of random blocks of qtype whose weights have about this standard deviation."""
-    block, size = gguf.GGML_QUANT_SIZES[qtype]
-    nb = rows * (cols // block)
-    b = rng.integers(0, 256, size=(nb, size), dtype=np.uint8)
-
-    def f16(col, v):
-        b[:, col:col + 2] = np.full(nb, v, dtype=np.float16).view(np.uint8).reshape(nb, 2)
-
-    # rms of the random integer parts (uniform codes): q-16 of Q5_0 9.2; int8 73.9; q-32 of
-    # Q6_K 18.5 times int8 scales 73.9; Q5_K about 521 (6-bit scales and mins, dmin = 15.5 d,
-    # which centres d*sc*q - dmin*m); MXFP4 doubled E2M1 values 5.85
-    if qtype == QT.Q8_0:
-        f16(0, std / 73.9)
-    elif qtype == QT.Q5_0:
-        f16(0, std / 9.2)
-    elif qtype == QT.Q5_1:
-        f16(0, std / 9.2)
-        f16(2, -15.5 * std / 9.2)
-    elif qtype == QT.Q6_K:
-        f16(208, std / (18.5 * 73.9))
-    elif qtype == QT.Q5_K:
-        f16(0, std / 521)
-        f16(2, 15.5 * std / 521)
-    elif qtype == QT.MXFP4:
-        b[:, 0] = 128 + int(round(np.log2(std / 5.85)))
-    else:
-        raise SystemExit(f"no bench blocks for {qtype.name}")
-    return b.reshape(rows, cols // block * size)
-
-
-def write_bench_model(path, type_name):
-    qtype = QT[type_name.upper()]
-    rng = np.random.default_rng(7)
-    h = BENCH
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    w = gguf.GGUFWriter(path, "qwen3")
-    a = "qwen3"
-    w.add_name(f"Qwen3-0.6B-shaped (random weights, {qtype.name})")
-    w.add_uint32(f"{a}.block_count", h["n_layer"])
-    w.add_uint32(f"{a}.context_length", 40960)
-    w.add_uint32(f"{a}.embedding_length", h["n_embd"])
-    w.add_uint32(f"{a}.feed_forward_length", h["n_ff"])
-    w.add_uint32(f"{a}.attention.head_count", h["n_head"])
-    w.add_uint32(f"{a}.attention.head_count_kv", h["n_head_kv"])
-    w.add_uint32(f"{a}.attention.key_length", h["head_dim"])
-    w.add_uint32(f"{a}.attention.value_length", h["head_dim"])
-    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-6)
-    w.add_float32(f"{a}.rope.freq_base", 1e6)
-    w.add_string("tokenizer.ggml.model", "gpt2")
-    w.add_string("tokenizer.ggml.pre", "qwen2")
-    tokens = ["a", "b", "ab"] + [f"t{i}" for i in range(3, h["n_vocab"])]
-    w.add_array("tokenizer.ggml.tokens", tokens)
-    w.add_array("tokenizer.ggml.merges", ["a b"])
-
-    def matrix(name, rows, cols, std=None):
-        std = 0.5 / np.sqrt(cols) if std is None else std
-        w.add_tensor(name, random_blocks(rng, qtype, rows, cols, std), raw_dtype=qtype)
-
-    def ones(name, n):
-        w.add_tensor(name, np.ones(n, dtype=np.float32))
-
-    e, q, kv = h["n_embd"], h["n_head"] * h["head_dim"], h["n_head_kv"] * h["head_dim"]
-    matrix("token_embd.weight", h["n_vocab"], e, std=1.0)
-    ones("output_norm.weight", e)
-    for il in range(h["n_layer"]):
-        p = f"blk.{il}."
-        ones(p + "attn_norm.weight", e)
-        matrix(p + "attn_q.weight", q, e)
-        matrix(p + "attn_k.weight", kv, e)
-        matrix(p + "attn_v.weight", kv, e)
-        ones(p + "attn_q_norm.weight", h["head_dim"])
-        ones(p + "attn_k_norm.weight", h["head_dim"])
-        matrix(p + "attn_output.weight", e, q)
-        ones(p + "ffn_norm.weight", e)
-        matrix(p + "ffn_gate.weight", h["n_ff"], e)
-        matrix(p + "ffn_up.weight", h["n_ff"], e)
-        matrix(p + "ffn_down.weight", e, h["n_ff"])
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
-    ap.add_argument("--bench-model", metavar="TYPE", help="write a benchmark model instead")
-    ap.add_argument("--bench-out", metavar="FILE")
     args = ap.parse_args()
-    if args.bench_model:
-        t = args.bench_model.lower()
-        write_bench_model(args.bench_out or f"models/bench/qwen3-0.6b-shaped-random-{t}.gguf", t)
-        return
     rng = np.random.default_rng(1234)
     qdir, gdir = os.path.join(args.out, "quant"), os.path.join(args.out, "gguf")
     os.makedirs(qdir, exist_ok=True)
