@@ -175,8 +175,36 @@ START_TEST(test_fast_precision) {
         }
         reason_context_free(ctx);
     }
+    /* the whole sequence as one batch (2 threads): the prompt path, the integer GEMM when fast */
+    double err_batch = 0.0;
+    {
+        reason_context_params p;
+        reason_context_params_default(&p);
+        p.kv_type = REASON_KV_F32;
+        p.n_threads = 2;
+        p.precision = REASON_PRECISION_FAST;
+        reason_context *ctx = NULL;
+        ck_assert_int_eq(reason_context_create(model, &p, &ctx), REASON_OK);
+        const int32_t n = fx.n_tokens;
+        int32_t *pos = malloc((size_t)n * sizeof *pos), *seq = calloc((size_t)n, sizeof *seq);
+        int8_t *want = malloc((size_t)n);
+        for (int32_t t = 0; t < n; t++) pos[t] = t, want[t] = 1;
+        const reason_batch b = {n, fx.tokens, pos, seq, want};
+        ck_assert_int_eq(reason_decode(ctx, &b), REASON_OK);
+        for (int32_t t = 0; t < n; t++) {
+            ck_assert_int_eq(reason_get_logits(ctx, t, &logits), REASON_OK);
+            const double e = rel_max_err(logits, fx.logits + (size_t)t * fx.n_vocab, fx.n_vocab);
+            if (e > err_batch) err_batch = e;
+        }
+        free(pos), free(seq), free(want);
+        reason_context_free(ctx);
+    }
+    fprintf(stderr, "fast precision vs transformers: token by token %.3g, one batch %.3g\n",
+            err[1], err_batch);
     ck_assert_msg(err[0] <= 1e-4, "exact: %.3g", err[0]);
     ck_assert_msg(err[1] <= 5e-2, "fast: %.3g", err[1]);
+    ck_assert_msg(fx.n_tokens >= 16, "the fixture is too short for the integer GEMM");
+    ck_assert_msg(err_batch <= 5e-2, "fast, one batch: %.3g", err_batch);
     ck_assert(first[0] != first[1]); /* the integer path really ran */
     model_fixture_free(&fx);
     reason_context_params p;
