@@ -23,6 +23,7 @@ typedef struct cpu_backend {
     float *tiles;    /* (n_threads, tile_cap) dequantized weight rows for sgemm */
     size_t tile_cap; /* f32 elements per thread */
     struct qg_state *qgemm; /* integer GEMM scratch (cpu_qgemm.c), created on first use */
+    struct fg_state *fgemm; /* f32 GEMM scratch (cpu_fgemm.c), created on first use */
     /* attention scratch, (n_threads, ...) */
     float *attn_k;    /* (n_threads, ATTN_CHUNK, 1024) keys or values converted to f32 */
     float *attn_part; /* partial results of split attention, grown on first use */

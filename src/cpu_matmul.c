@@ -7,13 +7,14 @@
  * row is read once for all tokens. With q8_matmul the activations are first quantized to 8 bits
  * per 32 and the integer kernels of tensor_types.h are used (types that have one).
  *
- * Many tokens (prompt, many traces): each pool task dequantizes a tile of weight rows into its
- * thread's 512 KiB buffer (it stays in L2) and multiplies it with single-threaded OpenBLAS sgemm:
- * the pool owns the cores, OpenBLAS starts no threads of its own to fight with our workers. With
- * 8-bit activations (fast precision) the quantized types take the integer GEMM of cpu_qgemm.c
- * instead. */
+ * Many tokens (prompt, many traces): with 8-bit activations (fast precision) the quantized types
+ * take the integer GEMM of cpu_qgemm.c, everything else our f32 GEMM (cpu_fgemm.c, AVX-512). On
+ * CPUs without AVX-512, each pool task dequantizes a tile of weight rows into its thread's
+ * 512 KiB buffer (it stays in L2) and multiplies it with single-threaded OpenBLAS sgemm: the
+ * pool owns the cores, OpenBLAS starts no threads of its own to fight with our workers. */
 #include "backend_cpu.h"
 
+#include "cpu_fgemm.h"
 #include "cpu_qgemm.h"
 #include "tensor_types.h"
 
@@ -24,14 +25,14 @@
 #include <cblas.h>
 #endif
 
-/* Fewer tokens than this use dot products: dequantizing a tile for sgemm only pays off when each
+/* Fewer tokens than this use dot products: dequantizing a tile for a GEMM only pays off when each
  * weight row is reused by many tokens. The integer kernels stay ahead of dequantize + sgemm up to
  * about 32 tokens (SmolLM2, 2 threads: 8 parallel traces 300 vs 148 tokens/s, 32 traces about
  * even); the f32 kernels up to about 16 (quiet machine, 8 parallel traces, alternated: SmolLM2
  * Q4_1 394-404 vs 317-318 tokens/s, Qwen3.5-2B Q8_0 31.0 vs 25.2 with the threshold at 16 rather
  * than 8; a 12-token prompt 5% slower). */
-#define BLAS_MIN_TOKENS 16
-#define BLAS_MIN_TOKENS_Q8 32
+#define GEMM_MIN_TOKENS 16
+#define GEMM_MIN_TOKENS_Q8 32
 /* With 8-bit activations, at least this many tokens take the integer GEMM (types it has). */
 #define QGEMM_MIN_TOKENS 8
 /* f32 elements of one thread's dequantization tile (at least 16 rows are always allowed). */
@@ -201,9 +202,10 @@ void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float 
     const int64_t rows = w->ne[1];
     bool done = use_qgemm(cb, w, n_tok) && cpu_qgemm_prepare(cb, x, w->ne[0], n_tok) &&
                 cpu_qgemm_run(cb, w, y);
-#ifdef REASON_HAVE_BLAS
     const int32_t min_tokens =
-        cb->q8_matmul && tensor_qdot_kernel(w->type) ? BLAS_MIN_TOKENS_Q8 : BLAS_MIN_TOKENS;
+        cb->q8_matmul && tensor_qdot_kernel(w->type) ? GEMM_MIN_TOKENS_Q8 : GEMM_MIN_TOKENS;
+    if (!done && n_tok >= min_tokens) done = cpu_fgemm(cb, w, x, y, n_tok);
+#ifdef REASON_HAVE_BLAS
     if (!done && n_tok >= min_tokens) done = matmul_tiles(cb, w, x, y, n_tok);
 #endif
     if (!done) matmul_dots(cb, w, x, y, n_tok);
@@ -228,11 +230,9 @@ void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n, const fl
     for (int32_t i = 0; i < n && !separate; i++) {
         const rs_tensor *w = items[i].w;
         any_q8 |= tensor_qdot_kernel(w->type) != NULL;
-#ifdef REASON_HAVE_BLAS
         const int32_t min_tokens =
-            cb->q8_matmul && tensor_qdot_kernel(w->type) ? BLAS_MIN_TOKENS_Q8 : BLAS_MIN_TOKENS;
-        separate |= n_tok >= min_tokens; /* the sgemm path: one product at a time */
-#endif
+            cb->q8_matmul && tensor_qdot_kernel(w->type) ? GEMM_MIN_TOKENS_Q8 : GEMM_MIN_TOKENS;
+        separate |= n_tok >= min_tokens; /* the GEMM paths: one product at a time */
     }
     if (separate) {
         for (int32_t i = 0; i < n; i++)
@@ -255,6 +255,7 @@ void cpu_matmul_free(cpu_backend *cb) {
     free(cb->xs);
     free(cb->tiles);
     cpu_qgemm_free(cb);
+    cpu_fgemm_free(cb);
     cb->xq = NULL, cb->xd = cb->xs = NULL, cb->tiles = NULL;
     cb->xq_cap = cb->tile_cap = 0;
 }

@@ -39,6 +39,12 @@ RS_INTERNAL size_t qg_panel_bytes(const qg_format *f, int64_t cols);
 RS_INTERNAL qg_panel qg_pack_panel(uint32_t type, const qg_format *f, const uint8_t *rows,
                                    size_t row_bytes, int32_t n_rows, int64_t cols, void *base);
 
+/* dst[0..n) = the dequantized row, bit-identical to tensor_dequantize_row, through the codes (a
+ * fast path for the types without a SIMD dequantization); scratch holds QG_DEQUANT_SCRATCH(n)
+ * bytes, 64-byte aligned. False when the type or CPU has no unpacked form or n % 256 != 0. */
+#define QG_DEQUANT_SCRATCH(n) ((size_t)(n) * 2 + 64)
+RS_INTERNAL bool qg_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n,
+                                   void *scratch);
 /* True when cpu_qgemm can run type on this CPU. */
 RS_INTERNAL bool cpu_qgemm_supports(uint32_t type);
 /* Quantizes the n_tok rows of x (cols each) into the backend's GEMM activation buffer; false when

@@ -184,6 +184,19 @@ PK_TARGET static void row_scales_of(uint32_t type, const uint8_t *row, int64_t n
 
 typedef void (*codes_fn)(const uint8_t *row, int64_t nb, uint8_t *w);
 
+/* value = d·(code − 128) [+ m], a multiply then an add as in the scalar dequantization, so the
+ * result is bit-identical to it; 16 values at a time from the codes of one row. */
+PK_TARGET static void widen_row(const uint8_t *codes, const float *d, const float *m, int sub,
+                                int64_t n, float *dst) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512i c = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(codes + i)));
+        const __m512 q = _mm512_cvtepi32_ps(_mm512_sub_epi32(c, _mm512_set1_epi32(128)));
+        __m512 v = _mm512_mul_ps(_mm512_set1_ps(d[i / sub]), q);
+        if (m) v = _mm512_add_ps(v, _mm512_set1_ps(m[i / 32]));
+        _mm512_storeu_ps(dst + i, v);
+    }
+}
+
 static codes_fn unpacker(uint32_t type, qg_format *f) {
     *f = (qg_format){.sub = 32, .has_min = false};
     switch (type) {
@@ -200,7 +213,49 @@ static codes_fn unpacker(uint32_t type, qg_format *f) {
     }
 }
 
+bool qg_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n, void *scratch) {
+    qg_format f;
+    const codes_fn codes = unpacker(type, &f);
+    if (!codes || n % 32 || !rs_cpu_has_vnni()) return false;
+    uint8_t *c = scratch;
+    float *d = (float *)(c + n), *m = f.has_min ? d + n / 16 : NULL;
+    codes(row, n / 32, c);
+    row_scales_of(type, row, n / tensor_type_get(type)->block_size,
+                  &(row_scales){.d = d, .m = m});
+    widen_row(c, d, m, f.sub, n, dst);
+    return true;
+}
+
+/* Whole rows in chunks of 2048 values (a multiple of every block size): scratch on the stack. */
+static void dequantize_chunks(uint32_t type, const void *row, float *dst, int64_t n) {
+    enum { CHUNK = 2048 };
+    _Alignas(64) uint8_t scratch[QG_DEQUANT_SCRATCH(CHUNK)];
+    const size_t chunk_bytes = tensor_row_bytes(type, CHUNK);
+    for (int64_t i = 0; i < n; i += CHUNK)
+        qg_dequantize_row(type, (const uint8_t *)row + (size_t)(i / CHUNK) * chunk_bytes, dst + i,
+                          RS_MIN(CHUNK, n - i), scratch);
+}
+
+void rs_dequant_q5_0_codes(const void *row, float *dst, int64_t n) {
+    dequantize_chunks(TENSOR_Q5_0, row, dst, n);
+}
+void rs_dequant_q5_1_codes(const void *row, float *dst, int64_t n) {
+    dequantize_chunks(TENSOR_Q5_1, row, dst, n);
+}
+void rs_dequant_q5_K_codes(const void *row, float *dst, int64_t n) {
+    dequantize_chunks(TENSOR_Q5_K, row, dst, n);
+}
+void rs_dequant_q6_K_codes(const void *row, float *dst, int64_t n) {
+    dequantize_chunks(TENSOR_Q6_K, row, dst, n);
+}
+
 #else /* no x86: no integer GEMM */
+
+bool qg_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n, void *scratch) {
+    (void)type, (void)row, (void)dst, (void)n, (void)scratch;
+    return false;
+}
+
 
 typedef void (*codes_fn)(void);
 static codes_fn unpacker(uint32_t type, qg_format *f) {

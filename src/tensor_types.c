@@ -273,8 +273,16 @@ void tensor_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n
         for (int64_t i = 0; i < n; i++) dst[i] = NAN; /* never silently plausible */
         return;
     }
+    if (type == TENSOR_F32) {
+        memcpy(dst, row, (size_t)n * 4);
+        return;
+    }
+    pthread_once(&dispatch_once, dispatch_init);
+    if (dequant_simd[type]) {
+        dequant_simd[type](row, dst, n);
+        return;
+    }
     switch (type) {
-    case TENSOR_F32: memcpy(dst, row, (size_t)n * 4); return;
     case TENSOR_F16:
         for (int64_t i = 0; i < n; i++) dst[i] = ld_f16(p + 2 * i);
         return;
@@ -283,11 +291,6 @@ void tensor_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n
             dst[i] = rs_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         return;
     default: break;
-    }
-    pthread_once(&dispatch_once, dispatch_init);
-    if (dequant_simd[type]) {
-        dequant_simd[type](row, dst, n);
-        return;
     }
     dequant_block_fn dq = types[type].dequant;
     for (int64_t i = 0; i < n / t->block_size; i++)
@@ -419,9 +422,15 @@ static void dispatch_init(void) {
             dequant_simd[TENSOR_Q8_0] = rs_dequant_q8_0_avx512;
             dequant_simd[TENSOR_Q4_K] = rs_dequant_q4_K_avx512;
             dequant_simd[TENSOR_MXFP4] = rs_dequant_mxfp4_avx512;
+            dequant_simd[TENSOR_F16] = rs_dequant_f16_avx512;
+            dequant_simd[TENSOR_BF16] = rs_dequant_bf16_avx512;
             have_vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
             if (have_vnni) {
+                dequant_simd[TENSOR_Q5_0] = rs_dequant_q5_0_codes;
+                dequant_simd[TENSOR_Q5_1] = rs_dequant_q5_1_codes;
+                dequant_simd[TENSOR_Q5_K] = rs_dequant_q5_K_codes;
+                dequant_simd[TENSOR_Q6_K] = rs_dequant_q6_K_codes;
                 tensor_qdot_fn *qz = qdot_table[TENSOR_ISA_AVX512];
                 qz[TENSOR_Q8_0] = rs_qdot_q8_0_avx512;
                 qz[TENSOR_Q4_0] = rs_qdot_q4_0_avx512;

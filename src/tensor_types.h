@@ -127,6 +127,13 @@ RS_INTERNAL void rs_dequant_q4_1_avx512(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_q8_0_avx512(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_q4_K_avx512(const void *row, float *dst, int64_t n);
 RS_INTERNAL void rs_dequant_mxfp4_avx512(const void *row, float *dst, int64_t n);
+RS_INTERNAL void rs_dequant_f16_avx512(const void *row, float *dst, int64_t n);
+RS_INTERNAL void rs_dequant_bf16_avx512(const void *row, float *dst, int64_t n);
+/* The same through the integer GEMM's unpacking (cpu_qgemm_pack.c; AVX-512 BW/VL, x86 only). */
+RS_INTERNAL void rs_dequant_q5_0_codes(const void *row, float *dst, int64_t n);
+RS_INTERNAL void rs_dequant_q5_1_codes(const void *row, float *dst, int64_t n);
+RS_INTERNAL void rs_dequant_q5_K_codes(const void *row, float *dst, int64_t n);
+RS_INTERNAL void rs_dequant_q6_K_codes(const void *row, float *dst, int64_t n);
 /* ---- MXFP4 (OCP microscaling FP4, GGML type 39) --------------------------------------------
  * 17 bytes per 32 elements: an E8M0 exponent byte e, then 16 bytes of E2M1 codes; byte j holds
  * element j (low nibble) and element j + 16 (high nibble), as in Q4_0. A code is sign (bit 3)

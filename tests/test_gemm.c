@@ -1,4 +1,5 @@
-/* test_qgemm.c — the integer GEMM for prompt batches (cpu_qgemm.c) against a float64 reference.
+/* test_gemm.c — the GEMMs for batches of tokens against float64 references: the integer one
+ * (cpu_qgemm.c, fast precision) and the f32 one (cpu_fgemm.c, exact precision).
  *
  * For random weights of every type it serves and odd shapes (rows not a multiple of the 16-row
  * panel or the 8-row kernel, token counts not a multiple of the 16-token vectors), y = x·wᵀ with 8-bit activations is
@@ -9,6 +10,7 @@
  * biases, on 1 and 3 threads. */
 #include "backend.h"
 #include "backend_cpu.h"
+#include "cpu_fgemm.h"
 #include "cpu_qgemm.h"
 #include "random_weights.h"
 #include "tensor_types.h"
@@ -181,13 +183,71 @@ START_TEST(test_qgemm_pack) {
 }
 END_TEST
 
-static Suite *qgemm_suite(void) {
-    Suite *s = suite_create("qgemm");
+/* The f32 GEMM: every weight type against the float64 product of the dequantized weights, within
+ * the f32 rounding of the magnitudes summed; shapes with token counts around the 16-token vectors
+ * and 64-token tiles and rows around the 6-row kernel and 12-row panels; through the backend's
+ * matmul too (which must pick it for these batches on AVX-512 CPUs). */
+static const uint32_t f32_types[] = {TENSOR_F32,  TENSOR_F16,  TENSOR_BF16, TENSOR_Q8_0,
+                                     TENSOR_Q4_K, TENSOR_Q6_K, TENSOR_MXFP4};
+
+START_TEST(test_fgemm_types) {
+    const uint32_t type = f32_types[_i];
+    static const struct {
+        int64_t cols, rows;
+        int32_t n_tok;
+    } fshapes[] = {{256, 12, 16}, {512, 37, 17}, {768, 100, 70}, {256, 5, 130}, {1024, 13, 64}};
+    for (int threads = 1; threads <= 3; threads += 2) {
+        backend *be = NULL;
+        ck_assert_int_eq(backend_cpu_create(threads, 4096, &be), REASON_OK);
+        for (size_t s = 0; s < sizeof fshapes / sizeof fshapes[0]; s++) {
+            const int64_t cols = fshapes[s].cols, rows = fshapes[s].rows;
+            const int32_t n_tok = fshapes[s].n_tok;
+            const size_t rb = tensor_row_bytes(type, cols);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            float *x = malloc((size_t)n_tok * cols * 4), *y = malloc((size_t)n_tok * rows * 4),
+                  *wf = malloc((size_t)cols * 4);
+            for (int64_t r = 0; r < rows; r++) random_row(type, w + (size_t)r * rb, cols);
+            for (size_t i = 0; i < (size_t)n_tok * cols; i++) x[i] = rndf();
+            const rs_tensor wt = {.name = "w", .type = type, .ne = {cols, rows}, .row_bytes = rb,
+                                  .data = w};
+            for (int via = 0; via < 2; via++) {
+                if (via == 0 && !cpu_fgemm(cpu(be), &wt, x, y, n_tok)) {
+                    ck_assert_int_lt(tensor_isa_best(), TENSOR_ISA_AVX512); /* only there */
+                    continue;
+                }
+                if (via == 1) be->ops->matmul(be, &wt, NULL, x, y, n_tok);
+                for (int64_t r = 0; r < rows; r++) {
+                    tensor_dequantize_row(type, w + (size_t)r * rb, wf, cols);
+                    for (int32_t t = 0; t < n_tok; t++) {
+                        double exact = 0, mag = 0;
+                        for (int64_t k = 0; k < cols; k++) {
+                            exact += (double)wf[k] * x[(size_t)t * cols + k];
+                            mag += fabs((double)wf[k] * x[(size_t)t * cols + k]);
+                        }
+                        const double got = y[(size_t)t * rows + r];
+                        ck_assert_msg(fabs(got - exact) <= (double)cols * FLT_EPSILON * mag,
+                                      "%s fgemm %s token %d row %lld: %.9g, exact %.9g",
+                                      tensor_type_get(type)->name, via ? "matmul" : "direct", t,
+                                      (long long)r, got, exact);
+                    }
+                }
+            }
+            free(w), free(x), free(y), free(wf);
+        }
+        be->ops->destroy(be);
+    }
+}
+END_TEST
+
+static Suite *gemm_suite(void) {
+    Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_qgemm_pack, 0, N_TYPES);
     tcase_add_loop_test(tc, test_qgemm_types, 0, N_TYPES);
+    tcase_add_loop_test(tc, test_fgemm_types, 0,
+                        (int)(sizeof f32_types / sizeof f32_types[0]));
     suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void) { return run_suite(qgemm_suite()); }
+int main(void) { return run_suite(gemm_suite()); }
