@@ -150,25 +150,32 @@ PK_TARGET static void scales_32(uint32_t type, const uint8_t *b, int64_t nb, con
     }
 }
 
-/* Q4_K and Q5_K: per sub-block d·sc and −dmin·m. */
+/* Q4_K and Q5_K: per sub-block d·sc and −dmin·m, eight at a time. The 6-bit pairs (see
+ * rs_k_scale_min) unpacked as 32-bit words a, b, c = bytes 0-3, 4-7, 8-11: scales 0-3 are a's low
+ * 6 bits, 4-7 c's low nibbles with a's top 2 bits above; mins 0-3 b's low 6 bits, 4-7 c's high
+ * nibbles with b's top 2 bits. */
 PK_TARGET static void scales_qk(const uint8_t *b, int64_t nb, size_t bytes, const row_scales *s) {
     for (int64_t i = 0; i < nb; i++, b += bytes) {
-        const float d = ld_f16(b), dmin = ld_f16(b + 2);
-        for (int j = 0; j < 8; j++) {
-            int sc, mn;
-            rs_k_scale_min(b + 4, j, &sc, &mn);
-            s->d[8 * i + j] = d * (float)sc;
-            s->m[8 * i + j] = -(dmin * (float)mn);
-        }
+        const uint32_t a = ld32(b + 4), bb = ld32(b + 8), c = ld32(b + 12);
+        const uint64_t sc = (uint64_t)(a & 0x3f3f3f3fu) |
+                            (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
+        const uint64_t mn = (uint64_t)(bb & 0x3f3f3f3fu) |
+                            (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((bb >> 2) & 0x30303030u)) << 32;
+        const __m256 vs = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
+        const __m256 vm = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
+        _mm256_storeu_ps(s->d + 8 * i, _mm256_mul_ps(_mm256_set1_ps(ld_f16(b)), vs));
+        /* −(dmin·m): the product rounded, then negated (exact), as in the dequantization */
+        _mm256_storeu_ps(s->m + 8 * i, _mm256_sub_ps(_mm256_setzero_ps(),
+                                                     _mm256_mul_ps(_mm256_set1_ps(ld_f16(b + 2)), vm)));
     }
 }
 
-/* Q6_K: d·sc per 16 elements. */
+/* Q6_K: d·sc per 16 elements, sixteen at a time. */
 PK_TARGET static void scales_q6_K(const uint8_t *b, int64_t nb, const row_scales *s) {
     for (int64_t i = 0; i < nb; i++, b += 210) {
-        const int8_t *sc = (const int8_t *)(b + 192);
-        const float d = ld_f16(b + 208);
-        for (int k = 0; k < 16; k++) s->d[16 * i + k] = d * (float)sc[k];
+        const __m512 sc = _mm512_cvtepi32_ps(
+            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
+        _mm512_storeu_ps(s->d + 16 * i, _mm512_mul_ps(_mm512_set1_ps(ld_f16(b + 208)), sc));
     }
 }
 
