@@ -5,7 +5,9 @@
  *   reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t THREADS] [--depth N] [--parallel K]
  *                [--bw GBPS] [--json] [--fast]
  *
- * --depth N     generation starts with N tokens already in the cache (decode at depth N)
+ * --depth N     generation starts with N tokens already in the cache (decode at depth N), and
+ *               a prompt of P tokens is also timed after N cached ones ("ppP @ depth N": one
+ *               batch of positions N .. N+P-1, attention over the cache as well as the prompt)
  * --parallel K  K sequences forked from one prompt of N (depth) tokens decode together, one token
  *               each per batch; tokens/s is the aggregate of all K
  * --bw GBPS     the machine's memory bandwidth, for "% of bandwidth"; without it a quick probe
@@ -37,11 +39,11 @@ static double median(double *v, int n) {
 }
 
 /* Decodes tokens[0..n) into sequence 0 from position 0, in batches of at most n_batch. */
-static int prefill(reason_context *ctx, const reason_token *tokens, int32_t n, int32_t n_batch,
-                   int32_t *pos_buf, int32_t *seq_buf) {
+static int prefill(reason_context *ctx, const reason_token *tokens, int32_t start, int32_t n,
+                   int32_t n_batch, int32_t *pos_buf, int32_t *seq_buf) {
     for (int32_t i0 = 0; i0 < n; i0 += n_batch) {
         const int32_t nb = n - i0 < n_batch ? n - i0 : n_batch;
-        for (int32_t i = 0; i < nb; i++) pos_buf[i] = i0 + i, seq_buf[i] = 0;
+        for (int32_t i = 0; i < nb; i++) pos_buf[i] = start + i0 + i, seq_buf[i] = 0;
         const reason_batch b = {nb, tokens + i0, pos_buf, seq_buf, NULL};
         if (reason_decode(ctx, &b) != REASON_OK) return -1;
     }
@@ -181,7 +183,8 @@ int main(int argc, char **argv) {
     reason_context_params cp;
     reason_context_params_default(&cp);
     const int32_t gen_prefix = depth > 0 ? depth : (par > 1 ? 1 : 0); /* K forks need a parent */
-    const int32_t longest = n_prompt > gen_prefix + n_gen ? n_prompt : gen_prefix + n_gen;
+    int32_t longest = n_prompt > gen_prefix + n_gen ? n_prompt : gen_prefix + n_gen;
+    if (depth > 0 && depth + n_prompt > longest) longest = depth + n_prompt; /* ppP @ depth N */
     /* the depth prefill goes in batches of up to 512 (or the prompt's size, if larger) */
     int32_t n_batch = n_prompt > par ? n_prompt : par;
     if (gen_prefix > n_batch) n_batch = gen_prefix < 512 ? gen_prefix : 512;
@@ -207,23 +210,34 @@ int main(int argc, char **argv) {
     int32_t *pos = malloc(sizeof *pos * (size_t)n_batch);
     int32_t *seq = calloc((size_t)n_batch, sizeof *seq);
     double *pp = malloc(sizeof(double) * (size_t)reps), *tg = malloc(sizeof(double) * (size_t)reps);
+    double *ppd = malloc(sizeof(double) * (size_t)reps); /* ppP @ depth N */
     int rc = 1;
-    if (!tokens || !tok_buf || !pos || !seq || !pp || !tg) goto done;
+    if (!tokens || !tok_buf || !pos || !seq || !pp || !tg || !ppd) goto done;
     uint64_t state = 0x9e3779b97f4a7c15ull; /* fixed pseudo-random tokens: same work every run */
     for (int32_t i = 0; i < n_tok; i++) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (reason_token)((state >> 33) % (uint64_t)info.n_vocab);
     }
-    if (reason_seq_free(ctx, 0) != REASON_OK || prefill(ctx, tokens, 8, n_batch, pos, seq) != 0)
+    if (reason_seq_free(ctx, 0) != REASON_OK || prefill(ctx, tokens, 0, 8, n_batch, pos, seq) != 0)
         goto fail; /* warm-up: page in weights */
     for (int32_t r = 0; r < reps; r++) {
         for (int32_t s = 0; s < par; s++)
             if (reason_seq_free(ctx, s) != REASON_OK) goto fail;
         double t0 = cli_now();
-        if (prefill(ctx, tokens, n_prompt, n_batch, pos, seq) != 0) goto fail;
+        if (prefill(ctx, tokens, 0, n_prompt, n_batch, pos, seq) != 0) goto fail;
         pp[r] = n_prompt / (cli_now() - t0);
         if (reason_seq_free(ctx, 0) != REASON_OK) goto fail;
-        if (gen_prefix > 0 && prefill(ctx, tokens, gen_prefix, n_batch, pos, seq) != 0) goto fail;
+        if (gen_prefix > 0 && prefill(ctx, tokens, 0, gen_prefix, n_batch, pos, seq) != 0)
+            goto fail;
+        if (depth > 0) { /* the prompt after the cached depth, one batch, then back to depth */
+            t0 = cli_now();
+            if (prefill(ctx, tokens, depth, n_prompt, n_batch, pos, seq) != 0) goto fail;
+            ppd[r] = n_prompt / (cli_now() - t0);
+            if (reason_seq_truncate(ctx, 0, depth) != REASON_OK &&
+                (reason_seq_free(ctx, 0) != REASON_OK ||
+                 prefill(ctx, tokens, 0, depth, n_batch, pos, seq) != 0))
+                goto fail; /* hybrid models without a checkpoint: prefill the depth again */
+        }
         for (int32_t s = 1; s < par; s++)
             if (reason_seq_fork(ctx, 0, s) != REASON_OK) goto fail;
         t0 = cli_now();
@@ -235,6 +249,7 @@ int main(int argc, char **argv) {
     const double held_kv = (double)cs.kv_slots_used * kv_slot_bytes;
     const double held_rec = (double)cs.rec_slots_used * rec_seq_bytes; /* forks share a slot */
     const double pp_med = median(pp, reps), tg_med = median(tg, reps);
+    const double ppd_med = depth > 0 ? median(ppd, reps) : 0.0;
     /* sliding-window layers read at most their window: what each trace still holds of the
      * windowed pool after the run bounds it */
     const double swa_slot_bytes = cs.swa_slots_total ? (double)cs.swa_bytes / cs.swa_slots_total
@@ -262,6 +277,7 @@ int main(int argc, char **argv) {
         printf("{\"model\":\"%s\",\"weight_bytes\":%llu,\"active_weight_bytes\":%llu,"
                "\"threads\":%d,\"reps\":%d,"
                "\"pp\":{\"tokens\":%d,\"tokens_per_s\":%.2f},"
+               "\"pp_depth\":{\"tokens\":%d,\"depth\":%d,\"tokens_per_s\":%.2f},"
                "\"tg\":{\"tokens\":%d,\"depth\":%d,\"parallel\":%d,\"tokens_per_s\":%.2f,"
                "\"bytes_per_step\":%.0f,\"kv_bytes_per_step\":%.0f,"
                "\"recurrent_bytes_per_step\":%.0f,\"gb_per_s\":%.2f,"
@@ -272,6 +288,7 @@ int main(int argc, char **argv) {
                "\"bandwidth\":{\"gb_per_s\":%.2f,\"probed\":%s,\"percent\":%.1f}}\n",
                info.name, (unsigned long long)info.weight_bytes,
                (unsigned long long)info.active_weight_bytes, n_threads, reps, n_prompt, pp_med,
+               n_prompt, depth, ppd_med,
                n_gen, gen_prefix, par, tg_med, step_bytes, kv_step, rec_step, gbs,
                steps_per_s * weights_step / 1e9, kv_slot_bytes, rec_seq_bytes,
                (unsigned long long)cs.kv_slots_used, held_kv, held_rec,
@@ -289,6 +306,7 @@ int main(int argc, char **argv) {
                reps, bw, probed ? " (probed)" : "");
         printf("|------|------|------|------|------|\n");
         printf("| pp%d | %.2f | | | |\n", n_prompt, pp_med);
+        if (depth > 0) printf("| pp%d @ depth %d | %.2f | | | |\n", n_prompt, depth, ppd_med);
         printf("| tg%d", n_gen);
         if (gen_prefix) printf(" @ depth %d", gen_prefix);
         if (par > 1) printf(" x %d parallel", par);
@@ -311,6 +329,7 @@ done:
     free(pos);
     free(seq);
     free(pp);
+    free(ppd);
     free(tg);
     reason_context_free(ctx);
     reason_model_free(model);

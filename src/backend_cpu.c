@@ -193,6 +193,7 @@ static void cpu_destroy(backend *be) {
     cpu_matmul_free(cb);
     free(cb->attn_k);
     free(cb->attn_part);
+    free(cb->attn_pf);
     cpu_deltanet_free(cb);
     free(cb);
 }
@@ -242,6 +243,9 @@ reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions, backe
     cb->max_positions = max_positions;
     const char *mode = getenv("REASON_CPU_MATMUL");
     cb->q8_matmul = mode && !strcmp(mode, "q8");
+    const char *pf = getenv("REASON_CPU_ATTN_PREFILL"); /* for benchmarks against the old path */
+    cb->attn_prefill_off = pf && !strcmp(pf, "0");
+    cb->attn_prefill_generic = pf && !strcmp(pf, "generic");
     st = REASON_ERR_NOMEM;
     cb->attn_k = rs_aligned_alloc((size_t)cb->n_threads * ATTN_CHUNK * 1024 * sizeof(float),
                                   "attention scratch");

@@ -1,5 +1,6 @@
 /* backend_cpu.h — internals shared by the CPU backend's files: backend_cpu.c (creation, small
- * element-wise ops), cpu_matmul.c (matrix products), cpu_attention.c (KV pool and attention). */
+ * element-wise ops), cpu_matmul.c (matrix products), cpu_attention.c (KV pool and attention),
+ * cpu_attention_prefill.c (attention for runs of prompt tokens). */
 #ifndef REASON_BACKEND_CPU_H
 #define REASON_BACKEND_CPU_H
 
@@ -28,6 +29,10 @@ typedef struct cpu_backend {
     float *attn_k;    /* (n_threads, ATTN_CHUNK, 1024) keys or values converted to f32 */
     float *attn_part; /* partial results of split attention, grown on first use */
     size_t attn_part_cap;
+    void *attn_pf;         /* prompt attention: per-thread tiles and the tile list, grown */
+    size_t attn_pf_cap;    /* bytes */
+    bool attn_prefill_off; /* REASON_CPU_ATTN_PREFILL=0: prompts take the per-token path */
+    bool attn_prefill_generic; /* =generic: the sgemm form even where AVX-512 is (tests) */
     /* DeltaNet scratch (cpu_deltanet.c), grown on first use, capacities in bytes */
     void *dn_tok;       /* per-token conv outputs, gates and sequence links */
     size_t dn_tok_cap;
@@ -50,6 +55,13 @@ RS_INTERNAL void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const f
 RS_INTERNAL void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst);
 RS_INTERNAL void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float *q,
                                const attn_batch *batch, const attn_params *ap, float *out);
+/* cpu_attention for a batch holding a run of prompt tokens (cpu_attention_prefill.c): false,
+ * having written nothing, when the batch has no such run or scratch could not be had. exp_sum:
+ * s[i] = e^(s[i] - m) for i < n, returning the sum. */
+RS_INTERNAL bool cpu_attention_prefill(cpu_backend *cb, const kv_pool *pool, int32_t layer,
+                                       const float *q, const attn_batch *batch,
+                                       const attn_params *ap, float *out,
+                                       float (*exp_sum)(float *s, int32_t n, float m));
 
 #include "cpu_deltanet.h" /* cpu_deltanet */
 #include "cpu_gate.h"     /* cpu_mul_sigmoid */

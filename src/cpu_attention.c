@@ -7,7 +7,8 @@
  * online softmax (running maximum m and sum l per head, the accumulator rescaled when m grows).
  * Decode has few (token, KV head) pairs — 3 for SmolLM2 — so long contexts are also split by
  * position (flash-decoding): each split leaves (m, l, acc) per head and the caller merges them,
- * which keeps every thread streaming K/V at depth 4K and beyond. */
+ * which keeps every thread streaming K/V at depth 4K and beyond. Batches holding a run of prompt
+ * tokens of one sequence go to cpu_attention_prefill.c instead (tiled matrix products). */
 #include "backend_cpu.h"
 
 #include "tensor_types.h"
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include "cpu_exp512.h"
 #include <immintrin.h>
 #endif
 
@@ -112,24 +114,6 @@ AVX512 static void axpy_avx512(float a, const float *x, float *y, int32_t n) {
         _mm512_storeu_ps(y + i,
                          _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
-}
-
-/* e^x for x <= 0 (scores minus their maximum): 2^n · p(r), r = x - n ln2 in [-ln2/2, ln2/2],
- * p the degree-6 Taylor polynomial (relative error < 2e-7); scalef gives 0 for very negative x. */
-AVX512 static __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
 }
 
 /* s[i] = e^(s[i] - m); returns the sum. */
@@ -461,6 +445,7 @@ void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float 
                          .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = head_dim,
                          .n_split = 1, .window = ap->window, .scale = ap->scale,
                          .sinks = ap->sinks, .out = out, .kn = kernels()};
+    if (cpu_attention_prefill(cb, pool, layer, q, batch, ap, out, job.kn.exp_sum)) return;
     const int32_t pairs = batch->n_tok * n_head_kv;
     int32_t longest = 0;
     for (int32_t t = 0; t < batch->n_tok; t++)
