@@ -3,7 +3,7 @@
  * keys and values attention reads), against a memory-bandwidth figure.
  *
  *   reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t THREADS] [--depth N] [--parallel K]
- *                [--bw GBPS] [--json] [--fast]
+ *                [--bw GBPS] [--json] [--fast] [--kv f16|f32|bf16|q8]
  *
  * --depth N     generation starts with N tokens already in the cache (decode at depth N), and
  *               a prompt of P tokens is also timed after N cached ones ("ppP @ depth N": one
@@ -136,7 +136,7 @@ static double probe_bandwidth(int n_threads) {
 int main(int argc, char **argv) {
     const char *model_path = NULL;
     int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
-    int32_t fast = 0;
+    int32_t fast = 0, kv_type = REASON_KV_F16;
     float bw = 0.0f;
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
@@ -144,7 +144,8 @@ int main(int argc, char **argv) {
         {"threads", required_argument, 0, 't'},  {"depth", required_argument, 0, 'd'},
         {"parallel", required_argument, 0, 'k'}, {"bw", required_argument, 0, 'b'},
         {"json", no_argument, 0, 'j'},           {"fast", no_argument, 0, 'f'},
-        {0, 0, 0, 0}};
+        {"kv", required_argument, 0, 'v'},       {0, 0, 0, 0}};
+    static const char *const kv_names[] = {"f16", "f32", "bf16", "q8"}; /* enum reason_kv_type */
     int c, bad = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:r:t:", longs, NULL)) != -1) {
         switch (c) {
@@ -158,14 +159,21 @@ int main(int argc, char **argv) {
         case 'b': bad |= opt_float(optarg, 0.0, 1e6, &bw); break;
         case 'j': json = 1; break;
         case 'f': fast = 1; break;
+        case 'v':
+            kv_type = -1;
+            for (int32_t i = 0; i < 4; i++)
+                if (!strcmp(optarg, kv_names[i])) kv_type = i;
+            bad |= kv_type < 0;
+            break;
         default: bad = 1; break;
         }
     }
     if (bad) {
         fprintf(stderr,
                 "usage: reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t N] [--depth N]\n"
-                "                    [--parallel K] [--bw GBPS] [--json] [--fast]\n"
-                "  --fast: REASON_PRECISION_FAST (8-bit activations for integer-type weights)\n");
+                "                    [--parallel K] [--bw GBPS] [--json] [--fast] [--kv TYPE]\n"
+                "  --fast: REASON_PRECISION_FAST (8-bit activations for integer-type weights)\n"
+                "  --kv: the KV cache type, f16 (default), f32, bf16 or q8 (8-bit)\n");
         return 2;
     }
     if (!model_path) model_path = cli_default_model();
@@ -194,6 +202,7 @@ int main(int argc, char **argv) {
     cp.n_outputs_max = par;
     cp.n_threads = n_threads;
     cp.precision = fast ? REASON_PRECISION_FAST : REASON_PRECISION_EXACT;
+    cp.kv_type = kv_type;
     if (reason_context_create(model, &cp, &ctx) != REASON_OK) {
         reason_model_free(model);
         return cli_fail("reason-bench", "context");

@@ -11,16 +11,19 @@
 #include "model.h"
 
 /* The KV pool: K and V of every layer for n_blocks blocks of block_size token slots.
- * Layout of k and v: (n_layer, n_blocks, block_size, kv_dim) in `type` (enum reason_kv_type). */
+ * Layout of k and v: (n_layer, n_blocks, block_size, kv_dim) in `type` (enum reason_kv_type);
+ * REASON_KV_Q8 keeps int8 values there and their scales in k_scale / v_scale (cpu_kv.c). */
 typedef struct kv_pool {
     int32_t n_layer;
     int32_t kv_dim;
     int32_t block_size;
     int32_t n_blocks;
     int32_t type;
-    size_t elem_bytes;
+    size_t elem_bytes; /* bytes per value in k and v */
+    size_t slot_bytes; /* bytes per (layer, slot) of K (or of V), scales included */
     void *k;
     void *v;
+    float *k_scale, *v_scale; /* REASON_KV_Q8 only */
 } kv_pool;
 
 /* Which cached positions each token of a batch attends to: token i sees positions

@@ -1,6 +1,6 @@
 /* backend_cpu.h — internals shared by the CPU backend's files: backend_cpu.c (creation, small
- * element-wise ops), cpu_matmul.c (matrix products), cpu_attention.c (KV pool and attention),
- * cpu_attention_prefill.c (attention for runs of prompt tokens). */
+ * element-wise ops), cpu_matmul.c (matrix products), cpu_kv.c (the KV pool), cpu_attention.c
+ * (attention) and cpu_attention_prefill.c (attention for runs of prompt tokens). */
 #ifndef REASON_BACKEND_CPU_H
 #define REASON_BACKEND_CPU_H
 
@@ -25,6 +25,7 @@ typedef struct cpu_backend {
     size_t tile_cap; /* f32 elements per thread */
     struct qg_state *qgemm; /* integer GEMM scratch (cpu_qgemm.c), created on first use */
     struct fg_state *fgemm; /* f32 GEMM scratch (cpu_fgemm.c), created on first use */
+    struct bg_state *bgemm; /* BF16 GEMM scratch (cpu_bgemm.c), created on first use */
     /* attention scratch, (n_threads, ...) */
     float *attn_k;    /* (n_threads, ATTN_CHUNK, 1024) keys or values converted to f32 */
     float *attn_part; /* partial results of split attention, grown on first use */
@@ -48,7 +49,11 @@ RS_INTERNAL void cpu_matmul_group(backend *be, const matmul_item *items, int32_t
                                   const float *x, int32_t n_tok);
 RS_INTERNAL void cpu_matmul_free(cpu_backend *cb);
 
+/* cpu_kv.c: the pool itself. A value's byte offset is its index times elem_bytes for every
+ * type; cpu_kv_load_row turns n values at byte offset off of K (or V) into f32. */
 RS_INTERNAL reason_status cpu_kv_alloc(backend *be, kv_pool *pool);
+RS_INTERNAL size_t cpu_kv_offset(const kv_pool *pool, int32_t layer, int64_t slot);
+RS_INTERNAL void cpu_kv_load_row(const kv_pool *pool, bool v, size_t off, float *dst, int32_t n);
 RS_INTERNAL void cpu_kv_free(backend *be, kv_pool *pool);
 RS_INTERNAL void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k,
                               const float *v, const int32_t *slots, int32_t n_tok);

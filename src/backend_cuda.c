@@ -343,7 +343,11 @@ static void cuda_mul_sigmoid(backend *be, float *x, const float *gate, int64_t n
 static reason_status cuda_kv_alloc(backend *be, kv_pool *pool) {
     (void)be;
     size_t n = 0;
+    if (pool->type == REASON_KV_Q8)
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "CUDA backend: the 8-bit KV cache (REASON_KV_Q8) is CPU-only for now");
     pool->elem_bytes = pool->type == REASON_KV_F32 ? 4 : 2;
+    pool->slot_bytes = (size_t)pool->kv_dim * pool->elem_bytes;
     if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size,
                      &n) ||
         !rs_mul_size(n, (size_t)pool->kv_dim * pool->elem_bytes, &n))

@@ -103,7 +103,8 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
                         "context params: n_ctx %u, n_seq_max %u, n_batch %u, kv_block_size %d, "
                         "n_outputs_max %d (must be in 1..n_batch) out of range",
                         p.n_ctx, p.n_seq_max, p.n_batch, p.kv_block_size, p.n_outputs_max);
-    if (p.kv_type != REASON_KV_F16 && p.kv_type != REASON_KV_F32 && p.kv_type != REASON_KV_BF16)
+    if (p.kv_type != REASON_KV_F16 && p.kv_type != REASON_KV_F32 && p.kv_type != REASON_KV_BF16 &&
+        p.kv_type != REASON_KV_Q8)
         return rs_error(REASON_ERR_INVALID_ARG, "context params: unknown kv_type %d", p.kv_type);
     if (p.precision != REASON_PRECISION_EXACT && p.precision != REASON_PRECISION_FAST)
         return rs_error(REASON_ERR_INVALID_ARG, "context params: unknown precision %d",

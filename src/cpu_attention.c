@@ -1,9 +1,10 @@
-/* cpu_attention.c — the paged KV pool on the CPU and attention over it.
+/* cpu_attention.c — attention over the paged KV pool (cpu_kv.c) on the CPU.
  *
  * out (n_tok, n_head * hd) = softmax(q · Kᵀ · scale) V over each token's visible positions.
  * One task = (token, KV head, split of the positions): the g = n_head / n_head_kv query heads
  * that share a KV head are done together, so each cached key and value row is read and
- * converted (F16C) once for all of them. Positions are walked in chunks of ATTN_CHUNK with an
+ * converted (cpu_kv_load_row; F16 fused into the score and accumulate kernels) once for all of
+ * them. Positions are walked in chunks of ATTN_CHUNK with an
  * online softmax (running maximum m and sum l per head, the accumulator rescaled when m grows).
  * Decode has few (token, KV head) pairs — 3 for SmolLM2 — so long contexts are also split by
  * position (flash-decoding): each split leaves (m, l, acc) per head and the caller merges them,
@@ -28,84 +29,10 @@
 /* Query heads sharing a KV head handled per pass (scores stay on the stack). */
 #define GROUP_MAX 16
 
-static size_t kv_elem_bytes(int32_t type) { return type == REASON_KV_F32 ? 4 : 2; }
-
-reason_status cpu_kv_alloc(backend *be, kv_pool *pool) {
-    (void)be;
-    size_t n = 0;
-    pool->elem_bytes = kv_elem_bytes(pool->type);
-    if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size,
-                     &n) ||
-        !rs_mul_size(n, (size_t)pool->kv_dim * pool->elem_bytes, &n))
-        return rs_error(REASON_ERR_NOMEM, "KV pool size overflows");
-    /* calloc: zeroed pages are mapped lazily, so a large pool costs memory only as it fills */
-    pool->k = rs_calloc(1, n, "KV pool (K)");
-    pool->v = pool->k ? rs_calloc(1, n, "KV pool (V)") : NULL;
-    if (!pool->k || !pool->v) {
-        free(pool->k);
-        pool->k = NULL;
-        return REASON_ERR_NOMEM;
-    }
-    return REASON_OK;
-}
-
-void cpu_kv_free(backend *be, kv_pool *pool) {
-    (void)be;
-    free(pool->k);
-    free(pool->v);
-    pool->k = pool->v = NULL;
-}
-
-static size_t kv_offset(const kv_pool *pool, int32_t layer, int64_t slot) {
-    return (((size_t)layer * pool->n_blocks * pool->block_size) + (size_t)slot) * pool->kv_dim *
-           pool->elem_bytes;
-}
-
-static void store_row(int32_t type, const float *src, uint8_t *dst, int32_t n) {
-    if (type == REASON_KV_F32) {
-        memcpy(dst, src, (size_t)n * 4);
-        return;
-    }
-    uint16_t *d = (uint16_t *)dst;
-    if (type == REASON_KV_BF16)
-        for (int32_t i = 0; i < n; i++) d[i] = rs_f32_to_bf16(src[i]);
-    else
-        for (int32_t i = 0; i < n; i++) d[i] = rs_f32_to_f16(src[i]);
-}
-
-void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k, const float *v,
-                  const int32_t *slots, int32_t n_tok) {
-    (void)be;
-    for (int32_t t = 0; t < n_tok; t++) {
-        const size_t off = kv_offset(pool, layer, slots[t]);
-        store_row(pool->type, k + (size_t)t * pool->kv_dim, (uint8_t *)pool->k + off, pool->kv_dim);
-        store_row(pool->type, v + (size_t)t * pool->kv_dim, (uint8_t *)pool->v + off, pool->kv_dim);
-    }
-}
-
-void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst) {
-    (void)be;
-    const size_t bytes = (size_t)pool->block_size * pool->kv_dim * pool->elem_bytes;
-    for (int32_t l = 0; l < pool->n_layer; l++) {
-        const size_t s = kv_offset(pool, l, (int64_t)src * pool->block_size);
-        const size_t d = kv_offset(pool, l, (int64_t)dst * pool->block_size);
-        memcpy((uint8_t *)pool->k + d, (uint8_t *)pool->k + s, bytes);
-        memcpy((uint8_t *)pool->v + d, (uint8_t *)pool->v + s, bytes);
-    }
-}
-
 /* ---- small vector kernels: AVX-512 where present, else plain C ------------------------------ */
 
 #if defined(__x86_64__)
 #define AVX512 __attribute__((target("avx512f,fma,f16c")))
-
-__attribute__((target("avx,f16c"))) static void f16_row_f16c(const uint16_t *s, float *dst,
-                                                             int32_t n) {
-    int32_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-    for (; i < n; i++) dst[i] = rs_f16_to_f32(s[i]);
-}
 
 AVX512 static void axpy_avx512(float a, const float *x, float *y, int32_t n) {
     const __m512 va = _mm512_set1_ps(a);
@@ -259,41 +186,19 @@ typedef struct attn_kernels {
     tensor_dot_fn dot; /* f32 · f32 */
     void (*axpy)(float a, const float *x, float *y, int32_t n);
     float (*exp_sum)(float *s, int32_t n, float m);
-    bool f16c;
     bool f16_avx512; /* the fused F16 score and accumulate kernels (head_dim % 16 == 0) */
 } attn_kernels;
 
 static attn_kernels kernels(void) {
-    attn_kernels k = {tensor_dot_kernel(TENSOR_F32), axpy_scalar, exp_sum_scalar, false, false};
+    attn_kernels k = {tensor_dot_kernel(TENSOR_F32), axpy_scalar, exp_sum_scalar, false};
 #if defined(__x86_64__)
     if (tensor_isa_best() >= TENSOR_ISA_AVX512) {
         k.axpy = axpy_avx512;
         k.exp_sum = exp_sum_avx512;
         k.f16_avx512 = true;
     }
-    k.f16c = tensor_isa_best() >= TENSOR_ISA_AVX2; /* the AVX2 tier requires F16C */
 #endif
     return k;
-}
-
-static void load_row(const attn_kernels *kn, int32_t type, const uint8_t *src, float *dst,
-                     int32_t n) {
-    if (type == REASON_KV_F32) {
-        memcpy(dst, src, (size_t)n * 4);
-        return;
-    }
-    const uint16_t *s = (const uint16_t *)src;
-#if defined(__x86_64__)
-    if (type == REASON_KV_F16 && kn->f16c) {
-        f16_row_f16c(s, dst, n);
-        return;
-    }
-#endif
-    (void)kn;
-    if (type == REASON_KV_BF16)
-        for (int32_t i = 0; i < n; i++) dst[i] = rs_bf16_to_f32(s[i]);
-    else
-        for (int32_t i = 0; i < n; i++) dst[i] = rs_f16_to_f32(s[i]);
 }
 
 typedef struct attention_job {
@@ -363,7 +268,7 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
                 const int32_t p = c0 + i;
                 const int64_t slot =
                     (int64_t)table[p / pool->block_size] * pool->block_size + p % pool->block_size;
-                off[i] = kv_offset(pool, job->layer, slot) + head_off;
+                off[i] = cpu_kv_offset(pool, job->layer, slot) + head_off;
             }
 #if defined(__x86_64__)
             if (fused)
@@ -372,8 +277,7 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
 #endif
             if (!fused) {
                 for (int32_t i = 0; i < nc; i++)
-                    load_row(kn, pool->type, (const uint8_t *)pool->k + off[i],
-                             rows + (size_t)i * hd, hd);
+                    cpu_kv_load_row(pool, false, off[i], rows + (size_t)i * hd, hd);
                 for (int32_t j = 0; j < ng; j++)
                     for (int32_t i = 0; i < nc; i++)
                         sc[j][i] = kn->dot(rows + (size_t)i * hd, qh[j], hd) * job->scale;
@@ -394,7 +298,7 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
 #endif
             if (!fused) {
                 for (int32_t i = 0; i < nc; i++) {
-                    load_row(kn, pool->type, (const uint8_t *)pool->v + off[i], rows, hd);
+                    cpu_kv_load_row(pool, true, off[i], rows, hd);
                     for (int32_t j = 0; j < ng; j++) kn->axpy(sc[j][i], rows, acc[j], hd);
                 }
             }

@@ -63,54 +63,20 @@ typedef struct prefill_job {
     float *scratch;    /* (n_threads, per_thread) */
     size_t per_thread; /* floats */
     float (*exp_sum)(float *s, int32_t n, float m);
-    bool f16c;
 } prefill_job;
 
 /* ---- key and value rows to f32 -------------------------------------------------------------- */
 
-#if defined(__x86_64__)
-__attribute__((target("avx,f16c"))) static void f16_row_f16c(const uint16_t *s, float *d,
-                                                             int32_t n) {
-    int32_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-    for (; i < n; i++) d[i] = rs_f16_to_f32(s[i]);
-}
-#endif
-
-/* bf16 is the top half of an f32: a shift (written out so that the loop vectorizes). */
-static void bf16_row(const uint16_t *s, float *d, int32_t n) {
-    for (int32_t i = 0; i < n; i++) {
-        const uint32_t u = (uint32_t)s[i] << 16;
-        memcpy(d + i, &u, sizeof u);
-    }
-}
-
 /* dst (nc, hd) = the rows of KV head `head_off` at positions [c0, c0 + nc) of one sequence. */
-static void load_rows(const prefill_job *job, const uint8_t *base, const int32_t *table,
-                      int32_t c0, int32_t nc, size_t head_off, float *dst) {
+static void load_rows(const prefill_job *job, bool v, const int32_t *table, int32_t c0,
+                      int32_t nc, size_t head_off, float *dst) {
     const kv_pool *pool = job->pool;
     const int32_t hd = job->ap->head_dim, bs = pool->block_size;
-    const size_t row_bytes = (size_t)pool->kv_dim * pool->elem_bytes;
-    const size_t layer_off = (size_t)job->layer * pool->n_blocks * bs;
     for (int32_t i = 0; i < nc; i++) {
         const int32_t p = c0 + i;
-        const size_t slot = (size_t)table[p / bs] * bs + (size_t)(p % bs);
-        const uint8_t *src = base + (layer_off + slot) * row_bytes + head_off;
-        float *d = dst + (size_t)i * hd;
-        if (pool->type == REASON_KV_F32) {
-            memcpy(d, src, (size_t)hd * sizeof(float));
-        } else if (pool->type == REASON_KV_BF16) {
-            bf16_row((const uint16_t *)src, d, hd);
-        } else {
-#if defined(__x86_64__)
-            if (job->f16c) {
-                f16_row_f16c((const uint16_t *)src, d, hd);
-                continue;
-            }
-#endif
-            for (int32_t c = 0; c < hd; c++) d[c] = rs_f16_to_f32(((const uint16_t *)src)[c]);
-        }
+        const int64_t slot = (int64_t)table[p / bs] * bs + p % bs;
+        cpu_kv_load_row(pool, v, cpu_kv_offset(pool, job->layer, slot) + head_off,
+                        dst + (size_t)i * hd, hd);
     }
 }
 
@@ -202,8 +168,8 @@ static void prefill_task(void *arg, int32_t task, int32_t thread) {
     /* every chunk of [lo, hi) is seen by some row: the position's own token, or the first token */
     for (int32_t c0 = lo; c0 < hi; c0 += PREFILL_KC) {
         const int32_t nc = RS_MIN(PREFILL_KC, hi - c0);
-        load_rows(job, (const uint8_t *)job->pool->k, table, c0, nc, head_off, K);
-        load_rows(job, (const uint8_t *)job->pool->v, table, c0, nc, head_off, V);
+        load_rows(job, false, table, c0, nc, head_off, K);
+        load_rows(job, true, table, c0, nc, head_off, V);
         gemm_abt(rows, nc, hd, Q, K, S);
         const bool masked = c0 + nc - 1 > p_first || c0 < all_see;
         for (int32_t r = 0; r < rows; r++) {
@@ -426,8 +392,8 @@ AVX512 static void prefill_task_avx512(void *arg, int32_t task, int32_t thread) 
     const size_t head_off = (size_t)kvh * hd * job->pool->elem_bytes;
     for (int32_t c0 = p_lo; c0 < p_hi; c0 += PREFILL_KC) {
         const int32_t nc = RS_MIN(PREFILL_KC, p_hi - c0);
-        load_rows(job, (const uint8_t *)job->pool->k, table, c0, nc, head_off, K);
-        load_rows(job, (const uint8_t *)job->pool->v, table, c0, nc, head_off, V);
+        load_rows(job, false, table, c0, nc, head_off, K);
+        load_rows(job, true, table, c0, nc, head_off, V);
         gemm_bcast(nc, hd, rp, K, (size_t)hd, 1, Qt, St, false);
         softmax_cols(St, nc, rp, c0, lo, hi, m, l, Ot, hd);
         gemm_bcast(hd, nc, rp, V, 1, (size_t)hd, St, Ot, true);
@@ -496,10 +462,8 @@ bool cpu_attention_prefill(cpu_backend *cb, const kv_pool *pool, int32_t layer, 
     prefill_job job = {.pool = pool, .layer = layer, .q = q, .batch = batch, .ap = ap,
                        .out = out, .tiles = tiles, .n_tiles = n_tiles, .g = g, .tq = tq,
                        .rp_max = (int32_t)rows,
-                       .scratch = scratch, .per_thread = per_thread, .exp_sum = exp_sum,
-                       .f16c = false};
+                       .scratch = scratch, .per_thread = per_thread, .exp_sum = exp_sum};
 #if defined(__x86_64__)
-    job.f16c = tensor_isa_best() >= TENSOR_ISA_AVX2; /* the AVX2 tier requires F16C */
     if (tensor_isa_best() >= TENSOR_ISA_AVX512 && !cb->attn_prefill_generic) {
         thread_pool_run(cb->pool, prefill_task_avx512, &job, n_tiles * ap->n_head_kv);
         return true;

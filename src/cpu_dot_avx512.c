@@ -138,16 +138,6 @@ AVX512 float rs_dot_q4_1_avx512(const void *row, const float *x, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-static inline void scale_min_k4(const uint8_t *s, int j, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0xf) | (s[j - 4] >> 6) << 4;
-        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
-    }
-}
-
 /* Q4_K: per sub-block, table[q] = (d * sc) * q - dmin * m. */
 AVX512 float rs_dot_q4_K_avx512(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
@@ -158,8 +148,8 @@ AVX512 float rs_dot_q4_K_avx512(const void *row, const float *x, int64_t n) {
         const uint8_t *qs = b + 16;
         for (int c = 0; c < 4; c++, qs += 32, x += 64) {
             int s0, m0, s1, m1;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
+            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
             __m512 t0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)s0), iota),
                                       _mm512_set1_ps(dmin * (float)m0));
             __m512 t1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)s1), iota),
@@ -250,8 +240,8 @@ AVX512 float rs_dot_q5_K_avx512(const void *row, const float *x, int64_t n) {
         __m512i h0 = _mm512_slli_epi32(u8x16(b + 16), 4), h1 = _mm512_slli_epi32(u8x16(b + 32), 4);
         for (int c = 0; c < 4; c++, qs += 32, x += 64) {
             int s0, m0, s1, m1;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
+            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
             const __m512 ds0 = _mm512_set1_ps(d * (float)s0);
             const __m512 dm0 = _mm512_set1_ps(dmin * (float)m0);
             const __m512 ds1 = _mm512_set1_ps(d * (float)s1);
@@ -482,42 +472,55 @@ QDOT_BLOCKS(rs_qdot_q8_0_avx512, 34, 2, 0, -128.0f)
 
 /* Q4_K: sub-blocks 2c and 2c+1 are the low and high nibbles of the same 32 bytes, so one 64-byte
  * vector holds two consecutive sub-blocks, in the activations' order. */
+/* The 8 sub-block scales of a Q4_K/Q5_K super-block b times the activation scales, d·sc·xd, as
+ * one vector; the mins' correction dmin·m·xs is added into corr. All eight at once: the scalar
+ * unpacking of the 6-bit pairs per sub-block used to dominate these kernels. */
+VNNI static inline __m256 k_scales(const uint8_t *b, const float *xd, const float *xs,
+                                   __m256 *corr) {
+    uint64_t sc, mn;
+    rs_k_scales_min8(b + 4, &sc, &mn);
+    const __m256 s = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
+    const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
+    *corr = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16_scalar(b + 2)), m),
+                            _mm256_loadu_ps(xs), *corr);
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(f16_scalar(b)), s), _mm256_loadu_ps(xd));
+}
+
+/* Lanes 0-7 = ds[j], lanes 8-15 = ds[j + 1]: the scales of two sub-blocks in one vector. */
+VNNI static inline __m512 two_scales(__m256 ds, int j) {
+    const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(j), _mm256_set1_epi32(j + 1), 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(ds));
+}
+
+/* Sub-blocks 2c, 2c + 1 of a K super-block: the low then the high nibbles of 32 bytes. */
+VNNI static inline __m512i k_nibbles(const uint8_t *qs32) {
+    const __m256i r = _mm256_loadu_si256((const __m256i *)qs32), m4 = _mm256_set1_epi8(0x0f);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r, m4)),
+                              _mm256_and_si256(_mm256_srli_epi16(r, 4), m4), 1);
+}
+
+/* Q4_K: per super-block, four 64-byte vectors (two sub-blocks each) against the activations,
+ * each scaled per half by its sub-block's d·sc·xd; the mins come off once at the end. */
 VNNI float rs_qdot_q4_K_avx512(const void *row, const int8_t *xq, const float *xd, const float *xs,
                                int64_t n) {
     const uint8_t *b = row;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    float corr = 0.0f;
+    __m256 corr = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++, b += 144, xq += 256, xd += 8, xs += 8) {
-        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
-        const uint8_t *qs = b + 16;
+        const __m256 ds = k_scales(b, xd, xs, &corr);
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c += 2) {
-            int s0, m0, s1, m1, s2, m2, s3, m3;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
-            scale_min_k4(b + 4, 2 * c + 2, &s2, &m2);
-            scale_min_k4(b + 4, 2 * c + 3, &s3, &m3);
-            __m256i r0 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i r1 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c + 32));
-            __m512i v0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r0, m4)),
-                                            _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), 1);
-            __m512i v1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r1, m4)),
-                                            _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), 1);
-            __m512i d0 =
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, _mm512_loadu_si512(xq + 64 * c));
-            __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1,
-                                             _mm512_loadu_si512(xq + 64 * c + 64));
-            const int j = 2 * c;
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0),
-                                   scale2(d * (float)s0 * xd[j], d * (float)s1 * xd[j + 1]), acc0);
-            acc1 =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
-                                scale2(d * (float)s2 * xd[j + 2], d * (float)s3 * xd[j + 3]), acc1);
-            corr += dmin * ((float)m0 * xs[j] + (float)m1 * xs[j + 1] + (float)m2 * xs[j + 2] +
-                            (float)m3 * xs[j + 3]);
+            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k_nibbles(b + 16 + 32 * c),
+                                                   _mm512_loadu_si512(xq + 64 * c));
+            const __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                   k_nibbles(b + 16 + 32 * c + 32),
+                                                   _mm512_loadu_si512(xq + 64 * c + 64));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), two_scales(ds, 2 * c), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), two_scales(ds, 2 * c + 2), acc1);
         }
     }
-    return reduce2(_mm512_add_ps(acc0, acc1), _mm256_setzero_ps()) - corr;
+    const __m256 zero = _mm256_setzero_ps();
+    return reduce2(_mm512_add_ps(acc0, acc1), _mm256_sub_ps(zero, corr));
 }
 
 /* Q5_K: Q4_K plus the fifth bits; sub-block j takes bit j of each of the 32 qh bytes, so the
@@ -525,21 +528,15 @@ VNNI float rs_qdot_q4_K_avx512(const void *row, const int8_t *xq, const float *x
 VNNI float rs_qdot_q5_K_avx512(const void *row, const int8_t *xq, const float *xd, const float *xs,
                                int64_t n) {
     const uint8_t *b = row;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m512i one = _mm512_set1_epi8(1);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    float corr = 0.0f;
+    __m256 corr = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++, b += 176, xq += 256, xd += 8, xs += 8) {
-        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        const __m256 ds = k_scales(b, xd, xs, &corr);
         const __m512i qh =
             _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16)));
-        const uint8_t *qs = b + 48;
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c += 2) {
-            int s0, m0, s1, m1, s2, m2, s3, m3;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
-            scale_min_k4(b + 4, 2 * c + 2, &s2, &m2);
-            scale_min_k4(b + 4, 2 * c + 3, &s3, &m3);
             /* 16-bit shift counts per 256-bit half; after the shift only bit 0 of each byte is
              * kept, then moved to bit 4 (a 0/1 value: nothing crosses into the next byte) */
             const __m512i sh0 = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * c)),
@@ -549,27 +546,18 @@ VNNI float rs_qdot_q5_K_avx512(const void *row, const int8_t *xq, const float *x
                 _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh0), one), 4);
             const __m512i h1 =
                 _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh1), one), 4);
-            __m256i r0 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i r1 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c + 32));
-            __m512i v0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r0, m4)),
-                                            _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), 1);
-            __m512i v1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(r1, m4)),
-                                            _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), 1);
-            __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_or_si512(v0, h0),
-                                             _mm512_loadu_si512(xq + 64 * c));
-            __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_or_si512(v1, h1),
-                                             _mm512_loadu_si512(xq + 64 * c + 64));
-            const int j = 2 * c;
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0),
-                                   scale2(d * (float)s0 * xd[j], d * (float)s1 * xd[j + 1]), acc0);
-            acc1 =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
-                                scale2(d * (float)s2 * xd[j + 2], d * (float)s3 * xd[j + 3]), acc1);
-            corr += dmin * ((float)m0 * xs[j] + (float)m1 * xs[j + 1] + (float)m2 * xs[j + 2] +
-                            (float)m3 * xs[j + 3]);
+            const __m512i d0 = _mm512_dpbusd_epi32(
+                _mm512_setzero_si512(), _mm512_or_si512(k_nibbles(b + 48 + 32 * c), h0),
+                _mm512_loadu_si512(xq + 64 * c));
+            const __m512i d1 = _mm512_dpbusd_epi32(
+                _mm512_setzero_si512(), _mm512_or_si512(k_nibbles(b + 48 + 32 * c + 32), h1),
+                _mm512_loadu_si512(xq + 64 * c + 64));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), two_scales(ds, 2 * c), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), two_scales(ds, 2 * c + 2), acc1);
         }
     }
-    return reduce2(_mm512_add_ps(acc0, acc1), _mm256_setzero_ps()) - corr;
+    const __m256 zero = _mm256_setzero_ps();
+    return reduce2(_mm512_add_ps(acc0, acc1), _mm256_sub_ps(zero, corr));
 }
 
 /* Q6_K: a half (128 elements) is two 64-byte vectors of q in 0..63 in the activations' order:
@@ -716,8 +704,8 @@ AVX512 void rs_dequant_q4_K_avx512(const void *row, float *y, int64_t n) {
         const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
         for (int c = 0; c < 4; c++, y += 64) {
             int s0, m0, s1, m1;
-            scale_min_k4(b + 4, 2 * c, &s0, &m0);
-            scale_min_k4(b + 4, 2 * c + 1, &s1, &m1);
+            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
+            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
             const __m512 d0 = _mm512_set1_ps(d * (float)s0), dm0 = _mm512_set1_ps(dmin * (float)m0);
             const __m512 d1 = _mm512_set1_ps(d * (float)s1), dm1 = _mm512_set1_ps(dmin * (float)m1);
             for (int h = 0; h < 2; h++) {

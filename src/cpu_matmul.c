@@ -8,12 +8,14 @@
  * per 32 and the integer kernels of tensor_types.h are used (types that have one).
  *
  * Many tokens (prompt, many traces): with 8-bit activations (fast precision) the quantized types
- * take the integer GEMM of cpu_qgemm.c, everything else our f32 GEMM (cpu_fgemm.c, AVX-512). On
- * CPUs without AVX-512, each pool task dequantizes a tile of weight rows into its thread's
- * 512 KiB buffer (it stays in L2) and multiplies it with single-threaded OpenBLAS sgemm: the
- * pool owns the cores, OpenBLAS starts no threads of its own to fight with our workers. */
+ * take the integer GEMM of cpu_qgemm.c and BF16 weights the bf16 one (cpu_bgemm.c), everything
+ * else our f32 GEMM (cpu_fgemm.c, AVX-512). On CPUs without AVX-512, each pool task dequantizes
+ * a tile of weight rows into its thread's 512 KiB buffer (it stays in L2) and multiplies it with
+ * single-threaded OpenBLAS sgemm: the pool owns the cores, OpenBLAS starts no threads of its own
+ * to fight with our workers. */
 #include "backend_cpu.h"
 
+#include "cpu_bgemm.h"
 #include "cpu_fgemm.h"
 #include "cpu_qgemm.h"
 #include "tensor_types.h"
@@ -204,6 +206,7 @@ void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float 
                 cpu_qgemm_run(cb, w, y);
     const int32_t min_tokens =
         cb->q8_matmul && tensor_qdot_kernel(w->type) ? GEMM_MIN_TOKENS_Q8 : GEMM_MIN_TOKENS;
+    if (!done && n_tok >= min_tokens && cb->q8_matmul) done = cpu_bgemm(cb, w, x, y, n_tok);
     if (!done && n_tok >= min_tokens) done = cpu_fgemm(cb, w, x, y, n_tok);
 #ifdef REASON_HAVE_BLAS
     if (!done && n_tok >= min_tokens) done = matmul_tiles(cb, w, x, y, n_tok);
@@ -256,6 +259,7 @@ void cpu_matmul_free(cpu_backend *cb) {
     free(cb->tiles);
     cpu_qgemm_free(cb);
     cpu_fgemm_free(cb);
+    cpu_bgemm_free(cb);
     cb->xq = NULL, cb->xd = cb->xs = NULL, cb->tiles = NULL;
     cb->xq_cap = cb->tile_cap = 0;
 }

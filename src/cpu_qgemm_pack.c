@@ -150,17 +150,11 @@ PK_TARGET static void scales_32(uint32_t type, const uint8_t *b, int64_t nb, con
     }
 }
 
-/* Q4_K and Q5_K: per sub-block d·sc and −dmin·m, eight at a time. The 6-bit pairs (see
- * rs_k_scale_min) unpacked as 32-bit words a, b, c = bytes 0-3, 4-7, 8-11: scales 0-3 are a's low
- * 6 bits, 4-7 c's low nibbles with a's top 2 bits above; mins 0-3 b's low 6 bits, 4-7 c's high
- * nibbles with b's top 2 bits. */
+/* Q4_K and Q5_K: per sub-block d·sc and −dmin·m, eight at a time (rs_k_scales_min8). */
 PK_TARGET static void scales_qk(const uint8_t *b, int64_t nb, size_t bytes, const row_scales *s) {
     for (int64_t i = 0; i < nb; i++, b += bytes) {
-        const uint32_t a = ld32(b + 4), bb = ld32(b + 8), c = ld32(b + 12);
-        const uint64_t sc = (uint64_t)(a & 0x3f3f3f3fu) |
-                            (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
-        const uint64_t mn = (uint64_t)(bb & 0x3f3f3f3fu) |
-                            (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((bb >> 2) & 0x30303030u)) << 32;
+        uint64_t sc, mn;
+        rs_k_scales_min8(b + 4, &sc, &mn);
         const __m256 vs = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
         const __m256 vm = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
         _mm256_storeu_ps(s->d + 8 * i, _mm256_mul_ps(_mm256_set1_ps(ld_f16(b)), vs));

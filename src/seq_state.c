@@ -542,7 +542,7 @@ static void pool_stats(const block_pool *bp, int64_t *total, int64_t *used, int6
     *total = (int64_t)bp->kv.n_blocks * bs;
     *used = (int64_t)(bp->kv.n_blocks - bp->n_free) * bs;
     *peak = (int64_t)bp->peak_used * bs;
-    *bytes = 2 * (int64_t)bp->kv.n_layer * *total * bp->kv.kv_dim * (int64_t)bp->kv.elem_bytes;
+    *bytes = 2 * (int64_t)bp->kv.n_layer * *total * (int64_t)bp->kv.slot_bytes;
 }
 
 void seq_state_get_stats(const seq_state *ss, seq_state_stats *out) {

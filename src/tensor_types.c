@@ -357,7 +357,7 @@ SCALAR_DOT(mxfp4, TENSOR_MXFP4)
 
 static tensor_dot_fn dot_table[3][TENSOR_TYPE_COUNT];
 static tensor_qdot_fn qdot_table[3][TENSOR_TYPE_COUNT]; /* no scalar tier: NULL there */
-static bool have_vnni;
+static bool have_vnni, have_bf16;
 static int isa_best = TENSOR_ISA_SCALAR;
 
 static void dispatch_init(void) {
@@ -424,6 +424,7 @@ static void dispatch_init(void) {
             dequant_simd[TENSOR_MXFP4] = rs_dequant_mxfp4_avx512;
             dequant_simd[TENSOR_F16] = rs_dequant_f16_avx512;
             dequant_simd[TENSOR_BF16] = rs_dequant_bf16_avx512;
+            have_bf16 = __builtin_cpu_supports("avx512bf16");
             have_vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
             if (have_vnni) {
@@ -473,6 +474,11 @@ tensor_qdot_fn tensor_qdot_kernel(uint32_t type) {
     for (int isa = isa_best; isa >= 0; isa--)
         if (qdot_table[isa][type]) return qdot_table[isa][type];
     return NULL;
+}
+
+bool rs_cpu_has_avx512bf16(void) {
+    pthread_once(&dispatch_once, dispatch_init);
+    return have_bf16;
 }
 
 bool rs_cpu_has_vnni(void) {

@@ -165,7 +165,24 @@ static inline void rs_k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
     }
 }
 
+/* All 8 (scale, min) pairs of the same 12 bytes at once, one byte each (SIMD kernels widen them):
+ * as 32-bit words a, b, c = bytes 0-3, 4-7, 8-11, scales 0-3 are a's low 6 bits, 4-7 c's low
+ * nibbles with a's top 2 bits above; mins 0-3 b's low 6 bits, 4-7 c's high nibbles with b's top
+ * 2 bits. */
+static inline void rs_k_scales_min8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    *sc = (uint64_t)(a & 0x3f3f3f3fu) |
+          (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
+    *mn = (uint64_t)(b & 0x3f3f3f3fu) |
+          (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u)) << 32;
+}
+
 /* The CPU has AVX-512 VNNI (and BW, VL, DQ): the avx512 integer kernels may run. */
 RS_INTERNAL bool rs_cpu_has_vnni(void);
+/* The CPU has AVX512-BF16 (vdpbf16ps). */
+RS_INTERNAL bool rs_cpu_has_avx512bf16(void);
 
 #endif

@@ -9,7 +9,8 @@
  * REASON_CPU_ATTN_PREFILL=0) on 2 threads. Cases: prompts of 17–300 tokens at depth 0 and
  * 1000+, several sequences in one batch, prompt runs mixed with decode tokens, interleaved
  * sequences (the per-token path only), windows smaller and larger than a tile, sinks, grouped
- * query heads g = 1, 2, 8, head_dim 64, 80, 128, 256, F32/F16/BF16 KV. */
+ * query heads g = 1, 2, 8, head_dim 64, 80, 128, 256, F32/F16/BF16/Q8 KV (Q8 with values the
+ * 8-bit format holds exactly; its rounding is checked on its own against the definition). */
 #include "test_util.h"
 
 #include "backend_cpu.h"
@@ -27,10 +28,15 @@ static float rnd(float lo, float hi) {
     return lo + (hi - lo) * (float)((rng_state >> 16) & 0xffffff) / (float)0x1000000;
 }
 
-/* x as the pool stores it. */
-static float round_to(int32_t type, float x) {
+/* A random value of element i of a K/V row, as the pool stores it. Q8 (an int8 per value, a scale
+ * max|x| / 127 per 32 values): q / 128 with integer q in [-127, 127] and q = ±127 at the start of
+ * each 32, so the scale is 2^-7 and every value is held exactly. */
+static float kv_value(int32_t type, size_t i) {
+    const float x = rnd(-1.0f, 1.0f);
     if (type == REASON_KV_F16) return rs_f16_to_f32(rs_f32_to_f16(x));
     if (type == REASON_KV_BF16) return rs_bf16_to_f32(rs_f32_to_bf16(x));
+    if (type == REASON_KV_Q8) return i % 32 == 0 ? (x < 0 ? -127.0f : 127.0f) / 128.0f
+                                                  : nearbyintf(x * 127.0f) / 128.0f;
     return x;
 }
 
@@ -42,7 +48,7 @@ typedef struct attn_case {
 } attn_case;
 
 static const char *type_name(int32_t t) {
-    return t == REASON_KV_F32 ? "f32" : t == REASON_KV_F16 ? "f16" : "bf16";
+    return t == REASON_KV_F32 ? "f32" : t == REASON_KV_F16 ? "f16" : t == REASON_KV_Q8 ? "q8" : "bf16";
 }
 
 /* Runs the case on a fresh backend (env: REASON_CPU_ATTN_PREFILL for it, or NULL); returns
@@ -81,8 +87,8 @@ static double run_case(const attn_case *c, int32_t n_threads, const char *env, d
         ks[s] = malloc(n * sizeof(float));
         vs[s] = malloc(n * sizeof(float));
         for (size_t i = 0; i < n; i++) {
-            ks[s][i] = round_to(c->type, rnd(-1.0f, 1.0f));
-            vs[s][i] = round_to(c->type, rnd(-1.0f, 1.0f));
+            ks[s][i] = kv_value(c->type, i % (size_t)kv_dim);
+            vs[s][i] = kv_value(c->type, i % (size_t)kv_dim);
         }
         for (int32_t p = 0; p < c->len[s]; p++) slots[p] = tables[s][p / bs] * bs + p % bs;
         be->ops->kv_store(be, &pool, layer, ks[s], vs[s], slots, c->len[s]);
@@ -191,6 +197,7 @@ START_TEST(test_prompts_at_depth_zero) {
         {REASON_KV_F32, 4, 2, 80, 0, 1, 1, {201}, {201}, 0, 1},        /* odd head_dim */
         {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {16}, {16}, 0, 1},          /* the shortest run */
         {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {15}, {15}, 0, 0},          /* one short: per token */
+        {REASON_KV_Q8, 16, 8, 128, 0, 0, 1, {130}, {130}, 0, 1},       /* 8-bit KV */
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -202,6 +209,8 @@ START_TEST(test_prompts_at_depth) {
         {REASON_KV_BF16, 8, 1, 128, 0, 1, 1, {1100}, {64}, 0, 1},      /* g 8, sinks */
         {REASON_KV_F32, 4, 4, 256, 0, 0, 1, {1030}, {33}, 0, 1},       /* g 1, hd 256 */
         {REASON_KV_F32, 6, 3, 80, 0, 0, 1, {1200}, {17}, 0, 1},        /* odd head_dim */
+        {REASON_KV_Q8, 8, 2, 64, 0, 1, 1, {1100}, {40}, 0, 1},         /* 8-bit KV, sinks */
+        {REASON_KV_Q8, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0},         /* 8-bit KV, decode */
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -228,8 +237,68 @@ START_TEST(test_windows_and_sinks) {
         {REASON_KV_F16, 16, 2, 128, 1000, 0, 1, {1500}, {150}, 0, 1}, /* window >> tile */
         {REASON_KV_F32, 4, 2, 80, 50, 0, 2, {333, 40}, {300, 40}, 0, 1},
         {REASON_KV_F16, 8, 1, 256, 129, 1, 2, {600, 200}, {90, 200}, 0, 1},
+        {REASON_KV_Q8, 8, 2, 128, 100, 0, 2, {700, 300}, {2, 300}, 0, 1},
     };
     check_cases(cases, sizeof cases / sizeof *cases);
+}
+END_TEST
+
+/* The 8-bit pool's rounding against its definition, with values it cannot hold exactly: per 32
+ * values of a row d = max|x| / 127, each value stored as d · round(x / d), so within d / 2 of
+ * x; loading returns exactly that; a copied block (copy-on-write forks) keeps values and scales;
+ * an odd K/V width is refused. */
+START_TEST(test_q8_pool) {
+    backend *be = NULL;
+    ck_assert_int_eq(backend_cpu_create(2, 1024, &be), REASON_OK);
+    const int32_t kv_dim = 192, bs = 16, n = 40;
+    kv_pool pool = {.n_layer = 2, .kv_dim = kv_dim, .block_size = bs, .n_blocks = 6,
+                    .type = REASON_KV_Q8};
+    ck_assert_int_eq(be->ops->kv_alloc(be, &pool), REASON_OK);
+    ck_assert_uint_eq(pool.slot_bytes, (size_t)kv_dim + kv_dim / 32 * 4);
+    float *k = malloc(sizeof(float) * n * kv_dim), *v = malloc(sizeof(float) * n * kv_dim);
+    float row[192];
+    int32_t slots[40];
+    for (int32_t i = 0; i < n * kv_dim; i++) {
+        k[i] = rnd(-3.0f, 3.0f) * (i % 7 == 0 ? 10.0f : 1.0f);
+        v[i] = i % 97 == 0 ? 0.0f : rnd(-1e-3f, 1e-3f);
+    }
+    for (int32_t t = 0; t < 32; t++) v[3 * kv_dim + t] = 0.0f; /* an all-zero block: scale 0 */
+    for (int32_t t = 0; t < n; t++) slots[t] = t;
+    be->ops->kv_store(be, &pool, 1, k, v, slots, n);
+    be->ops->kv_copy_block(be, &pool, 1, 5); /* positions 16..31 into block 5 */
+    for (int32_t t = 0; t < n; t++)
+        for (int32_t which = 0; which < 2; which++) {
+            const float *x = (which ? v : k) + (size_t)t * kv_dim;
+            cpu_kv_load_row(&pool, which, cpu_kv_offset(&pool, 1, t), row, kv_dim);
+            float copy[192];
+            if (t >= bs && t < 2 * bs) {
+                cpu_kv_load_row(&pool, which, cpu_kv_offset(&pool, 1, 5 * bs + t - bs), copy,
+                                kv_dim);
+                ck_assert_mem_eq(copy, row, sizeof row);
+            }
+            for (int32_t b = 0; b < kv_dim / 32; b++) {
+                double amax = 0.0;
+                for (int32_t j = 0; j < 32; j++) amax = fmax(amax, fabs(x[32 * b + j]));
+                const double d = amax / 127.0;
+                for (int32_t j = 0; j < 32; j++) {
+                    const int32_t i = 32 * b + j;
+                    ck_assert_msg(fabs(row[i] - x[i]) <= d / 2 * (1 + 1e-5) + 1e-30,
+                                  "%s position %d value %d: %.9g stored as %.9g (scale %.3g)",
+                                  which ? "V" : "K", t, i, x[i], row[i], d);
+                    const double q = row[i] / d; /* an integer in [-127, 127] times the scale */
+                    ck_assert_msg(d == 0.0 || (fabs(q - nearbyint(q)) < 1e-3 && fabs(q) <= 127.5),
+                                  "value %d of position %d is not on the 8-bit grid: %.6f", i, t,
+                                  q);
+                }
+            }
+        }
+    free(k), free(v);
+    be->ops->kv_free(be, &pool);
+    kv_pool odd = {.n_layer = 1, .kv_dim = 80, .block_size = bs, .n_blocks = 2,
+                   .type = REASON_KV_Q8};
+    ck_assert_int_eq(be->ops->kv_alloc(be, &odd), REASON_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(odd.k);
+    be->ops->destroy(be);
 }
 END_TEST
 
@@ -241,6 +310,7 @@ int main(void) {
     tcase_add_test(tc, test_prompts_at_depth);
     tcase_add_test(tc, test_several_sequences);
     tcase_add_test(tc, test_windows_and_sinks);
+    tcase_add_test(tc, test_q8_pool);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -1,5 +1,6 @@
 /* test_gemm.c — the GEMMs for batches of tokens against float64 references: the integer one
- * (cpu_qgemm.c, fast precision) and the f32 one (cpu_fgemm.c, exact precision).
+ * (cpu_qgemm.c, fast precision), the bf16 one (cpu_bgemm.c, BF16 weights, fast precision) and
+ * the f32 one (cpu_fgemm.c, exact precision).
  *
  * For random weights of every type it serves and odd shapes (rows not a multiple of the 16-row
  * panel or the 8-row kernel, token counts not a multiple of the 16-token vectors), y = x·wᵀ with 8-bit activations is
@@ -10,6 +11,7 @@
  * biases, on 1 and 3 threads. */
 #include "backend.h"
 #include "backend_cpu.h"
+#include "cpu_bgemm.h"
 #include "cpu_fgemm.h"
 #include "cpu_qgemm.h"
 #include "random_weights.h"
@@ -239,11 +241,69 @@ START_TEST(test_fgemm_types) {
 }
 END_TEST
 
+/* The bf16 GEMM: against the float64 product of the weights and the activations rounded to bf16
+ * (nearest even), within f32 rounding; and against the f32 product within that rounding
+ * (|x − bf16(x)| ≤ 2^-9 |x|). Direct and through the backend's fast matmul. */
+START_TEST(test_bgemm) {
+    static const struct {
+        int64_t cols, rows;
+        int32_t n_tok;
+    } bshapes[] = {{256, 12, 16}, {514, 37, 17}, {768, 100, 70}, {64, 5, 130}};
+    const bool direct = rs_cpu_has_avx512bf16();
+    for (int threads = 1; threads <= 3; threads += 2) {
+        backend *be = NULL;
+        ck_assert_int_eq(backend_cpu_create(threads, 4096, &be), REASON_OK);
+        backend_cpu_set_fast_matmul(be, true);
+        for (size_t s = 0; s < sizeof bshapes / sizeof bshapes[0]; s++) {
+            const int64_t cols = bshapes[s].cols, rows = bshapes[s].rows;
+            const int32_t n_tok = bshapes[s].n_tok;
+            const size_t rb = tensor_row_bytes(TENSOR_BF16, cols);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            float *x = malloc((size_t)n_tok * cols * 4), *y = malloc((size_t)n_tok * rows * 4),
+                  *wf = malloc((size_t)cols * 4);
+            for (int64_t r = 0; r < rows; r++) random_row(TENSOR_BF16, w + (size_t)r * rb, cols);
+            for (size_t i = 0; i < (size_t)n_tok * cols; i++) x[i] = rndf() * 3.0f;
+            const rs_tensor wt = {.name = "w", .type = TENSOR_BF16, .ne = {cols, rows},
+                                  .row_bytes = rb, .data = w};
+            for (int via = direct ? 0 : 1; via < 2; via++) {
+                if (via == 0) ck_assert(cpu_bgemm(cpu(be), &wt, x, y, n_tok));
+                else be->ops->matmul(be, &wt, NULL, x, y, n_tok);
+                for (int64_t r = 0; r < rows; r++) {
+                    tensor_dequantize_row(TENSOR_BF16, w + (size_t)r * rb, wf, cols);
+                    for (int32_t t = 0; t < n_tok; t++) {
+                        const float *xt = x + (size_t)t * cols;
+                        double exact = 0, mag = 0, f32 = 0;
+                        for (int64_t k = 0; k < cols; k++) {
+                            const double xb = rs_bf16_to_f32(rs_f32_to_bf16(xt[k]));
+                            exact += wf[k] * xb;
+                            mag += fabs(wf[k] * xb);
+                            f32 += (double)wf[k] * xt[k];
+                        }
+                        const double got = y[(size_t)t * rows + r];
+                        const double tol = (double)cols * FLT_EPSILON * mag;
+                        if (via == 0 || direct) /* the fast matmul took the bf16 path */
+                            ck_assert_msg(fabs(got - exact) <= tol,
+                                          "bgemm %s token %d row %lld: %.9g, exact %.9g",
+                                          via ? "matmul" : "direct", t, (long long)r, got, exact);
+                        ck_assert_msg(fabs(got - f32) <= tol + mag * 0x1p-9,
+                                      "bgemm token %d row %lld: %.9g, f32 product %.9g", t,
+                                      (long long)r, got, f32);
+                    }
+                }
+            }
+            free(w), free(x), free(y), free(wf);
+        }
+        be->ops->destroy(be);
+    }
+}
+END_TEST
+
 static Suite *gemm_suite(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_qgemm_pack, 0, N_TYPES);
     tcase_add_loop_test(tc, test_qgemm_types, 0, N_TYPES);
+    tcase_add_test(tc, test_bgemm);
     tcase_add_loop_test(tc, test_fgemm_types, 0,
                         (int)(sizeof f32_types / sizeof f32_types[0]));
     suite_add_tcase(s, tc);

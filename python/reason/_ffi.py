@@ -72,6 +72,7 @@ REASON_PRECISION_FAST = 1
 REASON_KV_F16 = 0
 REASON_KV_F32 = 1
 REASON_KV_BF16 = 2
+REASON_KV_Q8 = 3
 
 # ---- enum reason_sampler_stage -------------------------------------------------------------------
 REASON_STAGE_PENALTIES = 0

@@ -8,7 +8,8 @@ from ._floats import copy_floats
 from ._handle import Handle
 from .errors import check
 
-KV_TYPES = {"f16": _ffi.REASON_KV_F16, "f32": _ffi.REASON_KV_F32, "bf16": _ffi.REASON_KV_BF16}
+KV_TYPES = {"f16": _ffi.REASON_KV_F16, "f32": _ffi.REASON_KV_F32, "bf16": _ffi.REASON_KV_BF16,
+            "q8": _ffi.REASON_KV_Q8}
 PRECISIONS = {"exact": _ffi.REASON_PRECISION_EXACT, "fast": _ffi.REASON_PRECISION_FAST}
 
 
@@ -43,9 +44,9 @@ def _per_token(value, n, name):
 class Context(Handle):
     """Sequence state for a Model. Sequences are ids in [0, n_seq_max); one thread at a time.
 
-    ``kv_type`` is "f16", "f32" or "bf16"; ``precision`` "exact" (f32 activations) or "fast"
-    (8-bit activations for integer-type weights); other arguments left None keep the C defaults
-    (n_seq_max 64, n_batch 512, kv_block_size 16, n_outputs_max 64)."""
+    ``kv_type`` is "f16", "f32", "bf16" or "q8" (8-bit, CPU only); ``precision`` "exact" (f32
+    activations) or "fast" (8-bit activations for integer-type weights); other arguments left
+    None keep the C defaults (n_seq_max 64, n_batch 512, kv_block_size 16, n_outputs_max 64)."""
 
     _free = _ffi.reason_context_free
 

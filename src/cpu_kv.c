@@ -1,0 +1,197 @@
+/* cpu_kv.c — the paged KV pool on the CPU: allocation, storing new keys and values, copying a
+ * block (copy-on-write forks), and reading rows back as f32 for attention.
+ *
+ * Layout of k and v: (n_layer, n_blocks, block_size, kv_dim) values in the pool's type: F32, F16,
+ * BF16, or Q8 — an int8 per value with one f32 scale per 32 values of a row, the scales in their
+ * own arrays k_scale / v_scale, (n_layer, n_blocks, block_size, kv_dim / 32). Q8 halves the
+ * bytes a long trace's attention streams (1.125 bytes per value against 2) at ~0.4% relative
+ * rounding per value (d/2 with d = max|x| / 127 over the 32), and needs kv_dim % 32 == 0 (a
+ * block may hold the ends of two heads when head_dim < 32). For every type a value's byte offset
+ * is its index times elem_bytes (1 for Q8), so the attention code finds rows the same way for
+ * all of them; the scale of the value at offset o is the (o / 32)th. */
+#include "backend_cpu.h"
+
+#include "tensor_types.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#define Q8_BLOCK 32
+
+static size_t kv_elem_bytes(int32_t type) {
+    return type == REASON_KV_F32 ? 4 : type == REASON_KV_Q8 ? 1 : 2;
+}
+
+reason_status cpu_kv_alloc(backend *be, kv_pool *pool) {
+    (void)be;
+    const bool q8 = pool->type == REASON_KV_Q8;
+    if (q8 && pool->kv_dim % Q8_BLOCK)
+        return rs_error(REASON_ERR_UNSUPPORTED,
+                        "8-bit KV cache: K/V width %d is not a multiple of %d", pool->kv_dim,
+                        Q8_BLOCK);
+    size_t n = 0;
+    pool->elem_bytes = kv_elem_bytes(pool->type);
+    pool->slot_bytes = (size_t)pool->kv_dim * pool->elem_bytes +
+                       (q8 ? (size_t)pool->kv_dim / Q8_BLOCK * sizeof(float) : 0);
+    if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size,
+                     &n) ||
+        !rs_mul_size(n, (size_t)pool->kv_dim * pool->elem_bytes, &n))
+        return rs_error(REASON_ERR_NOMEM, "KV pool size overflows");
+    /* calloc: zeroed pages are mapped lazily, so a large pool costs memory only as it fills */
+    pool->k = rs_calloc(1, n, "KV pool (K)");
+    pool->v = pool->k ? rs_calloc(1, n, "KV pool (V)") : NULL;
+    if (pool->v && q8) {
+        pool->k_scale = rs_calloc(n / Q8_BLOCK, sizeof(float), "KV pool scales (K)");
+        pool->v_scale = pool->k_scale ? rs_calloc(n / Q8_BLOCK, sizeof(float), "KV pool scales (V)")
+                                      : NULL;
+    }
+    if (!pool->k || !pool->v || (q8 && !pool->v_scale)) {
+        cpu_kv_free(be, pool);
+        return REASON_ERR_NOMEM;
+    }
+    return REASON_OK;
+}
+
+void cpu_kv_free(backend *be, kv_pool *pool) {
+    (void)be;
+    free(pool->k);
+    free(pool->v);
+    free(pool->k_scale);
+    free(pool->v_scale);
+    pool->k = pool->v = NULL;
+    pool->k_scale = pool->v_scale = NULL;
+}
+
+size_t cpu_kv_offset(const kv_pool *pool, int32_t layer, int64_t slot) {
+    return (((size_t)layer * pool->n_blocks * pool->block_size) + (size_t)slot) * pool->kv_dim *
+           pool->elem_bytes;
+}
+
+/* Per 32 values: d = max|x| / 127, q = x / d rounded to nearest (even), as the 8-bit activations
+ * of the fast matrix products. */
+static void q8_row(const float *src, int8_t *q, float *d, int32_t n) {
+    for (int32_t b = 0; b < n / Q8_BLOCK; b++, src += Q8_BLOCK, q += Q8_BLOCK) {
+        float amax = 0.0f;
+        for (int j = 0; j < Q8_BLOCK; j++) amax = fmaxf(amax, fabsf(src[j]));
+        const float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < Q8_BLOCK; j++) q[j] = (int8_t)nearbyintf(src[j] * inv);
+        d[b] = scale;
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx,f16c"))) static void f16_from_f32(const float *s, uint16_t *d,
+                                                             int32_t n) {
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(d + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) d[i] = rs_f32_to_f16(s[i]);
+}
+
+__attribute__((target("avx,f16c"))) static void f16_to_f32(const uint16_t *s, float *d,
+                                                           int32_t n) {
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    for (; i < n; i++) d[i] = rs_f16_to_f32(s[i]);
+}
+
+/* Q8 values times their scales, 16 at a time (n and q's offset in the row multiples of 16: each
+ * 16 lies within one 32; d is the scale of q[0]'s block). */
+__attribute__((target("avx512f"))) static void q8_to_f32(const int8_t *q, const float *d,
+                                                          size_t first, float *dst, int32_t n) {
+    for (int32_t i = 0; i < n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_set1_ps(d[(first + (size_t)i) / Q8_BLOCK]),
+                                                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                    _mm_loadu_si128((const __m128i *)(q + i))))));
+}
+#endif
+
+static bool have_f16c(void) { return tensor_isa_best() >= TENSOR_ISA_AVX2; /* AVX2 tier has F16C */ }
+
+static void store_row(const kv_pool *pool, const float *src, uint8_t *base, float *scales,
+                      size_t off, int32_t n) {
+    uint8_t *dst = base + off;
+    switch (pool->type) {
+    case REASON_KV_F32: memcpy(dst, src, (size_t)n * 4); return;
+    case REASON_KV_Q8: q8_row(src, (int8_t *)dst, scales + off / Q8_BLOCK, n); return;
+    case REASON_KV_BF16:
+        for (int32_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = rs_f32_to_bf16(src[i]);
+        return;
+    default:
+#if defined(__x86_64__)
+        if (have_f16c()) { /* vcvtps2ph rounds to nearest even, as rs_f32_to_f16 */
+            f16_from_f32(src, (uint16_t *)dst, n);
+            return;
+        }
+#endif
+        for (int32_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = rs_f32_to_f16(src[i]);
+    }
+}
+
+void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k, const float *v,
+                  const int32_t *slots, int32_t n_tok) {
+    (void)be;
+    for (int32_t t = 0; t < n_tok; t++) {
+        const size_t off = cpu_kv_offset(pool, layer, slots[t]);
+        store_row(pool, k + (size_t)t * pool->kv_dim, pool->k, pool->k_scale, off, pool->kv_dim);
+        store_row(pool, v + (size_t)t * pool->kv_dim, pool->v, pool->v_scale, off, pool->kv_dim);
+    }
+}
+
+void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst) {
+    (void)be;
+    const size_t bytes = (size_t)pool->block_size * pool->kv_dim * pool->elem_bytes;
+    for (int32_t l = 0; l < pool->n_layer; l++) {
+        const size_t s = cpu_kv_offset(pool, l, (int64_t)src * pool->block_size);
+        const size_t d = cpu_kv_offset(pool, l, (int64_t)dst * pool->block_size);
+        memcpy((uint8_t *)pool->k + d, (uint8_t *)pool->k + s, bytes);
+        memcpy((uint8_t *)pool->v + d, (uint8_t *)pool->v + s, bytes);
+        if (pool->type == REASON_KV_Q8) {
+            const size_t n = bytes / Q8_BLOCK * sizeof(float);
+            memcpy(pool->k_scale + d / Q8_BLOCK, pool->k_scale + s / Q8_BLOCK, n);
+            memcpy(pool->v_scale + d / Q8_BLOCK, pool->v_scale + s / Q8_BLOCK, n);
+        }
+    }
+}
+
+void cpu_kv_load_row(const kv_pool *pool, bool v, size_t off, float *dst, int32_t n) {
+    const uint8_t *src = (const uint8_t *)(v ? pool->v : pool->k) + off;
+    switch (pool->type) {
+    case REASON_KV_F32: memcpy(dst, src, (size_t)n * 4); return;
+    case REASON_KV_Q8: {
+        /* value i is element off + i of the pool; d[k] scales its k-th 32 after off's block */
+        const float *d = (v ? pool->v_scale : pool->k_scale) + off / Q8_BLOCK;
+        const size_t first = off % Q8_BLOCK;
+#if defined(__x86_64__)
+        if (tensor_isa_best() >= TENSOR_ISA_AVX512 && n % 16 == 0 && first % 16 == 0) {
+            q8_to_f32((const int8_t *)src, d, first, dst, n);
+            return;
+        }
+#endif
+        for (int32_t i = 0; i < n; i++)
+            dst[i] = d[(first + (size_t)i) / Q8_BLOCK] * (float)((const int8_t *)src)[i];
+        return;
+    }
+    case REASON_KV_BF16:
+        for (int32_t i = 0; i < n; i++) {
+            const uint32_t u = (uint32_t)((const uint16_t *)src)[i] << 16; /* the top half */
+            memcpy(dst + i, &u, 4);
+        }
+        return;
+    default:
+#if defined(__x86_64__)
+        if (have_f16c()) {
+            f16_to_f32((const uint16_t *)src, dst, n);
+            return;
+        }
+#endif
+        for (int32_t i = 0; i < n; i++) dst[i] = rs_f16_to_f32(((const uint16_t *)src)[i]);
+    }
+}
