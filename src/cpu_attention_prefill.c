@@ -65,6 +65,28 @@ typedef struct prefill_job {
     float (*exp_sum)(float *s, int32_t n, float m);
 } prefill_job;
 
+/* One thread's scratch: Q, O (rows × hd), K, V (KC × hd), S (rows × KC), m, l and the visible
+ * ranges lo, hi (rows each; rows = the largest tile's, padded). */
+typedef struct pf_scratch {
+    float *Q, *O, *K, *V, *S, *m, *l;
+    int32_t *lo, *hi;
+} pf_scratch;
+
+static pf_scratch carve(const prefill_job *job, int32_t thread) {
+    const size_t rows = (size_t)job->rp_max, hd = (size_t)job->ap->head_dim;
+    pf_scratch sc;
+    sc.Q = job->scratch + (size_t)thread * job->per_thread;
+    sc.O = sc.Q + rows * hd;
+    sc.K = sc.O + rows * hd;
+    sc.V = sc.K + (size_t)PREFILL_KC * hd;
+    sc.S = sc.V + (size_t)PREFILL_KC * hd;
+    sc.m = sc.S + rows * PREFILL_KC;
+    sc.l = sc.m + rows;
+    sc.lo = (int32_t *)(sc.l + rows);
+    sc.hi = sc.lo + rows;
+    return sc;
+}
+
 /* ---- key and value rows to f32 -------------------------------------------------------------- */
 
 /* dst (nc, hd) = the rows of KV head `head_off` at positions [c0, c0 + nc) of one sequence. */
@@ -141,14 +163,9 @@ static void prefill_task(void *arg, int32_t task, int32_t thread) {
     /* the last tiles see the most positions: hand them out first so that the short ones fill
      * the gaps at the end */
     const pf_tile tile = job->tiles[job->n_tiles - 1 - task / n_kv];
-    const int32_t kvh = task % n_kv, rows = tile.n * g, max_rows = job->rp_max;
-    float *Q = job->scratch + (size_t)thread * job->per_thread;
-    float *O = Q + (size_t)max_rows * hd;
-    float *K = O + (size_t)max_rows * hd;
-    float *V = K + (size_t)PREFILL_KC * hd;
-    float *S = V + (size_t)PREFILL_KC * hd;
-    float *m = S + (size_t)max_rows * PREFILL_KC;
-    float *l = m + max_rows;
+    const int32_t kvh = task % n_kv, rows = tile.n * g;
+    const pf_scratch sc = carve(job, thread);
+    float *Q = sc.Q, *O = sc.O, *K = sc.K, *V = sc.V, *S = sc.S, *m = sc.m, *l = sc.l;
 
     for (int32_t i = 0; i < tile.n; i++)
         for (int32_t j = 0; j < g; j++) {
@@ -367,15 +384,9 @@ AVX512 static void prefill_task_avx512(void *arg, int32_t task, int32_t thread) 
     const int32_t n_kv = ap->n_head_kv, hd = ap->head_dim, g = job->g, n_head = ap->n_head;
     const pf_tile tile = job->tiles[job->n_tiles - 1 - task / n_kv]; /* longest first */
     const int32_t kvh = task % n_kv, rows = tile.n * g, rp = padded_rows(rows);
-    const int32_t rp_max = job->rp_max;
-    float *Qt = job->scratch + (size_t)thread * job->per_thread;
-    float *Ot = Qt + (size_t)rp_max * hd;
-    float *K = Ot + (size_t)rp_max * hd;
-    float *V = K + (size_t)PREFILL_KC * hd;
-    float *St = V + (size_t)PREFILL_KC * hd;
-    float *m = St + (size_t)rp_max * PREFILL_KC;
-    float *l = m + rp_max;
-    int32_t *lo = (int32_t *)(l + rp_max), *hi = lo + rp_max;
+    const pf_scratch sc = carve(job, thread);
+    float *Qt = sc.Q, *Ot = sc.O, *K = sc.K, *V = sc.V, *St = sc.S, *m = sc.m, *l = sc.l;
+    int32_t *lo = sc.lo, *hi = sc.hi;
 
     const int32_t *pos = job->batch->pos + tile.t0, *table = job->batch->block_tables[tile.t0];
     memset(Qt, 0, (size_t)rp * hd * sizeof *Qt); /* padding columns: zero queries, never seen */

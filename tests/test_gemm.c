@@ -185,52 +185,61 @@ START_TEST(test_qgemm_pack) {
 }
 END_TEST
 
-/* The f32 GEMM: every weight type against the float64 product of the dequantized weights, within
- * the f32 rounding of the magnitudes summed; shapes with token counts around the 16-token vectors
- * and 64-token tiles and rows around the 6-row kernel and 12-row panels; through the backend's
- * matmul too (which must pick it for these batches on AVX-512 CPUs). */
-static const uint32_t f32_types[] = {TENSOR_F32,  TENSOR_F16,  TENSOR_BF16, TENSOR_Q8_0,
-                                     TENSOR_Q4_K, TENSOR_Q6_K, TENSOR_MXFP4};
+typedef struct gemm_shape {
+    int64_t cols, rows;
+    int32_t n_tok;
+} gemm_shape;
 
-START_TEST(test_fgemm_types) {
-    const uint32_t type = f32_types[_i];
-    static const struct {
-        int64_t cols, rows;
-        int32_t n_tok;
-    } fshapes[] = {{256, 12, 16}, {512, 37, 17}, {768, 100, 70}, {256, 5, 130}, {1024, 13, 64}};
+/* The f32 GEMM (exact) or the bf16 one (fast, BF16 weights) on random weights of type: against
+ * the float64 product of the dequantized weights and the activations as the path rounds them
+ * (unchanged, or to bf16 nearest even), within the f32 rounding of the magnitudes summed; the bf16
+ * path also within its rounding (|x − bf16(x)| ≤ 2^-9 |x|) of the f32 product. Directly and
+ * through the backend's matmul (which must pick the path for these batches when the CPU has it),
+ * on 1 and 3 threads. */
+static void check_float_gemm(uint32_t type, bool bf16, const gemm_shape *shapes, size_t n_shapes) {
+    const bool direct = bf16 ? rs_cpu_has_avx512bf16() : tensor_isa_best() >= TENSOR_ISA_AVX512;
     for (int threads = 1; threads <= 3; threads += 2) {
         backend *be = NULL;
         ck_assert_int_eq(backend_cpu_create(threads, 4096, &be), REASON_OK);
-        for (size_t s = 0; s < sizeof fshapes / sizeof fshapes[0]; s++) {
-            const int64_t cols = fshapes[s].cols, rows = fshapes[s].rows;
-            const int32_t n_tok = fshapes[s].n_tok;
+        backend_cpu_set_fast_matmul(be, bf16);
+        for (size_t s = 0; s < n_shapes; s++) {
+            const int64_t cols = shapes[s].cols, rows = shapes[s].rows;
+            const int32_t n_tok = shapes[s].n_tok;
             const size_t rb = tensor_row_bytes(type, cols);
             uint8_t *w = malloc(rb * (size_t)rows);
             float *x = malloc((size_t)n_tok * cols * 4), *y = malloc((size_t)n_tok * rows * 4),
                   *wf = malloc((size_t)cols * 4);
             for (int64_t r = 0; r < rows; r++) random_row(type, w + (size_t)r * rb, cols);
-            for (size_t i = 0; i < (size_t)n_tok * cols; i++) x[i] = rndf();
+            for (size_t i = 0; i < (size_t)n_tok * cols; i++) x[i] = rndf() * 3.0f;
             const rs_tensor wt = {.name = "w", .type = type, .ne = {cols, rows}, .row_bytes = rb,
                                   .data = w};
-            for (int via = 0; via < 2; via++) {
-                if (via == 0 && !cpu_fgemm(cpu(be), &wt, x, y, n_tok)) {
-                    ck_assert_int_lt(tensor_isa_best(), TENSOR_ISA_AVX512); /* only there */
-                    continue;
-                }
-                if (via == 1) be->ops->matmul(be, &wt, NULL, x, y, n_tok);
+            for (int via = direct ? 0 : 1; via < 2; via++) {
+                if (via == 0)
+                    ck_assert(bf16 ? cpu_bgemm(cpu(be), &wt, x, y, n_tok)
+                                   : cpu_fgemm(cpu(be), &wt, x, y, n_tok));
+                else
+                    be->ops->matmul(be, &wt, NULL, x, y, n_tok);
                 for (int64_t r = 0; r < rows; r++) {
                     tensor_dequantize_row(type, w + (size_t)r * rb, wf, cols);
                     for (int32_t t = 0; t < n_tok; t++) {
-                        double exact = 0, mag = 0;
+                        const float *xt = x + (size_t)t * cols;
+                        double exact = 0, mag = 0, f32 = 0;
                         for (int64_t k = 0; k < cols; k++) {
-                            exact += (double)wf[k] * x[(size_t)t * cols + k];
-                            mag += fabs((double)wf[k] * x[(size_t)t * cols + k]);
+                            const double xr = bf16 ? rs_bf16_to_f32(rs_f32_to_bf16(xt[k])) : xt[k];
+                            exact += wf[k] * xr;
+                            mag += fabs(wf[k] * xr);
+                            f32 += (double)wf[k] * xt[k];
                         }
                         const double got = y[(size_t)t * rows + r];
-                        ck_assert_msg(fabs(got - exact) <= (double)cols * FLT_EPSILON * mag,
-                                      "%s fgemm %s token %d row %lld: %.9g, exact %.9g",
-                                      tensor_type_get(type)->name, via ? "matmul" : "direct", t,
-                                      (long long)r, got, exact);
+                        const double tol = (double)cols * FLT_EPSILON * mag;
+                        if (direct) /* (without the path, the matmul takes another one) */
+                            ck_assert_msg(fabs(got - exact) <= tol,
+                                          "%s %s %s token %d row %lld: %.9g, exact %.9g",
+                                          tensor_type_get(type)->name, bf16 ? "bgemm" : "fgemm",
+                                          via ? "matmul" : "direct", t, (long long)r, got, exact);
+                        ck_assert_msg(fabs(got - f32) <= tol + (bf16 ? mag * 0x1p-9 : 0.0),
+                                      "%s token %d row %lld: %.9g, f32 product %.9g",
+                                      tensor_type_get(type)->name, t, (long long)r, got, f32);
                     }
                 }
             }
@@ -239,62 +248,23 @@ START_TEST(test_fgemm_types) {
         be->ops->destroy(be);
     }
 }
+
+/* The f32 GEMM for every weight type; token counts around the 16-token vectors and 64-token
+ * tiles, rows around the 6-row kernel and 12-row panels. */
+static const uint32_t f32_types[] = {TENSOR_F32,  TENSOR_F16,  TENSOR_BF16, TENSOR_Q8_0,
+                                     TENSOR_Q4_K, TENSOR_Q6_K, TENSOR_MXFP4};
+
+START_TEST(test_fgemm_types) {
+    static const gemm_shape shapes_f[] = {
+        {256, 12, 16}, {512, 37, 17}, {768, 100, 70}, {256, 5, 130}, {1024, 13, 64}};
+    check_float_gemm(f32_types[_i], false, shapes_f, sizeof shapes_f / sizeof shapes_f[0]);
+}
 END_TEST
 
-/* The bf16 GEMM: against the float64 product of the weights and the activations rounded to bf16
- * (nearest even), within f32 rounding; and against the f32 product within that rounding
- * (|x − bf16(x)| ≤ 2^-9 |x|). Direct and through the backend's fast matmul. */
+/* The bf16 GEMM (BF16 weights, fast precision); an odd number of column pairs too. */
 START_TEST(test_bgemm) {
-    static const struct {
-        int64_t cols, rows;
-        int32_t n_tok;
-    } bshapes[] = {{256, 12, 16}, {514, 37, 17}, {768, 100, 70}, {64, 5, 130}};
-    const bool direct = rs_cpu_has_avx512bf16();
-    for (int threads = 1; threads <= 3; threads += 2) {
-        backend *be = NULL;
-        ck_assert_int_eq(backend_cpu_create(threads, 4096, &be), REASON_OK);
-        backend_cpu_set_fast_matmul(be, true);
-        for (size_t s = 0; s < sizeof bshapes / sizeof bshapes[0]; s++) {
-            const int64_t cols = bshapes[s].cols, rows = bshapes[s].rows;
-            const int32_t n_tok = bshapes[s].n_tok;
-            const size_t rb = tensor_row_bytes(TENSOR_BF16, cols);
-            uint8_t *w = malloc(rb * (size_t)rows);
-            float *x = malloc((size_t)n_tok * cols * 4), *y = malloc((size_t)n_tok * rows * 4),
-                  *wf = malloc((size_t)cols * 4);
-            for (int64_t r = 0; r < rows; r++) random_row(TENSOR_BF16, w + (size_t)r * rb, cols);
-            for (size_t i = 0; i < (size_t)n_tok * cols; i++) x[i] = rndf() * 3.0f;
-            const rs_tensor wt = {.name = "w", .type = TENSOR_BF16, .ne = {cols, rows},
-                                  .row_bytes = rb, .data = w};
-            for (int via = direct ? 0 : 1; via < 2; via++) {
-                if (via == 0) ck_assert(cpu_bgemm(cpu(be), &wt, x, y, n_tok));
-                else be->ops->matmul(be, &wt, NULL, x, y, n_tok);
-                for (int64_t r = 0; r < rows; r++) {
-                    tensor_dequantize_row(TENSOR_BF16, w + (size_t)r * rb, wf, cols);
-                    for (int32_t t = 0; t < n_tok; t++) {
-                        const float *xt = x + (size_t)t * cols;
-                        double exact = 0, mag = 0, f32 = 0;
-                        for (int64_t k = 0; k < cols; k++) {
-                            const double xb = rs_bf16_to_f32(rs_f32_to_bf16(xt[k]));
-                            exact += wf[k] * xb;
-                            mag += fabs(wf[k] * xb);
-                            f32 += (double)wf[k] * xt[k];
-                        }
-                        const double got = y[(size_t)t * rows + r];
-                        const double tol = (double)cols * FLT_EPSILON * mag;
-                        if (via == 0 || direct) /* the fast matmul took the bf16 path */
-                            ck_assert_msg(fabs(got - exact) <= tol,
-                                          "bgemm %s token %d row %lld: %.9g, exact %.9g",
-                                          via ? "matmul" : "direct", t, (long long)r, got, exact);
-                        ck_assert_msg(fabs(got - f32) <= tol + mag * 0x1p-9,
-                                      "bgemm token %d row %lld: %.9g, f32 product %.9g", t,
-                                      (long long)r, got, f32);
-                    }
-                }
-            }
-            free(w), free(x), free(y), free(wf);
-        }
-        be->ops->destroy(be);
-    }
+    static const gemm_shape shapes_b[] = {{256, 12, 16}, {514, 37, 17}, {768, 100, 70}, {64, 5, 130}};
+    check_float_gemm(TENSOR_BF16, true, shapes_b, sizeof shapes_b / sizeof shapes_b[0]);
 }
 END_TEST
 
