@@ -636,23 +636,31 @@ VNNI void rs_quantize_q8_avx512(const float *x, int8_t *xq, float *xd, float *xs
  * Bit-identical to the scalar reference: the same f32 operations in the same order (a multiply
  * and a separate add or subtract, never a fused multiply-add). */
 
-/* F16 and BF16 widen exactly (F16C; BF16 is the top half of an f32), 16 at a time. */
+/* F16 and BF16 widen exactly (F16C; BF16 is the top half of an f32), 16 at a time. Rows may
+ * sit at odd addresses (safetensors, tests): only unaligned loads. */
+AVX512 static inline uint16_t ld_u16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
 AVX512 void rs_dequant_f16_avx512(const void *row, float *y, int64_t n) {
-    const uint16_t *h = row;
+    const uint8_t *h = row;
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
-    for (; i < n; i++) y[i] = _cvtsh_ss(h[i]);
+        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + 2 * i))));
+    for (; i < n; i++) y[i] = _cvtsh_ss(ld_u16(h + 2 * i));
 }
 
 AVX512 void rs_dequant_bf16_avx512(const void *row, float *y, int64_t n) {
-    const uint16_t *h = row;
+    const uint8_t *h = row;
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i)));
+        const __m512i v =
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + 2 * i)));
         _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
     }
-    for (; i < n; i++) y[i] = rs_bf16_to_f32(h[i]);
+    for (; i < n; i++) y[i] = rs_bf16_to_f32(ld_u16(h + 2 * i));
 }
 
 AVX512 void rs_dequant_q4_0_avx512(const void *row, float *y, int64_t n) {
