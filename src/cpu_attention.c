@@ -129,62 +129,49 @@ AVX512 static void scores_f16_avx512(const uint8_t *base, const uint8_t *vbase, 
     }
 }
 
-/* F16 values: acc[j] += Σ_i sc[j][i] · v_i. With head_dim 64 or 128 the whole accumulator row
- * of a head lives in 4 or 8 registers (written out: GCC keeps an array of vectors in memory):
- * independent FMA chains, instead of one chain whose 4-cycle latency bounded the loop. */
-#define CVT16(row, k) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((row) + 16 * (k))))
+/* F16 values: acc[j] += Σ_i sc[j][i] · v_i. Each value row is converted once for hg heads (a
+ * compile-time constant at every call, like nv, the row's 16-wide vectors): hg × nv accumulators
+ * and nv converted values stay in registers, independent FMA chains. */
+AVX512 static inline __attribute__((always_inline)) void accumulate_heads(
+    const uint8_t *base, const size_t *off, int32_t nc, float (*sc)[ATTN_CHUNK],
+    float *const *acc, int hg, int nv) {
+    __m512 a[4][8];
+#pragma GCC unroll 4
+    for (int h = 0; h < hg; h++)
+#pragma GCC unroll 8
+        for (int k = 0; k < nv; k++) a[h][k] = _mm512_loadu_ps(acc[h] + 16 * k);
+    for (int32_t i = 0; i < nc; i++) {
+        const uint16_t *row = (const uint16_t *)(base + off[i]);
+        __m512 v[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < nv; k++)
+            v[k] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * k)));
+#pragma GCC unroll 4
+        for (int h = 0; h < hg; h++) {
+            const __m512 w = _mm512_set1_ps(sc[h][i]);
+#pragma GCC unroll 8
+            for (int k = 0; k < nv; k++) a[h][k] = _mm512_fmadd_ps(w, v[k], a[h][k]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < hg; h++)
+#pragma GCC unroll 8
+        for (int k = 0; k < nv; k++) _mm512_storeu_ps(acc[h] + 16 * k, a[h][k]);
+}
+
 AVX512 static void accumulate_f16_64(const uint8_t *base, const size_t *off, int32_t nc,
                                      float (*sc)[ATTN_CHUNK], int32_t ng, float *const *acc) {
-    for (int32_t j = 0; j < ng; j++) {
-        float *o = acc[j];
-        __m512 a0 = _mm512_loadu_ps(o), a1 = _mm512_loadu_ps(o + 16);
-        __m512 a2 = _mm512_loadu_ps(o + 32), a3 = _mm512_loadu_ps(o + 48);
-        for (int32_t i = 0; i < nc; i++) {
-            const uint16_t *row = (const uint16_t *)(base + off[i]);
-            const __m512 w = _mm512_set1_ps(sc[j][i]);
-            a0 = _mm512_fmadd_ps(w, CVT16(row, 0), a0);
-            a1 = _mm512_fmadd_ps(w, CVT16(row, 1), a1);
-            a2 = _mm512_fmadd_ps(w, CVT16(row, 2), a2);
-            a3 = _mm512_fmadd_ps(w, CVT16(row, 3), a3);
-        }
-        _mm512_storeu_ps(o, a0);
-        _mm512_storeu_ps(o + 16, a1);
-        _mm512_storeu_ps(o + 32, a2);
-        _mm512_storeu_ps(o + 48, a3);
-    }
+    int32_t j = 0;
+    for (; j + 4 <= ng; j += 4) accumulate_heads(base, off, nc, sc + j, acc + j, 4, 4);
+    for (; j < ng; j++) accumulate_heads(base, off, nc, sc + j, acc + j, 1, 4);
 }
 
 AVX512 static void accumulate_f16_128(const uint8_t *base, const size_t *off, int32_t nc,
                                       float (*sc)[ATTN_CHUNK], int32_t ng, float *const *acc) {
-    for (int32_t j = 0; j < ng; j++) {
-        float *o = acc[j];
-        __m512 a0 = _mm512_loadu_ps(o), a1 = _mm512_loadu_ps(o + 16);
-        __m512 a2 = _mm512_loadu_ps(o + 32), a3 = _mm512_loadu_ps(o + 48);
-        __m512 a4 = _mm512_loadu_ps(o + 64), a5 = _mm512_loadu_ps(o + 80);
-        __m512 a6 = _mm512_loadu_ps(o + 96), a7 = _mm512_loadu_ps(o + 112);
-        for (int32_t i = 0; i < nc; i++) {
-            const uint16_t *row = (const uint16_t *)(base + off[i]);
-            const __m512 w = _mm512_set1_ps(sc[j][i]);
-            a0 = _mm512_fmadd_ps(w, CVT16(row, 0), a0);
-            a1 = _mm512_fmadd_ps(w, CVT16(row, 1), a1);
-            a2 = _mm512_fmadd_ps(w, CVT16(row, 2), a2);
-            a3 = _mm512_fmadd_ps(w, CVT16(row, 3), a3);
-            a4 = _mm512_fmadd_ps(w, CVT16(row, 4), a4);
-            a5 = _mm512_fmadd_ps(w, CVT16(row, 5), a5);
-            a6 = _mm512_fmadd_ps(w, CVT16(row, 6), a6);
-            a7 = _mm512_fmadd_ps(w, CVT16(row, 7), a7);
-        }
-        _mm512_storeu_ps(o, a0);
-        _mm512_storeu_ps(o + 16, a1);
-        _mm512_storeu_ps(o + 32, a2);
-        _mm512_storeu_ps(o + 48, a3);
-        _mm512_storeu_ps(o + 64, a4);
-        _mm512_storeu_ps(o + 80, a5);
-        _mm512_storeu_ps(o + 96, a6);
-        _mm512_storeu_ps(o + 112, a7);
-    }
+    int32_t j = 0;
+    for (; j + 2 <= ng; j += 2) accumulate_heads(base, off, nc, sc + j, acc + j, 2, 8);
+    for (; j < ng; j++) accumulate_heads(base, off, nc, sc + j, acc + j, 1, 8);
 }
-#undef CVT16
 
 AVX512 static void accumulate_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
                                          float (*sc)[ATTN_CHUNK], int32_t ng, int32_t hd,
