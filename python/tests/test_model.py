@@ -167,8 +167,25 @@ def test_context_full_raises_and_keeps_state(qwen3):
         assert ctx.seq_length(0) == 32
 
 
+def test_q8_kv_close_to_reference(qwen3):
+    # the 8-bit KV cache: within its rounding (8 bits per 32 values) of transformers' logits,
+    # one batch and token by token, and further from them than the f16 cache
+    meta, ref = load_reference("qwen3-F16")
+    ids = meta["prompt_ids"]
+    errs = {}
+    for kv in ("f16", "q8"):
+        with reason.Context(qwen3, n_ctx=128, n_seq_max=2, kv_type=kv) as ctx:
+            ctx.decode(ids, 0)
+            errs[kv] = _relative_error(ctx.logits(-1), ref[len(ids) - 1])
+            for i, tok in enumerate(ids):  # the decode path, in a second sequence
+                ctx.decode([tok], i, seq_ids=1)
+            assert _relative_error(ctx.logits(-1), ref[len(ids) - 1]) <= 5e-2
+    assert errs["q8"] <= 5e-2
+    assert errs["f16"] < errs["q8"]
+
+
 def test_context_options(qwen3):
-    for kv in ("f16", "f32", "bf16"):
+    for kv in ("f16", "f32", "bf16", "q8"):
         with reason.Context(qwen3, n_ctx=64, n_seq_max=1, kv_type=kv, n_threads=1) as ctx:
             ctx.decode([1, 2, 3], 0)
             assert ctx.logits().shape == (576,)
