@@ -139,21 +139,35 @@ AVX512 float rs_dot_q4_1_avx512(const void *row, const float *x, int64_t n) {
 }
 
 /* Q4_K: per sub-block, table[q] = (d * sc) * q - dmin * m. */
+/* The 8 sub-blocks' d·sc and dmin·m of a Q4_K/Q5_K super-block as two vectors (lanes 0-7; the
+ * same f32 products as the scalar dequantization), each then picked into a broadcast by one
+ * permute instead of unpacking the 6-bit pairs one sub-block at a time. */
+AVX512 static inline void k_scale_vectors(const uint8_t *b, __m512 *ds, __m512 *dm) {
+    uint64_t sc8, mn8;
+    rs_k_scales_min8(b + 4, &sc8, &mn8);
+    *ds = _mm512_castps256_ps512(_mm256_mul_ps(
+        _mm256_set1_ps(f16_scalar(b)),
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc8)))));
+    *dm = _mm512_castps256_ps512(_mm256_mul_ps(
+        _mm256_set1_ps(f16_scalar(b + 2)),
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn8)))));
+}
+
 AVX512 float rs_dot_q4_K_avx512(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     const __m512 iota = iota16();
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     for (int64_t i = 0; i < n / 256; i++, b += 144) {
-        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        __m512 ds, dm;
+        k_scale_vectors(b, &ds, &dm);
         const uint8_t *qs = b + 16;
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c++, qs += 32, x += 64) {
-            int s0, m0, s1, m1;
-            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
-            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
-            __m512 t0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)s0), iota),
-                                      _mm512_set1_ps(dmin * (float)m0));
-            __m512 t1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)s1), iota),
-                                      _mm512_set1_ps(dmin * (float)m1));
+            const __m512i j0 = _mm512_set1_epi32(2 * c), j1 = _mm512_set1_epi32(2 * c + 1);
+            __m512 t0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_permutexvar_ps(j0, ds), iota),
+                                      _mm512_permutexvar_ps(j0, dm));
+            __m512 t1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_permutexvar_ps(j1, ds), iota),
+                                      _mm512_permutexvar_ps(j1, dm));
             __m512i v0 = u8x16(qs), v1 = u8x16(qs + 16);
             acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v0, t0), _mm512_loadu_ps(x), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v1, t0), _mm512_loadu_ps(x + 16), acc1);
@@ -235,17 +249,15 @@ AVX512 float rs_dot_q5_K_avx512(const void *row, const float *x, int64_t n) {
     const __m512i s16 = _mm512_set1_epi32(0x10);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     for (int64_t i = 0; i < n / 256; i++, b += 176) {
-        const float d = f16_scalar(b), dmin = f16_scalar(b + 2);
+        __m512 ds, dm;
+        k_scale_vectors(b, &ds, &dm);
         const uint8_t *qs = b + 48;
         __m512i h0 = _mm512_slli_epi32(u8x16(b + 16), 4), h1 = _mm512_slli_epi32(u8x16(b + 32), 4);
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c++, qs += 32, x += 64) {
-            int s0, m0, s1, m1;
-            rs_k_scale_min(b + 4, 2 * c, &s0, &m0);
-            rs_k_scale_min(b + 4, 2 * c + 1, &s1, &m1);
-            const __m512 ds0 = _mm512_set1_ps(d * (float)s0);
-            const __m512 dm0 = _mm512_set1_ps(dmin * (float)m0);
-            const __m512 ds1 = _mm512_set1_ps(d * (float)s1);
-            const __m512 dm1 = _mm512_set1_ps(dmin * (float)m1);
+            const __m512i j0 = _mm512_set1_epi32(2 * c), j1 = _mm512_set1_epi32(2 * c + 1);
+            const __m512 ds0 = _mm512_permutexvar_ps(j0, ds), dm0 = _mm512_permutexvar_ps(j0, dm);
+            const __m512 ds1 = _mm512_permutexvar_ps(j1, ds), dm1 = _mm512_permutexvar_ps(j1, dm);
             const __m512 t00 = _mm512_sub_ps(_mm512_mul_ps(ds0, iota), dm0);
             const __m512 t01 = _mm512_sub_ps(_mm512_mul_ps(ds0, iota_hi), dm0);
             const __m512 t10 = _mm512_sub_ps(_mm512_mul_ps(ds1, iota), dm1);
