@@ -522,8 +522,9 @@ VNNI float rs_qdot_q4_K_avx512(const void *row, const int8_t *xq, const float *x
         const __m256 ds = k_scales(b, xd, xs, &corr);
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c += 2) {
-            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k_nibbles(b + 16 + 32 * c),
-                                                   _mm512_loadu_si512(xq + 64 * c));
+            const __m512i d0 =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), k_nibbles(b + 16 + 32 * c),
+                                    _mm512_loadu_si512(xq + 64 * c));
             const __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
                                                    k_nibbles(b + 16 + 32 * c + 32),
                                                    _mm512_loadu_si512(xq + 64 * c + 64));

@@ -113,7 +113,8 @@ __attribute__((target("avx512f"))) static void q8_to_f32(const int8_t *q, const 
 }
 #endif
 
-static bool have_f16c(void) { return tensor_isa_best() >= TENSOR_ISA_AVX2; /* AVX2 tier has F16C */ }
+/* The AVX2 tier requires F16C. */
+static bool have_f16c(void) { return tensor_isa_best() >= TENSOR_ISA_AVX2; }
 
 static void store_row(const kv_pool *pool, const float *src, uint8_t *base, float *scales,
                       size_t off, int32_t n) {

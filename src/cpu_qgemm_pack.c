@@ -155,12 +155,15 @@ PK_TARGET static void scales_qk(const uint8_t *b, int64_t nb, size_t bytes, cons
     for (int64_t i = 0; i < nb; i++, b += bytes) {
         uint64_t sc, mn;
         rs_k_scales_min8(b + 4, &sc, &mn);
-        const __m256 vs = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
-        const __m256 vm = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
+        const __m256 vs =
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
+        const __m256 vm =
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
         _mm256_storeu_ps(s->d + 8 * i, _mm256_mul_ps(_mm256_set1_ps(ld_f16(b)), vs));
         /* −(dmin·m): the product rounded, then negated (exact), as in the dequantization */
-        _mm256_storeu_ps(s->m + 8 * i, _mm256_sub_ps(_mm256_setzero_ps(),
-                                                     _mm256_mul_ps(_mm256_set1_ps(ld_f16(b + 2)), vm)));
+        _mm256_storeu_ps(s->m + 8 * i,
+                         _mm256_sub_ps(_mm256_setzero_ps(),
+                                       _mm256_mul_ps(_mm256_set1_ps(ld_f16(b + 2)), vm)));
     }
 }
 

@@ -48,7 +48,10 @@ typedef struct attn_case {
 } attn_case;
 
 static const char *type_name(int32_t t) {
-    return t == REASON_KV_F32 ? "f32" : t == REASON_KV_F16 ? "f16" : t == REASON_KV_Q8 ? "q8" : "bf16";
+    return t == REASON_KV_F32   ? "f32"
+           : t == REASON_KV_F16 ? "f16"
+           : t == REASON_KV_Q8  ? "q8"
+                                : "bf16";
 }
 
 /* Runs the case on a fresh backend (env: REASON_CPU_ATTN_PREFILL for it, or NULL); returns

@@ -2,13 +2,13 @@
  * (cpu_qgemm.c, fast precision), the bf16 one (cpu_bgemm.c, BF16 weights, fast precision) and
  * the f32 one (cpu_fgemm.c, exact precision).
  *
- * For random weights of every type it serves and odd shapes (rows not a multiple of the 16-row
- * panel or the 8-row kernel, token counts not a multiple of the 16-token vectors), y = x·wᵀ with 8-bit activations is
- * compared with (a) the exact product of the dequantized weights and the quantized activations
- * (the reference quantizer tensor_quantize_q8, float64 sums), within the f32 rounding of the
- * magnitudes summed, and (b) the f32 product, within the activation rounding (|x − x̂| ≤ s/2). It
- * runs the GEMM directly, through the backend's matmul and through a group of products with
- * biases, on 1 and 3 threads. */
+ * Integer GEMM: for random weights of every type it serves and odd shapes (rows not a multiple
+ * of the 16-row panel or the 8-row kernel, token counts not a multiple of the 16-token vectors),
+ * y = x·wᵀ with 8-bit activations is compared with (a) the exact product of the dequantized
+ * weights and the quantized activations (the reference quantizer tensor_quantize_q8, float64
+ * sums), within the f32 rounding of the magnitudes summed, and (b) the f32 product, within the
+ * activation rounding (|x − x̂| ≤ s/2). It runs the GEMM directly, through the backend's matmul
+ * and through a group of products with biases, on 1 and 3 threads. */
 #include "backend.h"
 #include "backend_cpu.h"
 #include "cpu_bgemm.h"
@@ -29,7 +29,8 @@ static const uint32_t types[] = {TENSOR_Q4_0, TENSOR_Q4_1, TENSOR_Q5_0, TENSOR_Q
 static const struct {
     int64_t cols, rows;
     int32_t n_tok;
-} shapes[] = {{256, 16, 16}, {512, 37, 17}, {768, 100, 40}, {256, 1, 23}, {1024, 130, 64}, {288, 9, 8}};
+} shapes[] = {{256, 16, 16}, {512, 37, 17},   {768, 100, 40},
+              {256, 1, 23},  {1024, 130, 64}, {288, 9, 8}};
 
 typedef struct expect {
     double *exact; /* (n_tok, rows) with the quantized activations */
@@ -263,7 +264,8 @@ END_TEST
 
 /* The bf16 GEMM (BF16 weights, fast precision); an odd number of column pairs too. */
 START_TEST(test_bgemm) {
-    static const gemm_shape shapes_b[] = {{256, 12, 16}, {514, 37, 17}, {768, 100, 70}, {64, 5, 130}};
+    static const gemm_shape shapes_b[] = {
+        {256, 12, 16}, {514, 37, 17}, {768, 100, 70}, {64, 5, 130}};
     check_float_gemm(TENSOR_BF16, true, shapes_b, sizeof shapes_b / sizeof shapes_b[0]);
 }
 END_TEST

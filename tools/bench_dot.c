@@ -2,8 +2,9 @@
  * per type (random blocks with moderate scales), GB/s of weight bytes streamed, per ISA tier, for
  * the f32-activation kernels and the 8-bit-activation (q8) integer kernels; best of 5 runs each.
  *
- *   gcc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc tools/bench_dot.c src/tensor_types.c src/cpu_qgemm_pack.c \
- *       src/cpu_dot_avx2.c src/cpu_dot_avx512.c src/error.c -lpthread -lm -o /tmp/bench_dot
+ *   gcc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc tools/bench_dot.c src/tensor_types.c \
+ *       src/cpu_qgemm_pack.c src/cpu_dot_avx2.c src/cpu_dot_avx512.c src/error.c -lpthread -lm \
+ *       -o /tmp/bench_dot
  *   /tmp/bench_dot [rows cols]
  */
 #include "tensor_types.h"
