@@ -72,15 +72,12 @@ size_t cpu_kv_offset(const kv_pool *pool, int32_t layer, int64_t slot) {
            pool->elem_bytes;
 }
 
-/* Per 32 values: d = max|x| / 127, q = x / d rounded to nearest (even), as the 8-bit activations
- * of the fast matrix products. */
+/* Per 32 values: d = max|x| / 127 and x / d rounded, the 8-bit activations' quantizer
+ * (tensor_quantize_q8), one block at a time so that its per-block sums need no buffer. */
 static void q8_row(const float *src, int8_t *q, float *d, int32_t n) {
-    for (int32_t b = 0; b < n / Q8_BLOCK; b++, src += Q8_BLOCK, q += Q8_BLOCK) {
-        float amax = 0.0f;
-        for (int j = 0; j < Q8_BLOCK; j++) amax = fmaxf(amax, fabsf(src[j]));
-        const float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int j = 0; j < Q8_BLOCK; j++) q[j] = (int8_t)nearbyintf(src[j] * inv);
-        d[b] = scale;
+    for (int32_t b = 0; b < n / Q8_BLOCK; b++) {
+        float sum;
+        tensor_quantize_q8(src + b * Q8_BLOCK, q + b * Q8_BLOCK, d + b, &sum, Q8_BLOCK);
     }
 }
 
