@@ -13,7 +13,6 @@
 
 #include "tensor_types.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
