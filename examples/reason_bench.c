@@ -4,6 +4,7 @@
  *
  *   reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t THREADS] [--depth N] [--parallel K]
  *                [--bw GBPS] [--json] [--fast] [--kv f16|f32|bf16|q8]
+ *                [--weights auto|mapped|copied]
  *
  * --depth N     generation starts with N tokens already in the cache (decode at depth N), and
  *               a prompt of P tokens is also timed after N cached ones ("ppP @ depth N": one
@@ -136,7 +137,7 @@ static double probe_bandwidth(int n_threads) {
 int main(int argc, char **argv) {
     const char *model_path = NULL;
     int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
-    int32_t fast = 0, kv_type = REASON_KV_F16;
+    int32_t fast = 0, kv_type = REASON_KV_F16, weights = REASON_WEIGHTS_AUTO;
     float bw = 0.0f;
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
@@ -144,8 +145,10 @@ int main(int argc, char **argv) {
         {"threads", required_argument, 0, 't'},  {"depth", required_argument, 0, 'd'},
         {"parallel", required_argument, 0, 'k'}, {"bw", required_argument, 0, 'b'},
         {"json", no_argument, 0, 'j'},           {"fast", no_argument, 0, 'f'},
-        {"kv", required_argument, 0, 'v'},       {0, 0, 0, 0}};
+        {"kv", required_argument, 0, 'v'},       {"weights", required_argument, 0, 'w'},
+        {0, 0, 0, 0}};
     static const char *const kv_names[] = {"f16", "f32", "bf16", "q8"}; /* enum reason_kv_type */
+    static const char *const weight_names[] = {"auto", "mapped", "copied"}; /* reason_weights */
     int c, bad = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:r:t:", longs, NULL)) != -1) {
         switch (c) {
@@ -165,6 +168,12 @@ int main(int argc, char **argv) {
                 if (!strcmp(optarg, kv_names[i])) kv_type = i;
             bad |= kv_type < 0;
             break;
+        case 'w':
+            weights = -1;
+            for (int32_t i = 0; i < 3; i++)
+                if (!strcmp(optarg, weight_names[i])) weights = i;
+            bad |= weights < 0;
+            break;
         default: bad = 1; break;
         }
     }
@@ -172,8 +181,10 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "usage: reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t N] [--depth N]\n"
                 "                    [--parallel K] [--bw GBPS] [--json] [--fast] [--kv TYPE]\n"
+                "                    [--weights auto|mapped|copied]\n"
                 "  --fast: REASON_PRECISION_FAST (8-bit activations for integer-type weights)\n"
-                "  --kv: the KV cache type, f16 (default), f32, bf16 or q8 (8-bit)\n");
+                "  --kv: the KV cache type, f16 (default), f32, bf16 or q8 (8-bit)\n"
+                "  --weights: weights in the file's map or copied in 2 MiB pages (auto)\n");
         return 2;
     }
     if (!model_path) model_path = cli_default_model();
@@ -184,7 +195,10 @@ int main(int argc, char **argv) {
     }
     reason_model *model = NULL;
     reason_context *ctx = NULL;
-    if (reason_model_load(model_path, NULL, &model) != REASON_OK)
+    reason_model_params mp;
+    reason_model_params_default(&mp);
+    mp.weights = weights;
+    if (reason_model_load(model_path, &mp, &model) != REASON_OK)
         return cli_fail("reason-bench", model_path);
     reason_model_info info;
     reason_model_get_info(model, &info);

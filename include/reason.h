@@ -69,16 +69,27 @@ typedef int32_t reason_token;
 
 typedef struct reason_model reason_model;
 
+/* Where a model's weights live. Decoding streams every weight once per token, and a file mapped
+ * in 4 KiB pages costs a TLB miss and a restart of the hardware prefetcher every 4 KiB (measured
+ * ~15% of decode speed, docs/performance.md); a copy in anonymous memory asks for 2 MiB pages. */
+typedef enum reason_weights {
+    REASON_WEIGHTS_AUTO = 0,   /* copied when a file is >= 32 MiB and fits in 3/4 of the memory
+                                * available, else mapped */
+    REASON_WEIGHTS_MAPPED = 1, /* used in place from the file's memory map (shared page cache) */
+    REASON_WEIGHTS_COPIED = 2, /* always copied; REASON_ERR_NOMEM when that memory is not there */
+} reason_weights;
+
 typedef struct reason_model_params {
     int32_t n_threads; /* threads used while loading (validation); 0 = all cores */
-    int32_t reserved[7];
+    int32_t weights;   /* enum reason_weights (REASON_WEIGHTS_AUTO) */
+    int32_t reserved[6];
 } reason_model_params;
 
 REASON_API void reason_model_params_default(reason_model_params *params);
 
 /* Loads a model: a GGUF file, or a Hugging Face directory (config.json, model.safetensors or
  * shards with model.safetensors.index.json, tokenizer.json, tokenizer_config.json). Weights are
- * used in place from the memory map. */
+ * used from the files' memory maps or from a copy in memory (params->weights). */
 REASON_API reason_status reason_model_load(const char *path, const reason_model_params *params,
                                            reason_model **out_model);
 REASON_API void reason_model_free(reason_model *model);

@@ -12,7 +12,9 @@
 
 /* The KV pool: K and V of every layer for n_blocks blocks of block_size token slots.
  * Layout of k and v: (n_layer, n_blocks, block_size, kv_dim) in `type` (enum reason_kv_type);
- * REASON_KV_Q8 keeps int8 values there and their scales in k_scale / v_scale (cpu_kv.c). */
+ * REASON_KV_Q8 keeps int8 values there and their scales in k_scale / v_scale (cpu_kv.c). With
+ * k_tile > 1 the CPU pool stores K in tiles of k_tile slots, each tile (kv_dim, k_tile) —
+ * position-minor, so that decode scores k_tile positions per vector (cpu_kv.c). */
 typedef struct kv_pool {
     int32_t n_layer;
     int32_t kv_dim;
@@ -21,6 +23,7 @@ typedef struct kv_pool {
     int32_t type;
     size_t elem_bytes; /* bytes per value in k and v */
     size_t slot_bytes; /* bytes per (layer, slot) of K (or of V), scales included */
+    int32_t k_tile;    /* slots per K tile: 1 = row-major K like V (set by kv_alloc) */
     void *k;
     void *v;
     float *k_scale, *v_scale; /* REASON_KV_Q8 only */

@@ -53,7 +53,14 @@ RS_INTERNAL void cpu_matmul_free(cpu_backend *cb);
  * type; cpu_kv_load_row turns n values at byte offset off of K (or V) into f32. */
 RS_INTERNAL reason_status cpu_kv_alloc(backend *be, kv_pool *pool);
 RS_INTERNAL size_t cpu_kv_offset(const kv_pool *pool, int32_t layer, int64_t slot);
+/* Byte offset of value dim of slot's K (or V) row; the row's next values follow every k_tile
+ * values for K (tiled F16 keys), every value for V. */
+RS_INTERNAL size_t cpu_kv_at(const kv_pool *pool, bool v, int32_t layer, int64_t slot,
+                             int32_t dim);
 RS_INTERNAL void cpu_kv_load_row(const kv_pool *pool, bool v, size_t off, float *dst, int32_t n);
+RS_INTERNAL void cpu_kv_load_keys_t(const kv_pool *pool, int32_t layer, const int32_t *table,
+                                    int32_t c0, int32_t nc, int32_t dim0, int32_t n, float *dst,
+                                    size_t ld, float *row);
 RS_INTERNAL void cpu_kv_free(backend *be, kv_pool *pool);
 RS_INTERNAL void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k,
                               const float *v, const int32_t *slots, int32_t n_tok);

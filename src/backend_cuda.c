@@ -348,6 +348,7 @@ static reason_status cuda_kv_alloc(backend *be, kv_pool *pool) {
                         "CUDA backend: the 8-bit KV cache (REASON_KV_Q8) is CPU-only for now");
     pool->elem_bytes = pool->type == REASON_KV_F32 ? 4 : 2;
     pool->slot_bytes = (size_t)pool->kv_dim * pool->elem_bytes;
+    pool->k_tile = 1; /* row-major K, like V */
     if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size,
                      &n) ||
         !rs_mul_size(n, (size_t)pool->kv_dim * pool->elem_bytes, &n))

@@ -2,14 +2,18 @@
  *
  * out (n_tok, n_head * hd) = softmax(q · Kᵀ · scale) V over each token's visible positions.
  * One task = (token, KV head, split of the positions): the g = n_head / n_head_kv query heads
- * that share a KV head are done together, so each cached key and value row is read and
- * converted (cpu_kv_load_row; F16 fused into the score and accumulate kernels) once for all of
- * them. Positions are walked in chunks of ATTN_CHUNK with an
- * online softmax (running maximum m and sum l per head, the accumulator rescaled when m grows).
- * Decode has few (token, KV head) pairs — 3 for SmolLM2 — so long contexts are also split by
- * position (flash-decoding): each split leaves (m, l, acc) per head and the caller merges them,
- * which keeps every thread streaming K/V at depth 4K and beyond. Batches holding a run of prompt
- * tokens of one sequence go to cpu_attention_prefill.c instead (tiled matrix products). */
+ * that share a KV head are done together, so each cached key and value is read and converted
+ * once for all of them. Positions are walked in chunks of ATTN_CHUNK with an online softmax
+ * (running maximum m and sum l per head, the accumulator rescaled when m grows). With AVX-512
+ * and the default F16 cache, keys come in tiles of 16 positions (cpu_kv.c) and are scored 16
+ * positions per vector, an FMA per dimension and head; values are accumulated row by row, each
+ * row converted once for all heads; the next chunk's tiles and rows are prefetched while this
+ * one is worked on. Other types and ISAs convert rows to f32 (cpu_kv_load_row) and use plain dot
+ * products. Decode has few (token, KV head) pairs — 3 for SmolLM2 — so long contexts are also
+ * split by position (flash-decoding): each split leaves (m, l, acc) per head and the caller
+ * merges them, which keeps every thread streaming K/V at depth 4K and beyond. Batches holding a
+ * run of prompt tokens of one sequence go to cpu_attention_prefill.c instead (tiled matrix
+ * products). */
 #include "backend_cpu.h"
 
 #include "tensor_types.h"
@@ -62,86 +66,108 @@ AVX512 static float exp_sum_avx512(float *s, int32_t n, float m) {
     return _mm512_reduce_add_ps(acc);
 }
 
-/* Sums of 16 vectors across their lanes, in one vector (lane i = the sum of a[i]): a tree of
- * interleaves and adds, 45 instructions for the 16 sums where 16 horizontal sums take ~130. */
-AVX512 static inline __m512 sum16(const __m512 a[16]) {
-    __m512 b[8], c[4], d[2];
-    for (int k = 0; k < 8; k++) /* per 128-bit lane: (a0 + a2, b0 + b2, a1 + a3, b1 + b3) */
-        b[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]),
-                             _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
-    for (int k = 0; k < 4; k++) { /* per 128-bit lane: the partial sums of 4 vectors, in order */
-        const __m512d x = _mm512_castps_pd(b[2 * k]), y = _mm512_castps_pd(b[2 * k + 1]);
-        c[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    for (int k = 0; k < 2; k++) /* the four 128-bit lanes of each vector added pairwise */
-        d[k] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0x88),
-                             _mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(d[0], d[1], 0x88),
-                         _mm512_shuffle_f32x4(d[0], d[1], 0xdd));
-}
-
-/* F16 keys: scores sc[j][i] = (k_i · q_j) * scale for the nc rows at base + off[i], 16 keys per
- * cross-lane sum (sum16; at depth 16384 decode +13%). Head-outer so that the accumulators stay
- * in registers; the chunk's keys (nc * hd * 2 bytes) come from
- * memory for the first head and from L1 for the others, and F16C conversion is one instruction
- * per 16 elements. */
-AVX512 static void scores_f16_avx512(const uint8_t *base, const uint8_t *vbase, const size_t *off,
-                                     int32_t nc, const float *const *q, int32_t ng, int32_t hd,
-                                     float scale, float (*sc)[ATTN_CHUNK]) {
-    /* the chunk's keys and values are scattered 128-byte pieces (one KV head of each slot):
-     * ask for all of them up front rather than rely on the stride prefetcher */
-    for (int32_t i = 0; i < nc; i++)
-        for (int32_t b = 0; b < hd * 2; b += 64) {
-            _mm_prefetch((const char *)(base + off[i] + b), _MM_HINT_T0);
-            _mm_prefetch((const char *)(vbase + off[i] + b), _MM_HINT_T1);
-        }
+/* Scores of hg query heads (a compile-time constant at every call) against nt tiles of F16
+ * keys (cpu_kv.c: per dimension, the values of 16 positions side by side): sc[h][16 t + i] =
+ * (q_h · key i of tile t) · scale. Per dimension one conversion serves every head and each head
+ * is one FMA with its query value broadcast — no cross-lane sums. Two tiles at a time: 2 × hg
+ * independent accumulator chains keep both FMA pipes busy. */
+AVX512 static inline __attribute__((always_inline)) void score_tiles(
+    const uint16_t *const *tile, const uint16_t *const *next, int32_t nt, const float *const *q,
+    int hg, int32_t hd, float scale, float (*sc)[ATTN_CHUNK]) {
     const __m512 vs = _mm512_set1_ps(scale);
-    for (int32_t j = 0; j < ng; j++) {
-        const float *qj = q[j];
-        int32_t i0 = 0;
-        for (; i0 + 16 <= nc; i0 += 16) { /* 16 keys, their 16 sums in one cross-lane tree */
-            __m512 a[16];
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; i++)
-                a[i] = _mm512_mul_ps(
-                    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + off[i0 + i]))),
-                    _mm512_loadu_ps(qj));
-            for (int32_t c = 16; c < hd; c += 16) {
-                const __m512 qc = _mm512_loadu_ps(qj + c);
-#pragma GCC unroll 16
-                for (int i = 0; i < 16; i++)
-                    a[i] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
-                                               (const __m256i *)(base + off[i0 + i] + 2 * c))),
-                                           qc, a[i]);
+    int32_t t = 0;
+    for (; t + 2 <= nt; t += 2) {
+        const uint16_t *k0 = tile[t], *k1 = tile[t + 1];
+        /* tiles t and t + 1 of the next chunk, one cache line per dimension: tiles of one KV
+         * head are 2 KiB pieces of 4 KiB blocks (hd 64, 2 KV heads), a pattern the hardware
+         * prefetchers miss, and this pair's arithmetic covers about one memory latency */
+        const char *n0 = (const char *)next[t], *n1 = (const char *)next[t + 1];
+        __m512 a0[8], a1[8];
+#pragma GCC unroll 8
+        for (int h = 0; h < hg; h++) a0[h] = a1[h] = _mm512_setzero_ps();
+        for (int32_t d = 0; d < hd; d++) {
+            _mm_prefetch((d & 1 ? n1 : n0) + 64 * (d >> 1), _MM_HINT_T0);
+            const __m512 x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k0 + 16 * d)));
+            const __m512 x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k1 + 16 * d)));
+#pragma GCC unroll 8
+            for (int h = 0; h < hg; h++) {
+                const __m512 w = _mm512_set1_ps(q[h][d]);
+                a0[h] = _mm512_fmadd_ps(w, x0, a0[h]);
+                a1[h] = _mm512_fmadd_ps(w, x1, a1[h]);
             }
-            _mm512_storeu_ps(sc[j] + i0, _mm512_mul_ps(sum16(a), vs));
         }
-        for (int32_t i = i0; i < nc; i++) {
-            const uint16_t *k = (const uint16_t *)(base + off[i]);
-            __m512 acc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)),
-                                       _mm512_loadu_ps(qj));
-            for (int32_t c = 16; c < hd; c += 16)
-                acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + c))),
-                                      _mm512_loadu_ps(qj + c), acc);
-            sc[j][i] = _mm512_reduce_add_ps(acc) * scale;
+#pragma GCC unroll 8
+        for (int h = 0; h < hg; h++) {
+            _mm512_storeu_ps(sc[h] + 16 * t, _mm512_mul_ps(a0[h], vs));
+            _mm512_storeu_ps(sc[h] + 16 * t + 16, _mm512_mul_ps(a1[h], vs));
+        }
+    }
+    if (t < nt) {
+        const uint16_t *k0 = tile[t];
+        const char *n0 = (const char *)next[t];
+        __m512 a0[8];
+#pragma GCC unroll 8
+        for (int h = 0; h < hg; h++) a0[h] = _mm512_setzero_ps();
+        for (int32_t d = 0; d < hd; d++) {
+            if (!(d & 1)) _mm_prefetch(n0 + 32 * d, _MM_HINT_T0);
+            const __m512 x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k0 + 16 * d)));
+#pragma GCC unroll 8
+            for (int h = 0; h < hg; h++)
+                a0[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h][d]), x0, a0[h]);
+        }
+#pragma GCC unroll 8
+        for (int h = 0; h < hg; h++) _mm512_storeu_ps(sc[h] + 16 * t, _mm512_mul_ps(a0[h], vs));
+    }
+}
+
+/* score_tiles for ng heads, up to 8 per pass. */
+AVX512 static void scores_tiled_f16(const uint16_t *const *tile, const uint16_t *const *next,
+                                    int32_t nt, const float *const *q, int32_t ng, int32_t hd,
+                                    float scale, float (*sc)[ATTN_CHUNK]) {
+    for (int32_t j = 0; j < ng; j += 8) {
+        const float *const *qj = q + j;
+        float(*sj)[ATTN_CHUNK] = sc + j;
+        switch (RS_MIN(8, ng - j)) {
+        case 8: score_tiles(tile, next, nt, qj, 8, hd, scale, sj); break;
+        case 7: score_tiles(tile, next, nt, qj, 7, hd, scale, sj); break;
+        case 6: score_tiles(tile, next, nt, qj, 6, hd, scale, sj); break;
+        case 5: score_tiles(tile, next, nt, qj, 5, hd, scale, sj); break;
+        case 4: score_tiles(tile, next, nt, qj, 4, hd, scale, sj); break;
+        case 3: score_tiles(tile, next, nt, qj, 3, hd, scale, sj); break;
+        case 2: score_tiles(tile, next, nt, qj, 2, hd, scale, sj); break;
+        default: score_tiles(tile, next, nt, qj, 1, hd, scale, sj); break;
         }
     }
 }
 
-/* F16 values: acc[j] += Σ_i sc[j][i] · v_i. Each value row is converted once for hg heads (a
- * compile-time constant at every call, like nv, the row's 16-wide vectors): hg × nv accumulators
- * and nv converted values stay in registers, independent FMA chains. */
+/* The largest of s[0..n). */
+AVX512 static float max_avx512(const float *s, int32_t n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(s + i));
+    if (i < n)
+        m = _mm512_mask_max_ps(m, (__mmask16)((1u << (n - i)) - 1), m,
+                               _mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), s + i));
+    return _mm512_reduce_max_ps(m);
+}
+
+/* F16 values: acc[j] += Σ_i sc[j][i] · v_i over i in [i0, i1), v_i the row at off[i]. Each value
+ * row is converted once for hg heads (a compile-time constant at every call, like nv, the row's
+ * 16-wide vectors): hg × nv accumulators and nv converted values stay in registers, independent
+ * FMA chains. */
 AVX512 static inline __attribute__((always_inline)) void accumulate_heads(
-    const uint8_t *base, const size_t *off, int32_t nc, float (*sc)[ATTN_CHUNK],
-    float *const *acc, int hg, int nv) {
+    const uint8_t *base, const size_t *off, const size_t *pf, int32_t i0, int32_t i1,
+    float (*sc)[ATTN_CHUNK], float *const *acc, int hg, int nv) {
     __m512 a[4][8];
 #pragma GCC unroll 4
     for (int h = 0; h < hg; h++)
 #pragma GCC unroll 8
         for (int k = 0; k < nv; k++) a[h][k] = _mm512_loadu_ps(acc[h] + 16 * k);
-    for (int32_t i = 0; i < nc; i++) {
+    for (int32_t i = i0; i < i1; i++) {
         const uint16_t *row = (const uint16_t *)(base + off[i]);
+        if (pf) /* the next chunk's row i (value rows of one KV head: pieces of each slot) */
+            for (int k = 0; k < nv; k += 2)
+                _mm_prefetch((const char *)base + pf[i] + 32 * k, _MM_HINT_T0);
         __m512 v[8];
 #pragma GCC unroll 8
         for (int k = 0; k < nv; k++)
@@ -159,41 +185,53 @@ AVX512 static inline __attribute__((always_inline)) void accumulate_heads(
         for (int k = 0; k < nv; k++) _mm512_storeu_ps(acc[h] + 16 * k, a[h][k]);
 }
 
-AVX512 static void accumulate_f16_64(const uint8_t *base, const size_t *off, int32_t nc,
-                                     float (*sc)[ATTN_CHUNK], int32_t ng, float *const *acc) {
+/* accumulate_heads for ng heads: 4 at a time (hd 64) or 2 (hd 128), the rest in one pass; the
+ * first pass prefetches the next chunk's rows (pf). */
+AVX512 static void accumulate_f16_64(const uint8_t *base, const size_t *off, const size_t *pf,
+                                     int32_t i0, int32_t i1, float (*sc)[ATTN_CHUNK], int32_t ng,
+                                     float *const *acc) {
     int32_t j = 0;
-    for (; j + 4 <= ng; j += 4) accumulate_heads(base, off, nc, sc + j, acc + j, 4, 4);
-    for (; j < ng; j++) accumulate_heads(base, off, nc, sc + j, acc + j, 1, 4);
+    for (; j + 4 <= ng; j += 4, pf = NULL)
+        accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 4, 4);
+    if (ng - j == 3) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 3, 4);
+    if (ng - j == 2) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 2, 4);
+    if (ng - j == 1) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 1, 4);
 }
 
-AVX512 static void accumulate_f16_128(const uint8_t *base, const size_t *off, int32_t nc,
-                                      float (*sc)[ATTN_CHUNK], int32_t ng, float *const *acc) {
+AVX512 static void accumulate_f16_128(const uint8_t *base, const size_t *off, const size_t *pf,
+                                      int32_t i0, int32_t i1, float (*sc)[ATTN_CHUNK], int32_t ng,
+                                      float *const *acc) {
     int32_t j = 0;
-    for (; j + 2 <= ng; j += 2) accumulate_heads(base, off, nc, sc + j, acc + j, 2, 8);
-    for (; j < ng; j++) accumulate_heads(base, off, nc, sc + j, acc + j, 1, 8);
+    for (; j + 2 <= ng; j += 2, pf = NULL)
+        accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 2, 8);
+    if (j < ng) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 1, 8);
 }
 
-AVX512 static void accumulate_f16_avx512(const uint8_t *base, const size_t *off, int32_t nc,
-                                         float (*sc)[ATTN_CHUNK], int32_t ng, int32_t hd,
-                                         float *const *acc) {
+AVX512 static void accumulate_f16_avx512(const uint8_t *base, const size_t *off, const size_t *pf,
+                                         int32_t i0, int32_t i1, float (*sc)[ATTN_CHUNK],
+                                         int32_t ng, int32_t hd, float *const *acc) {
     if (hd == 64) {
-        accumulate_f16_64(base, off, nc, sc, ng, acc);
+        accumulate_f16_64(base, off, pf, i0, i1, sc, ng, acc);
         return;
     }
     if (hd == 128) {
-        accumulate_f16_128(base, off, nc, sc, ng, acc);
+        accumulate_f16_128(base, off, pf, i0, i1, sc, ng, acc);
         return;
     }
     for (int32_t j = 0; j < ng; j++) {
-        for (int32_t c = 0; c < hd; c += 16) {
+        int32_t c = 0;
+        for (; c + 16 <= hd; c += 16) {
             __m512 a = _mm512_loadu_ps(acc[j] + c);
-            for (int32_t i = 0; i < nc; i++) {
+            for (int32_t i = i0; i < i1; i++) {
                 const __m512 vv = _mm512_cvtph_ps(
                     _mm256_loadu_si256((const __m256i *)((const uint16_t *)(base + off[i]) + c)));
                 a = _mm512_fmadd_ps(_mm512_set1_ps(sc[j][i]), vv, a);
             }
             _mm512_storeu_ps(acc[j] + c, a);
         }
+        for (; c < hd; c++) /* head sizes that are not a multiple of 16 */
+            for (int32_t i = i0; i < i1; i++)
+                acc[j][c] += sc[j][i] * rs_f16_to_f32(((const uint16_t *)(base + off[i]))[c]);
     }
 }
 #endif
@@ -212,15 +250,24 @@ typedef struct attn_kernels {
     tensor_dot_fn dot; /* f32 · f32 */
     void (*axpy)(float a, const float *x, float *y, int32_t n);
     float (*exp_sum)(float *s, int32_t n, float m);
-    bool f16_avx512; /* the fused F16 score and accumulate kernels (head_dim % 16 == 0) */
+    float (*max)(const float *s, int32_t n);
+    bool f16_avx512; /* the fused kernels for tiled F16 keys and F16 values */
 } attn_kernels;
 
+static float max_scalar(const float *s, int32_t n) {
+    float m = -INFINITY;
+    for (int32_t i = 0; i < n; i++) m = s[i] > m ? s[i] : m;
+    return m;
+}
+
 static attn_kernels kernels(void) {
-    attn_kernels k = {tensor_dot_kernel(TENSOR_F32), axpy_scalar, exp_sum_scalar, false};
+    attn_kernels k = {tensor_dot_kernel(TENSOR_F32), axpy_scalar, exp_sum_scalar, max_scalar,
+                      false};
 #if defined(__x86_64__)
     if (tensor_isa_best() >= TENSOR_ISA_AVX512) {
         k.axpy = axpy_avx512;
         k.exp_sum = exp_sum_avx512;
+        k.max = max_avx512;
         k.f16_avx512 = true;
     }
 #endif
@@ -253,6 +300,35 @@ static float inv_denominator(const attention_job *job, int32_t h, float m, float
     return 1.0f / (l + expf(job->sinks[h] - m));
 }
 
+/* Offsets of the KV-head rows at positions [lo, hi) of the chunk starting at c0: V's (and K's
+ * when not tiled) at off[p - c0], the K tiles starting at c0, c0 + 16, ... in tile[]. Every
+ * entry is filled (the nearest visible position's) so that prefetching any of them is safe. */
+static void chunk_offsets(const attention_job *job, const int32_t *table, int32_t kvh, int32_t c0,
+                          int32_t lo, int32_t hi, bool tiled, size_t *off, size_t *koff,
+                          const uint16_t **tile) {
+    const kv_pool *pool = job->pool;
+    const int32_t bs = pool->block_size, dim0 = kvh * job->head_dim;
+    const size_t row = (size_t)pool->kv_dim * pool->elem_bytes; /* slot to slot in a block */
+    for (int32_t i = 0, prev = -1; i < ATTN_CHUNK; i++) {
+        const int32_t p = RS_MIN(hi - 1, RS_MAX(lo, c0 + i));
+        if (p == prev || (p == prev + 1 && p % bs)) { /* the same row, or the next in its block */
+            off[i] = off[i - 1] + (p == prev ? 0 : row);
+            koff[i] = koff[i - 1] + (p == prev || tiled ? 0 : row);
+        } else {
+            const int64_t slot = (int64_t)table[p / bs] * bs + p % bs;
+            off[i] = cpu_kv_at(pool, true, job->layer, slot, dim0);
+            koff[i] = tiled ? 0 : cpu_kv_at(pool, false, job->layer, slot, dim0);
+        }
+        prev = p;
+    }
+    for (int32_t k = 0; tiled && k < ATTN_CHUNK / 16; k++) { /* c0 is a tile's first position */
+        const int32_t p = c0 + 16 * RS_MIN(k, (hi - 1 - c0) / 16);
+        const int64_t slot = (int64_t)table[p / bs] * bs + p % bs;
+        tile[k] = (const uint16_t *)((const uint8_t *)pool->k +
+                                     cpu_kv_at(pool, false, job->layer, slot, dim0));
+    }
+}
+
 static void attention_task(void *arg, int32_t task, int32_t thread) {
     const attention_job *job = arg;
     const kv_pool *pool = job->pool;
@@ -261,20 +337,21 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
     const int32_t t = task / n_split / job->n_head_kv;
     const int32_t g = job->n_head / job->n_head_kv;
     const int32_t first = first_visible(job, t), n_pos = job->batch->pos[t] + 1 - first;
-    const int32_t len = (n_pos + n_split - 1) / n_split;
-    const int32_t p0 = first + sp * len, p1 = first + RS_MIN(n_pos, sp * len + len);
-    const int32_t *table = job->batch->block_tables[t];
-    const size_t head_off = (size_t)kvh * hd * pool->elem_bytes;
-    float *rows = job->cb->attn_k + (size_t)thread * ATTN_CHUNK * 1024; /* (ATTN_CHUNK, hd) */
     const attn_kernels *kn = &job->kn;
-    const bool fused = kn->f16_avx512 && pool->type == REASON_KV_F16 && hd % 16 == 0;
+    /* tiled F16 keys: chunks start on a tile (positions before p0 are scored, then skipped), so
+     * splits are whole tiles */
+    const bool tiled = kn->f16_avx512 && pool->k_tile == 16;
+    const int32_t per = (n_pos + n_split - 1) / n_split, len = tiled ? (per + 15) / 16 * 16 : per;
+    const int32_t p0 = first + RS_MIN(n_pos, sp * len), p1 = first + RS_MIN(n_pos, sp * len + len);
+    const int32_t *table = job->batch->block_tables[t];
+    float *rows = job->cb->attn_k + (size_t)thread * ATTN_CHUNK * 1024; /* (ATTN_CHUNK, hd) */
+    const bool f16_values = kn->f16_avx512 && pool->type == REASON_KV_F16;
 
     for (int32_t h0 = 0; h0 < g; h0 += GROUP_MAX) {
         const int32_t ng = RS_MIN(GROUP_MAX, g - h0);
         float m[GROUP_MAX], l[GROUP_MAX], sc[GROUP_MAX][ATTN_CHUNK];
         float *acc[GROUP_MAX];
         const float *qh[GROUP_MAX];
-        (void)fused;
         for (int32_t j = 0; j < ng; j++) {
             const int32_t h = kvh * g + h0 + j;
             qh[j] = job->q + ((size_t)t * job->n_head + h) * hd;
@@ -287,44 +364,51 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
             m[j] = -INFINITY;
             l[j] = 0.0f;
         }
-        for (int32_t c0 = p0; c0 < p1; c0 += ATTN_CHUNK) {
-            const int32_t nc = RS_MIN(ATTN_CHUNK, p1 - c0);
-            size_t off[ATTN_CHUNK];
-            for (int32_t i = 0; i < nc; i++) {
-                const int32_t p = c0 + i;
-                const int64_t slot =
-                    (int64_t)table[p / pool->block_size] * pool->block_size + p % pool->block_size;
-                off[i] = cpu_kv_offset(pool, job->layer, slot) + head_off;
-            }
+        /* chunk offsets double-buffered: the next chunk's are known (and prefetched) while
+         * this one is worked on */
+        size_t off[2][ATTN_CHUNK], koff[2][ATTN_CHUNK];
+        const uint16_t *tile[2][ATTN_CHUNK / 16];
+        int32_t c0 = tiled ? p0 - p0 % 16 : p0, b = 0;
+        if (c0 < p1)
+            chunk_offsets(job, table, kvh, c0, RS_MAX(c0, p0), RS_MIN(p1, c0 + ATTN_CHUNK), tiled,
+                          off[0], koff[0], tile[0]);
+        for (; c0 < p1; c0 += ATTN_CHUNK, b ^= 1) {
+            const int32_t lo = RS_MAX(c0, p0), hi = RS_MIN(p1, c0 + ATTN_CHUNK);
+            const int32_t i0 = lo - c0, i1 = hi - c0; /* the chunk's visible positions */
+            const int32_t cn = c0 + ATTN_CHUNK, nb = cn < p1 ? b ^ 1 : b;
+            if (cn < p1)
+                chunk_offsets(job, table, kvh, cn, cn, RS_MIN(p1, cn + ATTN_CHUNK), tiled, off[nb],
+                              koff[nb], tile[nb]);
 #if defined(__x86_64__)
-            if (fused)
-                scores_f16_avx512((const uint8_t *)pool->k, (const uint8_t *)pool->v, off, nc, qh,
-                                  ng, hd, job->scale, sc);
+            if (tiled)
+                scores_tiled_f16(tile[b], tile[nb], (hi - c0 + 15) / 16, qh, ng, hd, job->scale,
+                                 sc);
 #endif
-            if (!fused) {
-                for (int32_t i = 0; i < nc; i++)
-                    cpu_kv_load_row(pool, false, off[i], rows + (size_t)i * hd, hd);
+            if (!tiled) {
+                for (int32_t i = i0; i < i1; i++)
+                    cpu_kv_load_row(pool, false, koff[b][i], rows + (size_t)i * hd, hd);
                 for (int32_t j = 0; j < ng; j++)
-                    for (int32_t i = 0; i < nc; i++)
+                    for (int32_t i = i0; i < i1; i++)
                         sc[j][i] = kn->dot(rows + (size_t)i * hd, qh[j], hd) * job->scale;
             }
             for (int32_t j = 0; j < ng; j++) {
-                float cm = -INFINITY;
-                for (int32_t i = 0; i < nc; i++) cm = sc[j][i] > cm ? sc[j][i] : cm;
+                const float cm = kn->max(sc[j] + i0, i1 - i0);
                 if (cm > m[j]) { /* rescale what was accumulated under the old maximum */
                     const float r = expf(m[j] - cm);
                     l[j] *= r;
                     for (int32_t i = 0; i < hd; i++) acc[j][i] *= r;
                     m[j] = cm;
                 }
-                l[j] += kn->exp_sum(sc[j], nc, m[j]);
+                l[j] += kn->exp_sum(sc[j] + i0, i1 - i0, m[j]);
             }
 #if defined(__x86_64__)
-            if (fused) accumulate_f16_avx512((const uint8_t *)pool->v, off, nc, sc, ng, hd, acc);
+            if (f16_values)
+                accumulate_f16_avx512((const uint8_t *)pool->v, off[b], off[nb], i0, i1, sc, ng,
+                                      hd, acc);
 #endif
-            if (!fused) {
-                for (int32_t i = 0; i < nc; i++) {
-                    cpu_kv_load_row(pool, true, off[i], rows, hd);
+            if (!f16_values) {
+                for (int32_t i = i0; i < i1; i++) {
+                    cpu_kv_load_row(pool, true, off[b][i], rows, hd);
                     for (int32_t j = 0; j < ng; j++) kn->axpy(sc[j][i], rows, acc[j], hd);
                 }
             }

@@ -89,15 +89,15 @@ static pf_scratch carve(const prefill_job *job, int32_t thread) {
 
 /* ---- key and value rows to f32 -------------------------------------------------------------- */
 
-/* dst (nc, hd) = the rows of KV head `head_off` at positions [c0, c0 + nc) of one sequence. */
+/* dst (nc, hd) = the rows of KV head kvh at positions [c0, c0 + nc) of one sequence. */
 static void load_rows(const prefill_job *job, bool v, const int32_t *table, int32_t c0,
-                      int32_t nc, size_t head_off, float *dst) {
+                      int32_t nc, int32_t kvh, float *dst) {
     const kv_pool *pool = job->pool;
     const int32_t hd = job->ap->head_dim, bs = pool->block_size;
     for (int32_t i = 0; i < nc; i++) {
         const int32_t p = c0 + i;
         const int64_t slot = (int64_t)table[p / bs] * bs + p % bs;
-        cpu_kv_load_row(pool, v, cpu_kv_offset(pool, job->layer, slot) + head_off,
+        cpu_kv_load_row(pool, v, cpu_kv_at(pool, v, job->layer, slot, kvh * hd),
                         dst + (size_t)i * hd, hd);
     }
 }
@@ -181,12 +181,11 @@ static void prefill_task(void *arg, int32_t task, int32_t thread) {
     const int32_t lo = first_visible(ap->window, p_first), hi = p_last + 1;
     /* every row sees [all_see, p_first]: chunks inside it need no mask */
     const int32_t all_see = first_visible(ap->window, p_last);
-    const size_t head_off = (size_t)kvh * hd * job->pool->elem_bytes;
     /* every chunk of [lo, hi) is seen by some row: the position's own token, or the first token */
     for (int32_t c0 = lo; c0 < hi; c0 += PREFILL_KC) {
         const int32_t nc = RS_MIN(PREFILL_KC, hi - c0);
-        load_rows(job, false, table, c0, nc, head_off, K);
-        load_rows(job, true, table, c0, nc, head_off, V);
+        load_rows(job, false, table, c0, nc, kvh, K);
+        load_rows(job, true, table, c0, nc, kvh, V);
         gemm_abt(rows, nc, hd, Q, K, S);
         const bool masked = c0 + nc - 1 > p_first || c0 < all_see;
         for (int32_t r = 0; r < rows; r++) {
@@ -400,12 +399,12 @@ AVX512 static void prefill_task_avx512(void *arg, int32_t task, int32_t thread) 
         for (int32_t c = 0; c < hd; c++) Qt[(size_t)c * rp + r] = src[c] * ap->scale;
     }
     const int32_t p_lo = first_visible(ap->window, pos[0]), p_hi = pos[tile.n - 1] + 1;
-    const size_t head_off = (size_t)kvh * hd * job->pool->elem_bytes;
     for (int32_t c0 = p_lo; c0 < p_hi; c0 += PREFILL_KC) {
         const int32_t nc = RS_MIN(PREFILL_KC, p_hi - c0);
-        load_rows(job, false, table, c0, nc, head_off, K);
-        load_rows(job, true, table, c0, nc, head_off, V);
-        gemm_bcast(nc, hd, rp, K, (size_t)hd, 1, Qt, St, false);
+        /* Kᵀ (hd, nc), straight from the tiles of F16 keys; V is its row scratch */
+        cpu_kv_load_keys_t(job->pool, job->layer, table, c0, nc, kvh * hd, hd, K, (size_t)nc, V);
+        load_rows(job, true, table, c0, nc, kvh, V);
+        gemm_bcast(nc, hd, rp, K, 1, (size_t)nc, Qt, St, false);
         softmax_cols(St, nc, rp, c0, lo, hi, m, l, Ot, hd);
         gemm_bcast(hd, nc, rp, V, 1, (size_t)hd, St, Ot, true);
     }

@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "hf_model.h"
+#include "mapped_file.h"
 #include "rope_scaling.h"
 #include "tensor_types.h"
 #include "tokenizer.h"
@@ -613,12 +614,24 @@ static void copy_meta_string(const gguf_file *f, const char *key, char *dst, siz
     }
 }
 
+static reason_status load_model(const char *path, reason_model **out_model);
+
 reason_status reason_model_load(const char *path, const reason_model_params *params,
                                 reason_model **out_model) {
     RS_CHECK_ARG(path != NULL);
     RS_CHECK_ARG(out_model != NULL);
-    (void)params;
     *out_model = NULL;
+    const int32_t weights = params ? params->weights : REASON_WEIGHTS_AUTO;
+    if (weights < REASON_WEIGHTS_AUTO || weights > REASON_WEIGHTS_COPIED)
+        return rs_error(REASON_ERR_INVALID_ARG, "model params: weights %d is not a reason_weights",
+                        weights);
+    const int32_t old = mapped_file_set_weights(weights);
+    const reason_status st = load_model(path, out_model);
+    mapped_file_set_weights(old);
+    return st;
+}
+
+static reason_status load_model(const char *path, reason_model **out_model) {
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return hf_model_load(path, out_model);
     reason_model *m = rs_calloc(1, sizeof *m, "model");

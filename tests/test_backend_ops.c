@@ -7,6 +7,7 @@
  * Plain main rather than a Check suite: Check's fork per test would re-initialise the CUDA
  * context in every child. */
 #include "backend.h"
+#include "backend_cpu.h"
 #include "backend_cuda.h"
 #include "tensor_types.h"
 
@@ -442,6 +443,20 @@ static void pool_to_f32(int32_t type, const void *raw, size_t n, float *out) {
     }
 }
 
+/* The CPU pool's K (or V) in the row-major layout of the device pool (the CPU's F16 keys are
+ * stored in tiles of 16 slots, cpu_kv.c); free() it. */
+static void *pool_rows(const kv_pool *p, bool v) {
+    const size_t n_slots = (size_t)p->n_blocks * p->block_size, eb = p->elem_bytes;
+    uint8_t *out = malloc((size_t)p->n_layer * n_slots * p->kv_dim * eb);
+    const uint8_t *src = v ? p->v : p->k;
+    for (int32_t l = 0; l < p->n_layer; l++)
+        for (size_t s = 0; s < n_slots; s++)
+            for (int32_t d = 0; d < p->kv_dim; d++)
+                memcpy(out + (((size_t)l * n_slots + s) * p->kv_dim + d) * eb,
+                       src + cpu_kv_at(p, v, l, (int64_t)s, d), eb);
+    return out;
+}
+
 /* kv_store at random distinct slots of layer 1, then kv_copy_block, on both backends; the
  * pools must be identical element for element. */
 static void test_kv_store_copy(backend *be, backend *gb, int32_t type, int32_t kv_dim,
@@ -480,7 +495,9 @@ static void test_kv_store_copy(backend *be, backend *gb, int32_t type, int32_t k
     float *ref = malloc(n * 4), *got = malloc(n * 4);
     char what[80];
     for (int kvi = 0; kvi < 2; kvi++) {
-        pool_to_f32(type, kvi ? cp.v : cp.k, n, ref);
+        void *rows = pool_rows(&cp, kvi);
+        pool_to_f32(type, rows, n, ref);
+        free(rows);
         if (gb->ops->sync(gb) != REASON_OK || reason_cuda_download(raw, kvi ? gp.v : gp.k, bytes)) {
             printf("     cuda: %s\n", reason_last_error());
             memset(raw, 0xff, bytes);
@@ -500,7 +517,7 @@ static void test_kv_store_copy(backend *be, backend *gb, int32_t type, int32_t k
 
 /* Attention over a paged pool: n_seq sequences of lengths len[s] (the last n_new[s] positions
  * are this batch's tokens, in order, sequences one after the other); block tables are random
- * permutations of the pool's blocks. The CPU pool is filled by kv_store and copied byte for byte
+ * permutations of the pool's blocks. The CPU pool is filled by kv_store and copied value for value
  * to the device pool. gb: a CUDA backend (its REASON_CUDA_ATTN fixes the kernel). */
 static void test_attention(backend *be, backend *gb, const char *path, int32_t type, int32_t n_head,
                            int32_t n_head_kv, int32_t hd, int32_t window, int with_sinks,
@@ -554,8 +571,10 @@ static void test_attention(backend *be, backend *gb, const char *path, int32_t t
         }
     }
     const size_t pool_bytes = (size_t)cp.n_layer * n_blocks * bs * kv_dim * cp.elem_bytes;
-    reason_cuda_upload(gp.k, cp.k, pool_bytes);
+    void *krows = pool_rows(&cp, false);
+    reason_cuda_upload(gp.k, krows, pool_bytes);
     reason_cuda_upload(gp.v, cp.v, pool_bytes);
+    free(krows);
 
     const size_t qn = (size_t)n_tok * n_head * hd;
     float *q = malloc(qn * 4), *ref = malloc(qn * 4), *got = malloc(qn * 4);

@@ -45,6 +45,7 @@ typedef struct attn_case {
     int32_t len[4], n_new[4]; /* sequence s holds len[s] positions, the last n_new[s] are new */
     int32_t interleave;       /* new tokens of the sequences alternate (no runs) */
     int32_t prefill;          /* the prompt path is expected to take the batch */
+    int32_t block_size;       /* 0: 16 (F16 keys are then stored in tiles of 16, cpu_kv.c) */
 } attn_case;
 
 static const char *type_name(int32_t t) {
@@ -62,7 +63,8 @@ static double run_case(const attn_case *c, int32_t n_threads, const char *env, d
     backend *be = NULL;
     ck_assert_int_eq(backend_cpu_create(n_threads, 1 << 16, &be), REASON_OK);
     unsetenv("REASON_CPU_ATTN_PREFILL");
-    const int32_t bs = 16, kv_dim = c->n_head_kv * c->hd, g = c->n_head / c->n_head_kv;
+    const int32_t bs = c->block_size ? c->block_size : 16, kv_dim = c->n_head_kv * c->hd;
+    const int32_t g = c->n_head / c->n_head_kv;
     int32_t n_blocks = 3, n_tok = 0, max_len = 0;
     for (int32_t s = 0; s < c->n_seq; s++) {
         n_blocks += (c->len[s] + bs - 1) / bs;
@@ -72,6 +74,7 @@ static double run_case(const attn_case *c, int32_t n_threads, const char *env, d
     kv_pool pool = {
         .n_layer = 2, .kv_dim = kv_dim, .block_size = bs, .n_blocks = n_blocks, .type = c->type};
     ck_assert_int_eq(be->ops->kv_alloc(be, &pool), REASON_OK);
+    ck_assert_int_eq(pool.k_tile, c->type == REASON_KV_F16 && bs % 16 == 0 ? 16 : 1);
     int32_t *perm = malloc((size_t)n_blocks * sizeof *perm);
     for (int32_t i = 0; i < n_blocks; i++) perm[i] = i;
     for (int32_t i = n_blocks - 1; i > 0; i--) {
@@ -193,14 +196,14 @@ static void check_cases(const attn_case *cases, size_t n) {
 
 START_TEST(test_prompts_at_depth_zero) {
     static const attn_case cases[] = {
-        {REASON_KV_F32, 4, 4, 64, 0, 0, 1, {17}, {17}, 0, 1},          /* g 1, one tile + 1 */
-        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {300}, {300}, 0, 1},      /* g 2, Qwen3 heads */
-        {REASON_KV_BF16, 9, 3, 64, 0, 1, 1, {130}, {130}, 0, 1},       /* g 3, SmolLM2, sinks */
-        {REASON_KV_F16, 8, 1, 256, 0, 0, 1, {70}, {70}, 0, 1},         /* g 8, hd 256 */
-        {REASON_KV_F32, 4, 2, 80, 0, 1, 1, {201}, {201}, 0, 1},        /* odd head_dim */
-        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {16}, {16}, 0, 1},          /* the shortest run */
-        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {15}, {15}, 0, 0},          /* one short: per token */
-        {REASON_KV_Q8, 16, 8, 128, 0, 0, 1, {130}, {130}, 0, 1},       /* 8-bit KV */
+        {REASON_KV_F32, 4, 4, 64, 0, 0, 1, {17}, {17}, 0, 1, 0},          /* g 1, one tile + 1 */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {300}, {300}, 0, 1, 0},      /* g 2, Qwen3 heads */
+        {REASON_KV_BF16, 9, 3, 64, 0, 1, 1, {130}, {130}, 0, 1, 0},       /* g 3, SmolLM2, sinks */
+        {REASON_KV_F16, 8, 1, 256, 0, 0, 1, {70}, {70}, 0, 1, 0},         /* g 8, hd 256 */
+        {REASON_KV_F32, 4, 2, 80, 0, 1, 1, {201}, {201}, 0, 1, 0},        /* odd head_dim */
+        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {16}, {16}, 0, 1, 0},          /* the shortest run */
+        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {15}, {15}, 0, 0, 0},          /* one short: per token */
+        {REASON_KV_Q8, 16, 8, 128, 0, 0, 1, {130}, {130}, 0, 1, 0},       /* 8-bit KV */
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -208,12 +211,12 @@ END_TEST
 
 START_TEST(test_prompts_at_depth) {
     static const attn_case cases[] = {
-        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {1300}, {100}, 0, 1},
-        {REASON_KV_BF16, 8, 1, 128, 0, 1, 1, {1100}, {64}, 0, 1},      /* g 8, sinks */
-        {REASON_KV_F32, 4, 4, 256, 0, 0, 1, {1030}, {33}, 0, 1},       /* g 1, hd 256 */
-        {REASON_KV_F32, 6, 3, 80, 0, 0, 1, {1200}, {17}, 0, 1},        /* odd head_dim */
-        {REASON_KV_Q8, 8, 2, 64, 0, 1, 1, {1100}, {40}, 0, 1},         /* 8-bit KV, sinks */
-        {REASON_KV_Q8, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0},         /* 8-bit KV, decode */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {1300}, {100}, 0, 1, 0},
+        {REASON_KV_BF16, 8, 1, 128, 0, 1, 1, {1100}, {64}, 0, 1, 0},      /* g 8, sinks */
+        {REASON_KV_F32, 4, 4, 256, 0, 0, 1, {1030}, {33}, 0, 1, 0},       /* g 1, hd 256 */
+        {REASON_KV_F32, 6, 3, 80, 0, 0, 1, {1200}, {17}, 0, 1, 0},        /* odd head_dim */
+        {REASON_KV_Q8, 8, 2, 64, 0, 1, 1, {1100}, {40}, 0, 1, 0},         /* 8-bit KV, sinks */
+        {REASON_KV_Q8, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0, 0},         /* 8-bit KV, decode */
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -222,11 +225,11 @@ END_TEST
 START_TEST(test_several_sequences) {
     static const attn_case cases[] = {
         /* three prompt runs of different sequences, one at depth */
-        {REASON_KV_F16, 8, 4, 64, 0, 0, 3, {1100, 40, 257}, {100, 40, 57}, 0, 1},
+        {REASON_KV_F16, 8, 4, 64, 0, 0, 3, {1100, 40, 257}, {100, 40, 57}, 0, 1, 0},
         /* a prompt run and decode tokens of other sequences in one batch */
-        {REASON_KV_BF16, 8, 2, 128, 0, 1, 4, {50, 1200, 3, 70}, {1, 64, 1, 20}, 0, 1},
+        {REASON_KV_BF16, 8, 2, 128, 0, 1, 4, {50, 1200, 3, 70}, {1, 64, 1, 20}, 0, 1, 0},
         /* interleaved sequences: no runs, the per-token path */
-        {REASON_KV_F16, 8, 2, 64, 0, 0, 2, {60, 1030}, {20, 20}, 1, 0},
+        {REASON_KV_F16, 8, 2, 64, 0, 0, 2, {60, 1030}, {20, 20}, 1, 0, 0},
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -234,13 +237,32 @@ END_TEST
 
 START_TEST(test_windows_and_sinks) {
     static const attn_case cases[] = {
-        {REASON_KV_F16, 8, 4, 64, 8, 0, 1, {1500}, {150}, 0, 1},    /* window << tile */
-        {REASON_KV_F32, 4, 2, 64, 4, 1, 1, {90}, {90}, 0, 1},       /* tiny window, sinks */
-        {REASON_KV_BF16, 8, 4, 64, 100, 1, 1, {1500}, {150}, 0, 1}, /* about a tile */
-        {REASON_KV_F16, 16, 2, 128, 1000, 0, 1, {1500}, {150}, 0, 1}, /* window >> tile */
-        {REASON_KV_F32, 4, 2, 80, 50, 0, 2, {333, 40}, {300, 40}, 0, 1},
-        {REASON_KV_F16, 8, 1, 256, 129, 1, 2, {600, 200}, {90, 200}, 0, 1},
-        {REASON_KV_Q8, 8, 2, 128, 100, 0, 2, {700, 300}, {2, 300}, 0, 1},
+        {REASON_KV_F16, 8, 4, 64, 8, 0, 1, {1500}, {150}, 0, 1, 0},    /* window << tile */
+        {REASON_KV_F32, 4, 2, 64, 4, 1, 1, {90}, {90}, 0, 1, 0},       /* tiny window, sinks */
+        {REASON_KV_BF16, 8, 4, 64, 100, 1, 1, {1500}, {150}, 0, 1, 0}, /* about a tile */
+        {REASON_KV_F16, 16, 2, 128, 1000, 0, 1, {1500}, {150}, 0, 1, 0}, /* window >> tile */
+        {REASON_KV_F32, 4, 2, 80, 50, 0, 2, {333, 40}, {300, 40}, 0, 1, 0},
+        {REASON_KV_F16, 8, 1, 256, 129, 1, 2, {600, 200}, {90, 200}, 0, 1, 0},
+        {REASON_KV_Q8, 8, 2, 128, 100, 0, 2, {700, 300}, {2, 300}, 0, 1, 0},
+    };
+    check_cases(cases, sizeof cases / sizeof *cases);
+}
+END_TEST
+
+/* Decode (one or a few tokens per sequence: the per-token path) over tiled F16 keys: positions
+ * split across threads, windows that start inside a tile, head sizes that are not a multiple of
+ * 16, more query heads per KV head than one scoring pass takes (8), and an F16 pool whose block
+ * size is not a multiple of 16 (row-major keys, the generic path). */
+START_TEST(test_decode) {
+    static const attn_case cases[] = {
+        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0, 0},     /* Qwen2.5-0.5B heads */
+        {REASON_KV_F16, 8, 2, 80, 0, 0, 1, {700}, {3}, 0, 0, 0},       /* hd 80 */
+        {REASON_KV_F16, 9, 3, 64, 100, 1, 1, {1501}, {2}, 0, 0, 0},    /* window, sinks */
+        {REASON_KV_F16, 12, 1, 64, 0, 0, 2, {600, 37}, {1, 1}, 0, 0, 0}, /* g 12 */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {1000}, {1}, 0, 0, 8},    /* block size 8 */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {300}, {40}, 0, 1, 24},   /* prompt, blocks of 24 */
+        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1203}, {1}, 0, 0, 32},    /* 2 tiles per block */
+        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1203}, {30}, 0, 1, 32},   /* prompt, the same */
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -313,6 +335,7 @@ int main(void) {
     tcase_add_test(tc, test_prompts_at_depth);
     tcase_add_test(tc, test_several_sequences);
     tcase_add_test(tc, test_windows_and_sinks);
+    tcase_add_test(tc, test_decode);
     tcase_add_test(tc, test_q8_pool);
     suite_add_tcase(s, tc);
     return run_suite(s);

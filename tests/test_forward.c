@@ -25,9 +25,15 @@ typedef struct harness {
     reason_context *ctx;
 } harness;
 
-static void setup(harness *h, int i, int32_t kv_type, int32_t n_seq) {
+/* weights: enum reason_weights; block_size: KV slots per block (F16 keys are stored in tiles of
+ * 16 slots when it is a multiple of 16, row by row otherwise). */
+static void setup_with(harness *h, int i, int32_t kv_type, int32_t n_seq, int32_t weights,
+                       int32_t block_size) {
     ck_assert_msg(model_fixture_load(fixtures[i], &h->f) == 0, "fixture %s unreadable", fixtures[i]);
-    ck_assert_msg(reason_model_load(h->f.gguf, NULL, &h->model) == REASON_OK, "%s: %s", fixtures[i],
+    reason_model_params mp;
+    reason_model_params_default(&mp);
+    mp.weights = weights;
+    ck_assert_msg(reason_model_load(h->f.gguf, &mp, &h->model) == REASON_OK, "%s: %s", fixtures[i],
                   reason_last_error());
     reason_model_info info;
     ck_assert_int_eq(reason_model_get_info(h->model, &info), REASON_OK);
@@ -39,9 +45,14 @@ static void setup(harness *h, int i, int32_t kv_type, int32_t n_seq) {
     p.n_outputs_max = 128;
     p.n_seq_max = (uint32_t)n_seq;
     p.kv_type = kv_type;
-    p.kv_block_size = 4; /* small blocks: many block boundaries inside the test sequences */
+    p.kv_block_size = block_size;
     p.n_threads = 2;
     ck_assert_msg(reason_context_create(h->model, &p, &h->ctx) == REASON_OK, "%s", reason_last_error());
+}
+
+/* Small blocks: many block boundaries inside the test sequences. */
+static void setup(harness *h, int i, int32_t kv_type, int32_t n_seq) {
+    setup_with(h, i, kv_type, n_seq, REASON_WEIGHTS_AUTO, 4);
 }
 
 static void teardown(harness *h) {
@@ -92,18 +103,30 @@ START_TEST(test_whole_sequence_one_batch) {
 }
 END_TEST
 
-START_TEST(test_prompt_then_one_token_at_a_time_f16_kv) {
+/* The prompt in one batch, then token by token, with F16 keys and values. */
+static void prompt_then_one_token_at_a_time(int i, int32_t weights, int32_t block_size) {
     harness h;
-    setup(&h, _i, REASON_KV_F16, 1);
+    setup_with(&h, i, REASON_KV_F16, 1, weights, block_size);
     decode_range(&h, 0, 0, h.f.n_prompt);
     for (int32_t r = h.f.n_prompt; r < h.f.n_tokens; r++) {
         const float *logits;
         ck_assert_int_eq(reason_get_logits(h.ctx, r == h.f.n_prompt ? h.f.n_prompt - 1 : 0, &logits),
                          REASON_OK);
-        check_row(&h, _i, logits, r - 1, 1e-2);
+        check_row(&h, i, logits, r - 1, 1e-2);
         decode_range(&h, 0, r, r + 1);
     }
     teardown(&h);
+}
+
+/* With copied weights (REASON_WEIGHTS_COPIED; these small files are otherwise mapped) and
+ * 16-slot blocks, so that decode reads F16 keys from tiles. */
+START_TEST(test_copied_weights_tiled_keys) {
+    prompt_then_one_token_at_a_time(_i, REASON_WEIGHTS_COPIED, 16);
+}
+END_TEST
+
+START_TEST(test_prompt_then_one_token_at_a_time_f16_kv) {
+    prompt_then_one_token_at_a_time(_i, REASON_WEIGHTS_AUTO, 4);
 }
 END_TEST
 
@@ -185,6 +208,7 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_whole_sequence_one_batch, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_prompt_then_one_token_at_a_time_f16_kv, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_copied_weights_tiled_keys, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_chunked_prompt, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_forked_sequences_decode_together, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_checkpoint_restore, 0, N_FIXTURES);

@@ -25,19 +25,27 @@ static void read_fixture(void) {
 
 static void free_fixture(void) { free(original); }
 
-/* Writes bytes to a temporary file and loads it; returns the status (model freed). */
-static reason_status load_bytes(const unsigned char *bytes, size_t n) {
+/* Writes bytes to a temporary file and loads it (weights: enum reason_weights); returns the
+ * status (model freed). */
+static reason_status load_bytes_as(const unsigned char *bytes, size_t n, int32_t weights) {
     char path[] = "/tmp/reason-test-XXXXXX";
     const int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, bytes, n), (ssize_t)n);
     close(fd);
     reason_model *m = (reason_model *)0x1;
-    const reason_status st = reason_model_load(path, NULL, &m);
+    reason_model_params p;
+    reason_model_params_default(&p);
+    p.weights = weights;
+    const reason_status st = reason_model_load(path, &p, &m);
     if (st != REASON_OK) ck_assert_ptr_null(m);
     reason_model_free(st == REASON_OK ? m : NULL);
     unlink(path);
     return st;
+}
+
+static reason_status load_bytes(const unsigned char *bytes, size_t n) {
+    return load_bytes_as(bytes, n, REASON_WEIGHTS_AUTO);
 }
 
 /* A copy of the fixture with the first occurrence of `from` replaced by `to` (same length). */
@@ -91,15 +99,26 @@ START_TEST(test_missing_file) {
     expect_message("/nonexistent/model.gguf");
     ck_assert_int_eq(reason_model_load(NULL, NULL, &m), REASON_ERR_INVALID_ARG);
     ck_assert_int_eq(reason_model_load("x", NULL, NULL), REASON_ERR_INVALID_ARG);
+    reason_model_params p;
+    reason_model_params_default(&p);
+    p.weights = 3; /* not a reason_weights */
+    ck_assert_int_eq(reason_model_load("x", &p, &m), REASON_ERR_INVALID_ARG);
+    expect_message("weights 3");
+    /* a missing file is reported the same way whether it would have been copied or mapped */
+    p.weights = REASON_WEIGHTS_COPIED;
+    ck_assert_int_eq(reason_model_load("/nonexistent/model.gguf", &p, &m), REASON_ERR_IO);
+    ck_assert_ptr_null(m);
 }
 END_TEST
 
 START_TEST(test_truncated) {
     const size_t cuts[] = {0, 3, 24, original_size / 3, original_size / 2, original_size - 1};
-    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        ck_assert_int_eq(load_bytes(original, cuts[i]), REASON_ERR_FORMAT);
-        if (cuts[i] >= 24) expect_message("offset");
-    }
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
+        for (int32_t w = REASON_WEIGHTS_MAPPED; w <= REASON_WEIGHTS_COPIED; w++) {
+            ck_assert_int_eq(load_bytes_as(original, cuts[i], w), REASON_ERR_FORMAT);
+            if (cuts[i] >= 24) expect_message("offset");
+        }
+    ck_assert_int_eq(load_bytes_as(original, original_size, REASON_WEIGHTS_COPIED), REASON_OK);
 }
 END_TEST
 

@@ -74,6 +74,11 @@ REASON_KV_F32 = 1
 REASON_KV_BF16 = 2
 REASON_KV_Q8 = 3
 
+# ---- enum reason_weights -------------------------------------------------------------------------
+REASON_WEIGHTS_AUTO = 0
+REASON_WEIGHTS_MAPPED = 1
+REASON_WEIGHTS_COPIED = 2
+
 # ---- enum reason_sampler_stage -------------------------------------------------------------------
 REASON_STAGE_PENALTIES = 0
 REASON_STAGE_TOP_K = 1
@@ -139,7 +144,7 @@ reason_result_p = c_void_p
 
 
 class reason_model_params(Structure):
-    _fields_ = [("n_threads", c_int32), ("reserved", c_int32 * 7)]
+    _fields_ = [("n_threads", c_int32), ("weights", c_int32), ("reserved", c_int32 * 6)]
 
 
 class reason_model_info(Structure):

@@ -58,15 +58,24 @@ def _messages(messages):
     return [m if isinstance(m, dict) else {"role": m[0], "content": m[1]} for m in messages]
 
 
+WEIGHTS = {"auto": _ffi.REASON_WEIGHTS_AUTO, "mapped": _ffi.REASON_WEIGHTS_MAPPED,
+           "copied": _ffi.REASON_WEIGHTS_COPIED}
+
+
 class Model(Handle):
     """A GGUF model, immutable once loaded; use as a context manager or call close()."""
 
     _free = _ffi.reason_model_free
 
-    def __init__(self, path, n_threads=0):
+    def __init__(self, path, n_threads=0, weights="auto"):
+        """weights: "auto" (copied into memory in 2 MiB pages when the file is large and fits,
+        else mapped), "mapped" or "copied" — see enum reason_weights in reason.h."""
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {sorted(WEIGHTS)}, not {weights!r}")
         p = _ffi.reason_model_params()
         _ffi.reason_model_params_default(ctypes.byref(p))
         p.n_threads = n_threads
+        p.weights = WEIGHTS[weights]
         out = _ffi.reason_model_p()
         check(_ffi.reason_model_load(_path_arg(path), ctypes.byref(p), ctypes.byref(out)))
         super().__init__(out.value)

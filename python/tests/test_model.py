@@ -76,16 +76,22 @@ def _relative_error(got, ref):
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_logits_match_reference(name):
+@pytest.mark.parametrize("weights", ["auto", "copied"])
+def test_logits_match_reference(name, weights):
     meta, ref = load_reference(name)
     ids = meta["prompt_ids"] + meta["greedy_ids"]
-    with _model(name) as model, reason.Context(model, n_ctx=256, n_seq_max=1,
-                                               n_outputs_max=len(ids)) as ctx:
+    model = reason.Model(f"{MODELS_DIR}/{name}.gguf", weights=weights)
+    with model, reason.Context(model, n_ctx=256, n_seq_max=1, n_outputs_max=len(ids)) as ctx:
         ctx.decode(ids, 0, logits=True)
         got = np.stack([ctx.logits(i) for i in range(len(ids))])
         assert got.dtype == np.float32 and got.shape == ref.shape
         assert _relative_error(got, ref) <= 1e-2
         assert np.array_equal(ctx.logits(-1), got[-1])
+
+
+def test_weights_option_checked():
+    with pytest.raises(ValueError):
+        reason.Model(f"{MODELS_DIR}/{FIXTURES[0]}.gguf", weights="swapped")
 
 
 @pytest.mark.parametrize("name", FIXTURES)
