@@ -49,6 +49,17 @@ RS_INTERNAL void cpu_matmul_group(backend *be, const matmul_item *items, int32_t
                                   const float *x, int32_t n_tok);
 RS_INTERNAL void cpu_matmul_free(cpu_backend *cb);
 
+/* cpu_rows_tokens.c: y[t * y_stride + r] = w_r · x_t for n_rows (at most 4) weight rows
+ * (row_bytes apart, of type F32, F16 or BF16: cpu_rows_tokens_direct; others are dequantized to
+ * f32 first) and n_tok token vectors of cols, each row read once for all tokens. next_bytes at
+ * next (NULL: none) are prefetched meanwhile: the caller's next rows. The AVX-512 kernel where
+ * cpu_rows_tokens_available, else one dot product per row and token. */
+RS_INTERNAL bool cpu_rows_tokens_available(void);
+RS_INTERNAL bool cpu_rows_tokens_direct(uint32_t type);
+RS_INTERNAL void cpu_rows_tokens(const void *w, size_t row_bytes, uint32_t type, int64_t cols,
+                                 int32_t n_rows, const float *x, int32_t n_tok, float *y,
+                                 size_t y_stride, const void *next, size_t next_bytes);
+
 /* cpu_kv.c: the pool itself. A value's byte offset is its index times elem_bytes for every
  * type; cpu_kv_load_row turns n values at byte offset off of K (or V) into f32. */
 RS_INTERNAL reason_status cpu_kv_alloc(backend *be, kv_pool *pool);

@@ -5,7 +5,9 @@
  * eight per thread, claimed from the pool: each thread streams long runs of the matrix, and a
  * thread that is descheduled on a busy machine just leaves its chunks to the others. Each weight
  * row is read once for all tokens. With q8_matmul the activations are first quantized to 8 bits
- * per 32 and the integer kernels of tensor_types.h are used (types that have one).
+ * per 32 and the integer kernels of tensor_types.h are used (types that have one); otherwise,
+ * with 2 or more tokens, each row is also converted once for all of them (cpu_rows_tokens.c:
+ * F16/BF16 on the fly, other types dequantized to f32 first) instead of once per token.
  *
  * Many tokens (prompt, many traces): with 8-bit activations (fast precision) the quantized types
  * take the integer GEMM of cpu_qgemm.c and BF16 weights the bf16 one (cpu_bgemm.c), everything
@@ -51,19 +53,38 @@ typedef struct mm_job {
     int64_t chunk; /* rows per task */
     tensor_dot_fn dot;
     tensor_qdot_fn qdot;
+    bool rows_once;     /* rows dequantized once into cb->tiles for cpu_rows_tokens */
     size_t tile_floats; /* per thread */
 } mm_job;
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 static void mm_dot_task(void *arg, int32_t task, int32_t thread) {
-    (void)thread;
     const mm_job *job = arg;
     const rs_tensor *w = job->w;
     const int64_t cols = w->ne[0], rows = w->ne[1], nb = cols / 32;
     const int64_t r0 = (int64_t)task * job->chunk, r1 = RS_MIN(rows, r0 + job->chunk);
     const uint8_t *row = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
     const cpu_backend *cb = job->cb;
+    if (job->rows_once) { /* 4 rows at a time, read (dequantized) once for all the tokens */
+        const bool direct = cpu_rows_tokens_direct(w->type);
+        float *buf = cb->tiles + (size_t)thread * cb->tile_cap;
+        for (int64_t r = r0; r < r1; r += 4, row += 4 * w->row_bytes) {
+            const int32_t nr = (int32_t)RS_MIN(4, r1 - r);
+            if (!direct)
+                for (int32_t i = 0; i < nr; i++)
+                    tensor_dequantize_row(w->type, row + (size_t)i * w->row_bytes,
+                                          buf + (size_t)i * cols, cols);
+            const int64_t n_next = RS_MIN(4, r1 - r - nr); /* this task's next rows */
+            cpu_rows_tokens(direct ? (const void *)row : buf,
+                            direct ? w->row_bytes : (size_t)cols * sizeof(float),
+                            direct ? w->type : TENSOR_F32, cols, nr, job->x, job->n_tok,
+                            job->y + r, (size_t)rows,
+                            n_next > 0 ? row + (size_t)nr * w->row_bytes : NULL,
+                            (size_t)RS_MAX(0, n_next) * w->row_bytes);
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r++, row += w->row_bytes) {
         if (job->qdot) {
             for (int32_t t = 0; t < job->n_tok; t++)
@@ -95,6 +116,16 @@ static bool q8_reserve(cpu_backend *cb, size_t n) {
     return cb->xq_cap != 0;
 }
 
+/* At least `floats` of dequantization scratch per thread in cb->tiles. */
+static bool reserve_tiles(cpu_backend *cb, size_t floats) {
+    if (floats <= cb->tile_cap) return true;
+    free(cb->tiles);
+    cb->tiles = rs_aligned_alloc((size_t)cb->n_threads * floats * sizeof(float),
+                                 "dequantization tiles");
+    cb->tile_cap = cb->tiles ? floats : 0;
+    return cb->tiles != NULL;
+}
+
 /* Chooses the kernel and the chunking of one product on the dot-product path. With q8 set the
  * activations have been quantized into cb->xq/xd/xs already. */
 static mm_job dot_job(cpu_backend *cb, const rs_tensor *w, const float *x, float *y, int32_t n_tok,
@@ -103,6 +134,9 @@ static mm_job dot_job(cpu_backend *cb, const rs_tensor *w, const float *x, float
     mm_job job = {.cb = cb, .w = w, .x = x, .y = y, .n_tok = n_tok};
     job.qdot = q8 ? tensor_qdot_kernel(w->type) : NULL;
     if (!job.qdot) job.dot = tensor_dot_kernel(w->type);
+    /* (scratch reserved here, read by the tasks: a later job's growth is seen by all) */
+    job.rows_once = !job.qdot && n_tok > 1 && cpu_rows_tokens_available() &&
+                    reserve_tiles(cb, 4 * (size_t)w->ne[0]);
     job.chunk = RS_MAX(16, round_up((rows + cb->n_threads * CHUNKS_PER_THREAD - 1) /
                                         (cb->n_threads * CHUNKS_PER_THREAD),
                                     16));
@@ -171,14 +205,7 @@ static void mm_tile_task(void *arg, int32_t task, int32_t thread) {
 static bool matmul_tiles(cpu_backend *cb, const rs_tensor *w, const float *x, float *y,
                          int32_t n_tok) {
     const int64_t cols = w->ne[0], rows = w->ne[1];
-    const size_t per_thread = RS_MAX((size_t)TILE_FLOATS, (size_t)16 * cols);
-    if (per_thread > cb->tile_cap) {
-        free(cb->tiles);
-        cb->tiles = rs_aligned_alloc((size_t)cb->n_threads * per_thread * sizeof(float),
-                                     "dequantization tiles");
-        cb->tile_cap = cb->tiles ? per_thread : 0;
-        if (!cb->tiles) return false;
-    }
+    if (!reserve_tiles(cb, RS_MAX((size_t)TILE_FLOATS, (size_t)16 * cols))) return false;
     mm_job job = {.cb = cb, .w = w, .x = x, .y = y, .n_tok = n_tok, .tile_floats = cb->tile_cap};
     const int64_t tile_rows = RS_MAX(16, (int64_t)cb->tile_cap / cols / 16 * 16);
     const int64_t share = round_up((rows + 2 * cb->n_threads - 1) / (2 * cb->n_threads), 16);

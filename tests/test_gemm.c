@@ -1,6 +1,6 @@
 /* test_gemm.c — the GEMMs for batches of tokens against float64 references: the integer one
  * (cpu_qgemm.c, fast precision), the bf16 one (cpu_bgemm.c, BF16 weights, fast precision) and
- * the f32 one (cpu_fgemm.c, exact precision).
+ * the f32 one (cpu_fgemm.c, exact precision), and the few-token products (cpu_rows_tokens.c).
  *
  * Integer GEMM: for random weights of every type it serves and odd shapes (rows not a multiple
  * of the 16-row panel or the 8-row kernel, token counts not a multiple of the 16-token vectors),
@@ -197,8 +197,10 @@ typedef struct gemm_shape {
  * path also within its rounding (|x − bf16(x)| ≤ 2^-9 |x|) of the f32 product. Directly and
  * through the backend's matmul (which must pick the path for these batches when the CPU has it),
  * on 1 and 3 threads. */
-static void check_float_gemm(uint32_t type, bool bf16, const gemm_shape *shapes, size_t n_shapes) {
-    const bool direct = bf16 ? rs_cpu_has_avx512bf16() : tensor_isa_best() >= TENSOR_ISA_AVX512;
+static void check_float_gemm(uint32_t type, bool bf16, const gemm_shape *shapes, size_t n_shapes,
+                             bool matmul_only) {
+    const bool direct = !matmul_only &&
+                        (bf16 ? rs_cpu_has_avx512bf16() : tensor_isa_best() >= TENSOR_ISA_AVX512);
     for (int threads = 1; threads <= 3; threads += 2) {
         backend *be = NULL;
         ck_assert_int_eq(backend_cpu_create(threads, 4096, &be), REASON_OK);
@@ -258,7 +260,22 @@ static const uint32_t f32_types[] = {TENSOR_F32,  TENSOR_F16,  TENSOR_BF16, TENS
 START_TEST(test_fgemm_types) {
     static const gemm_shape shapes_f[] = {
         {256, 12, 16}, {512, 37, 17}, {768, 100, 70}, {256, 5, 130}, {1024, 13, 64}};
-    check_float_gemm(f32_types[_i], false, shapes_f, sizeof shapes_f / sizeof shapes_f[0]);
+    check_float_gemm(f32_types[_i], false, shapes_f, sizeof shapes_f / sizeof shapes_f[0], false);
+}
+END_TEST
+
+/* Fewer tokens than the GEMMs take (parallel traces): the backend's matmul reads each weight
+ * row once for all tokens (cpu_rows_tokens.c: 4 rows × 6, 4 or 2 tokens per pass, F16/BF16
+ * converted on the fly, other types dequantized first); token counts around those passes, rows
+ * around 4, columns that are not a multiple of 16 for the types that allow them. */
+START_TEST(test_few_tokens) {
+    static const gemm_shape shapes_few[] = {{256, 37, 2}, {512, 5, 3},  {768, 100, 8},
+                                            {256, 9, 13}, {512, 3, 6}, {256, 64, 15}};
+    static const gemm_shape shapes_odd[] = {{200, 37, 8}, {40, 5, 5}, {136, 11, 12}};
+    const uint32_t type = f32_types[_i];
+    check_float_gemm(type, false, shapes_few, sizeof shapes_few / sizeof shapes_few[0], true);
+    if (type == TENSOR_F32 || type == TENSOR_F16 || type == TENSOR_BF16)
+        check_float_gemm(type, false, shapes_odd, sizeof shapes_odd / sizeof shapes_odd[0], true);
 }
 END_TEST
 
@@ -266,7 +283,7 @@ END_TEST
 START_TEST(test_bgemm) {
     static const gemm_shape shapes_b[] = {
         {256, 12, 16}, {514, 37, 17}, {768, 100, 70}, {64, 5, 130}};
-    check_float_gemm(TENSOR_BF16, true, shapes_b, sizeof shapes_b / sizeof shapes_b[0]);
+    check_float_gemm(TENSOR_BF16, true, shapes_b, sizeof shapes_b / sizeof shapes_b[0], false);
 }
 END_TEST
 
@@ -278,6 +295,7 @@ static Suite *gemm_suite(void) {
     tcase_add_test(tc, test_bgemm);
     tcase_add_loop_test(tc, test_fgemm_types, 0,
                         (int)(sizeof f32_types / sizeof f32_types[0]));
+    tcase_add_loop_test(tc, test_few_tokens, 0, (int)(sizeof f32_types / sizeof f32_types[0]));
     suite_add_tcase(s, tc);
     return s;
 }
