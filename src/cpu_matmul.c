@@ -87,6 +87,9 @@ static void mm_dot_task(void *arg, int32_t task, int32_t thread) {
     }
     for (int64_t r = r0; r < r1; r++, row += w->row_bytes) {
         if (job->qdot) {
+            if (job->n_tok > 1 && r + 1 < r1) /* the next row, while this one is reused */
+                for (size_t b = 0; b < w->row_bytes; b += 64)
+                    __builtin_prefetch(row + w->row_bytes + b);
             for (int32_t t = 0; t < job->n_tok; t++)
                 job->y[(size_t)t * rows + r] =
                     job->qdot(row, cb->xq + (size_t)t * cols, cb->xd + (size_t)t * nb,
