@@ -134,6 +134,16 @@ static double probe_bandwidth(int n_threads) {
     return best < 1e30 ? (double)bytes / best / 1e9 : 0.0;
 }
 
+/* *out = the index of s among the n names (an enum's value); 1 when it is none of them. */
+static int opt_name(const char *s, const char *const *names, int32_t n, int32_t *out) {
+    for (int32_t i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     const char *model_path = NULL;
     int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
@@ -162,18 +172,8 @@ int main(int argc, char **argv) {
         case 'b': bad |= opt_float(optarg, 0.0, 1e6, &bw); break;
         case 'j': json = 1; break;
         case 'f': fast = 1; break;
-        case 'v':
-            kv_type = -1;
-            for (int32_t i = 0; i < 4; i++)
-                if (!strcmp(optarg, kv_names[i])) kv_type = i;
-            bad |= kv_type < 0;
-            break;
-        case 'w':
-            weights = -1;
-            for (int32_t i = 0; i < 3; i++)
-                if (!strcmp(optarg, weight_names[i])) weights = i;
-            bad |= weights < 0;
-            break;
+        case 'v': bad |= opt_name(optarg, kv_names, 4, &kv_type); break;
+        case 'w': bad |= opt_name(optarg, weight_names, 3, &weights); break;
         default: bad = 1; break;
         }
     }

@@ -4,7 +4,8 @@
  * worth of nanoseconds per (position, query head). Median of 15 passes over all layers.
  *
  *   cmake --build build && gcc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc \
- *       tools/bench_attention.c build/libreason_static.a -lopenblas -lpthread -lm -o /tmp/bench_attention
+ *       tools/bench_attention.c build/libreason_static.a -lopenblas -lpthread -lm \
+ *       -o /tmp/bench_attention
  *   /tmp/bench_attention [depth 16384] [threads 2] [kv f16|q8|bf16|f32] [n_head n_head_kv hd]
  */
 #include "backend_cpu.h"
