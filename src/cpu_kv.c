@@ -11,11 +11,11 @@
  * all of them; the scale of the value at offset o is the (o / 32)th.
  *
  * F16 keys (the default cache) are stored in tiles of K_TILE = 16 slots when the block size is a
- * multiple of 16: per layer and tile, (kv_dim, 16) — value d of the tile's 16 slots side by side.
- * Decode then scores 16 positions per vector, one FMA per dimension and query head, where
- * row-major keys cost a cross-lane sum per position and head (cpu_attention.c). A tile never
- * crosses a block, so copying blocks is unchanged; V stays row-major (accumulating a value row
- * into the output is already one FMA per 16 values). */
+ * multiple of 16 and the CPU has AVX-512: per layer and tile, (kv_dim, 16) — value d of the
+ * tile's 16 slots side by side. Decode then scores 16 positions per vector, one FMA per
+ * dimension and query head, where row-major keys cost a cross-lane sum per position and head
+ * (cpu_attention.c). A tile never crosses a block, so copying blocks is unchanged; V stays
+ * row-major (accumulating a value row into the output is already one FMA per 16 values). */
 #include "backend_cpu.h"
 
 #include "tensor_types.h"
@@ -84,7 +84,11 @@ reason_status cpu_kv_alloc(backend *be, kv_pool *pool) {
                         Q8_BLOCK);
     size_t n = 0;
     pool->elem_bytes = kv_elem_bytes(pool->type);
-    pool->k_tile = pool->type == REASON_KV_F16 && pool->block_size % K_TILE == 0 ? K_TILE : 1;
+    /* tiles only where the AVX-512 kernels that read them are (elsewhere rows convert faster) */
+    pool->k_tile = pool->type == REASON_KV_F16 && pool->block_size % K_TILE == 0 &&
+                           tensor_isa_best() >= TENSOR_ISA_AVX512
+                       ? K_TILE
+                       : 1;
     pool->slot_bytes = (size_t)pool->kv_dim * pool->elem_bytes +
                        (q8 ? (size_t)pool->kv_dim / Q8_BLOCK * sizeof(float) : 0);
     if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size,
