@@ -166,6 +166,17 @@ __attribute__((target("avx512f"))) static void tile_to_f32(const uint16_t *src, 
                          _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + 16 * d))));
 }
 
+/* dst[0..k) = the BF16 values as f32, 16 at a time; returns k (n rounded down to 16). */
+__attribute__((target("avx512f"))) static int32_t bf16_to_f32(const uint16_t *s, float *d,
+                                                               int32_t n) {
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+        _mm512_storeu_ps(d + i, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+    }
+    return i;
+}
+
 /* Q8 values times their scales, 16 at a time (n and q's offset in the row multiples of 16: each
  * 16 lies within one 32; d is the scale of q[0]'s block). */
 __attribute__((target("avx512f"))) static void q8_to_f32(const int8_t *q, const float *d,
@@ -265,12 +276,17 @@ void cpu_kv_load_row(const kv_pool *pool, bool v, size_t off, float *dst, int32_
             dst[i] = d[(first + (size_t)i) / Q8_BLOCK] * (float)((const int8_t *)src)[i];
         return;
     }
-    case REASON_KV_BF16:
-        for (int32_t i = 0; i < n; i++) {
+    case REASON_KV_BF16: {
+        int32_t i = 0;
+#if defined(__x86_64__)
+        if (tensor_isa_best() >= TENSOR_ISA_AVX512) i = bf16_to_f32((const uint16_t *)src, dst, n);
+#endif
+        for (; i < n; i++) {
             const uint32_t u = (uint32_t)((const uint16_t *)src)[i] << 16; /* the top half */
             memcpy(dst + i, &u, 4);
         }
         return;
+    }
     default:
 #if defined(__x86_64__)
         if (have_f16c()) {
