@@ -10,7 +10,7 @@
  *               a prompt of P tokens is also timed after N cached ones ("ppP @ depth N": one
  *               batch of positions N .. N+P-1, attention over the cache as well as the prompt)
  * --parallel K  K sequences forked from one prompt of N (depth) tokens decode together, one token
- *               each per batch; tokens/s is the aggregate of all K
+ *               each per batch, each with its logits; tokens/s is the aggregate of all K
  * --bw GBPS     the machine's memory bandwidth, for "% of bandwidth"; without it a quick probe
  *               (a read of 512 MiB on THREADS threads, best of 3) measures it
  *
@@ -51,16 +51,19 @@ static int prefill(reason_context *ctx, const reason_token *tokens, int32_t star
     return 0;
 }
 
-/* Generation: n steps from position depth, each a batch of one token for each of k sequences. */
+/* Generation: n steps from position depth, each a batch of one token for each of k sequences,
+ * with the logits of every one of them (each trace samples its next token). */
 static int generate(reason_context *ctx, const reason_token *tokens, int32_t depth, int32_t n,
-                    int32_t k, int32_t *pos_buf, int32_t *seq_buf, reason_token *tok_buf) {
+                    int32_t k, int32_t *pos_buf, int32_t *seq_buf, reason_token *tok_buf,
+                    int8_t *want_buf) {
     for (int32_t i = 0; i < n; i++) {
         for (int32_t s = 0; s < k; s++) {
             pos_buf[s] = depth + i;
             seq_buf[s] = s;
             tok_buf[s] = tokens[(i + 7 * s) % n];
+            want_buf[s] = 1;
         }
-        const reason_batch b = {k, tok_buf, pos_buf, seq_buf, NULL};
+        const reason_batch b = {k, tok_buf, pos_buf, seq_buf, want_buf};
         if (reason_decode(ctx, &b) != REASON_OK) return -1;
     }
     return 0;
@@ -230,12 +233,13 @@ int main(int argc, char **argv) {
     const int32_t n_tok = longest > n_batch ? longest : n_batch;
     reason_token *tokens = malloc(sizeof *tokens * (size_t)n_tok);
     reason_token *tok_buf = malloc(sizeof *tok_buf * (size_t)n_batch);
+    int8_t *want = malloc((size_t)n_batch);
     int32_t *pos = malloc(sizeof *pos * (size_t)n_batch);
     int32_t *seq = calloc((size_t)n_batch, sizeof *seq);
     double *pp = malloc(sizeof(double) * (size_t)reps), *tg = malloc(sizeof(double) * (size_t)reps);
     double *ppd = malloc(sizeof(double) * (size_t)reps); /* ppP @ depth N */
     int rc = 1;
-    if (!tokens || !tok_buf || !pos || !seq || !pp || !tg || !ppd) goto done;
+    if (!tokens || !tok_buf || !want || !pos || !seq || !pp || !tg || !ppd) goto done;
     uint64_t state = 0x9e3779b97f4a7c15ull; /* fixed pseudo-random tokens: same work every run */
     for (int32_t i = 0; i < n_tok; i++) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -264,7 +268,7 @@ int main(int argc, char **argv) {
         for (int32_t s = 1; s < par; s++)
             if (reason_seq_fork(ctx, 0, s) != REASON_OK) goto fail;
         t0 = cli_now();
-        if (generate(ctx, tokens, gen_prefix, n_gen, par, pos, seq, tok_buf) != 0) goto fail;
+        if (generate(ctx, tokens, gen_prefix, n_gen, par, pos, seq, tok_buf, want) != 0) goto fail;
         tg[r] = (double)n_gen * par / (cli_now() - t0);
     }
     /* state held after the last run: K traces forked from one prefix, n_gen tokens each */
@@ -349,6 +353,7 @@ fail:
 done:
     free(tokens);
     free(tok_buf);
+    free(want);
     free(pos);
     free(seq);
     free(pp);

@@ -2,17 +2,20 @@
  *
  * Activations: quantized once per call like the fast decode path — per 32 values a scale s,
  * int8 codes x̂, s·Σx̂ (for the offsets of Q4_1/K types) and −128·Σx̂ per 32 and per 16 (for the
- * +128 bias of the unsigned weight codes, see cpu_qgemm_pack.c) — and laid out for 16 tokens at
- * a time: the 4 codes of one column group of 16 tokens make one 64-byte vector. Tokens are
- * padded with zeros to a multiple of 16.
+ * +128 bias of the unsigned weight codes, see cpu_qgemm_pack.c).
  *
- * Kernel: 8 rows × 16 tokens, one vector (a lane per token) per row. Per 32-column block each
- * row's int32 vector starts at −128·Σx̂ and takes 8 vpdpbusd: the row's 4 codes of a column
- * group broadcast, times that group's activation vector (shared by the 8 rows); then acc +=
- * d_row · (s ⊙ int) [+ m_row · s·Σx̂]. 8 multiply-add instructions carry 512 products and the
- * per-block float work is 3–4 instructions per row. The weights being broadcast, they are
- * unpacked row by row with no transposition (unpacking must stay cheap: with 8–16 tokens per
- * call, parallel traces, it is paid once per call).
+ * Two kernels, by the number of tokens. Both keep one int32 vector per (rows, tokens) pair of
+ * the tile, start it at −128·Σx̂, take 8 vpdpbusd per 32-column block (4 codes × 16 lanes each),
+ * then fold it into the f32 sum: acc += d ⊙ (s ⊙ int) [+ m ⊙ s·Σx̂] — the same products in the
+ * same order, so both give the same bits.
+ *  - Wide (16 tokens or more, prompts): lanes are 16 tokens. The activations are laid out so that
+ *    the 4 codes of one column group of 16 tokens make one 64-byte vector (tokens padded with
+ *    zeros to a multiple of 16); a row's 4 codes are broadcast. 8 rows × 16 tokens per call.
+ *  - Narrow (1–15 tokens, parallel traces): 16-token lanes would be half empty at 8 traces, so
+ *    the lanes are 16 rows instead: the panel is stored by 4-column group (QG_BY_GROUP) and each
+ *    token's 4 codes are broadcast from its row of codes. 16 rows × up to 8 tokens per call.
+ * The per-block float work is 3–4 instructions per vector next to 8 multiply-adds of 512
+ * products.
  *
  * Work split: a task is a strip of QG_STRIP_PANELS panels (64 rows): the task unpacks them into
  * its thread's buffer (they stay in L2) and sweeps all tokens over them, so every activation is
@@ -24,8 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QG_TOK 16 /* tokens per vector */
-#define QG_KROWS 8 /* rows per kernel call */
+#define QG_TOK 16 /* tokens per vector (wide) */
+#define QG_KROWS 8 /* rows per wide kernel call */
+#define QN_TOK 8   /* tokens per narrow kernel call */
 #define QG_STRIP_PANELS 4
 
 typedef struct qg_act {
@@ -36,11 +40,22 @@ typedef struct qg_act {
     int32_t *z16; /* (n_grp, nb, 2, QG_TOK) −128 · Σ codes per 16 */
 } qg_act;
 
+/* The narrow kernel's activations, token by token. */
+typedef struct qn_act {
+    int8_t *x;    /* (n_tok, cols) codes */
+    float *s;     /* (n_tok, nb) scale per 32 */
+    float *sx;    /* (n_tok, nb) scale · Σ codes */
+    int32_t *z32; /* (n_tok, nb) −128 · Σ codes per 32 */
+    int32_t *z16; /* (n_tok, 2 nb) −128 · Σ codes per 16 */
+} qn_act;
+
 /* Backend scratch: the quantized activations of the last prepare and the unpacked strips. */
 typedef struct qg_state {
     void *act;
     size_t act_cap;
-    qg_act a;
+    qg_act a;  /* wide */
+    qn_act an; /* narrow */
+    bool narrow;
     int64_t cols;
     int32_t n_tok, n_grp;
     uint8_t *strips; /* (n_threads, strip bytes) */
@@ -67,19 +82,27 @@ void cpu_qgemm_free(cpu_backend *cb) {
 #define QG_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
 #define QG_INLINE QG_TARGET static inline __attribute__((always_inline))
 
-/* Token t (lane l of its group) of x: codes into the group's column-group vectors, and per 32
- * the scale, scale·sum and −128·sums (round to nearest even, as the decode path's quantizer). */
+/* One block of 32 values: codes (qa: values 0–15, qb: 16–31) and scale, rounded to nearest
+ * even as the decode path's quantizer. */
+QG_INLINE float quantize_block(const float *x, __m512i *qa, __m512i *qb) {
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 va = _mm512_loadu_ps(x), vb = _mm512_loadu_ps(x + 16);
+    const __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, va), _mm512_andnot_ps(sign, vb));
+    const float amax = _mm512_reduce_max_ps(m);
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    *qa = _mm512_cvtps_epi32(_mm512_mul_ps(va, _mm512_set1_ps(id)));
+    *qb = _mm512_cvtps_epi32(_mm512_mul_ps(vb, _mm512_set1_ps(id)));
+    return amax / 127.0f;
+}
+
+/* Token t (lane l of its group) of x, wide layout: codes into the group's column-group vectors,
+ * and per 32 the scale, scale·sum and −128·sums. */
 QG_TARGET static void quantize_token(const float *x, int64_t cols, const qg_act *a, int64_t grp,
                                      int l) {
-    const __m512 sign = _mm512_set1_ps(-0.0f);
     const int64_t nb = cols / 32;
     for (int64_t i = 0; i < nb; i++, x += 32) {
-        const __m512 va = _mm512_loadu_ps(x), vb = _mm512_loadu_ps(x + 16);
-        const __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, va), _mm512_andnot_ps(sign, vb));
-        const float amax = _mm512_reduce_max_ps(m);
-        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(va, _mm512_set1_ps(id)));
-        const __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(vb, _mm512_set1_ps(id)));
+        __m512i qa, qb;
+        const float d = quantize_block(x, &qa, &qb);
         int32_t g[8];
         _mm_storeu_si128((__m128i *)g, _mm512_cvtsepi32_epi8(qa));
         _mm_storeu_si128((__m128i *)(g + 4), _mm512_cvtsepi32_epi8(qb));
@@ -94,6 +117,26 @@ QG_TARGET static void quantize_token(const float *x, int64_t cols, const qg_act 
     }
 }
 
+/* Token t of x, narrow layout. */
+QG_TARGET static void quantize_token_row(const float *x, int64_t cols, const qn_act *a,
+                                         int32_t t) {
+    const int64_t nb = cols / 32;
+    int8_t *codes = a->x + (size_t)t * cols;
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        __m512i qa, qb;
+        const float d = quantize_block(x, &qa, &qb);
+        _mm_storeu_si128((__m128i *)(codes + 32 * i), _mm512_cvtsepi32_epi8(qa));
+        _mm_storeu_si128((__m128i *)(codes + 32 * i + 16), _mm512_cvtsepi32_epi8(qb));
+        const int32_t sa = _mm512_reduce_add_epi32(qa), sb = _mm512_reduce_add_epi32(qb);
+        const size_t k = (size_t)t * nb + i;
+        a->s[k] = d;
+        a->sx[k] = d * (float)(sa + sb);
+        a->z32[k] = -128 * (sa + sb);
+        a->z16[2 * k] = -128 * sa;
+        a->z16[2 * k + 1] = -128 * sb;
+    }
+}
+
 typedef struct prep_job {
     const float *x;
     qg_state *st;
@@ -104,6 +147,10 @@ static void prep_task(void *arg, int32_t task, int32_t thread) {
     const prep_job *job = arg;
     const qg_state *st = job->st;
     const int64_t cols = st->cols;
+    if (st->narrow) {
+        quantize_token_row(job->x + (size_t)task * cols, cols, &st->an, task);
+        return;
+    }
     for (int l = 0; l < QG_TOK && task * QG_TOK + l < st->n_tok; l++)
         quantize_token(job->x + (size_t)(task * QG_TOK + l) * cols, cols, &st->a, task, l);
 }
@@ -194,8 +241,119 @@ QG_TARGET static void tile_16(const qg_panel *p, int r0, const qg_act *a, int64_
     tile(p, r0, a, cols, grp, 16, false, out);
 }
 
+/* ---- narrow: 16 rows per vector ------------------------------------------------------------ */
+
+/* ia[t] += column groups j0..j1-1 of block b: the group's 16-row code vector times token t's 4
+ * codes broadcast. */
+QG_INLINE void int_dots_rows(__m512i ia[QN_TOK], int nt, const uint8_t *w, const int8_t *x,
+                             int64_t cols, int64_t b, int j0, int j1) {
+#pragma GCC unroll 8
+    for (int j = j0; j < j1; j++) {
+        const __m512i wj = _mm512_load_si512((const void *)(w + 64 * j));
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            int32_t x4;
+            memcpy(&x4, x + (size_t)t * cols + 32 * b + 4 * j, 4);
+            ia[t] = _mm512_dpbusd_epi32(ia[t], wj, _mm512_set1_epi32(x4));
+        }
+    }
+}
+
+/* acc[t] += d ⊙ (s[t · stride] ⊙ ia[t]); ia[t] restarts at z[t · stride]. */
+QG_INLINE void scale_add_rows(__m512 acc[QN_TOK], __m512i ia[QN_TOK], int nt, __m512 d,
+                              const float *s, int64_t s_stride) {
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_fmadd_ps(
+            _mm512_mul_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_set1_ps(s[t * s_stride])), d, acc[t]);
+}
+
+QG_INLINE void int_init_rows(__m512i ia[QN_TOK], int nt, const int32_t *z, int64_t stride) {
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) ia[t] = _mm512_set1_epi32(z[t * stride]);
+}
+
+/* Cache lines [pf, pf + 64·n) are fetched ahead, spread over the blocks of a kernel call. */
+typedef struct qn_prefetch {
+    const uint8_t *pf;
+    int64_t lines_per_block, lines;
+} qn_prefetch;
+
+/* The 16 rows of the panel (mask: those that exist) times tokens t0..t0+nt-1, over all blocks,
+ * into y (row stride y_rows), prefetching pf on the way. nt, sub and has_min are compile-time
+ * constants at every call. */
+QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32_t t0, int nt,
+                         int sub, bool has_min, float *y, int64_t y_rows, __mmask16 mask,
+                         qn_prefetch pf) {
+    const int64_t nb = cols / 32;
+    const int8_t *x = a->x + (size_t)t0 * cols;
+    const float *s = a->s + (size_t)t0 * nb, *sx = a->sx + (size_t)t0 * nb;
+    const int32_t *z32 = a->z32 + (size_t)t0 * nb, *z16 = a->z16 + (size_t)t0 * 2 * nb;
+    __m512 acc[QN_TOK];
+    __m512i ia[QN_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        for (int64_t i = 0; i < pf.lines_per_block && pf.lines > 0; i++, pf.lines--, pf.pf += 64)
+            _mm_prefetch((const char *)pf.pf, _MM_HINT_T0);
+        const uint8_t *w = p->w + 512 * b;
+        if (sub == 16) { /* two scales per block: halves of 16 columns */
+            int_init_rows(ia, nt, z16 + 2 * b, 2 * nb);
+            int_dots_rows(ia, nt, w, x, cols, b, 0, 4);
+            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + 2 * b * QG_ROWS), s + b, nb);
+            int_init_rows(ia, nt, z16 + 2 * b + 1, 2 * nb);
+            int_dots_rows(ia, nt, w, x, cols, b, 4, 8);
+            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + (2 * b + 1) * QG_ROWS), s + b, nb);
+        } else {
+            int_init_rows(ia, nt, z32 + b, nb);
+            int_dots_rows(ia, nt, w, x, cols, b, 0, 8);
+            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + b * QG_ROWS), s + b, nb);
+        }
+        if (has_min) {
+            const __m512 m = _mm512_load_ps(p->m + b * QG_ROWS);
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++)
+                acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx[t * nb + b]), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)(t0 + t) * y_rows, mask, acc[t]);
+}
+
+typedef void (*tile_rows_fn)(const qg_panel *, const qn_act *, int64_t, int32_t, float *, int64_t,
+                             __mmask16, qn_prefetch);
+
+#define TILE_ROWS_FN(name, nt, sub, has_min)                                                       \
+    QG_TARGET static void name(const qg_panel *p, const qn_act *a, int64_t cols, int32_t t0,       \
+                               float *y, int64_t y_rows, __mmask16 m, qn_prefetch pf) {            \
+        tile_rows(p, a, cols, t0, nt, sub, has_min, y, y_rows, m, pf);                             \
+    }
+#define TILE_ROWS(nt)                                                                              \
+    TILE_ROWS_FN(tile_rows_32_##nt, nt, 32, false)                                                 \
+    TILE_ROWS_FN(tile_rows_32_min_##nt, nt, 32, true)                                              \
+    TILE_ROWS_FN(tile_rows_16_##nt, nt, 16, false)
+TILE_ROWS(1)
+TILE_ROWS(2)
+TILE_ROWS(3)
+TILE_ROWS(4)
+TILE_ROWS(5)
+TILE_ROWS(6)
+TILE_ROWS(7)
+TILE_ROWS(8)
+
+/* [format][nt − 1]: format 0 = 32, 1 = 32 with offsets, 2 = 16. */
+static const tile_rows_fn tile_rows_kernels[3][QN_TOK] = {
+    {tile_rows_32_1, tile_rows_32_2, tile_rows_32_3, tile_rows_32_4, tile_rows_32_5,
+     tile_rows_32_6, tile_rows_32_7, tile_rows_32_8},
+    {tile_rows_32_min_1, tile_rows_32_min_2, tile_rows_32_min_3, tile_rows_32_min_4,
+     tile_rows_32_min_5, tile_rows_32_min_6, tile_rows_32_min_7, tile_rows_32_min_8},
+    {tile_rows_16_1, tile_rows_16_2, tile_rows_16_3, tile_rows_16_4, tile_rows_16_5,
+     tile_rows_16_6, tile_rows_16_7, tile_rows_16_8},
+};
+
 typedef struct run_job {
     qg_state *st;
+    int32_t n_threads;
     const rs_tensor *w;
     qg_format f;
     size_t panel_bytes;
@@ -213,10 +371,36 @@ static void run_task(void *arg, int32_t task, int32_t thread) {
     int32_t n_panels = 0;
     for (; n_panels < QG_STRIP_PANELS && r0 + n_panels * QG_ROWS < rows; n_panels++) {
         const int64_t pr = r0 + n_panels * QG_ROWS;
-        panels[n_panels] = qg_pack_panel(w->type, &job->f,
-                                         (const uint8_t *)w->data + (size_t)pr * w->row_bytes,
-                                         w->row_bytes, (int32_t)RS_MIN(QG_ROWS, rows - pr), cols,
-                                         buf + (size_t)n_panels * job->panel_bytes);
+        panels[n_panels] = qg_pack_panel(
+            w->type, &job->f, st->narrow ? QG_BY_GROUP : QG_BY_ROW,
+            (const uint8_t *)w->data + (size_t)pr * w->row_bytes, w->row_bytes,
+            (int32_t)RS_MIN(QG_ROWS, rows - pr), cols, buf + (size_t)n_panels * job->panel_bytes);
+    }
+    if (st->narrow) {
+        /* Few tokens: the products take about as long as streaming the weights, so the strip
+         * this thread most likely takes next (tasks are claimed in turn) is fetched meanwhile. */
+        const int64_t next = r0 + (int64_t)job->n_threads * QG_STRIP_PANELS * QG_ROWS;
+        const int64_t n_calls = (int64_t)((st->n_tok + QN_TOK - 1) / QN_TOK) * n_panels;
+        qn_prefetch pf = {0};
+        if (next < rows) {
+            pf.pf = (const uint8_t *)w->data + (size_t)next * w->row_bytes;
+            pf.lines = (int64_t)(RS_MIN(QG_STRIP_PANELS * QG_ROWS, rows - next) *
+                                 (int64_t)w->row_bytes + 63) / 64;
+            pf.lines_per_block = (pf.lines + n_calls * (cols / 32) - 1) / (n_calls * (cols / 32));
+        }
+        const int format = job->f.sub == 16 ? 2 : job->f.has_min ? 1 : 0;
+        for (int32_t t0 = 0; t0 < st->n_tok; t0 += QN_TOK) {
+            const tile_rows_fn kernel = tile_rows_kernels[format][RS_MIN(QN_TOK, st->n_tok - t0) - 1];
+            for (int32_t i = 0; i < n_panels; i++) {
+                const int64_t row0 = r0 + i * QG_ROWS, nr = RS_MIN(QG_ROWS, rows - row0);
+                kernel(&panels[i], &st->an, cols, t0, job->y + row0, rows,
+                       (__mmask16)((1u << nr) - 1), pf);
+                const int64_t done = RS_MIN(pf.lines, pf.lines_per_block * (cols / 32));
+                pf.pf += 64 * done;
+                pf.lines -= done;
+            }
+        }
+        return;
     }
     const tile_fn kernel = job->f.sub == 16 ? tile_16 : job->f.has_min ? tile_32_min : tile_32;
     for (int32_t g = 0; g < st->n_grp; g++) {
@@ -241,8 +425,10 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
     if (!cb->qgemm && !(cb->qgemm = rs_calloc(1, sizeof(qg_state), "integer GEMM state")))
         return false;
     qg_state *st = cb->qgemm;
+    const bool narrow = n_tok < QG_TOK;
     const size_t n_grp = ((size_t)n_tok + QG_TOK - 1) / QG_TOK, nb = (size_t)cols / 32;
-    const size_t blk = n_grp * nb * QG_TOK * 4; /* bytes of one value per (token, block) */
+    /* bytes of one value per (token, block): wide, padded to whole groups; narrow, as is */
+    const size_t blk = (narrow ? (size_t)n_tok : n_grp * QG_TOK) * nb * 4;
     const size_t need = 8 * blk + 5 * blk; /* codes; s, sx, z32 and z16 (twice as long) */
     if (need > st->act_cap) {
         free(st->act);
@@ -251,24 +437,32 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
         if (!st->act) return false;
     }
     uint8_t *p = st->act;
-    st->a = (qg_act){.x = (int32_t *)p,
-                     .s = (float *)(p + 8 * blk),
-                     .sx = (float *)(p + 9 * blk),
-                     .z32 = (int32_t *)(p + 10 * blk),
-                     .z16 = (int32_t *)(p + 11 * blk)};
+    if (narrow)
+        st->an = (qn_act){.x = (int8_t *)p,
+                          .s = (float *)(p + 8 * blk),
+                          .sx = (float *)(p + 9 * blk),
+                          .z32 = (int32_t *)(p + 10 * blk),
+                          .z16 = (int32_t *)(p + 11 * blk)};
+    else
+        st->a = (qg_act){.x = (int32_t *)p,
+                         .s = (float *)(p + 8 * blk),
+                         .sx = (float *)(p + 9 * blk),
+                         .z32 = (int32_t *)(p + 10 * blk),
+                         .z16 = (int32_t *)(p + 11 * blk)};
+    st->narrow = narrow;
     st->cols = cols;
     st->n_tok = n_tok;
     st->n_grp = (int32_t)n_grp;
-    if (n_tok % QG_TOK) /* padding lanes: zero codes and scales, so they add nothing */
+    if (!narrow && n_tok % QG_TOK) /* padding lanes: zero codes and scales, so they add nothing */
         memset(p, 0, need);
     prep_job job = {.x = x, .st = st};
-    thread_pool_run(cb->pool, prep_task, &job, (int32_t)n_grp);
+    thread_pool_run(cb->pool, prep_task, &job, narrow ? n_tok : (int32_t)n_grp);
     return true;
 }
 
 bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
     qg_state *st = cb->qgemm;
-    run_job job = {.st = st, .w = w, .y = y};
+    run_job job = {.st = st, .n_threads = cb->n_threads, .w = w, .y = y};
     if (!st || w->ne[0] != st->cols || !qg_format_of(w->type, &job.f)) return false;
     job.panel_bytes = qg_panel_bytes(&job.f, st->cols);
     const size_t strip = job.panel_bytes * QG_STRIP_PANELS;

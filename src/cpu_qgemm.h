@@ -20,10 +20,17 @@ typedef struct qg_format {
     bool has_min;
 } qg_format;
 
-/* One panel of QG_ROWS rows of cols columns (nb = cols / 32 blocks), row by row:
+/* How a panel's codes and scales are ordered. QG_BY_ROW, for the wide kernel (16 tokens per
+ * vector, weights broadcast): row by row,
  *   w (QG_ROWS, cols): the codes;
  *   d (QG_ROWS, nb * 32 / sub): the scale of each sub-block;
- *   m (QG_ROWS, nb): the offset of each 32-block (has_min only). */
+ *   m (QG_ROWS, nb): the offset of each 32-block (has_min only).
+ * QG_BY_GROUP, for the narrow kernel (16 rows per vector, activations broadcast): every 4-column
+ * group's codes of the 16 rows in one 64-byte vector, and the scales row-minor,
+ *   w (nb, 8, QG_ROWS, 4); d (nb * 32 / sub, QG_ROWS); m (nb, QG_ROWS). */
+typedef enum qg_layout { QG_BY_ROW, QG_BY_GROUP } qg_layout;
+
+/* One panel of QG_ROWS rows of cols columns (nb = cols / 32 blocks), in one of the layouts. */
 typedef struct qg_panel {
     uint8_t *w;
     float *d;
@@ -35,9 +42,11 @@ RS_INTERNAL bool qg_format_of(uint32_t type, qg_format *f);
 /* Bytes of one panel of cols columns (a multiple of 256 bytes, so panels stay aligned). */
 RS_INTERNAL size_t qg_panel_bytes(const qg_format *f, int64_t cols);
 /* Lays the panel out at base (qg_panel_bytes of it) and fills it with rows [0, n_rows) of the
- * matrix (row_bytes apart); rows n_rows..QG_ROWS-1 are zero weights. */
-RS_INTERNAL qg_panel qg_pack_panel(uint32_t type, const qg_format *f, const uint8_t *rows,
-                                   size_t row_bytes, int32_t n_rows, int64_t cols, void *base);
+ * matrix (row_bytes apart); rows n_rows..QG_ROWS-1 are zero weights (zero scales and offsets;
+ * their codes are 128 by row, any value by group). */
+RS_INTERNAL qg_panel qg_pack_panel(uint32_t type, const qg_format *f, qg_layout layout,
+                                   const uint8_t *rows, size_t row_bytes, int32_t n_rows,
+                                   int64_t cols, void *base);
 
 /* dst[0..n) = the dequantized row, bit-identical to tensor_dequantize_row, through the codes (a
  * fast path for the types without a SIMD dequantization); scratch holds QG_DEQUANT_SCRATCH(n)

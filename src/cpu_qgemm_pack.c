@@ -8,10 +8,12 @@
  * + m is the dequantized weight up to the rounding of its final multiply.
  *
  * Codes: the 32 codes of each block are built in one 256-bit register (nibble masks, the
- * fifth/sixth bits merged, MXFP4 through a byte shuffle) and stored row by row: the kernel
- * broadcasts 4 codes at a time, so no transposition is needed. Unpacking must cost little next
- * to the products: with few tokens per call (parallel traces) it is paid once per 8–16 tokens.
- * Scales: scalar, one per 32 (or 16) values. x86 only, like the kernel (cpu_qgemm.c). */
+ * fifth/sixth bits merged, MXFP4 through a byte shuffle). By row (the wide kernel broadcasts 4
+ * codes at a time) they are stored as they are; by group (the narrow kernel, under 16 tokens)
+ * the blocks of 16 rows are transposed as 16 × 8 four-byte groups in 32 shuffles. Unpacking
+ * must cost little next to the products: with few tokens per call (parallel traces) it is paid
+ * once per 1–16 tokens. Scales: scalar, one per 32 (or 16) values. x86 only, like the kernel
+ * (cpu_qgemm.c). */
 #include "cpu_qgemm.h"
 
 #include "tensor_types.h"
@@ -120,9 +122,57 @@ PK_INLINE void pack_codes(uint32_t type, const uint8_t *row, int64_t nb, uint8_t
         _mm256_store_si256((__m256i *)(w + 32 * (8 * sb + j)), codes_of(type, row, sb, j));
 }
 
+/* One block of 16 rows (c[r]: its 8 four-byte groups) stored as 8 vectors, vector j holding
+ * group j of rows 0..15 in order: pairs of rows in 512-bit registers, then the 8 × 8 transpose
+ * of each 256-bit half (32- and 64-bit unpacks), then 128-bit lanes picked from two registers.
+ * The pairs are (k, k + 4) and (k + 8, k + 12), so that the lanes come out in row order. */
+PK_INLINE void store_groups(const __m256i c[QG_ROWS], uint8_t *dst) {
+    __m512i z[8], t[8], u[8];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        z[k] = _mm512_inserti64x4(_mm512_castsi256_si512(c[k]), c[k + 4], 1);
+        z[k + 4] = _mm512_inserti64x4(_mm512_castsi256_si512(c[k + 8]), c[k + 12], 1);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 8; h += 4) {
+        t[h] = _mm512_unpacklo_epi32(z[h], z[h + 1]);
+        t[h + 1] = _mm512_unpackhi_epi32(z[h], z[h + 1]);
+        t[h + 2] = _mm512_unpacklo_epi32(z[h + 2], z[h + 3]);
+        t[h + 3] = _mm512_unpackhi_epi32(z[h + 2], z[h + 3]);
+        u[h] = _mm512_unpacklo_epi64(t[h], t[h + 2]);     /* groups 0, 4 */
+        u[h + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]); /* groups 1, 5 */
+        u[h + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);
+        u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        _mm512_store_si512((void *)(dst + 64 * j), _mm512_shuffle_i32x4(u[j], u[j + 4], 0x88));
+        _mm512_store_si512((void *)(dst + 64 * (j + 4)),
+                           _mm512_shuffle_i32x4(u[j], u[j + 4], 0xdd));
+    }
+}
+
+/* The codes of 16 rows (row[r]) by group, nb blocks. */
+PK_INLINE void pack_codes_groups(uint32_t type, const uint8_t *const row[QG_ROWS], int64_t nb,
+                                 uint8_t *w) {
+    __m256i c[QG_ROWS];
+    for (int64_t sb = 0; 8 * sb < nb; sb++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            if (8 * sb + j >= nb) break; /* 32-element types: blocks past the last 8 */
+#pragma GCC unroll 16
+            for (int r = 0; r < QG_ROWS; r++) c[r] = codes_of(type, row[r], sb, j);
+            store_groups(c, w + 512 * (8 * sb + j));
+        }
+}
+
 #define PACKER(name, type)                                                                         \
     PK_TARGET static void name(const uint8_t *row, int64_t nb, uint8_t *w) {                       \
         pack_codes(type, row, nb, w);                                                              \
+    }                                                                                              \
+    PK_TARGET static void name##_groups(const uint8_t *const row[QG_ROWS], int64_t nb,             \
+                                        uint8_t *w) {                                              \
+        pack_codes_groups(type, row, nb, w);                                                       \
     }
 PACKER(codes_q4_0, TENSOR_Q4_0)
 PACKER(codes_q4_1, TENSOR_Q4_1)
@@ -187,6 +237,25 @@ PK_TARGET static void row_scales_of(uint32_t type, const uint8_t *row, int64_t n
 }
 
 typedef void (*codes_fn)(const uint8_t *row, int64_t nb, uint8_t *w);
+typedef void (*group_codes_fn)(const uint8_t *const row[QG_ROWS], int64_t nb, uint8_t *w);
+
+/* One row's scales into the by-group layout: sub-block i at d[i · QG_ROWS], 32-block i at
+ * m[i · QG_ROWS]; a few native blocks at a time through a buffer on the stack. */
+PK_TARGET static void row_scales_by_group(uint32_t type, const uint8_t *row, int64_t n_native,
+                                          const qg_format *f, float *d, float *m) {
+    enum { CHUNK = 16 }; /* native blocks per pass: at most 16 × 16 scales */
+    const tensor_type_info *ti = tensor_type_get(type);
+    const int64_t d_per = ti->block_size / f->sub, m_per = ti->block_size / 32;
+    float td[CHUNK * 16], tm[CHUNK * 8];
+    for (int64_t i0 = 0; i0 < n_native; i0 += CHUNK) {
+        const int64_t n = RS_MIN(CHUNK, n_native - i0);
+        row_scales_of(type, row + (size_t)i0 * (size_t)ti->block_bytes, n,
+                      &(row_scales){.d = td, .m = m ? tm : NULL});
+        for (int64_t k = 0; k < n * d_per; k++) d[(i0 * d_per + k) * QG_ROWS] = td[k];
+        if (m)
+            for (int64_t k = 0; k < n * m_per; k++) m[(i0 * m_per + k) * QG_ROWS] = tm[k];
+    }
+}
 
 /* value = d·(code − 128) [+ m], a multiply then an add as in the scalar dequantization, so the
  * result is bit-identical to it; 16 values at a time from the codes of one row. */
@@ -201,25 +270,36 @@ PK_TARGET static void widen_row(const uint8_t *codes, const float *d, const floa
     }
 }
 
-static codes_fn unpacker(uint32_t type, qg_format *f) {
+/* The unpackers of type (by row, and by group into *groups when it is not NULL). */
+static codes_fn unpacker(uint32_t type, qg_format *f, group_codes_fn *groups) {
     *f = (qg_format){.sub = 32, .has_min = false};
+    codes_fn by_row = NULL;
+    group_codes_fn by_group = NULL;
+#define UNPACKER(t, fn)                                                                            \
+    case t: by_row = fn, by_group = fn##_groups; break
     switch (type) {
-    case TENSOR_Q4_0: return codes_q4_0;
-    case TENSOR_Q5_0: return codes_q5_0;
-    case TENSOR_Q8_0: return codes_q8_0;
-    case TENSOR_MXFP4: return codes_mxfp4;
-    case TENSOR_Q4_1: f->has_min = true; return codes_q4_1;
-    case TENSOR_Q5_1: f->has_min = true; return codes_q5_1;
-    case TENSOR_Q4_K: f->has_min = true; return codes_q4_K;
-    case TENSOR_Q5_K: f->has_min = true; return codes_q5_K;
-    case TENSOR_Q6_K: f->sub = 16; return codes_q6_K;
+        UNPACKER(TENSOR_Q4_0, codes_q4_0);
+        UNPACKER(TENSOR_Q5_0, codes_q5_0);
+        UNPACKER(TENSOR_Q8_0, codes_q8_0);
+        UNPACKER(TENSOR_MXFP4, codes_mxfp4);
+        UNPACKER(TENSOR_Q4_1, codes_q4_1);
+        UNPACKER(TENSOR_Q5_1, codes_q5_1);
+        UNPACKER(TENSOR_Q4_K, codes_q4_K);
+        UNPACKER(TENSOR_Q5_K, codes_q5_K);
+        UNPACKER(TENSOR_Q6_K, codes_q6_K);
     default: return NULL;
     }
+#undef UNPACKER
+    f->has_min = type == TENSOR_Q4_1 || type == TENSOR_Q5_1 || type == TENSOR_Q4_K ||
+                 type == TENSOR_Q5_K;
+    if (type == TENSOR_Q6_K) f->sub = 16;
+    if (groups) *groups = by_group;
+    return by_row;
 }
 
 bool qg_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n, void *scratch) {
     qg_format f;
-    const codes_fn codes = unpacker(type, &f);
+    const codes_fn codes = unpacker(type, &f, NULL);
     if (!codes || n % 32 || !rs_cpu_has_vnni()) return false;
     uint8_t *c = scratch;
     float *d = (float *)(c + n), *m = f.has_min ? d + n / 16 : NULL;
@@ -262,14 +342,15 @@ bool qg_dequantize_row(uint32_t type, const void *row, float *dst, int64_t n, vo
 
 
 typedef void (*codes_fn)(void);
-static codes_fn unpacker(uint32_t type, qg_format *f) {
-    (void)type, (void)f;
+typedef void (*group_codes_fn)(void);
+static codes_fn unpacker(uint32_t type, qg_format *f, group_codes_fn *groups) {
+    (void)type, (void)f, (void)groups;
     return NULL;
 }
 
 #endif
 
-bool qg_format_of(uint32_t type, qg_format *f) { return unpacker(type, f) != NULL; }
+bool qg_format_of(uint32_t type, qg_format *f) { return unpacker(type, f, NULL) != NULL; }
 
 static size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
@@ -279,30 +360,103 @@ size_t qg_panel_bytes(const qg_format *f, int64_t cols) {
            (f->has_min ? align256(nb * rows * 4) : 0);
 }
 
-qg_panel qg_pack_panel(uint32_t type, const qg_format *f, const uint8_t *rows, size_t row_bytes,
-                       int32_t n_rows, int64_t cols, void *base) {
-    const size_t nb = (size_t)cols / 32, n_sub = nb * (32 / (size_t)f->sub);
-    qg_panel p = {.w = base};
-    p.d = (float *)(p.w + align256((size_t)cols * QG_ROWS));
-    p.m = f->has_min ? (float *)((uint8_t *)p.d + align256(n_sub * QG_ROWS * 4)) : NULL;
+/* By row: each row's codes and scales in turn; missing rows code 128 (zero) with zero scales. */
+static void pack_by_row(uint32_t type, const uint8_t *rows, size_t row_bytes, int32_t n_rows,
+                        int64_t cols, const qg_panel *p, size_t n_sub) {
+    const size_t nb = (size_t)cols / 32;
 #if defined(__x86_64__)
     qg_format fmt;
-    const codes_fn codes = unpacker(type, &fmt);
+    const codes_fn codes = unpacker(type, &fmt, NULL);
     const int64_t n_native = cols / tensor_type_get(type)->block_size;
     for (int32_t r = 0; r < n_rows; r++) {
         const uint8_t *row = rows + (size_t)r * row_bytes;
-        codes(row, (int64_t)nb, p.w + (size_t)r * cols);
-        const row_scales s = {.d = p.d + r * n_sub, .m = p.m ? p.m + r * nb : NULL};
+        codes(row, (int64_t)nb, p->w + (size_t)r * cols);
+        const row_scales s = {.d = p->d + r * n_sub, .m = p->m ? p->m + r * nb : NULL};
         row_scales_of(type, row, n_native, &s);
     }
 #else
     (void)type, (void)rows, (void)row_bytes;
 #endif
-    if (n_rows < QG_ROWS) { /* missing rows: code 128 (zero) with zero scales */
+    if (n_rows < QG_ROWS) {
         const size_t gone = (size_t)(QG_ROWS - n_rows);
-        memset(p.w + (size_t)n_rows * cols, 128, gone * (size_t)cols);
-        memset(p.d + (size_t)n_rows * n_sub, 0, gone * n_sub * 4);
-        if (p.m) memset(p.m + (size_t)n_rows * nb, 0, gone * nb * 4);
+        memset(p->w + (size_t)n_rows * cols, 128, gone * (size_t)cols);
+        memset(p->d + (size_t)n_rows * n_sub, 0, gone * n_sub * 4);
+        if (p->m) memset(p->m + (size_t)n_rows * nb, 0, gone * nb * 4);
     }
+}
+
+#if defined(__x86_64__)
+/* The scales (and offsets) of the 32-element types by group, 16 rows at a time: one gather per
+ * block brings each row's first 4 bytes (f16 d, then f16 m for the min types; E8M0 for MXFP4),
+ * row r at offs[r] from rows. Rows outside mask get zeros. */
+PK_TARGET static void scales_32_by_group(uint32_t type, const uint8_t *rows,
+                                         const int32_t row_offs[QG_ROWS], int32_t n_rows,
+                                         int64_t nb, float *d, float *m) {
+    const size_t bytes = (size_t)tensor_type_get(type)->block_bytes;
+    const __m512i offs = _mm512_loadu_si512(row_offs);
+    const __mmask16 mask = (__mmask16)((1u << n_rows) - 1);
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i g = _mm512_i32gather_epi32(offs, rows + (size_t)i * bytes, 1);
+        __m512 vd;
+        if (type == TENSOR_MXFP4) { /* rs_e8m0_half: 2^(e − 128), subnormal below e = 2 */
+            const __m512i e = _mm512_and_si512(g, _mm512_set1_epi32(0xff));
+            const __mmask16 small = _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(2));
+            const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+            vd = _mm512_castsi512_ps(_mm512_mask_sllv_epi32(normal, small,
+                                                            _mm512_set1_epi32(0x00200000), e));
+        } else {
+            vd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+        }
+        _mm512_store_ps(d + i * QG_ROWS, _mm512_maskz_mov_ps(mask, vd));
+        if (m)
+            _mm512_store_ps(m + i * QG_ROWS,
+                            _mm512_maskz_mov_ps(mask, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+                                                          _mm512_srli_epi32(g, 16)))));
+    }
+}
+#endif
+
+/* By group: missing rows repeat the last row's codes (no branch in the transposition) and have
+ * zero scales and offsets, so they are zero weights all the same. */
+static void pack_by_group(uint32_t type, const qg_format *f, const uint8_t *rows,
+                          size_t row_bytes, int32_t n_rows, int64_t cols, const qg_panel *p,
+                          size_t n_sub) {
+    const size_t nb = (size_t)cols / 32;
+#if defined(__x86_64__)
+    qg_format fmt;
+    group_codes_fn codes = NULL;
+    unpacker(type, &fmt, &codes);
+    const uint8_t *row[QG_ROWS];
+    for (int32_t r = 0; r < QG_ROWS; r++) row[r] = rows + (size_t)RS_MIN(r, n_rows - 1) * row_bytes;
+    codes(row, (int64_t)nb, p->w);
+    const int64_t n_native = cols / tensor_type_get(type)->block_size;
+    if (tensor_type_get(type)->block_size == 32 && row_bytes <= INT32_MAX / QG_ROWS) {
+        int32_t offs[QG_ROWS];
+        for (int32_t r = 0; r < QG_ROWS; r++) offs[r] = (int32_t)(row[r] - rows);
+        scales_32_by_group(type, rows, offs, n_rows, (int64_t)nb, p->d, p->m);
+        return;
+    }
+    for (int32_t r = 0; r < n_rows; r++)
+        row_scales_by_group(type, row[r], n_native, f, p->d + r, p->m ? p->m + r : NULL);
+#else
+    (void)type, (void)f, (void)rows, (void)row_bytes;
+#endif
+    for (int32_t r = n_rows; r < QG_ROWS; r++) {
+        for (size_t i = 0; i < n_sub; i++) p->d[i * QG_ROWS + (size_t)r] = 0.0f;
+        if (p->m)
+            for (size_t i = 0; i < nb; i++) p->m[i * QG_ROWS + (size_t)r] = 0.0f;
+    }
+}
+
+qg_panel qg_pack_panel(uint32_t type, const qg_format *f, qg_layout layout, const uint8_t *rows,
+                       size_t row_bytes, int32_t n_rows, int64_t cols, void *base) {
+    const size_t nb = (size_t)cols / 32, n_sub = nb * (32 / (size_t)f->sub);
+    qg_panel p = {.w = base};
+    p.d = (float *)(p.w + align256((size_t)cols * QG_ROWS));
+    p.m = f->has_min ? (float *)((uint8_t *)p.d + align256(n_sub * QG_ROWS * 4)) : NULL;
+    if (layout == QG_BY_GROUP)
+        pack_by_group(type, f, rows, row_bytes, n_rows, cols, &p, n_sub);
+    else
+        pack_by_row(type, rows, row_bytes, n_rows, cols, &p, n_sub);
     return p;
 }

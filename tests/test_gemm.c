@@ -3,7 +3,8 @@
  * the f32 one (cpu_fgemm.c, exact precision), and the few-token products (cpu_rows_tokens.c).
  *
  * Integer GEMM: for random weights of every type it serves and odd shapes (rows not a multiple
- * of the 16-row panel or the 8-row kernel, token counts not a multiple of the 16-token vectors),
+ * of the 16-row panel or the 8-row kernel, token counts not a multiple of the 16-token vectors,
+ * 1–15 tokens for the narrow kernel, 8 at a time plus a remainder),
  * y = x·wᵀ with 8-bit activations is compared with (a) the exact product of the dequantized
  * weights and the quantized activations (the reference quantizer tensor_quantize_q8, float64
  * sums), within the f32 rounding of the magnitudes summed, and (b) the f32 product, within the
@@ -29,8 +30,9 @@ static const uint32_t types[] = {TENSOR_Q4_0, TENSOR_Q4_1, TENSOR_Q5_0, TENSOR_Q
 static const struct {
     int64_t cols, rows;
     int32_t n_tok;
-} shapes[] = {{256, 16, 16}, {512, 37, 17},   {768, 100, 40},
-              {256, 1, 23},  {1024, 130, 64}, {288, 9, 8}};
+} shapes[] = {{256, 16, 16}, {512, 37, 17},   {768, 100, 40}, {256, 1, 23},
+              {1024, 130, 64}, {288, 9, 8},   {512, 37, 3},   {768, 100, 12},
+              {256, 1, 1},   {1024, 130, 15}, {288, 70, 5}};
 
 typedef struct expect {
     double *exact; /* (n_tok, rows) with the quantized activations */
@@ -155,30 +157,39 @@ START_TEST(test_qgemm_types) {
 }
 END_TEST
 
-/* The packed panel itself: d·(code − 128) + m reproduces the dequantized row for every type
- * (up to the rounding of that last multiply-add), rows past the end are zero weights. */
+/* The packed panel itself, in both layouts: d·(code − 128) + m reproduces the dequantized row
+ * for every type (up to the rounding of that last multiply-add), rows past the end are zero
+ * weights. Columns: 17 super-blocks of the K types, 33 blocks of the others (blocks past the
+ * last 8; scales gathered in several passes). */
 START_TEST(test_qgemm_pack) {
     const uint32_t type = types[_i];
     qg_format f;
     ck_assert(qg_format_of(type, &f));
-    const int64_t cols = 512;
+    const int64_t cols = tensor_type_get(type)->block_size == 256 ? 17 * 256 : 33 * 32;
     const size_t rb = tensor_row_bytes(type, cols);
     uint8_t *w = malloc(rb * QG_ROWS);
     for (int r = 0; r < QG_ROWS; r++) random_row(type, w + (size_t)r * rb, cols);
     void *buf = aligned_alloc(64, qg_panel_bytes(&f, cols));
     float *ref = malloc((size_t)cols * 4);
-    for (int n_rows = QG_ROWS; n_rows >= QG_ROWS - 3; n_rows -= 3) {
-        const qg_panel p = qg_pack_panel(type, &f, w, rb, n_rows, cols, buf);
+    for (int i = 0; i < 4; i++) {
+        const int layout = i / 2, n_rows = i % 2 ? QG_ROWS - 3 : QG_ROWS;
+        const qg_panel p = qg_pack_panel(type, &f, (qg_layout)layout, w, rb, n_rows, cols, buf);
         for (int r = 0; r < QG_ROWS; r++) {
             tensor_dequantize_row(type, w + (size_t)r * rb, ref, cols);
             for (int64_t e = 0; e < cols; e++) {
-                const int code = p.w[r * cols + e];
-                const double d = p.d[r * (cols / f.sub) + e / f.sub];
-                const double m = p.m ? p.m[r * (cols / 32) + e / 32] : 0.0;
+                const bool by_row = layout == QG_BY_ROW;
+                const int code = by_row ? p.w[r * cols + e]
+                                        : p.w[512 * (e / 32) + 64 * (e % 32 / 4) + 4 * r + e % 4];
+                const double d = by_row ? p.d[r * (cols / f.sub) + e / f.sub]
+                                        : p.d[(e / f.sub) * QG_ROWS + r];
+                const double m = !p.m    ? 0.0
+                                 : by_row ? p.m[r * (cols / 32) + e / 32]
+                                          : p.m[(e / 32) * QG_ROWS + r];
                 const double v = d * (code - 128) + m, want = r < n_rows ? ref[e] : 0.0;
                 ck_assert_msg(fabs(v - want) <= 4 * FLT_EPSILON * (fabs(want) + fabs(m)),
-                              "%s row %d element %lld: packed %.9g, dequantized %.9g",
-                              tensor_type_get(type)->name, r, (long long)e, v, want);
+                              "%s %s, %d rows: row %d element %lld: packed %.9g, dequantized %.9g",
+                              tensor_type_get(type)->name, layout ? "by group" : "by row", n_rows,
+                              r, (long long)e, v, want);
             }
         }
     }
