@@ -47,6 +47,7 @@ typedef struct qn_act {
     float *sx;    /* (n_tok, nb) scale · Σ codes */
     int32_t *z32; /* (n_tok, nb) −128 · Σ codes per 32 */
     int32_t *z16; /* (n_tok, 2 nb) −128 · Σ codes per 16 */
+    int32_t *z8;  /* (n_tok, nb) −8 · Σ codes per 32 (Q4_0 as nibbles) */
 } qn_act;
 
 /* Backend scratch: the quantized activations of the last prepare and the unpacked strips. */
@@ -134,6 +135,7 @@ QG_TARGET static void quantize_token_row(const float *x, int64_t cols, const qn_
         a->z32[k] = -128 * (sa + sb);
         a->z16[2 * k] = -128 * sa;
         a->z16[2 * k + 1] = -128 * sb;
+        a->z8[k] = -8 * (sa + sb);
     }
 }
 
@@ -243,13 +245,20 @@ QG_TARGET static void tile_16(const qg_panel *p, int r0, const qg_act *a, int64_
 
 /* ---- narrow: 16 rows per vector ------------------------------------------------------------ */
 
-/* ia[t] += column groups j0..j1-1 of block b: the group's 16-row code vector times token t's 4
- * codes broadcast. */
-QG_INLINE void int_dots_rows(__m512i ia[QN_TOK], int nt, const uint8_t *w, const int8_t *x,
-                             int64_t cols, int64_t b, int j0, int j1) {
+/* ia[t] += column groups j0..j1-1 of block b: the group's 16-row code vector (w: the block's;
+ * nibbles: the low or high halves of its 4 vectors) times token t's 4 codes broadcast. */
+QG_INLINE void int_dots_rows(__m512i ia[QN_TOK], int nt, const uint8_t *w, bool nib,
+                             const int8_t *x, int64_t cols, int64_t b, int j0, int j1) {
 #pragma GCC unroll 8
     for (int j = j0; j < j1; j++) {
-        const __m512i wj = _mm512_load_si512((const void *)(w + 64 * j));
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        const __m512i wj =
+            !nib ? _mm512_load_si512((const void *)(w + 64 * j))
+            : j < 4
+                ? _mm512_and_si512(_mm512_load_si512((const void *)(w + 64 * j)), m4)
+                : _mm512_and_si512(
+                      _mm512_srli_epi16(_mm512_load_si512((const void *)(w + 64 * (j - 4))), 4),
+                      m4);
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
             int32_t x4;
@@ -268,9 +277,10 @@ QG_INLINE void scale_add_rows(__m512 acc[QN_TOK], __m512i ia[QN_TOK], int nt, __
             _mm512_mul_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_set1_ps(s[t * s_stride])), d, acc[t]);
 }
 
+/* z NULL: zero. */
 QG_INLINE void int_init_rows(__m512i ia[QN_TOK], int nt, const int32_t *z, int64_t stride) {
 #pragma GCC unroll 8
-    for (int t = 0; t < nt; t++) ia[t] = _mm512_set1_epi32(z[t * stride]);
+    for (int t = 0; t < nt; t++) ia[t] = z ? _mm512_set1_epi32(z[t * stride]) : _mm512_setzero_si512();
 }
 
 /* Cache lines [pf, pf + 64·n) are fetched ahead, spread over the blocks of a kernel call. */
@@ -280,15 +290,19 @@ typedef struct qn_prefetch {
 } qn_prefetch;
 
 /* The 16 rows of the panel (mask: those that exist) times tokens t0..t0+nt-1, over all blocks,
- * into y (row stride y_rows), prefetching pf on the way. nt, sub and has_min are compile-time
- * constants at every call. */
+ * into y (row stride y_rows), prefetching pf on the way. nt, sub, has_min and nib are
+ * compile-time constants at every call. The nibbles start their sums at −8·Σx̂ (Q4_0: q − 8)
+ * or 0 (Q4_1: the offset m takes the place of the bias). */
 QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32_t t0, int nt,
-                         int sub, bool has_min, float *y, int64_t y_rows, __mmask16 mask,
-                         qn_prefetch pf) {
+                         int sub, bool has_min, bool nib, float *y, int64_t y_rows,
+                         __mmask16 mask, qn_prefetch pf) {
     const int64_t nb = cols / 32;
     const int8_t *x = a->x + (size_t)t0 * cols;
     const float *s = a->s + (size_t)t0 * nb, *sx = a->sx + (size_t)t0 * nb;
-    const int32_t *z32 = a->z32 + (size_t)t0 * nb, *z16 = a->z16 + (size_t)t0 * 2 * nb;
+    const int32_t *z32 = !nib ? a->z32 + (size_t)t0 * nb
+                         : has_min ? NULL
+                                   : a->z8 + (size_t)t0 * nb;
+    const int32_t *z16 = a->z16 + (size_t)t0 * 2 * nb;
     __m512 acc[QN_TOK];
     __m512i ia[QN_TOK];
 #pragma GCC unroll 8
@@ -296,17 +310,17 @@ QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32
     for (int64_t b = 0; b < nb; b++) {
         for (int64_t i = 0; i < pf.lines_per_block && pf.lines > 0; i++, pf.lines--, pf.pf += 64)
             _mm_prefetch((const char *)pf.pf, _MM_HINT_T0);
-        const uint8_t *w = p->w + 512 * b;
+        const uint8_t *w = p->w + (nib ? 256 : 512) * b;
         if (sub == 16) { /* two scales per block: halves of 16 columns */
             int_init_rows(ia, nt, z16 + 2 * b, 2 * nb);
-            int_dots_rows(ia, nt, w, x, cols, b, 0, 4);
+            int_dots_rows(ia, nt, w, false, x, cols, b, 0, 4);
             scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + 2 * b * QG_ROWS), s + b, nb);
             int_init_rows(ia, nt, z16 + 2 * b + 1, 2 * nb);
-            int_dots_rows(ia, nt, w, x, cols, b, 4, 8);
+            int_dots_rows(ia, nt, w, false, x, cols, b, 4, 8);
             scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + (2 * b + 1) * QG_ROWS), s + b, nb);
         } else {
-            int_init_rows(ia, nt, z32 + b, nb);
-            int_dots_rows(ia, nt, w, x, cols, b, 0, 8);
+            int_init_rows(ia, nt, z32 ? z32 + b : NULL, nb);
+            int_dots_rows(ia, nt, w, nib, x, cols, b, 0, 8);
             scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + b * QG_ROWS), s + b, nb);
         }
         if (has_min) {
@@ -323,15 +337,17 @@ QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32
 typedef void (*tile_rows_fn)(const qg_panel *, const qn_act *, int64_t, int32_t, float *, int64_t,
                              __mmask16, qn_prefetch);
 
-#define TILE_ROWS_FN(name, nt, sub, has_min)                                                       \
+#define TILE_ROWS_FN(name, nt, sub, has_min, nib)                                                  \
     QG_TARGET static void name(const qg_panel *p, const qn_act *a, int64_t cols, int32_t t0,       \
                                float *y, int64_t y_rows, __mmask16 m, qn_prefetch pf) {            \
-        tile_rows(p, a, cols, t0, nt, sub, has_min, y, y_rows, m, pf);                             \
+        tile_rows(p, a, cols, t0, nt, sub, has_min, nib, y, y_rows, m, pf);                        \
     }
 #define TILE_ROWS(nt)                                                                              \
-    TILE_ROWS_FN(tile_rows_32_##nt, nt, 32, false)                                                 \
-    TILE_ROWS_FN(tile_rows_32_min_##nt, nt, 32, true)                                              \
-    TILE_ROWS_FN(tile_rows_16_##nt, nt, 16, false)
+    TILE_ROWS_FN(tile_rows_32_##nt, nt, 32, false, false)                                          \
+    TILE_ROWS_FN(tile_rows_32_min_##nt, nt, 32, true, false)                                       \
+    TILE_ROWS_FN(tile_rows_16_##nt, nt, 16, false, false)                                          \
+    TILE_ROWS_FN(tile_rows_nib_##nt, nt, 32, false, true)                                          \
+    TILE_ROWS_FN(tile_rows_nib_min_##nt, nt, 32, true, true)
 TILE_ROWS(1)
 TILE_ROWS(2)
 TILE_ROWS(3)
@@ -341,14 +357,19 @@ TILE_ROWS(6)
 TILE_ROWS(7)
 TILE_ROWS(8)
 
-/* [format][nt − 1]: format 0 = 32, 1 = 32 with offsets, 2 = 16. */
-static const tile_rows_fn tile_rows_kernels[3][QN_TOK] = {
+/* [format][nt − 1]: format 0 = 32, 1 = 32 with offsets, 2 = 16, 3 = nibbles (Q4_0), 4 = nibbles
+ * with offsets (Q4_1). */
+static const tile_rows_fn tile_rows_kernels[5][QN_TOK] = {
     {tile_rows_32_1, tile_rows_32_2, tile_rows_32_3, tile_rows_32_4, tile_rows_32_5,
      tile_rows_32_6, tile_rows_32_7, tile_rows_32_8},
     {tile_rows_32_min_1, tile_rows_32_min_2, tile_rows_32_min_3, tile_rows_32_min_4,
      tile_rows_32_min_5, tile_rows_32_min_6, tile_rows_32_min_7, tile_rows_32_min_8},
     {tile_rows_16_1, tile_rows_16_2, tile_rows_16_3, tile_rows_16_4, tile_rows_16_5,
      tile_rows_16_6, tile_rows_16_7, tile_rows_16_8},
+    {tile_rows_nib_1, tile_rows_nib_2, tile_rows_nib_3, tile_rows_nib_4, tile_rows_nib_5,
+     tile_rows_nib_6, tile_rows_nib_7, tile_rows_nib_8},
+    {tile_rows_nib_min_1, tile_rows_nib_min_2, tile_rows_nib_min_3, tile_rows_nib_min_4,
+     tile_rows_nib_min_5, tile_rows_nib_min_6, tile_rows_nib_min_7, tile_rows_nib_min_8},
 };
 
 typedef struct run_job {
@@ -388,7 +409,9 @@ static void run_task(void *arg, int32_t task, int32_t thread) {
                                  (int64_t)w->row_bytes + 63) / 64;
             pf.lines_per_block = (pf.lines + n_calls * (cols / 32) - 1) / (n_calls * (cols / 32));
         }
-        const int format = job->f.sub == 16 ? 2 : job->f.has_min ? 1 : 0;
+        const int format = job->f.nibbles ? 3 + job->f.has_min
+                           : job->f.sub == 16 ? 2
+                                              : job->f.has_min;
         for (int32_t t0 = 0; t0 < st->n_tok; t0 += QN_TOK) {
             const tile_rows_fn kernel = tile_rows_kernels[format][RS_MIN(QN_TOK, st->n_tok - t0) - 1];
             for (int32_t i = 0; i < n_panels; i++) {
@@ -429,7 +452,7 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
     const size_t n_grp = ((size_t)n_tok + QG_TOK - 1) / QG_TOK, nb = (size_t)cols / 32;
     /* bytes of one value per (token, block): wide, padded to whole groups; narrow, as is */
     const size_t blk = (narrow ? (size_t)n_tok : n_grp * QG_TOK) * nb * 4;
-    const size_t need = 8 * blk + 5 * blk; /* codes; s, sx, z32 and z16 (twice as long) */
+    const size_t need = 8 * blk + 6 * blk; /* codes; s, sx, z32, z16 (twice as long), z8 */
     if (need > st->act_cap) {
         free(st->act);
         st->act = rs_aligned_alloc(need, "quantized activations");
@@ -442,7 +465,8 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
                           .s = (float *)(p + 8 * blk),
                           .sx = (float *)(p + 9 * blk),
                           .z32 = (int32_t *)(p + 10 * blk),
-                          .z16 = (int32_t *)(p + 11 * blk)};
+                          .z16 = (int32_t *)(p + 11 * blk),
+                          .z8 = (int32_t *)(p + 13 * blk)};
     else
         st->a = (qg_act){.x = (int32_t *)p,
                          .s = (float *)(p + 8 * blk),

@@ -14,10 +14,12 @@
 
 /* How a type's weights look once unpacked: value = d[sub-block] * (code - 128) + m[32-block].
  * sub is 32, or 16 for Q6_K (a scale per 16 values); has_min for the types with an offset per
- * block (Q4_1, Q5_1, Q4_K, Q5_K). */
+ * block (Q4_1, Q5_1, Q4_K, Q5_K). nibbles (Q4_0, Q4_1): by group, the codes stay the file's
+ * 4-bit ones (see qg_layout). */
 typedef struct qg_format {
     int32_t sub;
     bool has_min;
+    bool nibbles;
 } qg_format;
 
 /* How a panel's codes and scales are ordered. QG_BY_ROW, for the wide kernel (16 tokens per
@@ -27,7 +29,10 @@ typedef struct qg_format {
  *   m (QG_ROWS, nb): the offset of each 32-block (has_min only).
  * QG_BY_GROUP, for the narrow kernel (16 rows per vector, activations broadcast): every 4-column
  * group's codes of the 16 rows in one 64-byte vector, and the scales row-minor,
- *   w (nb, 8, QG_ROWS, 4); d (nb * 32 / sub, QG_ROWS); m (nb, QG_ROWS). */
+ *   w (nb, 8, QG_ROWS, 4); d (nb * 32 / sub, QG_ROWS); m (nb, QG_ROWS).
+ * For the nibbles formats w is (nb, 4, QG_ROWS, 4) bytes of the file's codes q (0–15, value
+ * d·(q − 8) for Q4_0, d·q + m for Q4_1): vector j's low nibbles are group j, its high nibbles
+ * group j + 4. */
 typedef enum qg_layout { QG_BY_ROW, QG_BY_GROUP } qg_layout;
 
 /* One panel of QG_ROWS rows of cols columns (nb = cols / 32 blocks), in one of the layouts. */

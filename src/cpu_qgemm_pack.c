@@ -10,7 +10,8 @@
  * Codes: the 32 codes of each block are built in one 256-bit register (nibble masks, the
  * fifth/sixth bits merged, MXFP4 through a byte shuffle). By row (the wide kernel broadcasts 4
  * codes at a time) they are stored as they are; by group (the narrow kernel, under 16 tokens)
- * the blocks of 16 rows are transposed as 16 × 8 four-byte groups in 32 shuffles. Unpacking
+ * the blocks of 16 rows are transposed as 16 × 8 four-byte groups in 32 shuffles (Q4_0/Q4_1:
+ * their 16 bytes of nibbles as 16 × 4 words, 20 shuffles, split by the kernel). Unpacking
  * must cost little next to the products: with few tokens per call (parallel traces) it is paid
  * once per 1–16 tokens. Scales: scalar, one per 32 (or 16) values. x86 only, like the kernel
  * (cpu_qgemm.c). */
@@ -152,6 +153,31 @@ PK_INLINE void store_groups(const __m256i c[QG_ROWS], uint8_t *dst) {
     }
 }
 
+/* Q4_0 / Q4_1 by group, kept as nibbles: the 16 code bytes of each row's block (offset off in
+ * the block of bytes) are transposed as 16 rows × 4 four-byte words — byte k holds elements k
+ * and k + 16, so word j holds groups j and j + 4. Register a gets rows a, a + 4, a + 8, a + 12
+ * in its 128-bit lanes, then a 4 × 4 transpose within the lanes puts the rows in order. */
+PK_INLINE void pack_nibbles_groups(const uint8_t *const row[QG_ROWS], int64_t nb, size_t bytes,
+                                   size_t off, uint8_t *w) {
+    for (int64_t i = 0; i < nb; i++, w += 256) {
+        const size_t o = (size_t)i * bytes + off;
+        __m512i z[4];
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; a++) {
+            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(row[a] + o)));
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 4] + o)), 1);
+            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 8] + o)), 2);
+            z[a] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 12] + o)), 3);
+        }
+        const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+        const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+        _mm512_store_si512((void *)w, _mm512_unpacklo_epi64(t0, t2));
+        _mm512_store_si512((void *)(w + 64), _mm512_unpackhi_epi64(t0, t2));
+        _mm512_store_si512((void *)(w + 128), _mm512_unpacklo_epi64(t1, t3));
+        _mm512_store_si512((void *)(w + 192), _mm512_unpackhi_epi64(t1, t3));
+    }
+}
+
 /* The codes of 16 rows (row[r]) by group, nb blocks. */
 PK_INLINE void pack_codes_groups(uint32_t type, const uint8_t *const row[QG_ROWS], int64_t nb,
                                  uint8_t *w) {
@@ -166,16 +192,26 @@ PK_INLINE void pack_codes_groups(uint32_t type, const uint8_t *const row[QG_ROWS
         }
 }
 
-#define PACKER(name, type)                                                                         \
+#define PACKER_ROW(name, type)                                                                     \
     PK_TARGET static void name(const uint8_t *row, int64_t nb, uint8_t *w) {                       \
         pack_codes(type, row, nb, w);                                                              \
-    }                                                                                              \
+    }
+#define PACKER(name, type)                                                                         \
+    PACKER_ROW(name, type)                                                                         \
     PK_TARGET static void name##_groups(const uint8_t *const row[QG_ROWS], int64_t nb,             \
                                         uint8_t *w) {                                              \
         pack_codes_groups(type, row, nb, w);                                                       \
     }
-PACKER(codes_q4_0, TENSOR_Q4_0)
-PACKER(codes_q4_1, TENSOR_Q4_1)
+PACKER_ROW(codes_q4_0, TENSOR_Q4_0)
+PACKER_ROW(codes_q4_1, TENSOR_Q4_1)
+PK_TARGET static void codes_q4_0_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
+                                        uint8_t *w) {
+    pack_nibbles_groups(row, nb, 18, 2, w);
+}
+PK_TARGET static void codes_q4_1_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
+                                        uint8_t *w) {
+    pack_nibbles_groups(row, nb, 20, 4, w);
+}
 PACKER(codes_q5_0, TENSOR_Q5_0)
 PACKER(codes_q5_1, TENSOR_Q5_1)
 PACKER(codes_q8_0, TENSOR_Q8_0)
@@ -272,7 +308,7 @@ PK_TARGET static void widen_row(const uint8_t *codes, const float *d, const floa
 
 /* The unpackers of type (by row, and by group into *groups when it is not NULL). */
 static codes_fn unpacker(uint32_t type, qg_format *f, group_codes_fn *groups) {
-    *f = (qg_format){.sub = 32, .has_min = false};
+    *f = (qg_format){.sub = 32};
     codes_fn by_row = NULL;
     group_codes_fn by_group = NULL;
 #define UNPACKER(t, fn)                                                                            \
@@ -292,6 +328,7 @@ static codes_fn unpacker(uint32_t type, qg_format *f, group_codes_fn *groups) {
 #undef UNPACKER
     f->has_min = type == TENSOR_Q4_1 || type == TENSOR_Q5_1 || type == TENSOR_Q4_K ||
                  type == TENSOR_Q5_K;
+    f->nibbles = type == TENSOR_Q4_0 || type == TENSOR_Q4_1;
     if (type == TENSOR_Q6_K) f->sub = 16;
     if (groups) *groups = by_group;
     return by_row;

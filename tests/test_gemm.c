@@ -178,8 +178,14 @@ START_TEST(test_qgemm_pack) {
             tensor_dequantize_row(type, w + (size_t)r * rb, ref, cols);
             for (int64_t e = 0; e < cols; e++) {
                 const bool by_row = layout == QG_BY_ROW;
-                const int code = by_row ? p.w[r * cols + e]
-                                        : p.w[512 * (e / 32) + 64 * (e % 32 / 4) + 4 * r + e % 4];
+                const int c = (int)(e % 32);
+                /* nibbles: element c of a block is word c % 16 / 4, byte c % 4, high from 16 on;
+                 * q − 8 (Q4_0) or q (Q4_1) as a biased code */
+                const int nib = (p.w[256 * (e / 32) + 64 * (c % 16 / 4) + 4 * r + c % 4] >>
+                                 (c < 16 ? 0 : 4)) & 15;
+                const int code = by_row       ? p.w[r * cols + e]
+                                 : f.nibbles ? nib + 128 - (f.has_min ? 0 : 8)
+                                              : p.w[512 * (e / 32) + 64 * (c / 4) + 4 * r + c % 4];
                 const double d = by_row ? p.d[r * (cols / f.sub) + e / f.sub]
                                         : p.d[(e / f.sub) * QG_ROWS + r];
                 const double m = !p.m    ? 0.0
