@@ -153,29 +153,73 @@ PK_INLINE void store_groups(const __m256i c[QG_ROWS], uint8_t *dst) {
     }
 }
 
+/* The 16 bytes at offset o of 16 rows as 4 vectors of four-byte words: out[j] lane r = word j of
+ * row r. Register a gets rows a, a + 4, a + 8, a + 12 in its 128-bit lanes, then a 4 × 4
+ * transpose within the lanes puts the rows in order (20 shuffles). */
+PK_INLINE void transpose_words(const uint8_t *const row[QG_ROWS], size_t o, __m512i out[4]) {
+    __m512i z[4];
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(row[a] + o)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 4] + o)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 8] + o)), 2);
+        z[a] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 12] + o)), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    out[0] = _mm512_unpacklo_epi64(t0, t2);
+    out[1] = _mm512_unpackhi_epi64(t0, t2);
+    out[2] = _mm512_unpacklo_epi64(t1, t3);
+    out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
 /* Q4_0 / Q4_1 by group, kept as nibbles: the 16 code bytes of each row's block (offset off in
- * the block of bytes) are transposed as 16 rows × 4 four-byte words — byte k holds elements k
- * and k + 16, so word j holds groups j and j + 4. Register a gets rows a, a + 4, a + 8, a + 12
- * in its 128-bit lanes, then a 4 × 4 transpose within the lanes puts the rows in order. */
+ * the block of bytes) as 16 rows × 4 words — byte k holds elements k and k + 16, so word j holds
+ * groups j and j + 4. */
 PK_INLINE void pack_nibbles_groups(const uint8_t *const row[QG_ROWS], int64_t nb, size_t bytes,
                                    size_t off, uint8_t *w) {
     for (int64_t i = 0; i < nb; i++, w += 256) {
-        const size_t o = (size_t)i * bytes + off;
-        __m512i z[4];
+        __m512i words[4];
+        transpose_words(row, (size_t)i * bytes + off, words);
 #pragma GCC unroll 4
-        for (int a = 0; a < 4; a++) {
-            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(row[a] + o)));
-            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 4] + o)), 1);
-            v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 8] + o)), 2);
-            z[a] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[a + 12] + o)), 3);
-        }
-        const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-        const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-        _mm512_store_si512((void *)w, _mm512_unpacklo_epi64(t0, t2));
-        _mm512_store_si512((void *)(w + 64), _mm512_unpackhi_epi64(t0, t2));
-        _mm512_store_si512((void *)(w + 128), _mm512_unpacklo_epi64(t1, t3));
-        _mm512_store_si512((void *)(w + 192), _mm512_unpackhi_epi64(t1, t3));
+        for (int j = 0; j < 4; j++) _mm512_store_si512((void *)(w + 64 * j), words[j]);
     }
+}
+
+/* Q5_0 / Q5_1 by group: the nibbles transposed as for Q4_0, the fifth bits of 16 rows gathered
+ * (the u32 qh at offset qh_off, bit k for element k): group j's 4 bits of each row index a table
+ * of the 16 four-byte patterns of 0x10s. Then the bias, to the usual biased codes. False when
+ * the rows are too far apart for 32-bit gather offsets (the caller takes the generic path). */
+PK_INLINE bool pack_q5_groups(const uint8_t *const row[QG_ROWS], int64_t nb, size_t bytes,
+                              size_t qh_off, size_t qs_off, int bias, uint8_t *w) {
+    int32_t offs[QG_ROWS];
+    for (int r = 0; r < QG_ROWS; r++) {
+        const ptrdiff_t d = row[r] - row[0];
+        if (d < 0 || d > INT32_MAX) return false;
+        offs[r] = (int32_t)d;
+    }
+    const __m512i vo = _mm512_loadu_si512(offs), m4 = _mm512_set1_epi8(0x0f);
+    const __m512i b = _mm512_set1_epi8((char)bias);
+    const __m512i fifth_of = _mm512_setr_epi32(
+        0, 0x10, 0x1000, 0x1010, 0x100000, 0x100010, 0x101000, 0x101010, 0x10000000, 0x10000010,
+        0x10001000, 0x10001010, 0x10100000, 0x10100010, 0x10101000, 0x10101010);
+    for (int64_t i = 0; i < nb; i++, w += 512) {
+        const size_t o = (size_t)i * bytes;
+        __m512i words[4];
+        transpose_words(row, o + qs_off, words);
+        const __m512i qh = _mm512_i32gather_epi32(vo, row[0] + o + qh_off, 1);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512i nib = j < 4 ? _mm512_and_si512(words[j], m4)
+                                      : _mm512_and_si512(_mm512_srli_epi16(words[j - 4], 4), m4);
+            const __m512i idx = _mm512_and_si512(_mm512_srli_epi32(qh, 4 * j),
+                                                 _mm512_set1_epi32(15));
+            const __m512i fifth = _mm512_permutexvar_epi32(idx, fifth_of);
+            _mm512_store_si512((void *)(w + 64 * j),
+                               _mm512_add_epi8(_mm512_or_si512(nib, fifth), b));
+        }
+    }
+    return true;
 }
 
 /* The codes of 16 rows (row[r]) by group, nb blocks. */
@@ -212,8 +256,16 @@ PK_TARGET static void codes_q4_1_groups(const uint8_t *const row[QG_ROWS], int64
                                         uint8_t *w) {
     pack_nibbles_groups(row, nb, 20, 4, w);
 }
-PACKER(codes_q5_0, TENSOR_Q5_0)
-PACKER(codes_q5_1, TENSOR_Q5_1)
+PACKER_ROW(codes_q5_0, TENSOR_Q5_0)
+PACKER_ROW(codes_q5_1, TENSOR_Q5_1)
+PK_TARGET static void codes_q5_0_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
+                                        uint8_t *w) {
+    if (!pack_q5_groups(row, nb, 22, 2, 6, 128 - 16, w)) pack_codes_groups(TENSOR_Q5_0, row, nb, w);
+}
+PK_TARGET static void codes_q5_1_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
+                                        uint8_t *w) {
+    if (!pack_q5_groups(row, nb, 24, 4, 8, 128, w)) pack_codes_groups(TENSOR_Q5_1, row, nb, w);
+}
 PACKER(codes_q8_0, TENSOR_Q8_0)
 PACKER(codes_mxfp4, TENSOR_MXFP4)
 PACKER(codes_q4_K, TENSOR_Q4_K)
