@@ -17,9 +17,9 @@
  * The per-block float work is 3–4 instructions per vector next to 8 multiply-adds of 512
  * products.
  *
- * Work split: a task is a strip of QG_STRIP_PANELS panels (64 rows): the task unpacks them into
- * its thread's buffer (they stay in L2) and sweeps all tokens over them, so every activation is
- * read once per strip and every weight once per call. */
+ * Work split: a task is a strip of QG_STRIP_PANELS panels (64 rows; narrow, fewer for long
+ * rows): the task unpacks them into its thread's buffer (they stay in L2) and sweeps all tokens
+ * over them, so every activation is read once per strip and every weight once per call. */
 #include "cpu_qgemm.h"
 
 #include "tensor_types.h"
@@ -31,6 +31,11 @@
 #define QG_KROWS 8 /* rows per wide kernel call */
 #define QN_TOK 8   /* tokens per narrow kernel call */
 #define QG_STRIP_PANELS 4
+/* Narrow: fewer panels per strip where they would pass this size, so that the strip, the next
+ * one's raw rows being prefetched and the activations stay in L2 (Qwen2.5-1.5B Q4_K_M shape, 8
+ * traces, fast: 143-148 tokens/s with 4 panels of its 8960-column rows, 156-159 at 128 or 256
+ * KiB, 155 at 512). */
+#define QN_STRIP_BYTES (256u << 10)
 
 typedef struct qg_act {
     int32_t *x;   /* (n_grp, nb, 8, QG_TOK) four codes per token and column group */
@@ -374,7 +379,7 @@ static const tile_rows_fn tile_rows_kernels[5][QN_TOK] = {
 
 typedef struct run_job {
     qg_state *st;
-    int32_t n_threads;
+    int32_t n_threads, strip_panels;
     const rs_tensor *w;
     qg_format f;
     size_t panel_bytes;
@@ -386,11 +391,11 @@ static void run_task(void *arg, int32_t task, int32_t thread) {
     const qg_state *st = job->st;
     const rs_tensor *w = job->w;
     const int64_t rows = w->ne[1], cols = st->cols;
-    const int64_t r0 = (int64_t)task * QG_STRIP_PANELS * QG_ROWS;
+    const int64_t r0 = (int64_t)task * job->strip_panels * QG_ROWS;
     uint8_t *buf = st->strips + (size_t)thread * st->strip_cap;
     qg_panel panels[QG_STRIP_PANELS];
     int32_t n_panels = 0;
-    for (; n_panels < QG_STRIP_PANELS && r0 + n_panels * QG_ROWS < rows; n_panels++) {
+    for (; n_panels < job->strip_panels && r0 + n_panels * QG_ROWS < rows; n_panels++) {
         const int64_t pr = r0 + n_panels * QG_ROWS;
         panels[n_panels] = qg_pack_panel(
             w->type, &job->f, st->narrow ? QG_BY_GROUP : QG_BY_ROW,
@@ -400,12 +405,12 @@ static void run_task(void *arg, int32_t task, int32_t thread) {
     if (st->narrow) {
         /* Few tokens: the products take about as long as streaming the weights, so the strip
          * this thread most likely takes next (tasks are claimed in turn) is fetched meanwhile. */
-        const int64_t next = r0 + (int64_t)job->n_threads * QG_STRIP_PANELS * QG_ROWS;
+        const int64_t next = r0 + (int64_t)job->n_threads * job->strip_panels * QG_ROWS;
         const int64_t n_calls = (int64_t)((st->n_tok + QN_TOK - 1) / QN_TOK) * n_panels;
         qn_prefetch pf = {0};
         if (next < rows) {
             pf.pf = (const uint8_t *)w->data + (size_t)next * w->row_bytes;
-            pf.lines = (int64_t)(RS_MIN(QG_STRIP_PANELS * QG_ROWS, rows - next) *
+            pf.lines = (int64_t)(RS_MIN(job->strip_panels * QG_ROWS, rows - next) *
                                  (int64_t)w->row_bytes + 63) / 64;
             pf.lines_per_block = (pf.lines + n_calls * (cols / 32) - 1) / (n_calls * (cols / 32));
         }
@@ -489,6 +494,10 @@ bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
     run_job job = {.st = st, .n_threads = cb->n_threads, .w = w, .y = y};
     if (!st || w->ne[0] != st->cols || !qg_format_of(w->type, &job.f)) return false;
     job.panel_bytes = qg_panel_bytes(&job.f, st->cols);
+    job.strip_panels = QG_STRIP_PANELS;
+    while (st->narrow && job.strip_panels > 1 &&
+           job.panel_bytes * (size_t)job.strip_panels > QN_STRIP_BYTES)
+        job.strip_panels /= 2;
     const size_t strip = job.panel_bytes * QG_STRIP_PANELS;
     if (strip > st->strip_cap) {
         free(st->strips);
@@ -496,7 +505,7 @@ bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
         st->strip_cap = st->strips ? strip : 0;
         if (!st->strips) return false;
     }
-    const int64_t strip_rows = (int64_t)QG_STRIP_PANELS * QG_ROWS;
+    const int64_t strip_rows = (int64_t)job.strip_panels * QG_ROWS;
     thread_pool_run(cb->pool, run_task, &job, (int32_t)((w->ne[1] + strip_rows - 1) / strip_rows));
     return true;
 }

@@ -123,11 +123,11 @@ PK_INLINE void pack_codes(uint32_t type, const uint8_t *row, int64_t nb, uint8_t
         _mm256_store_si256((__m256i *)(w + 32 * (8 * sb + j)), codes_of(type, row, sb, j));
 }
 
-/* One block of 16 rows (c[r]: its 8 four-byte groups) stored as 8 vectors, vector j holding
- * group j of rows 0..15 in order: pairs of rows in 512-bit registers, then the 8 × 8 transpose
+/* One block of 16 rows (c[r]: its 8 four-byte groups) as 8 vectors (transpose_groups; stored
+ * 64 bytes apart by store_groups), vector j holding group j of rows 0..15 in order: pairs of rows in 512-bit registers, then the 8 × 8 transpose
  * of each 256-bit half (32- and 64-bit unpacks), then 128-bit lanes picked from two registers.
  * The pairs are (k, k + 4) and (k + 8, k + 12), so that the lanes come out in row order. */
-PK_INLINE void store_groups(const __m256i c[QG_ROWS], uint8_t *dst) {
+PK_INLINE void transpose_groups(const __m256i c[QG_ROWS], __m512i out[8]) {
     __m512i z[8], t[8], u[8];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
@@ -147,10 +147,16 @@ PK_INLINE void store_groups(const __m256i c[QG_ROWS], uint8_t *dst) {
     }
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        _mm512_store_si512((void *)(dst + 64 * j), _mm512_shuffle_i32x4(u[j], u[j + 4], 0x88));
-        _mm512_store_si512((void *)(dst + 64 * (j + 4)),
-                           _mm512_shuffle_i32x4(u[j], u[j + 4], 0xdd));
+        out[j] = _mm512_shuffle_i32x4(u[j], u[j + 4], 0x88);
+        out[j + 4] = _mm512_shuffle_i32x4(u[j], u[j + 4], 0xdd);
     }
+}
+
+PK_INLINE void store_groups(const __m256i c[QG_ROWS], uint8_t *dst) {
+    __m512i out[8];
+    transpose_groups(c, out);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) _mm512_store_si512((void *)(dst + 64 * j), out[j]);
 }
 
 /* The 16 bytes at offset o of 16 rows as 4 vectors of four-byte words: out[j] lane r = word j of
@@ -222,6 +228,31 @@ PK_INLINE bool pack_q5_groups(const uint8_t *const row[QG_ROWS], int64_t nb, siz
     return true;
 }
 
+/* Q4_K by group: each 32 bytes of nibbles (the low ones sub-block 2c, the high ones 2c + 1) of
+ * 16 rows transposed once as 16 × 8 words for both sub-blocks, then split and biased. */
+PK_INLINE void pack_q4_k_groups(const uint8_t *const row[QG_ROWS], int64_t nb, uint8_t *w) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)128);
+    for (int64_t sb = 0; 8 * sb < nb; sb++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m256i q[QG_ROWS];
+            __m512i words[8];
+#pragma GCC unroll 16
+            for (int r = 0; r < QG_ROWS; r++)
+                q[r] = _mm256_loadu_si256((const __m256i *)(row[r] + sb * 144 + 16 + 32 * c));
+            transpose_groups(q, words);
+            uint8_t *lo = w + 512 * (8 * sb + 2 * c), *hi = lo + 512;
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                _mm512_store_si512((void *)(lo + 64 * j),
+                                   _mm512_add_epi8(_mm512_and_si512(words[j], m4), bias));
+                _mm512_store_si512(
+                    (void *)(hi + 64 * j),
+                    _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi16(words[j], 4), m4), bias));
+            }
+        }
+}
+
 /* The codes of 16 rows (row[r]) by group, nb blocks. */
 PK_INLINE void pack_codes_groups(uint32_t type, const uint8_t *const row[QG_ROWS], int64_t nb,
                                  uint8_t *w) {
@@ -268,7 +299,11 @@ PK_TARGET static void codes_q5_1_groups(const uint8_t *const row[QG_ROWS], int64
 }
 PACKER(codes_q8_0, TENSOR_Q8_0)
 PACKER(codes_mxfp4, TENSOR_MXFP4)
-PACKER(codes_q4_K, TENSOR_Q4_K)
+PACKER_ROW(codes_q4_K, TENSOR_Q4_K)
+PK_TARGET static void codes_q4_K_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
+                                        uint8_t *w) {
+    pack_q4_k_groups(row, nb, w);
+}
 PACKER(codes_q5_K, TENSOR_Q5_K)
 PACKER(codes_q6_K, TENSOR_Q6_K)
 
@@ -288,29 +323,67 @@ PK_TARGET static void scales_32(uint32_t type, const uint8_t *b, int64_t nb, con
     }
 }
 
-/* Q4_K and Q5_K: per sub-block d·sc and −dmin·m, eight at a time (rs_k_scales_min8). */
+/* Q4_K / Q5_K super-block b: d·sc (*d) and −dmin·m (*m) of its 8 sub-blocks
+ * (rs_k_scales_min8). −(dmin·m): the product rounded, then negated (exact), as in the
+ * dequantization. */
+PK_INLINE void k_scales8(const uint8_t *b, __m256 *d, __m256 *m) {
+    uint64_t sc, mn;
+    rs_k_scales_min8(b + 4, &sc, &mn);
+    const __m256 vs = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
+    const __m256 vm = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
+    *d = _mm256_mul_ps(_mm256_set1_ps(ld_f16(b)), vs);
+    *m = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(_mm256_set1_ps(ld_f16(b + 2)), vm));
+}
+
+/* Q6_K super-block b: d·sc of its 16 sub-blocks of 16. */
+PK_INLINE __m512 q6_k_scales16(const uint8_t *b) {
+    const __m512 sc =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
+    return _mm512_mul_ps(_mm512_set1_ps(ld_f16(b + 208)), sc);
+}
+
 PK_TARGET static void scales_qk(const uint8_t *b, int64_t nb, size_t bytes, const row_scales *s) {
     for (int64_t i = 0; i < nb; i++, b += bytes) {
-        uint64_t sc, mn;
-        rs_k_scales_min8(b + 4, &sc, &mn);
-        const __m256 vs =
-            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
-        const __m256 vm =
-            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
-        _mm256_storeu_ps(s->d + 8 * i, _mm256_mul_ps(_mm256_set1_ps(ld_f16(b)), vs));
-        /* −(dmin·m): the product rounded, then negated (exact), as in the dequantization */
-        _mm256_storeu_ps(s->m + 8 * i,
-                         _mm256_sub_ps(_mm256_setzero_ps(),
-                                       _mm256_mul_ps(_mm256_set1_ps(ld_f16(b + 2)), vm)));
+        __m256 d, m;
+        k_scales8(b, &d, &m);
+        _mm256_storeu_ps(s->d + 8 * i, d);
+        _mm256_storeu_ps(s->m + 8 * i, m);
     }
 }
 
-/* Q6_K: d·sc per 16 elements, sixteen at a time. */
 PK_TARGET static void scales_q6_K(const uint8_t *b, int64_t nb, const row_scales *s) {
-    for (int64_t i = 0; i < nb; i++, b += 210) {
-        const __m512 sc = _mm512_cvtepi32_ps(
-            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
-        _mm512_storeu_ps(s->d + 16 * i, _mm512_mul_ps(_mm512_set1_ps(ld_f16(b + 208)), sc));
+    for (int64_t i = 0; i < nb; i++, b += 210) _mm512_storeu_ps(s->d + 16 * i, q6_k_scales16(b));
+}
+
+/* The K types' scales of 16 rows by group, super-block by super-block: each row's 8 (or 16)
+ * values computed in a register, then turned into one vector of 16 rows per sub-block by the
+ * codes' 16 × 8 transposition (store_groups) — the by-group layout of d and m. */
+PK_TARGET static void scales_k_by_group(uint32_t type, const uint8_t *const row[QG_ROWS],
+                                        int64_t n_super, float *d, float *m) {
+    const size_t bytes = (size_t)tensor_type_get(type)->block_bytes;
+    __m256i vd[QG_ROWS], vm[QG_ROWS], vd_hi[QG_ROWS];
+    for (int64_t i = 0; i < n_super; i++) {
+        const size_t o = (size_t)i * bytes;
+        if (type == TENSOR_Q6_K) {
+#pragma GCC unroll 16
+            for (int r = 0; r < QG_ROWS; r++) {
+                const __m512i v = _mm512_castps_si512(q6_k_scales16(row[r] + o));
+                vd[r] = _mm512_castsi512_si256(v);
+                vd_hi[r] = _mm512_extracti64x4_epi64(v, 1);
+            }
+            store_groups(vd, (uint8_t *)(d + 256 * i));
+            store_groups(vd_hi, (uint8_t *)(d + 256 * i + 128));
+        } else {
+#pragma GCC unroll 16
+            for (int r = 0; r < QG_ROWS; r++) {
+                __m256 a, b;
+                k_scales8(row[r] + o, &a, &b);
+                vd[r] = _mm256_castps_si256(a);
+                vm[r] = _mm256_castps_si256(b);
+            }
+            store_groups(vd, (uint8_t *)(d + 128 * i));
+            store_groups(vm, (uint8_t *)(m + 128 * i));
+        }
     }
 }
 
@@ -525,8 +598,11 @@ static void pack_by_group(uint32_t type, const qg_format *f, const uint8_t *rows
         scales_32_by_group(type, rows, offs, n_rows, (int64_t)nb, p->d, p->m);
         return;
     }
-    for (int32_t r = 0; r < n_rows; r++)
-        row_scales_by_group(type, row[r], n_native, f, p->d + r, p->m ? p->m + r : NULL);
+    if (tensor_type_get(type)->block_size == 256)
+        scales_k_by_group(type, row, n_native, p->d, p->m);
+    else
+        for (int32_t r = 0; r < n_rows; r++)
+            row_scales_by_group(type, row[r], n_native, f, p->d + r, p->m ? p->m + r : NULL);
 #else
     (void)type, (void)f, (void)rows, (void)row_bytes;
 #endif
