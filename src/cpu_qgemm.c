@@ -386,6 +386,36 @@ typedef struct run_job {
     float *y;
 } run_job;
 
+/* The narrow kernel over the task's panels (rows r0..): tokens 8 at a time. Few tokens: the
+ * products take about as long as streaming the weights, so the strip this thread most likely
+ * takes next (tasks are claimed in turn) is fetched meanwhile, spread over the kernel's blocks. */
+static void run_narrow(const run_job *job, const qg_panel *panels, int32_t n_panels, int64_t r0) {
+    const qg_state *st = job->st;
+    const rs_tensor *w = job->w;
+    const int64_t rows = w->ne[1], cols = st->cols, nb = cols / 32;
+    const int64_t next = r0 + (int64_t)job->n_threads * job->strip_panels * QG_ROWS;
+    const int64_t n_calls = (int64_t)((st->n_tok + QN_TOK - 1) / QN_TOK) * n_panels;
+    qn_prefetch pf = {0};
+    if (next < rows) {
+        pf.pf = (const uint8_t *)w->data + (size_t)next * w->row_bytes;
+        pf.lines = (RS_MIN(job->strip_panels * QG_ROWS, rows - next) * (int64_t)w->row_bytes + 63) /
+                   64;
+        pf.lines_per_block = (pf.lines + n_calls * nb - 1) / (n_calls * nb);
+    }
+    const int format = job->f.nibbles ? 3 + job->f.has_min : job->f.sub == 16 ? 2 : job->f.has_min;
+    for (int32_t t0 = 0; t0 < st->n_tok; t0 += QN_TOK) {
+        const tile_rows_fn kernel = tile_rows_kernels[format][RS_MIN(QN_TOK, st->n_tok - t0) - 1];
+        for (int32_t i = 0; i < n_panels; i++) {
+            const int64_t row0 = r0 + i * QG_ROWS, nr = RS_MIN(QG_ROWS, rows - row0);
+            kernel(&panels[i], &st->an, cols, t0, job->y + row0, rows, (__mmask16)((1u << nr) - 1),
+                   pf);
+            const int64_t done = RS_MIN(pf.lines, pf.lines_per_block * nb);
+            pf.pf += 64 * done;
+            pf.lines -= done;
+        }
+    }
+}
+
 static void run_task(void *arg, int32_t task, int32_t thread) {
     const run_job *job = arg;
     const qg_state *st = job->st;
@@ -403,31 +433,7 @@ static void run_task(void *arg, int32_t task, int32_t thread) {
             (int32_t)RS_MIN(QG_ROWS, rows - pr), cols, buf + (size_t)n_panels * job->panel_bytes);
     }
     if (st->narrow) {
-        /* Few tokens: the products take about as long as streaming the weights, so the strip
-         * this thread most likely takes next (tasks are claimed in turn) is fetched meanwhile. */
-        const int64_t next = r0 + (int64_t)job->n_threads * job->strip_panels * QG_ROWS;
-        const int64_t n_calls = (int64_t)((st->n_tok + QN_TOK - 1) / QN_TOK) * n_panels;
-        qn_prefetch pf = {0};
-        if (next < rows) {
-            pf.pf = (const uint8_t *)w->data + (size_t)next * w->row_bytes;
-            pf.lines = (int64_t)(RS_MIN(job->strip_panels * QG_ROWS, rows - next) *
-                                 (int64_t)w->row_bytes + 63) / 64;
-            pf.lines_per_block = (pf.lines + n_calls * (cols / 32) - 1) / (n_calls * (cols / 32));
-        }
-        const int format = job->f.nibbles ? 3 + job->f.has_min
-                           : job->f.sub == 16 ? 2
-                                              : job->f.has_min;
-        for (int32_t t0 = 0; t0 < st->n_tok; t0 += QN_TOK) {
-            const tile_rows_fn kernel = tile_rows_kernels[format][RS_MIN(QN_TOK, st->n_tok - t0) - 1];
-            for (int32_t i = 0; i < n_panels; i++) {
-                const int64_t row0 = r0 + i * QG_ROWS, nr = RS_MIN(QG_ROWS, rows - row0);
-                kernel(&panels[i], &st->an, cols, t0, job->y + row0, rows,
-                       (__mmask16)((1u << nr) - 1), pf);
-                const int64_t done = RS_MIN(pf.lines, pf.lines_per_block * (cols / 32));
-                pf.pf += 64 * done;
-                pf.lines -= done;
-            }
-        }
+        run_narrow(job, panels, n_panels, r0);
         return;
     }
     const tile_fn kernel = job->f.sub == 16 ? tile_16 : job->f.has_min ? tile_32_min : tile_32;
