@@ -11,10 +11,12 @@
  * fifth/sixth bits merged, MXFP4 through a byte shuffle). By row (the wide kernel broadcasts 4
  * codes at a time) they are stored as they are; by group (the narrow kernel, under 16 tokens)
  * the blocks of 16 rows are transposed as 16 × 8 four-byte groups in 32 shuffles (Q4_0/Q4_1:
- * their 16 bytes of nibbles as 16 × 4 words, 20 shuffles, split by the kernel). Unpacking
- * must cost little next to the products: with few tokens per call (parallel traces) it is paid
- * once per 1–16 tokens. Scales: scalar, one per 32 (or 16) values. x86 only, like the kernel
- * (cpu_qgemm.c). */
+ * their 16 bytes of nibbles as 16 × 4 words, 20 shuffles, split by the kernel; Q5_0/Q5_1, Q4_K
+ * and Q6_K: their raw nibbles and high bits transposed first, then split — fewer operations per
+ * row than building each row's codes). Unpacking must cost little next to the products: with
+ * few tokens per call (parallel traces) it is paid once per 1–16 tokens. Scales: by row, scalar,
+ * one per 32 (or 16) values; by group, gathered (32-element types) or transposed (K types). x86
+ * only, like the kernel (cpu_qgemm.c). */
 #include "cpu_qgemm.h"
 
 #include "tensor_types.h"
@@ -253,6 +255,47 @@ PK_INLINE void pack_q4_k_groups(const uint8_t *const row[QG_ROWS], int64_t nb, u
         }
 }
 
+/* Q6_K by group: per half of a super-block, its two 32-byte runs of low nibbles and its 32
+ * bytes of high bit pairs are each transposed once (16 × 8 words) for the half's 4 blocks of
+ * 32: block g takes the low (g < 2) or high nibbles of run g % 2 and bits 2g, 2g + 1. */
+PK_INLINE void pack_q6_k_groups(const uint8_t *const row[QG_ROWS], int64_t nb, uint8_t *w) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i bias = _mm512_set1_epi8((char)(128 - 32));
+    for (int64_t sb = 0; 8 * sb < nb; sb++)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i q[QG_ROWS];
+            __m512i run[2][8], bits[8];
+#pragma GCC unroll 2
+            for (int k = 0; k < 2; k++) {
+#pragma GCC unroll 16
+                for (int r = 0; r < QG_ROWS; r++)
+                    q[r] = _mm256_loadu_si256(
+                        (const __m256i *)(row[r] + sb * 210 + 64 * h + 32 * k));
+                transpose_groups(q, run[k]);
+            }
+#pragma GCC unroll 16
+            for (int r = 0; r < QG_ROWS; r++)
+                q[r] = _mm256_loadu_si256((const __m256i *)(row[r] + sb * 210 + 128 + 32 * h));
+            transpose_groups(q, bits);
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                uint8_t *dst = w + 512 * (8 * sb + 4 * h + g);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    const __m512i v = run[g % 2][j];
+                    const __m512i lo = _mm512_and_si512(g < 2 ? v : _mm512_srli_epi16(v, 4), m4);
+                    const __m512i b = bits[j];
+                    const __m512i hi = _mm512_and_si512(
+                        g < 2 ? _mm512_slli_epi16(b, 4 - 2 * g) : _mm512_srli_epi16(b, 2 * g - 4),
+                        m30);
+                    _mm512_store_si512((void *)(dst + 64 * j),
+                                       _mm512_add_epi8(_mm512_or_si512(lo, hi), bias));
+                }
+            }
+        }
+}
+
 /* The codes of 16 rows (row[r]) by group, nb blocks. */
 PK_INLINE void pack_codes_groups(uint32_t type, const uint8_t *const row[QG_ROWS], int64_t nb,
                                  uint8_t *w) {
@@ -305,7 +348,11 @@ PK_TARGET static void codes_q4_K_groups(const uint8_t *const row[QG_ROWS], int64
     pack_q4_k_groups(row, nb, w);
 }
 PACKER(codes_q5_K, TENSOR_Q5_K)
-PACKER(codes_q6_K, TENSOR_Q6_K)
+PACKER_ROW(codes_q6_K, TENSOR_Q6_K)
+PK_TARGET static void codes_q6_K_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
+                                        uint8_t *w) {
+    pack_q6_k_groups(row, nb, w);
+}
 
 /* ---- scales: d (and m) of every sub-block of one row ---------------------------------------- */
 
