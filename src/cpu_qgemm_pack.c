@@ -230,29 +230,48 @@ PK_INLINE bool pack_q5_groups(const uint8_t *const row[QG_ROWS], int64_t nb, siz
     return true;
 }
 
-/* Q4_K by group: each 32 bytes of nibbles (the low ones sub-block 2c, the high ones 2c + 1) of
- * 16 rows transposed once as 16 × 8 words for both sub-blocks, then split and biased. */
-PK_INLINE void pack_q4_k_groups(const uint8_t *const row[QG_ROWS], int64_t nb, uint8_t *w) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), bias = _mm512_set1_epi8((char)128);
-    for (int64_t sb = 0; 8 * sb < nb; sb++)
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            __m256i q[QG_ROWS];
-            __m512i words[8];
+/* Q4_K / Q5_K by group: each 32 bytes of nibbles (the low ones sub-block 2c, the high ones
+ * 2c + 1) of 16 rows transposed once as 16 × 8 words for both sub-blocks, then split and biased;
+ * Q5_K (five) also transposes its 32 bytes of fifth bits once per super-block (bit j of byte k:
+ * element k of sub-block j). */
+PK_INLINE void pack_qk_groups(const uint8_t *const row[QG_ROWS], int64_t nb, bool five,
+                              uint8_t *w) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    const __m512i bias = _mm512_set1_epi8((char)128);
+    const size_t bytes = five ? 176 : 144, qs = five ? 48 : 16;
+    for (int64_t sb = 0; 8 * sb < nb; sb++) {
+        __m256i q[QG_ROWS];
+        __m512i words[8], fifth[8];
+        if (five) {
 #pragma GCC unroll 16
             for (int r = 0; r < QG_ROWS; r++)
-                q[r] = _mm256_loadu_si256((const __m256i *)(row[r] + sb * 144 + 16 + 32 * c));
+                q[r] = _mm256_loadu_si256((const __m256i *)(row[r] + sb * bytes + 16));
+            transpose_groups(q, fifth);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+#pragma GCC unroll 16
+            for (int r = 0; r < QG_ROWS; r++)
+                q[r] = _mm256_loadu_si256((const __m256i *)(row[r] + sb * bytes + qs + 32 * c));
             transpose_groups(q, words);
-            uint8_t *lo = w + 512 * (8 * sb + 2 * c), *hi = lo + 512;
+#pragma GCC unroll 2
+            for (int half = 0; half < 2; half++) {
+                const int sub = 2 * c + half; /* sub-block: its fifth bits are bit sub */
+                uint8_t *dst = w + 512 * (8 * sb + sub);
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                _mm512_store_si512((void *)(lo + 64 * j),
-                                   _mm512_add_epi8(_mm512_and_si512(words[j], m4), bias));
-                _mm512_store_si512(
-                    (void *)(hi + 64 * j),
-                    _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi16(words[j], 4), m4), bias));
+                for (int j = 0; j < 8; j++) {
+                    __m512i v = _mm512_and_si512(half ? _mm512_srli_epi16(words[j], 4) : words[j],
+                                                 m4);
+                    if (five)
+                        v = _mm512_or_si512(
+                            v, _mm512_and_si512(sub <= 4 ? _mm512_slli_epi16(fifth[j], 4 - sub)
+                                                         : _mm512_srli_epi16(fifth[j], sub - 4),
+                                                m10));
+                    _mm512_store_si512((void *)(dst + 64 * j), _mm512_add_epi8(v, bias));
+                }
             }
         }
+    }
 }
 
 /* Q6_K by group: per half of a super-block, its two 32-byte runs of low nibbles and its 32
@@ -345,9 +364,13 @@ PACKER(codes_mxfp4, TENSOR_MXFP4)
 PACKER_ROW(codes_q4_K, TENSOR_Q4_K)
 PK_TARGET static void codes_q4_K_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
                                         uint8_t *w) {
-    pack_q4_k_groups(row, nb, w);
+    pack_qk_groups(row, nb, false, w);
 }
-PACKER(codes_q5_K, TENSOR_Q5_K)
+PACKER_ROW(codes_q5_K, TENSOR_Q5_K)
+PK_TARGET static void codes_q5_K_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
+                                        uint8_t *w) {
+    pack_qk_groups(row, nb, true, w);
+}
 PACKER_ROW(codes_q6_K, TENSOR_Q6_K)
 PK_TARGET static void codes_q6_K_groups(const uint8_t *const row[QG_ROWS], int64_t nb,
                                         uint8_t *w) {
