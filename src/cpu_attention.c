@@ -12,11 +12,17 @@
  * chunk's key and value rows to f32 once (cpu_kv_load_row, the next chunk's rows prefetched),
  * score 16 keys per cross-lane sum and accumulate values like F16 ones (Qwen2.5-0.5B heads at
  * depth 16384: 8-bit 44.9 -> 16.7 ms per token, BF16 47.8 -> 28.2); without AVX-512, plain dot
- * products and axpys on the converted rows. Decode has few (token, KV head) pairs — 3 for SmolLM2 — so long contexts are also
- * split by position (flash-decoding): each split leaves (m, l, acc) per head and the caller
- * merges them, which keeps every thread streaming K/V at depth 4K and beyond. Batches holding a
- * run of prompt tokens of one sequence go to cpu_attention_prefill.c instead (tiled matrix
- * products). */
+ * products and axpys on the converted rows. Decode has few (token, KV head) pairs — 3 for
+ * SmolLM2 — so long contexts are also split by position (flash-decoding): each split leaves
+ * (m, l, acc) per head and the caller merges them, which keeps every thread streaming K/V at
+ * depth 4K and beyond. Forked traces decoding together hold their prompt in the same blocks: the
+ * prefix their tables share is attended once for all of them (shared_task: every member's query
+ * heads against each shared split, whose keys and values stay in L2 across the passes) as splits
+ * of each member, and each token's own rest is its last split — the shared K/V is read from
+ * memory once per step instead of once per trace (Qwen3-0.6B shape, 8 KV heads of 128: 8 traces
+ * at depth 4096, fast, 96-99 -> 141-148 tokens/s; Qwen2.5-0.5B's 2 MB per layer were already
+ * served from L3). Batches holding a run of prompt tokens of one sequence go to
+ * cpu_attention_prefill.c instead (tiled matrix products). */
 #include "backend_cpu.h"
 
 #include "tensor_types.h"
@@ -366,7 +372,19 @@ typedef struct attention_job {
     const float *sinks;
     float *out;
     attn_kernels kn;
+    /* forked traces: positions [0, shared) lie in blocks that the member tokens' sequences all
+     * hold (the same block ids), attended by shared_task in splits of shared_len */
+    int32_t shared, shared_len, n_member;
+    const int32_t *members; /* (n_member) their batch indices */
+    const bool *member;     /* (n_tok) */
 } attention_job;
+
+/* Shared prefixes: at most this many tokens in a batch, at least this many shared positions,
+ * and splits of this many (the split's keys and values stay in L2 across the passes over the
+ * members' query heads). */
+#define SHARED_MAX_TOK 64
+#define SHARED_MIN 256
+#define SHARED_SPLIT 256
 
 /* The first position token t sees: its window's start, or 0. */
 static int32_t first_visible(const attention_job *job, int32_t t) {
@@ -409,120 +427,217 @@ static void chunk_offsets(const attention_job *job, const int32_t *table, int32_
     }
 }
 
-static void attention_task(void *arg, int32_t task, int32_t thread) {
-    const attention_job *job = arg;
+/* The online softmax of ng (≤ GROUP_MAX) query vectors qh against positions [p0, p1) of KV head
+ * kvh, addressed through block table `table`: per vector the running maximum m, the sum l and
+ * the unnormalised accumulator acc (head_dim, zeroed here). */
+static void attend(const attention_job *job, const int32_t *table, int32_t kvh, int32_t p0,
+                   int32_t p1, const float *const *qh, float *const *acc, int32_t ng,
+                   int32_t thread, float *m, float *l) {
     const kv_pool *pool = job->pool;
-    const int32_t n_split = job->n_split, hd = job->head_dim;
-    const int32_t sp = task % n_split, kvh = (task / n_split) % job->n_head_kv;
-    const int32_t t = task / n_split / job->n_head_kv;
-    const int32_t g = job->n_head / job->n_head_kv;
-    const int32_t first = first_visible(job, t), n_pos = job->batch->pos[t] + 1 - first;
+    const int32_t hd = job->head_dim;
     const attn_kernels *kn = &job->kn;
-    /* tiled F16 keys: chunks start on a tile (positions before p0 are scored, then skipped), so
-     * splits are whole tiles */
+    /* tiled F16 keys: chunks start on a tile (positions before p0 are scored, then skipped) */
     const bool tiled = kn->f16_avx512 && pool->k_tile == 16;
-    const int32_t per = (n_pos + n_split - 1) / n_split, len = tiled ? (per + 15) / 16 * 16 : per;
-    const int32_t p0 = first + RS_MIN(n_pos, sp * len), p1 = first + RS_MIN(n_pos, sp * len + len);
-    const int32_t *table = job->batch->block_tables[t];
     float *rows = job->cb->attn_k + (size_t)thread * ATTN_CHUNK * 1024; /* (ATTN_CHUNK, hd) */
     const bool f16_values = kn->f16_avx512 && pool->type == REASON_KV_F16;
     /* other caches: rows converted to f32 once per chunk (keys and values in the two halves of
      * the thread's scratch), then scored 16 keys per cross-lane sum and accumulated like F16 */
     const bool rows_fused = kn->f16_avx512 && !tiled && hd % 16 == 0 && hd <= 512;
-
-    for (int32_t h0 = 0; h0 < g; h0 += GROUP_MAX) {
-        const int32_t ng = RS_MIN(GROUP_MAX, g - h0);
-        float m[GROUP_MAX], l[GROUP_MAX], sc[GROUP_MAX][ATTN_CHUNK];
-        float *acc[GROUP_MAX];
-        const float *qh[GROUP_MAX];
-        for (int32_t j = 0; j < ng; j++) {
-            const int32_t h = kvh * g + h0 + j;
-            qh[j] = job->q + ((size_t)t * job->n_head + h) * hd;
-            acc[j] = n_split == 1
-                         ? job->out + ((size_t)t * job->n_head + h) * hd
-                         : job->cb->attn_part +
-                               (((size_t)t * job->n_head + h) * n_split + sp) * job->part_stride +
-                               2;
-            memset(acc[j], 0, (size_t)hd * sizeof(float));
-            m[j] = -INFINITY;
-            l[j] = 0.0f;
-        }
-        /* chunk offsets double-buffered: the next chunk's are known (and prefetched) while
-         * this one is worked on */
-        size_t off[2][ATTN_CHUNK], koff[2][ATTN_CHUNK];
-        const uint16_t *tile[2][ATTN_CHUNK / 16];
-        int32_t c0 = tiled ? p0 - p0 % 16 : p0, b = 0;
-        if (c0 < p1)
-            chunk_offsets(job, table, kvh, c0, RS_MAX(c0, p0), RS_MIN(p1, c0 + ATTN_CHUNK), tiled,
-                          off[0], koff[0], tile[0]);
-        for (; c0 < p1; c0 += ATTN_CHUNK, b ^= 1) {
-            const int32_t lo = RS_MAX(c0, p0), hi = RS_MIN(p1, c0 + ATTN_CHUNK);
-            const int32_t i0 = lo - c0, i1 = hi - c0; /* the chunk's visible positions */
-            const int32_t cn = c0 + ATTN_CHUNK, nb = cn < p1 ? b ^ 1 : b;
-            if (cn < p1)
-                chunk_offsets(job, table, kvh, cn, cn, RS_MIN(p1, cn + ATTN_CHUNK), tiled, off[nb],
-                              koff[nb], tile[nb]);
+    float sc[GROUP_MAX][ATTN_CHUNK];
+    for (int32_t j = 0; j < ng; j++) {
+        memset(acc[j], 0, (size_t)hd * sizeof(float));
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+    }
+    /* chunk offsets double-buffered: the next chunk's are known (and prefetched) while this one
+     * is worked on */
+    size_t off[2][ATTN_CHUNK], koff[2][ATTN_CHUNK];
+    const uint16_t *tile[2][ATTN_CHUNK / 16];
+    int32_t c0 = tiled ? p0 - p0 % 16 : p0, b = 0;
+    if (c0 < p1)
+        chunk_offsets(job, table, kvh, c0, RS_MAX(c0, p0), RS_MIN(p1, c0 + ATTN_CHUNK), tiled,
+                      off[0], koff[0], tile[0]);
+    for (; c0 < p1; c0 += ATTN_CHUNK, b ^= 1) {
+        const int32_t lo = RS_MAX(c0, p0), hi = RS_MIN(p1, c0 + ATTN_CHUNK);
+        const int32_t i0 = lo - c0, i1 = hi - c0; /* the chunk's visible positions */
+        const int32_t cn = c0 + ATTN_CHUNK, nb = cn < p1 ? b ^ 1 : b;
+        if (cn < p1)
+            chunk_offsets(job, table, kvh, cn, cn, RS_MIN(p1, cn + ATTN_CHUNK), tiled, off[nb],
+                          koff[nb], tile[nb]);
 #if defined(__x86_64__)
-            if (tiled)
-                scores_tiled_f16(tile[b], tile[nb], (hi - c0 + 15) / 16, qh, ng, hd, job->scale,
-                                 sc);
+        if (tiled)
+            scores_tiled_f16(tile[b], tile[nb], (hi - c0 + 15) / 16, qh, ng, hd, job->scale,
+                             sc);
 #endif
-            if (!tiled) {
+        if (!tiled) {
 #if defined(__x86_64__)
-                if (rows_fused && nb != b) /* the next chunk's rows, while these are worked on */
-                    prefetch_rows(pool, koff[nb], off[nb], hd);
+            if (rows_fused && nb != b) /* the next chunk's rows, while these are worked on */
+                prefetch_rows(pool, koff[nb], off[nb], hd);
 #endif
+            for (int32_t i = i0; i < i1; i++)
+                cpu_kv_load_row(pool, false, koff[b][i], rows + (size_t)i * hd, hd);
+#if defined(__x86_64__)
+            if (rows_fused)
+                scores_rows_f32(rows, i0, i1, qh, ng, hd, job->scale, sc);
+#endif
+            for (int32_t j = 0; j < ng && !rows_fused; j++)
                 for (int32_t i = i0; i < i1; i++)
-                    cpu_kv_load_row(pool, false, koff[b][i], rows + (size_t)i * hd, hd);
-#if defined(__x86_64__)
-                if (rows_fused)
-                    scores_rows_f32(rows, i0, i1, qh, ng, hd, job->scale, sc);
-#endif
-                for (int32_t j = 0; j < ng && !rows_fused; j++)
-                    for (int32_t i = i0; i < i1; i++)
-                        sc[j][i] = kn->dot(rows + (size_t)i * hd, qh[j], hd) * job->scale;
-            }
-            for (int32_t j = 0; j < ng; j++) {
-                const float cm = kn->max(sc[j] + i0, i1 - i0);
-                if (cm > m[j]) { /* rescale what was accumulated under the old maximum */
-                    const float r = expf(m[j] - cm);
-                    l[j] *= r;
-                    for (int32_t i = 0; i < hd; i++) acc[j][i] *= r;
-                    m[j] = cm;
-                }
-                l[j] += kn->exp_sum(sc[j] + i0, i1 - i0, m[j]);
-            }
-#if defined(__x86_64__)
-            if (f16_values)
-                accumulate_f16_avx512((const uint8_t *)pool->v, off[b], off[nb], i0, i1, sc, ng,
-                                      hd, acc);
-            if (!f16_values && rows_fused) { /* value rows converted once, then as F16 ones */
-                float *vrows = rows + (size_t)ATTN_CHUNK * hd;
-                size_t voff[ATTN_CHUNK];
-                for (int32_t i = i0; i < i1; i++) {
-                    cpu_kv_load_row(pool, true, off[b][i], vrows + (size_t)i * hd, hd);
-                    voff[i] = (size_t)i * hd * sizeof(float);
-                }
-                accumulate_f32_avx512((const uint8_t *)vrows, voff, i0, i1, sc, ng, hd, acc);
-            }
-#endif
-            if (!f16_values && !rows_fused) {
-                for (int32_t i = i0; i < i1; i++) {
-                    cpu_kv_load_row(pool, true, off[b][i], rows, hd);
-                    for (int32_t j = 0; j < ng; j++) kn->axpy(sc[j][i], rows, acc[j], hd);
-                }
-            }
+                    sc[j][i] = kn->dot(rows + (size_t)i * hd, qh[j], hd) * job->scale;
         }
         for (int32_t j = 0; j < ng; j++) {
-            if (n_split == 1) {
-                const float inv = inv_denominator(job, kvh * g + h0 + j, m[j], l[j]);
-                for (int32_t i = 0; i < hd; i++) acc[j][i] *= inv;
-            } else {
-                acc[j][-2] = m[j];
-                acc[j][-1] = l[j];
+            const float cm = kn->max(sc[j] + i0, i1 - i0);
+            if (cm > m[j]) { /* rescale what was accumulated under the old maximum */
+                const float r = expf(m[j] - cm);
+                l[j] *= r;
+                for (int32_t i = 0; i < hd; i++) acc[j][i] *= r;
+                m[j] = cm;
+            }
+            l[j] += kn->exp_sum(sc[j] + i0, i1 - i0, m[j]);
+        }
+#if defined(__x86_64__)
+        if (f16_values)
+            accumulate_f16_avx512((const uint8_t *)pool->v, off[b], off[nb], i0, i1, sc, ng,
+                                  hd, acc);
+        if (!f16_values && rows_fused) { /* value rows converted once, then as F16 ones */
+            float *vrows = rows + (size_t)ATTN_CHUNK * hd;
+            size_t voff[ATTN_CHUNK];
+            for (int32_t i = i0; i < i1; i++) {
+                cpu_kv_load_row(pool, true, off[b][i], vrows + (size_t)i * hd, hd);
+                voff[i] = (size_t)i * hd * sizeof(float);
+            }
+            accumulate_f32_avx512((const uint8_t *)vrows, voff, i0, i1, sc, ng, hd, acc);
+        }
+#endif
+        if (!f16_values && !rows_fused) {
+            for (int32_t i = i0; i < i1; i++) {
+                cpu_kv_load_row(pool, true, off[b][i], rows, hd);
+                for (int32_t j = 0; j < ng; j++) kn->axpy(sc[j][i], rows, acc[j], hd);
             }
         }
     }
+}
+
+/* The positions of token t that split sp of the per-token tasks covers: with a shared prefix
+ * (job->shared > 0) its members' splits below n_shared belong to the shared tasks and the last
+ * one is the rest [shared, pos]. */
+static void task_range(const attention_job *job, int32_t t, int32_t sp, int32_t *p0, int32_t *p1) {
+    const int32_t first = first_visible(job, t), last = job->batch->pos[t] + 1;
+    if (job->shared > 0 && job->member[t]) {
+        *p0 = sp == job->n_split - 1 ? job->shared : last;
+        *p1 = last;
+        return;
+    }
+    const int32_t n_pos = last - first;
+    const bool tiled = job->kn.f16_avx512 && job->pool->k_tile == 16;
+    /* tiled keys: splits are whole tiles */
+    const int32_t per = (n_pos + job->n_split - 1) / job->n_split;
+    const int32_t len = tiled ? (per + 15) / 16 * 16 : per;
+    *p0 = first + RS_MIN(n_pos, sp * len);
+    *p1 = first + RS_MIN(n_pos, sp * len + len);
+}
+
+/* acc pointer of (token t, head h): the output itself, or its partial result of split sp. */
+static float *acc_of(const attention_job *job, int32_t t, int32_t h, int32_t sp) {
+    if (job->n_split == 1) return job->out + ((size_t)t * job->n_head + h) * job->head_dim;
+    return job->cb->attn_part +
+           (((size_t)t * job->n_head + h) * job->n_split + sp) * job->part_stride + 2;
+}
+
+/* Stores the ng results: normalised into the output (one split) or m and l before the
+ * partial accumulator. */
+static void finish(const attention_job *job, float *const *acc, const int32_t *head,
+                   int32_t ng, const float *m, const float *l) {
+    for (int32_t j = 0; j < ng; j++) {
+        if (job->n_split == 1) {
+            const float inv = inv_denominator(job, head[j], m[j], l[j]);
+            for (int32_t i = 0; i < job->head_dim; i++) acc[j][i] *= inv;
+        } else {
+            acc[j][-2] = m[j];
+            acc[j][-1] = l[j];
+        }
+    }
+}
+
+/* Task (token, KV head, split): the g query heads of the KV head together, so each cached key and
+ * value is read and converted once for all of them. */
+static void attention_task(void *arg, int32_t task, int32_t thread) {
+    const attention_job *job = arg;
+    const int32_t n_split = job->n_split;
+    const int32_t sp = task % n_split, kvh = (task / n_split) % job->n_head_kv;
+    const int32_t t = task / n_split / job->n_head_kv;
+    const int32_t g = job->n_head / job->n_head_kv;
+    int32_t p0, p1;
+    task_range(job, t, sp, &p0, &p1);
+    if (job->shared > 0 && job->member[t] && sp < n_split - 1) return; /* a shared task's */
+    for (int32_t h0 = 0; h0 < g; h0 += GROUP_MAX) {
+        const int32_t ng = RS_MIN(GROUP_MAX, g - h0);
+        float m[GROUP_MAX], l[GROUP_MAX], *acc[GROUP_MAX];
+        const float *qh[GROUP_MAX];
+        int32_t head[GROUP_MAX];
+        for (int32_t j = 0; j < ng; j++) {
+            head[j] = kvh * g + h0 + j;
+            qh[j] = job->q + ((size_t)t * job->n_head + head[j]) * job->head_dim;
+            acc[j] = acc_of(job, t, head[j], sp);
+        }
+        attend(job, job->batch->block_tables[t], kvh, p0, p1, qh, acc, ng, thread, m, l);
+        finish(job, acc, head, ng, m, l);
+    }
+}
+
+/* Shared task (KV head, split i of the shared prefix [0, shared)): every member token's g query
+ * heads against the blocks the members share, GROUP_MAX query vectors per pass — the split's
+ * keys and values come from memory once and stay in the cache for the other passes, instead of
+ * once per trace. Its results are split i of each member. */
+static void shared_task(void *arg, int32_t task, int32_t thread) {
+    const attention_job *job = arg;
+    const int32_t kvh = task % job->n_head_kv, i = task / job->n_head_kv;
+    const int32_t g = job->n_head / job->n_head_kv, n_v = job->n_member * g;
+    const int32_t p0 = i * job->shared_len, p1 = RS_MIN(job->shared, p0 + job->shared_len);
+    for (int32_t v0 = 0; v0 < n_v; v0 += GROUP_MAX) {
+        const int32_t ng = RS_MIN(GROUP_MAX, n_v - v0);
+        float m[GROUP_MAX], l[GROUP_MAX], *acc[GROUP_MAX];
+        const float *qh[GROUP_MAX];
+        int32_t head[GROUP_MAX];
+        for (int32_t j = 0; j < ng; j++) {
+            const int32_t t = job->members[(v0 + j) / g];
+            head[j] = kvh * g + (v0 + j) % g;
+            qh[j] = job->q + ((size_t)t * job->n_head + head[j]) * job->head_dim;
+            acc[j] = acc_of(job, t, head[j], i);
+        }
+        attend(job, job->batch->block_tables[job->members[0]], kvh, p0, p1, qh, acc, ng, thread,
+               m, l);
+        finish(job, acc, head, ng, m, l);
+    }
+}
+
+/* The prefix that the batch's tokens share with its first token: the leading blocks with the
+ * same ids in their tables, whole, seen entirely by every token of the group (full attention);
+ * tokens sharing fewer than SHARED_MIN positions are not members. Returns the positions shared
+ * by all members (a multiple of the block size), 0 when fewer than two tokens share them. */
+static int32_t shared_prefix(attention_job *job, int32_t *members, bool *member) {
+    const attn_batch *b = job->batch;
+    const int32_t bs = job->pool->block_size;
+    job->n_member = 0;
+    if (job->window > 0 || b->n_tok < 2 || b->n_tok > SHARED_MAX_TOK) return 0;
+    const int32_t *lead = b->block_tables[0];
+    int32_t shared = INT32_MAX;
+    for (int32_t t = 0; t < b->n_tok; t++) {
+        const int32_t *tab = b->block_tables[t];
+        const int32_t whole = (RS_MIN(b->pos[0], b->pos[t]) + 1) / bs; /* seen by both */
+        int32_t n = 0;
+        while (n < whole && tab[n] == lead[n]) n++;
+        member[t] = n * bs >= SHARED_MIN;
+        if (member[t]) {
+            members[job->n_member++] = t;
+            shared = RS_MIN(shared, n * bs);
+        }
+    }
+    if (job->n_member < 2) {
+        for (int32_t t = 0; t < b->n_tok; t++) member[t] = false;
+        job->n_member = 0;
+        return 0;
+    }
+    return shared;
 }
 
 /* out of (token, head) = Σ_s e^(m_s - M) acc_s / Σ_s e^(m_s - M) l_s. */
@@ -564,9 +679,18 @@ void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float 
     int32_t longest = 0;
     for (int32_t t = 0; t < batch->n_tok; t++)
         longest = RS_MAX(longest, batch->pos[t] + 1 - first_visible(&job, t));
-    if (cb->n_threads > 1 && pairs < 4 * cb->n_threads && longest >= 2 * SPLIT_MIN) {
-        int32_t n_split = (8 * cb->n_threads + pairs - 1) / pairs;
+    int32_t members[SHARED_MAX_TOK];
+    bool member[SHARED_MAX_TOK];
+    const int32_t shared = shared_prefix(&job, members, member);
+    int32_t n_split = 1;
+    if (shared > 0) {
+        job.shared_len = RS_MAX(SHARED_SPLIT, (shared / SPLIT_MAX + 15) / 16 * 16);
+        n_split = (shared + job.shared_len - 1) / job.shared_len + 1; /* + the rest */
+    } else if (cb->n_threads > 1 && pairs < 4 * cb->n_threads && longest >= 2 * SPLIT_MIN) {
+        n_split = (8 * cb->n_threads + pairs - 1) / pairs;
         n_split = RS_MIN(n_split, RS_MIN(SPLIT_MAX, longest / SPLIT_MIN));
+    }
+    if (n_split > 1) {
         job.part_stride = (size_t)(head_dim + 2 + 15) / 16 * 16;
         const size_t need = (size_t)batch->n_tok * n_head * n_split * job.part_stride;
         if (need > cb->attn_part_cap) {
@@ -575,6 +699,12 @@ void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float 
             cb->attn_part_cap = cb->attn_part ? need : 0;
         }
         if (cb->attn_part) job.n_split = n_split;
+    }
+    if (job.n_split > 1 && shared > 0) { /* else the tokens go their own ways */
+        job.shared = shared;
+        job.members = members;
+        job.member = member;
+        thread_pool_run(cb->pool, shared_task, &job, (n_split - 1) * n_head_kv);
     }
     thread_pool_run(cb->pool, attention_task, &job, pairs * job.n_split);
     if (job.n_split > 1) merge_splits(&job);

@@ -10,7 +10,8 @@
  * 1000+, several sequences in one batch, prompt runs mixed with decode tokens, interleaved
  * sequences (the per-token path only), windows smaller and larger than a tile, sinks, grouped
  * query heads g = 1, 2, 8, head_dim 64, 80, 128, 256, F32/F16/BF16/Q8 KV (Q8 with values the
- * 8-bit format holds exactly; its rounding is checked on its own against the definition). */
+ * 8-bit format holds exactly; its rounding is checked on its own against the definition), and
+ * forked sequences sharing their first blocks (attended once for all of them). */
 #include "test_util.h"
 
 #include "backend_cpu.h"
@@ -46,6 +47,8 @@ typedef struct attn_case {
     int32_t interleave;       /* new tokens of the sequences alternate (no runs) */
     int32_t prefill;          /* the prompt path is expected to take the batch */
     int32_t block_size;       /* 0: 16 (F16 keys are then stored in tiles of 16, cpu_kv.c) */
+    int32_t shared[4]; /* sequence s holds sequence 0's first shared[s] positions in the same
+                        * blocks (forked traces; a multiple of the block size) */
 } attn_case;
 
 static const char *type_name(int32_t t) {
@@ -89,15 +92,16 @@ static double run_case(const attn_case *c, int32_t n_threads, const char *env, d
     float *ks[4], *vs[4]; /* (len, kv_dim) as stored */
     int32_t *slots = malloc((size_t)max_len * sizeof *slots);
     for (int32_t s = 0, used = 0; s < c->n_seq; s++) {
-        const int32_t nb = (c->len[s] + bs - 1) / bs;
+        const int32_t nb = (c->len[s] + bs - 1) / bs, n_shared = s ? c->shared[s] / bs : 0;
         tables[s] = malloc((size_t)nb * sizeof **tables);
-        for (int32_t b = 0; b < nb; b++) tables[s][b] = perm[used++];
+        for (int32_t b = 0; b < nb; b++) tables[s][b] = b < n_shared ? tables[0][b] : perm[used++];
         const size_t n = (size_t)c->len[s] * kv_dim;
         ks[s] = malloc(n * sizeof(float));
         vs[s] = malloc(n * sizeof(float));
         for (size_t i = 0; i < n; i++) {
-            ks[s][i] = kv_value(c->type, i % (size_t)kv_dim);
-            vs[s][i] = kv_value(c->type, i % (size_t)kv_dim);
+            const bool copy = i < (size_t)n_shared * bs * kv_dim;
+            ks[s][i] = copy ? ks[0][i] : kv_value(c->type, i % (size_t)kv_dim);
+            vs[s][i] = copy ? vs[0][i] : kv_value(c->type, i % (size_t)kv_dim);
         }
         for (int32_t p = 0; p < c->len[s]; p++) slots[p] = tables[s][p / bs] * bs + p % bs;
         be->ops->kv_store(be, &pool, layer, ks[s], vs[s], slots, c->len[s]);
@@ -199,14 +203,14 @@ static void check_cases(const attn_case *cases, size_t n) {
 
 START_TEST(test_prompts_at_depth_zero) {
     static const attn_case cases[] = {
-        {REASON_KV_F32, 4, 4, 64, 0, 0, 1, {17}, {17}, 0, 1, 0},          /* g 1, one tile + 1 */
-        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {300}, {300}, 0, 1, 0},      /* g 2, Qwen3 heads */
-        {REASON_KV_BF16, 9, 3, 64, 0, 1, 1, {130}, {130}, 0, 1, 0},       /* g 3, SmolLM2, sinks */
-        {REASON_KV_F16, 8, 1, 256, 0, 0, 1, {70}, {70}, 0, 1, 0},         /* g 8, hd 256 */
-        {REASON_KV_F32, 4, 2, 80, 0, 1, 1, {201}, {201}, 0, 1, 0},        /* odd head_dim */
-        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {16}, {16}, 0, 1, 0},          /* the shortest run */
-        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {15}, {15}, 0, 0, 0},          /* one short: per token */
-        {REASON_KV_Q8, 16, 8, 128, 0, 0, 1, {130}, {130}, 0, 1, 0},       /* 8-bit KV */
+        {REASON_KV_F32, 4, 4, 64, 0, 0, 1, {17}, {17}, 0, 1, 0, {0}},          /* g 1, one tile + 1 */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {300}, {300}, 0, 1, 0, {0}},      /* g 2, Qwen3 heads */
+        {REASON_KV_BF16, 9, 3, 64, 0, 1, 1, {130}, {130}, 0, 1, 0, {0}},       /* g 3, SmolLM2, sinks */
+        {REASON_KV_F16, 8, 1, 256, 0, 0, 1, {70}, {70}, 0, 1, 0, {0}},         /* g 8, hd 256 */
+        {REASON_KV_F32, 4, 2, 80, 0, 1, 1, {201}, {201}, 0, 1, 0, {0}},        /* odd head_dim */
+        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {16}, {16}, 0, 1, 0, {0}},          /* the shortest run */
+        {REASON_KV_F16, 4, 2, 64, 0, 0, 1, {15}, {15}, 0, 0, 0, {0}},          /* one short: per token */
+        {REASON_KV_Q8, 16, 8, 128, 0, 0, 1, {130}, {130}, 0, 1, 0, {0}},       /* 8-bit KV */
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -214,12 +218,12 @@ END_TEST
 
 START_TEST(test_prompts_at_depth) {
     static const attn_case cases[] = {
-        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {1300}, {100}, 0, 1, 0},
-        {REASON_KV_BF16, 8, 1, 128, 0, 1, 1, {1100}, {64}, 0, 1, 0},      /* g 8, sinks */
-        {REASON_KV_F32, 4, 4, 256, 0, 0, 1, {1030}, {33}, 0, 1, 0},       /* g 1, hd 256 */
-        {REASON_KV_F32, 6, 3, 80, 0, 0, 1, {1200}, {17}, 0, 1, 0},        /* odd head_dim */
-        {REASON_KV_Q8, 8, 2, 64, 0, 1, 1, {1100}, {40}, 0, 1, 0},         /* 8-bit KV, sinks */
-        {REASON_KV_Q8, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0, 0},         /* 8-bit KV, decode */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {1300}, {100}, 0, 1, 0, {0}},
+        {REASON_KV_BF16, 8, 1, 128, 0, 1, 1, {1100}, {64}, 0, 1, 0, {0}},      /* g 8, sinks */
+        {REASON_KV_F32, 4, 4, 256, 0, 0, 1, {1030}, {33}, 0, 1, 0, {0}},       /* g 1, hd 256 */
+        {REASON_KV_F32, 6, 3, 80, 0, 0, 1, {1200}, {17}, 0, 1, 0, {0}},        /* odd head_dim */
+        {REASON_KV_Q8, 8, 2, 64, 0, 1, 1, {1100}, {40}, 0, 1, 0, {0}},         /* 8-bit KV, sinks */
+        {REASON_KV_Q8, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0, 0, {0}},         /* 8-bit KV, decode */
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -228,11 +232,11 @@ END_TEST
 START_TEST(test_several_sequences) {
     static const attn_case cases[] = {
         /* three prompt runs of different sequences, one at depth */
-        {REASON_KV_F16, 8, 4, 64, 0, 0, 3, {1100, 40, 257}, {100, 40, 57}, 0, 1, 0},
+        {REASON_KV_F16, 8, 4, 64, 0, 0, 3, {1100, 40, 257}, {100, 40, 57}, 0, 1, 0, {0}},
         /* a prompt run and decode tokens of other sequences in one batch */
-        {REASON_KV_BF16, 8, 2, 128, 0, 1, 4, {50, 1200, 3, 70}, {1, 64, 1, 20}, 0, 1, 0},
+        {REASON_KV_BF16, 8, 2, 128, 0, 1, 4, {50, 1200, 3, 70}, {1, 64, 1, 20}, 0, 1, 0, {0}},
         /* interleaved sequences: no runs, the per-token path */
-        {REASON_KV_F16, 8, 2, 64, 0, 0, 2, {60, 1030}, {20, 20}, 1, 0, 0},
+        {REASON_KV_F16, 8, 2, 64, 0, 0, 2, {60, 1030}, {20, 20}, 1, 0, 0, {0}},
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -240,13 +244,13 @@ END_TEST
 
 START_TEST(test_windows_and_sinks) {
     static const attn_case cases[] = {
-        {REASON_KV_F16, 8, 4, 64, 8, 0, 1, {1500}, {150}, 0, 1, 0},    /* window << tile */
-        {REASON_KV_F32, 4, 2, 64, 4, 1, 1, {90}, {90}, 0, 1, 0},       /* tiny window, sinks */
-        {REASON_KV_BF16, 8, 4, 64, 100, 1, 1, {1500}, {150}, 0, 1, 0}, /* about a tile */
-        {REASON_KV_F16, 16, 2, 128, 1000, 0, 1, {1500}, {150}, 0, 1, 0}, /* window >> tile */
-        {REASON_KV_F32, 4, 2, 80, 50, 0, 2, {333, 40}, {300, 40}, 0, 1, 0},
-        {REASON_KV_F16, 8, 1, 256, 129, 1, 2, {600, 200}, {90, 200}, 0, 1, 0},
-        {REASON_KV_Q8, 8, 2, 128, 100, 0, 2, {700, 300}, {2, 300}, 0, 1, 0},
+        {REASON_KV_F16, 8, 4, 64, 8, 0, 1, {1500}, {150}, 0, 1, 0, {0}},    /* window << tile */
+        {REASON_KV_F32, 4, 2, 64, 4, 1, 1, {90}, {90}, 0, 1, 0, {0}},       /* tiny window, sinks */
+        {REASON_KV_BF16, 8, 4, 64, 100, 1, 1, {1500}, {150}, 0, 1, 0, {0}}, /* about a tile */
+        {REASON_KV_F16, 16, 2, 128, 1000, 0, 1, {1500}, {150}, 0, 1, 0, {0}}, /* window >> tile */
+        {REASON_KV_F32, 4, 2, 80, 50, 0, 2, {333, 40}, {300, 40}, 0, 1, 0, {0}},
+        {REASON_KV_F16, 8, 1, 256, 129, 1, 2, {600, 200}, {90, 200}, 0, 1, 0, {0}},
+        {REASON_KV_Q8, 8, 2, 128, 100, 0, 2, {700, 300}, {2, 300}, 0, 1, 0, {0}},
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -258,14 +262,33 @@ END_TEST
  * size is not a multiple of 16 (row-major keys, the generic path). */
 START_TEST(test_decode) {
     static const attn_case cases[] = {
-        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0, 0},     /* Qwen2.5-0.5B heads */
-        {REASON_KV_F16, 8, 2, 80, 0, 0, 1, {700}, {3}, 0, 0, 0},       /* hd 80 */
-        {REASON_KV_F16, 9, 3, 64, 100, 1, 1, {1501}, {2}, 0, 0, 0},    /* window, sinks */
-        {REASON_KV_F16, 12, 1, 64, 0, 0, 2, {600, 37}, {1, 1}, 0, 0, 0}, /* g 12 */
-        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {1000}, {1}, 0, 0, 8},    /* block size 8 */
-        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {300}, {40}, 0, 1, 24},   /* prompt, blocks of 24 */
-        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1203}, {1}, 0, 0, 32},    /* 2 tiles per block */
-        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1203}, {30}, 0, 1, 32},   /* prompt, the same */
+        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1500}, {1}, 0, 0, 0, {0}},     /* Qwen2.5-0.5B heads */
+        {REASON_KV_F16, 8, 2, 80, 0, 0, 1, {700}, {3}, 0, 0, 0, {0}},       /* hd 80 */
+        {REASON_KV_F16, 9, 3, 64, 100, 1, 1, {1501}, {2}, 0, 0, 0, {0}},    /* window, sinks */
+        {REASON_KV_F16, 12, 1, 64, 0, 0, 2, {600, 37}, {1, 1}, 0, 0, 0, {0}}, /* g 12 */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {1000}, {1}, 0, 0, 8, {0}},    /* block size 8 */
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 1, {300}, {40}, 0, 1, 24, {0}},   /* prompt, blocks of 24 */
+        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1203}, {1}, 0, 0, 32, {0}},    /* 2 tiles per block */
+        {REASON_KV_F16, 14, 2, 64, 0, 0, 1, {1203}, {30}, 0, 1, 32, {0}},   /* prompt, the same */
+    };
+    check_cases(cases, sizeof cases / sizeof *cases);
+}
+END_TEST
+
+/* Forked traces decoding together: sequences that hold sequence 0's first blocks (the same
+ * block ids) — all of them, some with shorter shared prefixes, one that shares nothing, several
+ * tokens of one sequence, a token whose own part after the shared prefix is empty — on F16
+ * tiles, BF16 with sinks, the 8-bit pool with 32-position blocks and F32. */
+START_TEST(test_shared_prefix) {
+    static const attn_case cases[] = {
+        {REASON_KV_F16, 14, 2, 64, 0, 0, 4, {1300, 1290, 1310, 1301}, {1, 1, 1, 1}, 0, 0, 0,
+         {0, 1024, 1024, 1024}},
+        {REASON_KV_BF16, 8, 2, 128, 0, 1, 4, {900, 700, 820, 600}, {1, 1, 1, 1}, 0, 0, 0,
+         {0, 512, 640, 0}},
+        {REASON_KV_Q8, 8, 2, 64, 0, 0, 3, {700, 650, 640}, {2, 3, 1}, 0, 0, 32, {0, 320, 320}},
+        {REASON_KV_F32, 4, 2, 64, 0, 0, 2, {800, 512}, {1, 1}, 0, 0, 0, {0, 512}},
+        {REASON_KV_F16, 16, 8, 128, 0, 0, 3, {2100, 2050, 2300}, {1, 1, 1}, 0, 0, 0,
+         {0, 2048, 2048}},
     };
     check_cases(cases, sizeof cases / sizeof *cases);
 }
@@ -339,6 +362,7 @@ int main(void) {
     tcase_add_test(tc, test_several_sequences);
     tcase_add_test(tc, test_windows_and_sinks);
     tcase_add_test(tc, test_decode);
+    tcase_add_test(tc, test_shared_prefix);
     tcase_add_test(tc, test_q8_pool);
     suite_add_tcase(s, tc);
     return run_suite(s);
