@@ -558,6 +558,28 @@ static void finish(const attention_job *job, float *const *acc, const int32_t *h
     }
 }
 
+/* The g query heads of KV head kvh of each of the n tokens (batch indices tok) against positions
+ * [p0, p1) through `table`, GROUP_MAX query vectors per pass, into split sp of their results. */
+static void attend_tokens(const attention_job *job, const int32_t *table, int32_t kvh,
+                          int32_t p0, int32_t p1, const int32_t *tok, int32_t n, int32_t sp,
+                          int32_t thread) {
+    const int32_t g = job->n_head / job->n_head_kv, n_v = n * g;
+    for (int32_t v0 = 0; v0 < n_v; v0 += GROUP_MAX) {
+        const int32_t ng = RS_MIN(GROUP_MAX, n_v - v0);
+        float m[GROUP_MAX], l[GROUP_MAX], *acc[GROUP_MAX];
+        const float *qh[GROUP_MAX];
+        int32_t head[GROUP_MAX];
+        for (int32_t j = 0; j < ng; j++) {
+            const int32_t t = tok[(v0 + j) / g];
+            head[j] = kvh * g + (v0 + j) % g;
+            qh[j] = job->q + ((size_t)t * job->n_head + head[j]) * job->head_dim;
+            acc[j] = acc_of(job, t, head[j], sp);
+        }
+        attend(job, table, kvh, p0, p1, qh, acc, ng, thread, m, l);
+        finish(job, acc, head, ng, m, l);
+    }
+}
+
 /* Task (token, KV head, split): the g query heads of the KV head together, so each cached key and
  * value is read and converted once for all of them. */
 static void attention_task(void *arg, int32_t task, int32_t thread) {
@@ -565,49 +587,22 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
     const int32_t n_split = job->n_split;
     const int32_t sp = task % n_split, kvh = (task / n_split) % job->n_head_kv;
     const int32_t t = task / n_split / job->n_head_kv;
-    const int32_t g = job->n_head / job->n_head_kv;
+    if (job->shared > 0 && job->member[t] && sp < n_split - 1) return; /* a shared task's */
     int32_t p0, p1;
     task_range(job, t, sp, &p0, &p1);
-    if (job->shared > 0 && job->member[t] && sp < n_split - 1) return; /* a shared task's */
-    for (int32_t h0 = 0; h0 < g; h0 += GROUP_MAX) {
-        const int32_t ng = RS_MIN(GROUP_MAX, g - h0);
-        float m[GROUP_MAX], l[GROUP_MAX], *acc[GROUP_MAX];
-        const float *qh[GROUP_MAX];
-        int32_t head[GROUP_MAX];
-        for (int32_t j = 0; j < ng; j++) {
-            head[j] = kvh * g + h0 + j;
-            qh[j] = job->q + ((size_t)t * job->n_head + head[j]) * job->head_dim;
-            acc[j] = acc_of(job, t, head[j], sp);
-        }
-        attend(job, job->batch->block_tables[t], kvh, p0, p1, qh, acc, ng, thread, m, l);
-        finish(job, acc, head, ng, m, l);
-    }
+    attend_tokens(job, job->batch->block_tables[t], kvh, p0, p1, &t, 1, sp, thread);
 }
 
-/* Shared task (KV head, split i of the shared prefix [0, shared)): every member token's g query
- * heads against the blocks the members share, GROUP_MAX query vectors per pass — the split's
- * keys and values come from memory once and stay in the cache for the other passes, instead of
- * once per trace. Its results are split i of each member. */
+/* Shared task (KV head, split i of the shared prefix [0, shared)): every member token's query
+ * heads against the blocks the members share — the split's keys and values come from memory
+ * once and stay in the cache for the other passes, instead of once per trace. Its results are
+ * split i of each member. */
 static void shared_task(void *arg, int32_t task, int32_t thread) {
     const attention_job *job = arg;
     const int32_t kvh = task % job->n_head_kv, i = task / job->n_head_kv;
-    const int32_t g = job->n_head / job->n_head_kv, n_v = job->n_member * g;
     const int32_t p0 = i * job->shared_len, p1 = RS_MIN(job->shared, p0 + job->shared_len);
-    for (int32_t v0 = 0; v0 < n_v; v0 += GROUP_MAX) {
-        const int32_t ng = RS_MIN(GROUP_MAX, n_v - v0);
-        float m[GROUP_MAX], l[GROUP_MAX], *acc[GROUP_MAX];
-        const float *qh[GROUP_MAX];
-        int32_t head[GROUP_MAX];
-        for (int32_t j = 0; j < ng; j++) {
-            const int32_t t = job->members[(v0 + j) / g];
-            head[j] = kvh * g + (v0 + j) % g;
-            qh[j] = job->q + ((size_t)t * job->n_head + head[j]) * job->head_dim;
-            acc[j] = acc_of(job, t, head[j], i);
-        }
-        attend(job, job->batch->block_tables[job->members[0]], kvh, p0, p1, qh, acc, ng, thread,
-               m, l);
-        finish(job, acc, head, ng, m, l);
-    }
+    attend_tokens(job, job->batch->block_tables[job->members[0]], kvh, p0, p1, job->members,
+                  job->n_member, i, thread);
 }
 
 /* The prefix that the batch's tokens share with its first token: the leading blocks with the
