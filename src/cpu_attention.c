@@ -374,7 +374,7 @@ typedef struct attention_job {
     attn_kernels kn;
     /* forked traces: positions [0, shared) lie in blocks that the member tokens' sequences all
      * hold (the same block ids), attended by shared_task in splits of shared_len */
-    int32_t shared, shared_len, n_member;
+    int32_t shared, shared_len, n_member, n_shared_tasks;
     const int32_t *members; /* (n_member) their batch indices */
     const bool *member;     /* (n_tok) */
 } attention_job;
@@ -385,6 +385,12 @@ typedef struct attention_job {
 #define SHARED_MAX_TOK 64
 #define SHARED_MIN 256
 #define SHARED_SPLIT 256
+
+/* Keys in tiles of 16 positions, read by the AVX-512 kernels (chunks and splits start on a
+ * tile). */
+static bool keys_tiled(const attention_job *job) {
+    return job->kn.f16_avx512 && job->pool->k_tile == 16;
+}
 
 /* The first position token t sees: its window's start, or 0. */
 static int32_t first_visible(const attention_job *job, int32_t t) {
@@ -437,7 +443,7 @@ static void attend(const attention_job *job, const int32_t *table, int32_t kvh, 
     const int32_t hd = job->head_dim;
     const attn_kernels *kn = &job->kn;
     /* tiled F16 keys: chunks start on a tile (positions before p0 are scored, then skipped) */
-    const bool tiled = kn->f16_avx512 && pool->k_tile == 16;
+    const bool tiled = keys_tiled(job);
     float *rows = job->cb->attn_k + (size_t)thread * ATTN_CHUNK * 1024; /* (ATTN_CHUNK, hd) */
     const bool f16_values = kn->f16_avx512 && pool->type == REASON_KV_F16;
     /* other caches: rows converted to f32 once per chunk (keys and values in the two halves of
@@ -528,10 +534,8 @@ static void task_range(const attention_job *job, int32_t t, int32_t sp, int32_t 
         return;
     }
     const int32_t n_pos = last - first;
-    const bool tiled = job->kn.f16_avx512 && job->pool->k_tile == 16;
-    /* tiled keys: splits are whole tiles */
     const int32_t per = (n_pos + job->n_split - 1) / job->n_split;
-    const int32_t len = tiled ? (per + 15) / 16 * 16 : per;
+    const int32_t len = keys_tiled(job) ? (per + 15) / 16 * 16 : per; /* whole tiles */
     *p0 = first + RS_MIN(n_pos, sp * len);
     *p1 = first + RS_MIN(n_pos, sp * len + len);
 }
@@ -580,10 +584,18 @@ static void attend_tokens(const attention_job *job, const int32_t *table, int32_
     }
 }
 
+static void shared_task(const attention_job *job, int32_t task, int32_t thread);
+
 /* Task (token, KV head, split): the g query heads of the KV head together, so each cached key and
- * value is read and converted once for all of them. */
+ * value is read and converted once for all of them. With a shared prefix the job's first tasks
+ * are the shared ones. */
 static void attention_task(void *arg, int32_t task, int32_t thread) {
     const attention_job *job = arg;
+    if (task < job->n_shared_tasks) {
+        shared_task(job, task, thread);
+        return;
+    }
+    task -= job->n_shared_tasks;
     const int32_t n_split = job->n_split;
     const int32_t sp = task % n_split, kvh = (task / n_split) % job->n_head_kv;
     const int32_t t = task / n_split / job->n_head_kv;
@@ -597,8 +609,7 @@ static void attention_task(void *arg, int32_t task, int32_t thread) {
  * heads against the blocks the members share — the split's keys and values come from memory
  * once and stay in the cache for the other passes, instead of once per trace. Its results are
  * split i of each member. */
-static void shared_task(void *arg, int32_t task, int32_t thread) {
-    const attention_job *job = arg;
+static void shared_task(const attention_job *job, int32_t task, int32_t thread) {
     const int32_t kvh = task % job->n_head_kv, i = task / job->n_head_kv;
     const int32_t p0 = i * job->shared_len, p1 = RS_MIN(job->shared, p0 + job->shared_len);
     attend_tokens(job, job->batch->block_tables[job->members[0]], kvh, p0, p1, job->members,
@@ -699,8 +710,8 @@ void cpu_attention(backend *be, const kv_pool *pool, int32_t layer, const float 
         job.shared = shared;
         job.members = members;
         job.member = member;
-        thread_pool_run(cb->pool, shared_task, &job, (n_split - 1) * n_head_kv);
+        job.n_shared_tasks = (n_split - 1) * n_head_kv;
     }
-    thread_pool_run(cb->pool, attention_task, &job, pairs * job.n_split);
+    thread_pool_run(cb->pool, attention_task, &job, job.n_shared_tasks + pairs * job.n_split);
     if (job.n_split > 1) merge_splits(&job);
 }
