@@ -6,9 +6,10 @@
  * once for all of them. Positions are walked in chunks of ATTN_CHUNK with an online softmax
  * (running maximum m and sum l per head, the accumulator rescaled when m grows). With AVX-512
  * and the default F16 cache, keys come in tiles of 16 positions (cpu_kv.c) and are scored 16
- * positions per vector, an FMA per dimension and head; values are accumulated row by row, each
- * row converted once for all heads; the next chunk's tiles and rows are prefetched while this
- * one is worked on. With AVX-512 the other caches (8-bit, BF16, F32, untiled F16) convert each
+ * positions per vector, an FMA per dimension and head, 2 or 4 tiles per pass; values are
+ * accumulated in passes over slices of the chunk's rows, each slice converted once per 8 heads,
+ * with at least 8 independent FMA chains where the head size allows; the next chunk's tiles and
+ * rows are prefetched while this one is worked on. With AVX-512 the other caches (8-bit, BF16, F32, untiled F16) convert each
  * chunk's key and value rows to f32 once (cpu_kv_load_row, the next chunk's rows prefetched),
  * score 16 keys per cross-lane sum and accumulate values like F16 ones (Qwen2.5-0.5B heads at
  * depth 16384: 8-bit 44.9 -> 16.7 ms per token, BF16 47.8 -> 28.2); without AVX-512, plain dot
@@ -75,76 +76,89 @@ AVX512 static float exp_sum_avx512(float *s, int32_t n, float m) {
     return _mm512_reduce_add_ps(acc);
 }
 
-/* Scores of hg query heads (a compile-time constant at every call) against nt tiles of F16
- * keys (cpu_kv.c: per dimension, the values of 16 positions side by side): sc[h][16 t + i] =
- * (q_h · key i of tile t) · scale. Per dimension one conversion serves every head and each head
- * is one FMA with its query value broadcast — no cross-lane sums. Two tiles at a time: 2 × hg
- * independent accumulator chains keep both FMA pipes busy. */
+/* Scores of hg query heads against nt tiles of F16 keys from tile t (cpu_kv.c: per dimension,
+ * the values of 16 positions side by side; hg and nt compile-time constants at every call):
+ * sc[h][16 u + i] = (q_h · key i of tile u) · scale. Per dimension one conversion per tile serves
+ * every head and each head is one FMA with its query value broadcast — no cross-lane sums;
+ * nt × hg independent accumulator chains keep both FMA pipes busy. The same tiles of the next
+ * chunk are fetched meanwhile, a line per tile every other dimension: tiles of one KV head are
+ * 2 KiB pieces of 4 KiB blocks (hd 64, 2 KV heads), a pattern the hardware prefetchers miss,
+ * and this pass's arithmetic covers about one memory latency. */
 AVX512 static inline __attribute__((always_inline)) void score_tiles(
-    const uint16_t *const *tile, const uint16_t *const *next, int32_t nt, const float *const *q,
-    int hg, int32_t hd, float scale, float (*sc)[ATTN_CHUNK]) {
+    const uint16_t *const *tile, const uint16_t *const *next, int32_t t, int nt,
+    const float *const *q, int hg, int32_t hd, float scale, float (*sc)[ATTN_CHUNK]) {
     const __m512 vs = _mm512_set1_ps(scale);
-    int32_t t = 0;
-    for (; t + 2 <= nt; t += 2) {
-        const uint16_t *k0 = tile[t], *k1 = tile[t + 1];
-        /* tiles t and t + 1 of the next chunk, one cache line per dimension: tiles of one KV
-         * head are 2 KiB pieces of 4 KiB blocks (hd 64, 2 KV heads), a pattern the hardware
-         * prefetchers miss, and this pair's arithmetic covers about one memory latency */
-        const char *n0 = (const char *)next[t], *n1 = (const char *)next[t + 1];
-        __m512 a0[8], a1[8];
+    __m512 a[4][8];
+#pragma GCC unroll 4
+    for (int u = 0; u < nt; u++)
 #pragma GCC unroll 8
-        for (int h = 0; h < hg; h++) a0[h] = a1[h] = _mm512_setzero_ps();
-        for (int32_t d = 0; d < hd; d++) {
-            _mm_prefetch((d & 1 ? n1 : n0) + 64 * (d >> 1), _MM_HINT_T0);
-            const __m512 x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k0 + 16 * d)));
-            const __m512 x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k1 + 16 * d)));
-#pragma GCC unroll 8
-            for (int h = 0; h < hg; h++) {
-                const __m512 w = _mm512_set1_ps(q[h][d]);
-                a0[h] = _mm512_fmadd_ps(w, x0, a0[h]);
-                a1[h] = _mm512_fmadd_ps(w, x1, a1[h]);
-            }
-        }
+        for (int h = 0; h < hg; h++) a[u][h] = _mm512_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
+        if (d % 2 == 0)
+#pragma GCC unroll 4
+            for (int u = 0; u < nt; u++)
+                _mm_prefetch((const char *)(next[t + u] + 16 * d), _MM_HINT_T0);
+        __m512 x[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < nt; u++)
+            x[u] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tile[t + u] + 16 * d)));
 #pragma GCC unroll 8
         for (int h = 0; h < hg; h++) {
-            _mm512_storeu_ps(sc[h] + 16 * t, _mm512_mul_ps(a0[h], vs));
-            _mm512_storeu_ps(sc[h] + 16 * t + 16, _mm512_mul_ps(a1[h], vs));
+            const __m512 w = _mm512_set1_ps(q[h][d]);
+#pragma GCC unroll 4
+            for (int u = 0; u < nt; u++) a[u][h] = _mm512_fmadd_ps(w, x[u], a[u][h]);
         }
     }
-    if (t < nt) {
-        const uint16_t *k0 = tile[t];
-        const char *n0 = (const char *)next[t];
-        __m512 a0[8];
 #pragma GCC unroll 8
-        for (int h = 0; h < hg; h++) a0[h] = _mm512_setzero_ps();
-        for (int32_t d = 0; d < hd; d++) {
-            if (!(d & 1)) _mm_prefetch(n0 + 32 * d, _MM_HINT_T0);
-            const __m512 x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k0 + 16 * d)));
-#pragma GCC unroll 8
-            for (int h = 0; h < hg; h++)
-                a0[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h][d]), x0, a0[h]);
-        }
-#pragma GCC unroll 8
-        for (int h = 0; h < hg; h++) _mm512_storeu_ps(sc[h] + 16 * t, _mm512_mul_ps(a0[h], vs));
-    }
+    for (int h = 0; h < hg; h++)
+#pragma GCC unroll 4
+        for (int u = 0; u < nt; u++)
+            _mm512_storeu_ps(sc[h] + 16 * (t + u), _mm512_mul_ps(a[u][h], vs));
 }
 
-/* score_tiles for ng heads, up to 8 per pass. */
+/* Tiles scored per pass for hg heads: at least 8 chains where the chunk allows. */
+static int pass_tiles(int hg, int32_t left) {
+    const int nt = hg <= 3 ? 4 : 2;
+    return nt <= left ? nt : left >= 2 ? 2 : 1;
+}
+
+/* KERNEL(hg, nt) with both compile-time constants: hg 1..8, nt 1, 2 or 4. */
+#define DISPATCH_TILES(KERNEL, hg, nt)                                                             \
+    switch (hg) {                                                                                  \
+    case 8: if ((nt) == 1) KERNEL(8, 1); else KERNEL(8, 2); break;                                 \
+    case 7: if ((nt) == 1) KERNEL(7, 1); else KERNEL(7, 2); break;                                 \
+    case 6: if ((nt) == 1) KERNEL(6, 1); else KERNEL(6, 2); break;                                 \
+    case 5: if ((nt) == 1) KERNEL(5, 1); else KERNEL(5, 2); break;                                 \
+    case 4: if ((nt) == 1) KERNEL(4, 1); else KERNEL(4, 2); break;                                 \
+    case 3:                                                                                        \
+        if ((nt) == 1) KERNEL(3, 1);                                                               \
+        else if ((nt) == 2) KERNEL(3, 2);                                                          \
+        else KERNEL(3, 4);                                                                         \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        if ((nt) == 1) KERNEL(2, 1);                                                               \
+        else if ((nt) == 2) KERNEL(2, 2);                                                          \
+        else KERNEL(2, 4);                                                                         \
+        break;                                                                                     \
+    default:                                                                                       \
+        if ((nt) == 1) KERNEL(1, 1);                                                               \
+        else if ((nt) == 2) KERNEL(1, 2);                                                          \
+        else KERNEL(1, 4);                                                                         \
+        break;                                                                                     \
+    }
+
+/* score_tiles for ng heads, up to 8 per pass, over the chunk's nt tiles. */
 AVX512 static void scores_tiled_f16(const uint16_t *const *tile, const uint16_t *const *next,
                                     int32_t nt, const float *const *q, int32_t ng, int32_t hd,
                                     float scale, float (*sc)[ATTN_CHUNK]) {
     for (int32_t j = 0; j < ng; j += 8) {
-        const float *const *qj = q + j;
-        float(*sj)[ATTN_CHUNK] = sc + j;
-        switch (RS_MIN(8, ng - j)) {
-        case 8: score_tiles(tile, next, nt, qj, 8, hd, scale, sj); break;
-        case 7: score_tiles(tile, next, nt, qj, 7, hd, scale, sj); break;
-        case 6: score_tiles(tile, next, nt, qj, 6, hd, scale, sj); break;
-        case 5: score_tiles(tile, next, nt, qj, 5, hd, scale, sj); break;
-        case 4: score_tiles(tile, next, nt, qj, 4, hd, scale, sj); break;
-        case 3: score_tiles(tile, next, nt, qj, 3, hd, scale, sj); break;
-        case 2: score_tiles(tile, next, nt, qj, 2, hd, scale, sj); break;
-        default: score_tiles(tile, next, nt, qj, 1, hd, scale, sj); break;
+        const int hg = RS_MIN(8, ng - j);
+        for (int32_t t = 0; t < nt;) {
+            const int n = pass_tiles(hg, nt - t);
+#define SCORE(H, N) score_tiles(tile, next, t, N, q + j, H, hd, scale, sc + j)
+            DISPATCH_TILES(SCORE, hg, n)
+#undef SCORE
+            t += n;
         }
     }
 }
@@ -238,60 +252,105 @@ AVX512 static inline __attribute__((always_inline)) __m512 value16(const uint8_t
                : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)row + k));
 }
 
-/* Values: acc[j] += Σ_i sc[j][i] · v_i over i in [i0, i1), v_i the row at base + off[i] (F16, or
- * f32 with f32). Each value row is converted once for hg heads (a compile-time constant at every
- * call, like nv, the row's 16-wide vectors): hg × nv accumulators and nv converted values stay
- * in registers, independent FMA chains. */
+/* Value vectors (16 values each) per pass over a chunk's rows for hg heads: hg × nv independent
+ * accumulator chains (at least 8 where the head size allows: both FMA pipes over the latency)
+ * and nv converted vectors within the 32 registers; never more than the n vectors left. */
+static int pass_vectors(int hg, int32_t n) {
+    int nv = hg <= 2 ? 8 : hg <= 6 ? 4 : 2;
+    while (nv > n) nv /= 2;
+    return nv;
+}
+
+/* KERNEL(hg, nv) with both compile-time constants, for the pairs pass_vectors gives. */
+#define DISPATCH_HEADS(KERNEL, hg, nv)                                                             \
+    switch ((hg) * 16 + (nv)) {                                                                    \
+    case 8 * 16 + 2: KERNEL(8, 2); break;                                                          \
+    case 8 * 16 + 1: KERNEL(8, 1); break;                                                          \
+    case 7 * 16 + 2: KERNEL(7, 2); break;                                                          \
+    case 7 * 16 + 1: KERNEL(7, 1); break;                                                          \
+    case 6 * 16 + 4: KERNEL(6, 4); break;                                                          \
+    case 6 * 16 + 2: KERNEL(6, 2); break;                                                          \
+    case 6 * 16 + 1: KERNEL(6, 1); break;                                                          \
+    case 5 * 16 + 4: KERNEL(5, 4); break;                                                          \
+    case 5 * 16 + 2: KERNEL(5, 2); break;                                                          \
+    case 5 * 16 + 1: KERNEL(5, 1); break;                                                          \
+    case 4 * 16 + 4: KERNEL(4, 4); break;                                                          \
+    case 4 * 16 + 2: KERNEL(4, 2); break;                                                          \
+    case 4 * 16 + 1: KERNEL(4, 1); break;                                                          \
+    case 3 * 16 + 4: KERNEL(3, 4); break;                                                          \
+    case 3 * 16 + 2: KERNEL(3, 2); break;                                                          \
+    case 3 * 16 + 1: KERNEL(3, 1); break;                                                          \
+    case 2 * 16 + 8: KERNEL(2, 8); break;                                                          \
+    case 2 * 16 + 4: KERNEL(2, 4); break;                                                          \
+    case 2 * 16 + 2: KERNEL(2, 2); break;                                                          \
+    case 2 * 16 + 1: KERNEL(2, 1); break;                                                          \
+    case 1 * 16 + 8: KERNEL(1, 8); break;                                                          \
+    case 1 * 16 + 4: KERNEL(1, 4); break;                                                          \
+    case 1 * 16 + 2: KERNEL(1, 2); break;                                                          \
+    case 1 * 16 + 1: KERNEL(1, 1); break;                                                          \
+    default: break;                                                                                \
+    }
+
+/* Values: acc[j][c ..) += Σ_i sc[j][i] · v_i[c ..) over i in [i0, i1), v_i the row at base +
+ * off[i] (F16, or f32 with f32), nv 16-wide vectors from its value c. Each slice of a value row is
+ * converted once for hg heads (compile-time constants at every call, like nv): hg × nv
+ * accumulators and nv converted values stay in registers, independent FMA chains. pf: the next
+ * chunk's rows, whose slice is prefetched meanwhile. */
 AVX512 static inline __attribute__((always_inline)) void accumulate_heads(
     const uint8_t *base, const size_t *off, const size_t *pf, int32_t i0, int32_t i1,
-    float (*sc)[ATTN_CHUNK], float *const *acc, int hg, int nv, bool f32) {
-    __m512 a[4][8];
-#pragma GCC unroll 4
+    float (*sc)[ATTN_CHUNK], float *const *acc, int32_t c, int hg, int nv, bool f32) {
+    __m512 a[8][8];
+    const int bytes = nv * 16 * (f32 ? 4 : 2);
+    base += (size_t)c * (f32 ? 4 : 2);
+#pragma GCC unroll 8
     for (int h = 0; h < hg; h++)
 #pragma GCC unroll 8
-        for (int k = 0; k < nv; k++) a[h][k] = _mm512_loadu_ps(acc[h] + 16 * k);
+        for (int k = 0; k < nv; k++) a[h][k] = _mm512_loadu_ps(acc[h] + c + 16 * k);
     for (int32_t i = i0; i < i1; i++) {
         const uint8_t *row = base + off[i];
-        if (pf) /* the next chunk's row i (value rows of one KV head: pieces of each slot) */
-            for (int k = 0; k < nv; k += 2)
-                _mm_prefetch((const char *)base + pf[i] + 32 * k, _MM_HINT_T0);
+        if (pf)
+#pragma GCC unroll 8
+            for (int b = 0; b < bytes; b += 64)
+                _mm_prefetch((const char *)base + pf[i] + b, _MM_HINT_T0);
         __m512 v[8];
 #pragma GCC unroll 8
         for (int k = 0; k < nv; k++) v[k] = value16(row, k, f32);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int h = 0; h < hg; h++) {
             const __m512 w = _mm512_set1_ps(sc[h][i]);
 #pragma GCC unroll 8
             for (int k = 0; k < nv; k++) a[h][k] = _mm512_fmadd_ps(w, v[k], a[h][k]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int h = 0; h < hg; h++)
 #pragma GCC unroll 8
-        for (int k = 0; k < nv; k++) _mm512_storeu_ps(acc[h] + 16 * k, a[h][k]);
+        for (int k = 0; k < nv; k++) _mm512_storeu_ps(acc[h] + c + 16 * k, a[h][k]);
 }
 
-/* accumulate_heads for ng heads: 4 at a time (hd 64) or 2 (hd 128), the rest in one pass, other
- * head sizes 16 values at a time; the first pass prefetches the next chunk's rows (pf). */
+/* accumulate_heads for ng heads, 8 at a time, in passes of pass_vectors over the rows: each
+ * slice of a row is converted once per 8 heads; the first group's passes prefetch the next
+ * chunk's rows (pf). Head sizes that are not a multiple of 16: 16 values at a time, then one by
+ * one. */
 AVX512 static inline __attribute__((always_inline)) void accumulate_rows(
     const uint8_t *base, const size_t *off, const size_t *pf, int32_t i0, int32_t i1,
     float (*sc)[ATTN_CHUNK], int32_t ng, int32_t hd, float *const *acc, bool f32) {
-    int32_t j = 0;
-    if (hd == 64) {
-        for (; j + 4 <= ng; j += 4, pf = NULL)
-            accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 4, 4, f32);
-        if (ng - j == 3) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 3, 4, f32);
-        if (ng - j == 2) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 2, 4, f32);
-        if (ng - j == 1) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 1, 4, f32);
+    if (hd % 16 == 0) {
+        for (int32_t j = 0; j < ng; j += 8) {
+            const int hg = RS_MIN(8, ng - j);
+            const size_t *p = j == 0 ? pf : NULL;
+            for (int32_t v0 = 0; v0 < hd / 16;) {
+                const int nv = pass_vectors(hg, hd / 16 - v0);
+#define ACCUMULATE(H, NV)                                                                          \
+    accumulate_heads(base, off, p, i0, i1, sc + j, acc + j, 16 * v0, H, NV, f32)
+                DISPATCH_HEADS(ACCUMULATE, hg, nv)
+#undef ACCUMULATE
+                v0 += nv;
+            }
+        }
         return;
     }
-    if (hd == 128) {
-        for (; j + 2 <= ng; j += 2, pf = NULL)
-            accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 2, 8, f32);
-        if (j < ng) accumulate_heads(base, off, pf, i0, i1, sc + j, acc + j, 1, 8, f32);
-        return;
-    }
-    for (; j < ng; j++) {
+    for (int32_t j = 0; j < ng; j++) {
         int32_t c = 0;
         for (; c + 16 <= hd; c += 16) {
             __m512 a = _mm512_loadu_ps(acc[j] + c);
@@ -320,6 +379,7 @@ AVX512 static void accumulate_f32_avx512(const uint8_t *base, const size_t *off,
                                          int32_t hd, float *const *acc) {
     accumulate_rows(base, off, NULL, i0, i1, sc, ng, hd, acc, true);
 }
+
 #endif
 
 static void axpy_scalar(float a, const float *x, float *y, int32_t n) {
@@ -413,21 +473,28 @@ static void chunk_offsets(const attention_job *job, const int32_t *table, int32_
     const kv_pool *pool = job->pool;
     const int32_t bs = pool->block_size, dim0 = kvh * job->head_dim;
     const size_t row = (size_t)pool->kv_dim * pool->elem_bytes; /* slot to slot in a block */
-    for (int32_t i = 0, prev = -1; i < ATTN_CHUNK; i++) {
-        const int32_t p = RS_MIN(hi - 1, RS_MAX(lo, c0 + i));
-        if (p == prev || (p == prev + 1 && p % bs)) { /* the same row, or the next in its block */
-            off[i] = off[i - 1] + (p == prev ? 0 : row);
-            koff[i] = koff[i - 1] + (p == prev || tiled ? 0 : row);
-        } else {
-            const int64_t slot = (int64_t)table[p / bs] * bs + p % bs;
-            off[i] = cpu_kv_at(pool, true, job->layer, slot, dim0);
-            koff[i] = tiled ? 0 : cpu_kv_at(pool, false, job->layer, slot, dim0);
+    /* positions only repeat or step by one: a block's address (two divisions) once per block */
+    int32_t p = -1, in = 0;
+    size_t v_at = 0, k_at = 0;
+    for (int32_t i = 0; i < ATTN_CHUNK; i++) {
+        const int32_t want = RS_MIN(hi - 1, RS_MAX(lo, c0 + i));
+        if (want != p && p >= 0 && in + 1 < bs) { /* the next slot of the same block */
+            in++;
+            v_at += row;
+            k_at += tiled ? 0 : row;
+        } else if (want != p) {
+            in = want % bs;
+            const int64_t slot = (int64_t)table[want / bs] * bs + in;
+            v_at = cpu_kv_at(pool, true, job->layer, slot, dim0);
+            k_at = tiled ? 0 : cpu_kv_at(pool, false, job->layer, slot, dim0);
         }
-        prev = p;
+        p = want;
+        off[i] = v_at;
+        koff[i] = k_at;
     }
     for (int32_t k = 0; tiled && k < ATTN_CHUNK / 16; k++) { /* c0 is a tile's first position */
-        const int32_t p = c0 + 16 * RS_MIN(k, (hi - 1 - c0) / 16);
-        const int64_t slot = (int64_t)table[p / bs] * bs + p % bs;
+        const int32_t first = c0 + 16 * RS_MIN(k, (hi - 1 - c0) / 16);
+        const int64_t slot = (int64_t)table[first / bs] * bs + first % bs;
         tile[k] = (const uint16_t *)((const uint8_t *)pool->k +
                                      cpu_kv_at(pool, false, job->layer, slot, dim0));
     }
