@@ -14,8 +14,10 @@
  * --bw GBPS     the machine's memory bandwidth, for "% of bandwidth"; without it a quick probe
  *               (a read of 512 MiB on THREADS threads, best of 3) measures it
  *
- * Bytes per generation step = weight bytes + K * (KV bytes per cached position, full-attention
- * layers only, times the average number of cached positions read) + K * 2 * the recurrent slot
+ * Bytes per generation step = weight bytes + KV bytes per cached position (full-attention
+ * layers only) times the positions read — the prompt the K forks share once (the CPU attention
+ * reads its blocks once per step for all of them), each trace's own positions once per trace —
+ * + K * 2 * the recurrent slot
  * (hybrid models such as qwen35: every DeltaNet layer reads and rewrites its d_k x d_v state per
  * value head and its conv window, F32, once per token). The KV bytes per position and the
  * recurrent slot size come from reason_context_get_stats (kv_bytes / kv_slots_total, rec_bytes /
@@ -283,8 +285,9 @@ int main(int argc, char **argv) {
                                                      : 0.0;
     const double avg_pos = gen_prefix + (n_gen + 1) / 2.0;
     const double swa_held = (double)cs.swa_slots_used / par;
-    const double kv_step = par * (kv_slot_bytes * avg_pos +
-                                  swa_slot_bytes * (swa_held < avg_pos ? swa_held : avg_pos));
+    const double shared_pos = par > 1 ? gen_prefix : 0.0; /* the forks' common prompt */
+    const double kv_step = kv_slot_bytes * (shared_pos + par * (avg_pos - shared_pos)) +
+                           par * swa_slot_bytes * (swa_held < avg_pos ? swa_held : avg_pos);
     const double rec_step = par * 2.0 * rec_seq_bytes; /* read + write */
     /* a mixture of experts reads only the selected experts' weights per token (for parallel
      * traces the union of their experts: active bytes are then a lower bound) */
