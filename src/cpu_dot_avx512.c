@@ -92,50 +92,69 @@ AVX512 float rs_dot_bf16_avx512(const void *row, const float *x, int64_t n) {
     return sum;
 }
 
-AVX512 float rs_dot_q8_0_avx512(const void *row, const float *x, int64_t n) {
-    const uint8_t *b = row;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int64_t i = 0; i < n / 32; i++, b += 34, x += 32) {
-        __m512 q0 =
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
-        __m512 q1 =
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
-        __m512 d = _mm512_set1_ps(f16_scalar(b));
-        acc0 = _mm512_fmadd_ps(_mm512_mul_ps(q0, d), _mm512_loadu_ps(x), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_mul_ps(q1, d), _mm512_loadu_ps(x + 16), acc1);
+/* ---- 32-element blocks with f32 activations ------------------------------------------------
+ * Each block's body adds its 32 products into two accumulators; dot_blocks walks the blocks two
+ * at a time into four, so that a block does not wait for the previous block's FMAs — with two
+ * accumulators their latency, not the arithmetic, set the pace (Q4_0, one thread, 4096 x 4096:
+ * 18.8 -> 22.3 GB/s of weights). */
+typedef void (*block_fn)(const uint8_t *b, const float *x, __m512 acc[2]);
+
+AVX512 static inline __attribute__((always_inline)) float dot_blocks(const uint8_t *b,
+                                                                     const float *x, int64_t n,
+                                                                     size_t bytes, block_fn f) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    const int64_t nb = n / 32;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2, b += 2 * bytes, x += 64) {
+        f(b, x, acc);
+        f(b + bytes, x + 32, acc + 2);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (i < nb) f(b, x, acc);
+    return _mm512_reduce_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+AVX512 static inline void q8_0_block(const uint8_t *b, const float *x, __m512 acc[2]) {
+    const __m512 q0 =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
+    const __m512 q1 =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
+    const __m512 d = _mm512_set1_ps(f16_scalar(b));
+    acc[0] = _mm512_fmadd_ps(_mm512_mul_ps(q0, d), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_mul_ps(q1, d), _mm512_loadu_ps(x + 16), acc[1]);
+}
+
+AVX512 float rs_dot_q8_0_avx512(const void *row, const float *x, int64_t n) {
+    return dot_blocks(row, x, n, 34, q8_0_block);
 }
 
 /* Q4_0: table[q] = d * (q - 8); bytes 0-15: elements 0-15 (low nibble), 16-31 (high). */
-AVX512 float rs_dot_q4_0_avx512(const void *row, const float *x, int64_t n) {
-    const uint8_t *b = row;
+AVX512 static inline void q4_0_block(const uint8_t *b, const float *x, __m512 acc[2]) {
     const __m512 centred = _mm512_sub_ps(iota16(), _mm512_set1_ps(8.0f));
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int64_t i = 0; i < n / 32; i++, b += 18, x += 32) {
-        __m512 table = _mm512_mul_ps(_mm512_set1_ps(f16_scalar(b)), centred);
-        __m512i v = u8x16(b + 2);
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
-                               _mm512_loadu_ps(x + 16), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    const __m512 table = _mm512_mul_ps(_mm512_set1_ps(f16_scalar(b)), centred);
+    const __m512i v = u8x16(b + 2);
+    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
+                             _mm512_loadu_ps(x + 16), acc[1]);
+}
+
+AVX512 float rs_dot_q4_0_avx512(const void *row, const float *x, int64_t n) {
+    return dot_blocks(row, x, n, 18, q4_0_block);
 }
 
 /* Q4_1: table[q] = d * q + m. */
+AVX512 static inline void q4_1_block(const uint8_t *b, const float *x, __m512 acc[2]) {
+    const __m512 table = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(f16_scalar(b)), iota16()),
+                                       _mm512_set1_ps(f16_scalar(b + 2)));
+    const __m512i v = u8x16(b + 4);
+    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
+                             _mm512_loadu_ps(x + 16), acc[1]);
+}
+
 AVX512 float rs_dot_q4_1_avx512(const void *row, const float *x, int64_t n) {
-    const uint8_t *b = row;
-    const __m512 iota = iota16();
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int64_t i = 0; i < n / 32; i++, b += 20, x += 32) {
-        __m512 table = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(f16_scalar(b)), iota),
-                                     _mm512_set1_ps(f16_scalar(b + 2)));
-        __m512i v = u8x16(b + 4);
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
-                               _mm512_loadu_ps(x + 16), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    return dot_blocks(row, x, n, 20, q4_1_block);
 }
 
 /* Q4_K: per sub-block, table[q] = (d * sc) * q - dmin * m. */
@@ -200,43 +219,41 @@ AVX512 static inline __m512i q5_index_hi(__m512i v, __mmask16 k) {
 
 /* Q5_0 (22 B): table[q] = d * (q - 16), q = 0..31; qh bits 0-15 and 16-31 are the masks of
  * elements 0-15 and 16-31. */
-AVX512 float rs_dot_q5_0_avx512(const void *row, const float *x, int64_t n) {
-    const uint8_t *b = row;
+AVX512 static inline void q5_0_block(const uint8_t *b, const float *x, __m512 acc[2]) {
     const __m512 iota = iota16();
     const __m512 c0 = _mm512_sub_ps(iota, _mm512_set1_ps(16.0f)); /* q - 16 for q = 0..15 */
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int64_t i = 0; i < n / 32; i++, b += 22, x += 32) {
-        uint32_t qh;
-        memcpy(&qh, b + 2, 4);
-        const __m512 d = _mm512_set1_ps(f16_scalar(b));
-        const __m512 t0 = _mm512_mul_ps(d, c0), t1 = _mm512_mul_ps(d, iota); /* q 16..31 */
-        const __m512i v = u8x16(b + 6);
-        const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
-        const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
-        acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    uint32_t qh;
+    memcpy(&qh, b + 2, 4);
+    const __m512 d = _mm512_set1_ps(f16_scalar(b));
+    const __m512 t0 = _mm512_mul_ps(d, c0), t1 = _mm512_mul_ps(d, iota); /* q 16..31 */
+    const __m512i v = u8x16(b + 6);
+    const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
+    const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
+    acc[0] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc[1]);
+}
+
+AVX512 float rs_dot_q5_0_avx512(const void *row, const float *x, int64_t n) {
+    return dot_blocks(row, x, n, 22, q5_0_block);
 }
 
 /* Q5_1 (24 B): table[q] = d * q + m. */
-AVX512 float rs_dot_q5_1_avx512(const void *row, const float *x, int64_t n) {
-    const uint8_t *b = row;
+AVX512 static inline void q5_1_block(const uint8_t *b, const float *x, __m512 acc[2]) {
     const __m512 iota = iota16(), iota_hi = _mm512_add_ps(iota, _mm512_set1_ps(16.0f));
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int64_t i = 0; i < n / 32; i++, b += 24, x += 32) {
-        uint32_t qh;
-        memcpy(&qh, b + 4, 4);
-        const __m512 d = _mm512_set1_ps(f16_scalar(b)), m = _mm512_set1_ps(f16_scalar(b + 2));
-        const __m512 t0 = _mm512_add_ps(_mm512_mul_ps(d, iota), m);
-        const __m512 t1 = _mm512_add_ps(_mm512_mul_ps(d, iota_hi), m);
-        const __m512i v = u8x16(b + 8);
-        const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
-        const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
-        acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    uint32_t qh;
+    memcpy(&qh, b + 4, 4);
+    const __m512 d = _mm512_set1_ps(f16_scalar(b)), m = _mm512_set1_ps(f16_scalar(b + 2));
+    const __m512 t0 = _mm512_add_ps(_mm512_mul_ps(d, iota), m);
+    const __m512 t1 = _mm512_add_ps(_mm512_mul_ps(d, iota_hi), m);
+    const __m512i v = u8x16(b + 8);
+    const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
+    const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
+    acc[0] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc[1]);
+}
+
+AVX512 float rs_dot_q5_1_avx512(const void *row, const float *x, int64_t n) {
+    return dot_blocks(row, x, n, 24, q5_1_block);
 }
 
 /* Q5_K: per sub-block j, table[q] = (d * sc) * q - dmin * m for q = 0..31. The fifth bits: the
@@ -755,17 +772,16 @@ AVX512 static inline __m512 mxfp4_table(uint8_t e) {
     return _mm512_mul_ps(_mm512_set1_ps(rs_e8m0_half(e)), _mm512_loadu_ps(kv));
 }
 
+AVX512 static inline void mxfp4_block(const uint8_t *b, const float *x, __m512 acc[2]) {
+    const __m512 table = mxfp4_table(b[0]);
+    const __m512i v = u8x16(b + 1);
+    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
+                             _mm512_loadu_ps(x + 16), acc[1]);
+}
+
 AVX512 float rs_dot_mxfp4_avx512(const void *row, const float *x, int64_t n) {
-    const uint8_t *b = row;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int64_t i = 0; i < n / 32; i++, b += 17, x += 32) {
-        const __m512 table = mxfp4_table(b[0]);
-        const __m512i v = u8x16(b + 1);
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
-                               _mm512_loadu_ps(x + 16), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    return dot_blocks(row, x, n, 17, mxfp4_block);
 }
 
 AVX512 void rs_dequant_mxfp4_avx512(const void *row, float *y, int64_t n) {
