@@ -129,14 +129,20 @@ AVX512 float rs_dot_q8_0_avx512(const void *row, const float *x, int64_t n) {
     return dot_blocks(row, x, n, 34, q8_0_block);
 }
 
+/* A 4-bit block's products: table[low nibble] (elements 0-15) and table[high nibble] (16-31)
+ * of the 16 code bytes v, times x, into acc. */
+AVX512 static inline void nibbles_accumulate(__m512 table, __m512i v, const float *x,
+                                             __m512 acc[2]) {
+    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
+                             _mm512_loadu_ps(x + 16), acc[1]);
+}
+
 /* Q4_0: table[q] = d * (q - 8); bytes 0-15: elements 0-15 (low nibble), 16-31 (high). */
 AVX512 static inline void q4_0_block(const uint8_t *b, const float *x, __m512 acc[2]) {
     const __m512 centred = _mm512_sub_ps(iota16(), _mm512_set1_ps(8.0f));
     const __m512 table = _mm512_mul_ps(_mm512_set1_ps(f16_scalar(b)), centred);
-    const __m512i v = u8x16(b + 2);
-    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc[0]);
-    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
-                             _mm512_loadu_ps(x + 16), acc[1]);
+    nibbles_accumulate(table, u8x16(b + 2), x, acc);
 }
 
 AVX512 float rs_dot_q4_0_avx512(const void *row, const float *x, int64_t n) {
@@ -147,10 +153,7 @@ AVX512 float rs_dot_q4_0_avx512(const void *row, const float *x, int64_t n) {
 AVX512 static inline void q4_1_block(const uint8_t *b, const float *x, __m512 acc[2]) {
     const __m512 table = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(f16_scalar(b)), iota16()),
                                        _mm512_set1_ps(f16_scalar(b + 2)));
-    const __m512i v = u8x16(b + 4);
-    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc[0]);
-    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
-                             _mm512_loadu_ps(x + 16), acc[1]);
+    nibbles_accumulate(table, u8x16(b + 4), x, acc);
 }
 
 AVX512 float rs_dot_q4_1_avx512(const void *row, const float *x, int64_t n) {
@@ -217,6 +220,16 @@ AVX512 static inline __m512i q5_index_hi(__m512i v, __mmask16 k) {
     return _mm512_mask_or_epi32(hi, k, hi, _mm512_set1_epi32(0x10));
 }
 
+/* A 5-bit block's products: its 32 weights picked from the table pair (t0: q 0-15, t1: 16-31)
+ * by the nibbles v and the fifth bits qh, times x, into acc. */
+AVX512 static inline void q5_accumulate(__m512 t0, __m512 t1, __m512i v, uint32_t qh,
+                                        const float *x, __m512 acc[2]) {
+    const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
+    const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
+    acc[0] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc[1]);
+}
+
 /* Q5_0 (22 B): table[q] = d * (q - 16), q = 0..31; qh bits 0-15 and 16-31 are the masks of
  * elements 0-15 and 16-31. */
 AVX512 static inline void q5_0_block(const uint8_t *b, const float *x, __m512 acc[2]) {
@@ -226,11 +239,7 @@ AVX512 static inline void q5_0_block(const uint8_t *b, const float *x, __m512 ac
     memcpy(&qh, b + 2, 4);
     const __m512 d = _mm512_set1_ps(f16_scalar(b));
     const __m512 t0 = _mm512_mul_ps(d, c0), t1 = _mm512_mul_ps(d, iota); /* q 16..31 */
-    const __m512i v = u8x16(b + 6);
-    const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
-    const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
-    acc[0] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc[0]);
-    acc[1] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc[1]);
+    q5_accumulate(t0, t1, u8x16(b + 6), qh, x, acc);
 }
 
 AVX512 float rs_dot_q5_0_avx512(const void *row, const float *x, int64_t n) {
@@ -245,11 +254,7 @@ AVX512 static inline void q5_1_block(const uint8_t *b, const float *x, __m512 ac
     const __m512 d = _mm512_set1_ps(f16_scalar(b)), m = _mm512_set1_ps(f16_scalar(b + 2));
     const __m512 t0 = _mm512_add_ps(_mm512_mul_ps(d, iota), m);
     const __m512 t1 = _mm512_add_ps(_mm512_mul_ps(d, iota_hi), m);
-    const __m512i v = u8x16(b + 8);
-    const __m512i i0 = q5_index_lo(v, (__mmask16)(qh & 0xffffu));
-    const __m512i i1 = q5_index_hi(v, (__mmask16)(qh >> 16));
-    acc[0] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i0, t1), _mm512_loadu_ps(x), acc[0]);
-    acc[1] = _mm512_fmadd_ps(_mm512_permutex2var_ps(t0, i1, t1), _mm512_loadu_ps(x + 16), acc[1]);
+    q5_accumulate(t0, t1, u8x16(b + 8), qh, x, acc);
 }
 
 AVX512 float rs_dot_q5_1_avx512(const void *row, const float *x, int64_t n) {
@@ -774,10 +779,7 @@ AVX512 static inline __m512 mxfp4_table(uint8_t e) {
 
 AVX512 static inline void mxfp4_block(const uint8_t *b, const float *x, __m512 acc[2]) {
     const __m512 table = mxfp4_table(b[0]);
-    const __m512i v = u8x16(b + 1);
-    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x), acc[0]);
-    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table),
-                             _mm512_loadu_ps(x + 16), acc[1]);
+    nibbles_accumulate(table, u8x16(b + 1), x, acc);
 }
 
 AVX512 float rs_dot_mxfp4_avx512(const void *row, const float *x, int64_t n) {
