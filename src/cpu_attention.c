@@ -122,32 +122,8 @@ static int pass_tiles(int hg, int32_t left) {
     return nt <= left ? nt : left >= 2 ? 2 : 1;
 }
 
-/* KERNEL(hg, nt) with both compile-time constants: hg 1..8, nt 1, 2 or 4. */
-#define DISPATCH_TILES(KERNEL, hg, nt)                                                             \
-    switch (hg) {                                                                                  \
-    case 8: if ((nt) == 1) KERNEL(8, 1); else KERNEL(8, 2); break;                                 \
-    case 7: if ((nt) == 1) KERNEL(7, 1); else KERNEL(7, 2); break;                                 \
-    case 6: if ((nt) == 1) KERNEL(6, 1); else KERNEL(6, 2); break;                                 \
-    case 5: if ((nt) == 1) KERNEL(5, 1); else KERNEL(5, 2); break;                                 \
-    case 4: if ((nt) == 1) KERNEL(4, 1); else KERNEL(4, 2); break;                                 \
-    case 3:                                                                                        \
-        if ((nt) == 1) KERNEL(3, 1);                                                               \
-        else if ((nt) == 2) KERNEL(3, 2);                                                          \
-        else KERNEL(3, 4);                                                                         \
-        break;                                                                                     \
-    case 2:                                                                                        \
-        if ((nt) == 1) KERNEL(2, 1);                                                               \
-        else if ((nt) == 2) KERNEL(2, 2);                                                          \
-        else KERNEL(2, 4);                                                                         \
-        break;                                                                                     \
-    default:                                                                                       \
-        if ((nt) == 1) KERNEL(1, 1);                                                               \
-        else if ((nt) == 2) KERNEL(1, 2);                                                          \
-        else KERNEL(1, 4);                                                                         \
-        break;                                                                                     \
-    }
-
-/* score_tiles for ng heads, up to 8 per pass, over the chunk's nt tiles. */
+/* score_tiles for ng heads, up to 8 per pass, over the chunk's nt tiles (pass_tiles at a time;
+ * the switch makes heads and tiles compile-time constants). */
 AVX512 static void scores_tiled_f16(const uint16_t *const *tile, const uint16_t *const *next,
                                     int32_t nt, const float *const *q, int32_t ng, int32_t hd,
                                     float scale, float (*sc)[ATTN_CHUNK]) {
@@ -155,9 +131,29 @@ AVX512 static void scores_tiled_f16(const uint16_t *const *tile, const uint16_t 
         const int hg = RS_MIN(8, ng - j);
         for (int32_t t = 0; t < nt;) {
             const int n = pass_tiles(hg, nt - t);
-#define SCORE(H, N) score_tiles(tile, next, t, N, q + j, H, hd, scale, sc + j)
-            DISPATCH_TILES(SCORE, hg, n)
-#undef SCORE
+#define S(H, N) score_tiles(tile, next, t, N, q + j, H, hd, scale, sc + j)
+            switch (hg * 4 + n) {
+            case 8 * 4 + 2: S(8, 2); break;
+            case 8 * 4 + 1: S(8, 1); break;
+            case 7 * 4 + 2: S(7, 2); break;
+            case 7 * 4 + 1: S(7, 1); break;
+            case 6 * 4 + 2: S(6, 2); break;
+            case 6 * 4 + 1: S(6, 1); break;
+            case 5 * 4 + 2: S(5, 2); break;
+            case 5 * 4 + 1: S(5, 1); break;
+            case 4 * 4 + 2: S(4, 2); break;
+            case 4 * 4 + 1: S(4, 1); break;
+            case 3 * 4 + 4: S(3, 4); break;
+            case 3 * 4 + 2: S(3, 2); break;
+            case 3 * 4 + 1: S(3, 1); break;
+            case 2 * 4 + 4: S(2, 4); break;
+            case 2 * 4 + 2: S(2, 2); break;
+            case 2 * 4 + 1: S(2, 1); break;
+            case 1 * 4 + 4: S(1, 4); break;
+            case 1 * 4 + 2: S(1, 2); break;
+            default: S(1, 1); break;
+            }
+#undef S
             t += n;
         }
     }
@@ -261,36 +257,6 @@ static int pass_vectors(int hg, int32_t n) {
     return nv;
 }
 
-/* KERNEL(hg, nv) with both compile-time constants, for the pairs pass_vectors gives. */
-#define DISPATCH_HEADS(KERNEL, hg, nv)                                                             \
-    switch ((hg) * 16 + (nv)) {                                                                    \
-    case 8 * 16 + 2: KERNEL(8, 2); break;                                                          \
-    case 8 * 16 + 1: KERNEL(8, 1); break;                                                          \
-    case 7 * 16 + 2: KERNEL(7, 2); break;                                                          \
-    case 7 * 16 + 1: KERNEL(7, 1); break;                                                          \
-    case 6 * 16 + 4: KERNEL(6, 4); break;                                                          \
-    case 6 * 16 + 2: KERNEL(6, 2); break;                                                          \
-    case 6 * 16 + 1: KERNEL(6, 1); break;                                                          \
-    case 5 * 16 + 4: KERNEL(5, 4); break;                                                          \
-    case 5 * 16 + 2: KERNEL(5, 2); break;                                                          \
-    case 5 * 16 + 1: KERNEL(5, 1); break;                                                          \
-    case 4 * 16 + 4: KERNEL(4, 4); break;                                                          \
-    case 4 * 16 + 2: KERNEL(4, 2); break;                                                          \
-    case 4 * 16 + 1: KERNEL(4, 1); break;                                                          \
-    case 3 * 16 + 4: KERNEL(3, 4); break;                                                          \
-    case 3 * 16 + 2: KERNEL(3, 2); break;                                                          \
-    case 3 * 16 + 1: KERNEL(3, 1); break;                                                          \
-    case 2 * 16 + 8: KERNEL(2, 8); break;                                                          \
-    case 2 * 16 + 4: KERNEL(2, 4); break;                                                          \
-    case 2 * 16 + 2: KERNEL(2, 2); break;                                                          \
-    case 2 * 16 + 1: KERNEL(2, 1); break;                                                          \
-    case 1 * 16 + 8: KERNEL(1, 8); break;                                                          \
-    case 1 * 16 + 4: KERNEL(1, 4); break;                                                          \
-    case 1 * 16 + 2: KERNEL(1, 2); break;                                                          \
-    case 1 * 16 + 1: KERNEL(1, 1); break;                                                          \
-    default: break;                                                                                \
-    }
-
 /* Values: acc[j][c ..) += Σ_i sc[j][i] · v_i[c ..) over i in [i0, i1), v_i the row at base +
  * off[i] (F16, or f32 with f32), nv 16-wide vectors from its value c. Each slice of a value row is
  * converted once for hg heads (compile-time constants at every call, like nv): hg × nv
@@ -341,10 +307,34 @@ AVX512 static inline __attribute__((always_inline)) void accumulate_rows(
             const size_t *p = j == 0 ? pf : NULL;
             for (int32_t v0 = 0; v0 < hd / 16;) {
                 const int nv = pass_vectors(hg, hd / 16 - v0);
-#define ACCUMULATE(H, NV)                                                                          \
-    accumulate_heads(base, off, p, i0, i1, sc + j, acc + j, 16 * v0, H, NV, f32)
-                DISPATCH_HEADS(ACCUMULATE, hg, nv)
-#undef ACCUMULATE
+#define A(H, NV) accumulate_heads(base, off, p, i0, i1, sc + j, acc + j, 16 * v0, H, NV, f32)
+                switch (hg * 16 + nv) { /* heads and vectors as compile-time constants */
+                case 8 * 16 + 2: A(8, 2); break;
+                case 8 * 16 + 1: A(8, 1); break;
+                case 7 * 16 + 2: A(7, 2); break;
+                case 7 * 16 + 1: A(7, 1); break;
+                case 6 * 16 + 4: A(6, 4); break;
+                case 6 * 16 + 2: A(6, 2); break;
+                case 6 * 16 + 1: A(6, 1); break;
+                case 5 * 16 + 4: A(5, 4); break;
+                case 5 * 16 + 2: A(5, 2); break;
+                case 5 * 16 + 1: A(5, 1); break;
+                case 4 * 16 + 4: A(4, 4); break;
+                case 4 * 16 + 2: A(4, 2); break;
+                case 4 * 16 + 1: A(4, 1); break;
+                case 3 * 16 + 4: A(3, 4); break;
+                case 3 * 16 + 2: A(3, 2); break;
+                case 3 * 16 + 1: A(3, 1); break;
+                case 2 * 16 + 8: A(2, 8); break;
+                case 2 * 16 + 4: A(2, 4); break;
+                case 2 * 16 + 2: A(2, 2); break;
+                case 2 * 16 + 1: A(2, 1); break;
+                case 1 * 16 + 8: A(1, 8); break;
+                case 1 * 16 + 4: A(1, 4); break;
+                case 1 * 16 + 2: A(1, 2); break;
+                default: A(1, 1); break;
+                }
+#undef A
                 v0 += nv;
             }
         }

@@ -126,8 +126,9 @@ PK_INLINE void pack_codes(uint32_t type, const uint8_t *row, int64_t nb, uint8_t
 }
 
 /* One block of 16 rows (c[r]: its 8 four-byte groups) as 8 vectors (transpose_groups; stored
- * 64 bytes apart by store_groups), vector j holding group j of rows 0..15 in order: pairs of rows in 512-bit registers, then the 8 × 8 transpose
- * of each 256-bit half (32- and 64-bit unpacks), then 128-bit lanes picked from two registers.
+ * 64 bytes apart by store_groups), vector j holding group j of rows 0..15 in order: pairs of
+ * rows in 512-bit registers, then the 8 × 8 transpose of each 256-bit half (32- and 64-bit
+ * unpacks), then 128-bit lanes picked from two registers.
  * The pairs are (k, k + 4) and (k + 8, k + 12), so that the lanes come out in row order. */
 PK_INLINE void transpose_groups(const __m256i c[QG_ROWS], __m512i out[8]) {
     __m512i z[8], t[8], u[8];
