@@ -4,7 +4,7 @@
  *
  *   reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t THREADS] [--depth N] [--parallel K]
  *                [--bw GBPS] [--json] [--fast] [--kv f16|f32|bf16|q8]
- *                [--weights auto|mapped|copied]
+ *                [--weights auto|mapped|copied] [--unpacked kept|per-step]
  *
  * --depth N     generation starts with N tokens already in the cache (decode at depth N), and
  *               a prompt of P tokens is also timed after N cached ones ("ppP @ depth N": one
@@ -153,6 +153,7 @@ int main(int argc, char **argv) {
     const char *model_path = NULL;
     int32_t n_prompt = 512, n_gen = 128, reps = 3, n_threads = 0, json = 0, depth = 0, par = 1;
     int32_t fast = 0, kv_type = REASON_KV_F16, weights = REASON_WEIGHTS_AUTO;
+    int32_t unpacked = REASON_UNPACKED_KEPT;
     float bw = 0.0f;
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
@@ -161,9 +162,10 @@ int main(int argc, char **argv) {
         {"parallel", required_argument, 0, 'k'}, {"bw", required_argument, 0, 'b'},
         {"json", no_argument, 0, 'j'},           {"fast", no_argument, 0, 'f'},
         {"kv", required_argument, 0, 'v'},       {"weights", required_argument, 0, 'w'},
-        {0, 0, 0, 0}};
+        {"unpacked", required_argument, 0, 'u'}, {0, 0, 0, 0}};
     static const char *const kv_names[] = {"f16", "f32", "bf16", "q8"}; /* enum reason_kv_type */
     static const char *const weight_names[] = {"auto", "mapped", "copied"}; /* reason_weights */
+    static const char *const unpacked_names[] = {"kept", "per-step"}; /* reason_unpacked_weights */
     int c, bad = 0;
     while ((c = getopt_long(argc, argv, "m:p:n:r:t:", longs, NULL)) != -1) {
         switch (c) {
@@ -179,6 +181,7 @@ int main(int argc, char **argv) {
         case 'f': fast = 1; break;
         case 'v': bad |= opt_name(optarg, kv_names, 4, &kv_type); break;
         case 'w': bad |= opt_name(optarg, weight_names, 3, &weights); break;
+        case 'u': bad |= opt_name(optarg, unpacked_names, 2, &unpacked); break;
         default: bad = 1; break;
         }
     }
@@ -186,10 +189,12 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "usage: reason-bench [-m MODEL] [-p 512] [-n 128] [-r 3] [-t N] [--depth N]\n"
                 "                    [--parallel K] [--bw GBPS] [--json] [--fast] [--kv TYPE]\n"
-                "                    [--weights auto|mapped|copied]\n"
+                "                    [--weights auto|mapped|copied] [--unpacked kept|per-step]\n"
                 "  --fast: REASON_PRECISION_FAST (8-bit activations for integer-type weights)\n"
                 "  --kv: the KV cache type, f16 (default), f32, bf16 or q8 (8-bit)\n"
-                "  --weights: weights in the file's map or copied in 2 MiB pages (auto)\n");
+                "  --weights: weights in the file's map or copied in 2 MiB pages (auto)\n"
+                "  --unpacked: parallel steps keep the weights unpacked (kept) or unpack them\n"
+                "              at every step (per-step)\n");
         return 2;
     }
     if (!model_path) model_path = cli_default_model();
@@ -222,6 +227,7 @@ int main(int argc, char **argv) {
     cp.n_threads = n_threads;
     cp.precision = fast ? REASON_PRECISION_FAST : REASON_PRECISION_EXACT;
     cp.kv_type = kv_type;
+    cp.unpacked_weights = unpacked;
     if (reason_context_create(model, &cp, &ctx) != REASON_OK) {
         reason_model_free(model);
         return cli_fail("reason-bench", "context");

@@ -289,6 +289,16 @@ enum reason_precision {
                                    1-2e-2 relative error on the logits (docs/performance.md) */
 };
 
+/* Parallel decoding steps (2-15 tokens at once, fast precision, CPU backend) multiply by weights
+ * unpacked into the integer kernel's layout. Unpacking took a third of such a step, so by
+ * default each matrix of a type where this costs at most 1.55x its bytes (Q4_0, Q4_1, Q4_K,
+ * Q8_0, Q6_K) is unpacked once and kept, while the kept ones fit in half the memory available
+ * at the first parallel step (docs/performance.md). */
+enum reason_unpacked_weights {
+    REASON_UNPACKED_KEPT = 0,     /* kept after the first parallel step (the default) */
+    REASON_UNPACKED_PER_STEP = 1, /* unpacked at every step: no memory beyond the weights */
+};
+
 typedef struct reason_context_params {
     uint32_t n_ctx;     /* token slots in the sequence state, shared by all sequences (4096) */
     uint32_t n_seq_max; /* most sequences alive at once (64) */
@@ -298,7 +308,8 @@ typedef struct reason_context_params {
     int32_t kv_block_size; /* token slots per KV block (16) */
     int32_t n_outputs_max; /* most batch tokens that may ask for logits in one call (64) */
     int32_t precision;     /* enum reason_precision (EXACT) */
-    int32_t reserved[4];
+    int32_t unpacked_weights; /* enum reason_unpacked_weights (KEPT) */
+    int32_t reserved[3];
 } reason_context_params;
 
 REASON_API void reason_context_params_default(reason_context_params *params);

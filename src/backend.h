@@ -207,6 +207,9 @@ struct backend {
 /* REASON_PRECISION_FAST on the CPU backend: decode products with integer-type weights quantize
  * their activations to 8 bits (REASON_CPU_MATMUL=q8 in the environment forces it on). */
 RS_INTERNAL void backend_cpu_set_fast_matmul(backend *be, bool on);
+/* Lets the integer kernel keep weight matrices unpacked between products (cpu_qgemm_kept.h):
+ * only for weights that stay in place and unchanged while the backend lives. Off by default. */
+RS_INTERNAL void backend_cpu_keep_unpacked(backend *be, bool on);
 /* The CPU backend: a thread pool of n_threads (0: all cores); max_positions bounds a sequence's
  * length (sizes the attention scratch). */
 RS_INTERNAL reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions,

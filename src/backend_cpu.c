@@ -231,6 +231,8 @@ void backend_cpu_set_fast_matmul(backend *be, bool on) {
     cpu(be)->q8_matmul = on || (mode && !strcmp(mode, "q8"));
 }
 
+void backend_cpu_keep_unpacked(backend *be, bool on) { cpu(be)->keep_unpacked = on; }
+
 reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions, backend **out) {
     RS_CHECK_ARG(out != NULL && max_positions > 0);
     *out = NULL;

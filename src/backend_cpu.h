@@ -17,6 +17,7 @@ typedef struct cpu_backend {
     int32_t n_threads;
     int32_t max_positions;
     bool q8_matmul; /* decode products quantize activations to 8 bits (integer dot products) */
+    bool keep_unpacked; /* the integer kernel may keep weight matrices unpacked (backend.h) */
     /* matmul scratch, grown on first use (sizes depend on the model) */
     int8_t *xq;      /* (n_tok, cols) activations quantized per 32 */
     float *xd, *xs;  /* (n_tok, cols / 32) their scales and scale * sum */

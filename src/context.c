@@ -109,6 +109,9 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
     if (p.precision != REASON_PRECISION_EXACT && p.precision != REASON_PRECISION_FAST)
         return rs_error(REASON_ERR_INVALID_ARG, "context params: unknown precision %d",
                         p.precision);
+    if (p.unpacked_weights != REASON_UNPACKED_KEPT && p.unpacked_weights != REASON_UNPACKED_PER_STEP)
+        return rs_error(REASON_ERR_INVALID_ARG, "context params: unknown unpacked_weights %d",
+                        p.unpacked_weights);
     const model_hparams *hp = &model->hp;
     if (hp->head_dim > 1024)
         return rs_error(REASON_ERR_UNSUPPORTED, "head dimension %d > 1024 is not supported",
@@ -129,8 +132,11 @@ reason_status reason_context_create(const reason_model *model, const reason_cont
         st = backend_cuda_create(model, max_positions, &ctx->be);
     else if (!backend_name || !*backend_name || !strcmp(backend_name, "cpu")) {
         st = backend_cpu_create(p.n_threads, max_positions, &ctx->be);
-        if (st == REASON_OK)
+        if (st == REASON_OK) {
             backend_cpu_set_fast_matmul(ctx->be, p.precision == REASON_PRECISION_FAST);
+            /* the model's weights stay in place, unchanged, while the context lives */
+            backend_cpu_keep_unpacked(ctx->be, p.unpacked_weights == REASON_UNPACKED_KEPT);
+        }
     } else {
         st = rs_error(REASON_ERR_INVALID_ARG, "REASON_BACKEND=%s: expected cpu or cuda",
                       backend_name);

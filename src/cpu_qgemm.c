@@ -22,6 +22,7 @@
  * over them, so every activation is read once per strip and every weight once per call. */
 #include "cpu_qgemm.h"
 
+#include "cpu_qgemm_kept.h"
 #include "tensor_types.h"
 
 #include <stdlib.h>
@@ -45,14 +46,15 @@ typedef struct qg_act {
     int32_t *z16; /* (n_grp, nb, 2, QG_TOK) −128 · Σ codes per 16 */
 } qg_act;
 
-/* The narrow kernel's activations, token by token. */
+/* The narrow kernel's activations, by groups of QN_TOK tokens (one kernel call), the tokens of
+ * a group side by side, so that a block's broadcasts all come from one base address. */
 typedef struct qn_act {
-    int8_t *x;    /* (n_tok, cols) codes */
-    float *s;     /* (n_tok, nb) scale per 32 */
-    float *sx;    /* (n_tok, nb) scale · Σ codes */
-    int32_t *z32; /* (n_tok, nb) −128 · Σ codes per 32 */
-    int32_t *z16; /* (n_tok, 2 nb) −128 · Σ codes per 16 */
-    int32_t *z8;  /* (n_tok, nb) −8 · Σ codes per 32 (Q4_0 as nibbles) */
+    int32_t *x;   /* (n_grp, nb, 8, QN_TOK) four codes per column group and token */
+    float *s;     /* (n_grp, nb, QN_TOK) scale per 32 */
+    float *sx;    /* (n_grp, nb, QN_TOK) scale · Σ codes */
+    int32_t *z32; /* (n_grp, nb, QN_TOK) −128 · Σ codes per 32 */
+    int32_t *z16; /* (n_grp, nb, 2, QN_TOK) −128 · Σ codes per 16 */
+    int32_t *z8;  /* (n_grp, nb, QN_TOK) −8 · Σ codes per 32 (Q4_0 as nibbles) */
 } qn_act;
 
 /* Backend scratch: the quantized activations of the last prepare and the unpacked strips. */
@@ -66,6 +68,7 @@ typedef struct qg_state {
     int32_t n_tok, n_grp;
     uint8_t *strips; /* (n_threads, strip bytes) */
     size_t strip_cap;
+    qg_kept_set kept; /* matrices kept unpacked for the narrow kernel (cb->keep_unpacked) */
 } qg_state;
 
 bool cpu_qgemm_supports(uint32_t type) {
@@ -73,11 +76,16 @@ bool cpu_qgemm_supports(uint32_t type) {
     return qg_format_of(type, &f) && rs_cpu_has_vnni();
 }
 
+size_t cpu_qgemm_kept_bytes(const cpu_backend *cb) {
+    return cb->qgemm ? cb->qgemm->kept.bytes : 0;
+}
+
 void cpu_qgemm_free(cpu_backend *cb) {
     qg_state *st = cb->qgemm;
     if (!st) return;
     free(st->act);
     free(st->strips);
+    qg_kept_free(&st->kept);
     free(st);
     cb->qgemm = NULL;
 }
@@ -127,19 +135,21 @@ QG_TARGET static void quantize_token(const float *x, int64_t cols, const qg_act 
 QG_TARGET static void quantize_token_row(const float *x, int64_t cols, const qn_act *a,
                                          int32_t t) {
     const int64_t nb = cols / 32;
-    int8_t *codes = a->x + (size_t)t * cols;
+    const size_t grp = (size_t)(t / QN_TOK) * (size_t)nb, l = (size_t)(t % QN_TOK);
     for (int64_t i = 0; i < nb; i++, x += 32) {
         __m512i qa, qb;
         const float d = quantize_block(x, &qa, &qb);
-        _mm_storeu_si128((__m128i *)(codes + 32 * i), _mm512_cvtsepi32_epi8(qa));
-        _mm_storeu_si128((__m128i *)(codes + 32 * i + 16), _mm512_cvtsepi32_epi8(qb));
+        int32_t g[8];
+        _mm_storeu_si128((__m128i *)g, _mm512_cvtsepi32_epi8(qa));
+        _mm_storeu_si128((__m128i *)(g + 4), _mm512_cvtsepi32_epi8(qb));
+        const size_t blk = grp + (size_t)i, k = blk * QN_TOK + l;
+        for (int j = 0; j < 8; j++) a->x[(blk * 8 + (size_t)j) * QN_TOK + l] = g[j];
         const int32_t sa = _mm512_reduce_add_epi32(qa), sb = _mm512_reduce_add_epi32(qb);
-        const size_t k = (size_t)t * nb + i;
         a->s[k] = d;
         a->sx[k] = d * (float)(sa + sb);
         a->z32[k] = -128 * (sa + sb);
-        a->z16[2 * k] = -128 * sa;
-        a->z16[2 * k + 1] = -128 * sb;
+        a->z16[(blk * 2) * QN_TOK + l] = -128 * sa;
+        a->z16[(blk * 2 + 1) * QN_TOK + l] = -128 * sb;
         a->z8[k] = -8 * (sa + sb);
     }
 }
@@ -250,10 +260,11 @@ QG_TARGET static void tile_16(const qg_panel *p, int r0, const qg_act *a, int64_
 
 /* ---- narrow: 16 rows per vector ------------------------------------------------------------ */
 
-/* ia[t] += column groups j0..j1-1 of block b: the group's 16-row code vector (w: the block's;
- * nibbles: the low or high halves of its 4 vectors) times token t's 4 codes broadcast. */
+/* ia[t] += column groups j0..j1-1 of a block: the group's 16-row code vector (w: the block's;
+ * nibbles: the low or high halves of its 4 vectors) times token t's 4 codes (xb: the block's)
+ * broadcast. */
 QG_INLINE void int_dots_rows(__m512i ia[QN_TOK], int nt, const uint8_t *w, bool nib,
-                             const int8_t *x, int64_t cols, int64_t b, int j0, int j1) {
+                             const int32_t *xb, int j0, int j1) {
 #pragma GCC unroll 8
     for (int j = j0; j < j1; j++) {
         const __m512i m4 = _mm512_set1_epi8(0x0f);
@@ -265,33 +276,32 @@ QG_INLINE void int_dots_rows(__m512i ia[QN_TOK], int nt, const uint8_t *w, bool 
                       _mm512_srli_epi16(_mm512_load_si512((const void *)(w + 64 * (j - 4))), 4),
                       m4);
 #pragma GCC unroll 8
-        for (int t = 0; t < nt; t++) {
-            int32_t x4;
-            memcpy(&x4, x + (size_t)t * cols + 32 * b + 4 * j, 4);
-            ia[t] = _mm512_dpbusd_epi32(ia[t], wj, _mm512_set1_epi32(x4));
-        }
+        for (int t = 0; t < nt; t++)
+            ia[t] = _mm512_dpbusd_epi32(ia[t], wj, _mm512_set1_epi32(xb[j * QN_TOK + t]));
     }
 }
 
-/* acc[t] += d ⊙ (s[t · stride] ⊙ ia[t]); ia[t] restarts at z[t · stride]. */
+/* acc[t] += d ⊙ (s[t] ⊙ ia[t]). */
 QG_INLINE void scale_add_rows(__m512 acc[QN_TOK], __m512i ia[QN_TOK], int nt, __m512 d,
-                              const float *s, int64_t s_stride) {
+                              const float *s) {
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
-        acc[t] = _mm512_fmadd_ps(
-            _mm512_mul_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_set1_ps(s[t * s_stride])), d, acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[t]), _mm512_set1_ps(s[t])), d,
+                                 acc[t]);
 }
 
-/* z NULL: zero. */
-QG_INLINE void int_init_rows(__m512i ia[QN_TOK], int nt, const int32_t *z, int64_t stride) {
+/* ia[t] = z[t]; z NULL: zero. */
+QG_INLINE void int_init_rows(__m512i ia[QN_TOK], int nt, const int32_t *z) {
 #pragma GCC unroll 8
-    for (int t = 0; t < nt; t++) ia[t] = z ? _mm512_set1_epi32(z[t * stride]) : _mm512_setzero_si512();
+    for (int t = 0; t < nt; t++) ia[t] = z ? _mm512_set1_epi32(z[t]) : _mm512_setzero_si512();
 }
 
-/* Cache lines [pf, pf + 64·n) are fetched ahead, spread over the blocks of a kernel call. */
+/* Cache lines [pf, end) are fetched ahead, lines_per_block at each block of the kernel calls (a
+ * few lines past end may be fetched too: prefetches never fault; addresses as integers, as they
+ * may point past the object). */
 typedef struct qn_prefetch {
-    const uint8_t *pf;
-    int64_t lines_per_block, lines;
+    uintptr_t pf, end;
+    int64_t lines_per_block;
 } qn_prefetch;
 
 /* The 16 rows of the panel (mask: those that exist) times tokens t0..t0+nt-1, over all blocks,
@@ -302,37 +312,41 @@ QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32
                          int sub, bool has_min, bool nib, float *y, int64_t y_rows,
                          __mmask16 mask, qn_prefetch pf) {
     const int64_t nb = cols / 32;
-    const int8_t *x = a->x + (size_t)t0 * cols;
-    const float *s = a->s + (size_t)t0 * nb, *sx = a->sx + (size_t)t0 * nb;
-    const int32_t *z32 = !nib ? a->z32 + (size_t)t0 * nb
-                         : has_min ? NULL
-                                   : a->z8 + (size_t)t0 * nb;
-    const int32_t *z16 = a->z16 + (size_t)t0 * 2 * nb;
+    const size_t g = (size_t)(t0 / QN_TOK) * (size_t)nb; /* the group's first block */
+    const int32_t *x = a->x + g * 8 * QN_TOK;
+    const float *s = a->s + g * QN_TOK, *sx = a->sx + g * QN_TOK;
+    const int32_t *z32 = !nib ? a->z32 + g * QN_TOK : has_min ? NULL : a->z8 + g * QN_TOK;
+    const int32_t *z16 = a->z16 + g * 2 * QN_TOK;
     __m512 acc[QN_TOK];
     __m512i ia[QN_TOK];
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        for (int64_t i = 0; i < pf.lines_per_block && pf.lines > 0; i++, pf.lines--, pf.pf += 64)
-            _mm_prefetch((const char *)pf.pf, _MM_HINT_T0);
+        if (pf.pf < pf.end) {
+            for (int64_t i = 0; i < pf.lines_per_block; i++)
+                _mm_prefetch((const char *)(pf.pf + 64 * (uintptr_t)i), _MM_HINT_T0);
+            pf.pf += 64 * (uintptr_t)pf.lines_per_block;
+        }
         const uint8_t *w = p->w + (nib ? 256 : 512) * b;
+        const int32_t *xb = x + b * 8 * QN_TOK;
+        const float *sb = s + b * QN_TOK;
         if (sub == 16) { /* two scales per block: halves of 16 columns */
-            int_init_rows(ia, nt, z16 + 2 * b, 2 * nb);
-            int_dots_rows(ia, nt, w, false, x, cols, b, 0, 4);
-            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + 2 * b * QG_ROWS), s + b, nb);
-            int_init_rows(ia, nt, z16 + 2 * b + 1, 2 * nb);
-            int_dots_rows(ia, nt, w, false, x, cols, b, 4, 8);
-            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + (2 * b + 1) * QG_ROWS), s + b, nb);
+            int_init_rows(ia, nt, z16 + 2 * b * QN_TOK);
+            int_dots_rows(ia, nt, w, false, xb, 0, 4);
+            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + 2 * b * QG_ROWS), sb);
+            int_init_rows(ia, nt, z16 + (2 * b + 1) * QN_TOK);
+            int_dots_rows(ia, nt, w, false, xb, 4, 8);
+            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + (2 * b + 1) * QG_ROWS), sb);
         } else {
-            int_init_rows(ia, nt, z32 ? z32 + b : NULL, nb);
-            int_dots_rows(ia, nt, w, nib, x, cols, b, 0, 8);
-            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + b * QG_ROWS), s + b, nb);
+            int_init_rows(ia, nt, z32 ? z32 + b * QN_TOK : NULL);
+            int_dots_rows(ia, nt, w, nib, xb, 0, 8);
+            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + b * QG_ROWS), sb);
         }
         if (has_min) {
             const __m512 m = _mm512_load_ps(p->m + b * QG_ROWS);
 #pragma GCC unroll 8
             for (int t = 0; t < nt; t++)
-                acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx[t * nb + b]), acc[t]);
+                acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx[b * QN_TOK + t]), acc[t]);
         }
     }
 #pragma GCC unroll 8
@@ -381,14 +395,16 @@ typedef struct run_job {
     qg_state *st;
     int32_t n_threads, strip_panels;
     const rs_tensor *w;
-    qg_format f;
+    qg_format f;       /* of the panels the kernel reads (the kept form for a kept matrix) */
     size_t panel_bytes;
+    qg_kept *kept;     /* the matrix kept unpacked, or NULL: unpacked per task */
     float *y;
 } run_job;
 
 /* The narrow kernel over the task's panels (rows r0..): tokens 8 at a time. Few tokens: the
  * products take about as long as streaming the weights, so the strip this thread most likely
- * takes next (tasks are claimed in turn) is fetched meanwhile, spread over the kernel's blocks. */
+ * takes next (tasks are claimed in turn) is fetched meanwhile, spread over the kernel's blocks:
+ * its kept panels, or its rows to unpack. */
 static void run_narrow(const run_job *job, const qg_panel *panels, int32_t n_panels, int64_t r0) {
     const qg_state *st = job->st;
     const rs_tensor *w = job->w;
@@ -397,10 +413,14 @@ static void run_narrow(const run_job *job, const qg_panel *panels, int32_t n_pan
     const int64_t n_calls = (int64_t)((st->n_tok + QN_TOK - 1) / QN_TOK) * n_panels;
     qn_prefetch pf = {0};
     if (next < rows) {
-        pf.pf = (const uint8_t *)w->data + (size_t)next * w->row_bytes;
-        pf.lines = (RS_MIN(job->strip_panels * QG_ROWS, rows - next) * (int64_t)w->row_bytes + 63) /
-                   64;
-        pf.lines_per_block = (pf.lines + n_calls * nb - 1) / (n_calls * nb);
+        const int64_t next_rows = RS_MIN(job->strip_panels * QG_ROWS, rows - next);
+        const bool kept = job->kept && job->kept->ready;
+        pf.pf = (uintptr_t)(kept ? job->kept->panels + (size_t)(next / QG_ROWS) * job->panel_bytes
+                                 : (const uint8_t *)w->data + (size_t)next * w->row_bytes);
+        const int64_t bytes = kept ? (next_rows + QG_ROWS - 1) / QG_ROWS * (int64_t)job->panel_bytes
+                                   : next_rows * (int64_t)w->row_bytes;
+        pf.end = pf.pf + (uintptr_t)bytes;
+        pf.lines_per_block = ((bytes + 63) / 64 + n_calls * nb - 1) / (n_calls * nb);
     }
     const int format = job->f.nibbles ? 3 + job->f.has_min : job->f.sub == 16 ? 2 : job->f.has_min;
     for (int32_t t0 = 0; t0 < st->n_tok; t0 += QN_TOK) {
@@ -409,9 +429,7 @@ static void run_narrow(const run_job *job, const qg_panel *panels, int32_t n_pan
             const int64_t row0 = r0 + i * QG_ROWS, nr = RS_MIN(QG_ROWS, rows - row0);
             kernel(&panels[i], &st->an, cols, t0, job->y + row0, rows, (__mmask16)((1u << nr) - 1),
                    pf);
-            const int64_t done = RS_MIN(pf.lines, pf.lines_per_block * nb);
-            pf.pf += 64 * done;
-            pf.lines -= done;
+            if (pf.pf < pf.end) pf.pf += 64 * (uintptr_t)(pf.lines_per_block * nb);
         }
     }
 }
@@ -427,10 +445,19 @@ static void run_task(void *arg, int32_t task, int32_t thread) {
     int32_t n_panels = 0;
     for (; n_panels < job->strip_panels && r0 + n_panels * QG_ROWS < rows; n_panels++) {
         const int64_t pr = r0 + n_panels * QG_ROWS;
-        panels[n_panels] = qg_pack_panel(
-            w->type, &job->f, st->narrow ? QG_BY_GROUP : QG_BY_ROW,
-            (const uint8_t *)w->data + (size_t)pr * w->row_bytes, w->row_bytes,
-            (int32_t)RS_MIN(QG_ROWS, rows - pr), cols, buf + (size_t)n_panels * job->panel_bytes);
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)pr * w->row_bytes;
+        const int32_t n_rows = (int32_t)RS_MIN(QG_ROWS, rows - pr);
+        if (job->kept) {
+            uint8_t *at = job->kept->panels + (size_t)(pr / QG_ROWS) * job->panel_bytes;
+            panels[n_panels] =
+                job->kept->ready
+                    ? qg_kept_panel(&job->f, cols, at)
+                    : qg_pack_kept_panel(w->type, &job->f, src, w->row_bytes, n_rows, cols, at, buf);
+        } else {
+            panels[n_panels] = qg_pack_panel(w->type, &job->f, st->narrow ? QG_BY_GROUP : QG_BY_ROW,
+                                             src, w->row_bytes, n_rows, cols,
+                                             buf + (size_t)n_panels * job->panel_bytes);
+        }
     }
     if (st->narrow) {
         run_narrow(job, panels, n_panels, r0);
@@ -461,8 +488,10 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
     qg_state *st = cb->qgemm;
     const bool narrow = n_tok < QG_TOK;
     const size_t n_grp = ((size_t)n_tok + QG_TOK - 1) / QG_TOK, nb = (size_t)cols / 32;
-    /* bytes of one value per (token, block): wide, padded to whole groups; narrow, as is */
-    const size_t blk = (narrow ? (size_t)n_tok : n_grp * QG_TOK) * nb * 4;
+    /* bytes of one value per (token, block), padded to whole groups of tokens (narrow: the
+     * padding lanes are never read) */
+    const size_t lanes = narrow ? ((size_t)n_tok + QN_TOK - 1) / QN_TOK * QN_TOK : n_grp * QG_TOK;
+    const size_t blk = lanes * nb * 4;
     const size_t need = 8 * blk + 6 * blk; /* codes; s, sx, z32, z16 (twice as long), z8 */
     if (need > st->act_cap) {
         free(st->act);
@@ -472,7 +501,7 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
     }
     uint8_t *p = st->act;
     if (narrow)
-        st->an = (qn_act){.x = (int8_t *)p,
+        st->an = (qn_act){.x = (int32_t *)p,
                           .s = (float *)(p + 8 * blk),
                           .sx = (float *)(p + 9 * blk),
                           .z32 = (int32_t *)(p + 10 * blk),
@@ -499,12 +528,19 @@ bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
     qg_state *st = cb->qgemm;
     run_job job = {.st = st, .n_threads = cb->n_threads, .w = w, .y = y};
     if (!st || w->ne[0] != st->cols || !qg_format_of(w->type, &job.f)) return false;
-    job.panel_bytes = qg_panel_bytes(&job.f, st->cols);
+    const size_t strip = qg_panel_bytes(&job.f, st->cols) * QG_STRIP_PANELS; /* per-task unpacking */
+    qg_format kept;
+    if (st->narrow && cb->keep_unpacked && qg_kept_format_of(w->type, &kept)) {
+        const size_t bytes = (size_t)((w->ne[1] + QG_ROWS - 1) / QG_ROWS) *
+                             qg_kept_panel_bytes(&kept, st->cols);
+        if ((job.kept = qg_kept_get(&st->kept, w, bytes))) job.f = kept;
+    }
+    job.panel_bytes =
+        job.kept ? qg_kept_panel_bytes(&job.f, st->cols) : qg_panel_bytes(&job.f, st->cols);
     job.strip_panels = QG_STRIP_PANELS;
     while (st->narrow && job.strip_panels > 1 &&
            job.panel_bytes * (size_t)job.strip_panels > QN_STRIP_BYTES)
         job.strip_panels /= 2;
-    const size_t strip = job.panel_bytes * QG_STRIP_PANELS;
     if (strip > st->strip_cap) {
         free(st->strips);
         st->strips = rs_aligned_alloc((size_t)cb->n_threads * strip, "unpacked weight strips");
@@ -513,6 +549,7 @@ bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
     }
     const int64_t strip_rows = (int64_t)job.strip_panels * QG_ROWS;
     thread_pool_run(cb->pool, run_task, &job, (int32_t)((w->ne[1] + strip_rows - 1) / strip_rows));
+    if (job.kept) job.kept->ready = true;
     return true;
 }
 

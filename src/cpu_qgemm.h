@@ -53,6 +53,19 @@ RS_INTERNAL qg_panel qg_pack_panel(uint32_t type, const qg_format *f, qg_layout 
                                    const uint8_t *rows, size_t row_bytes, int32_t n_rows,
                                    int64_t cols, void *base);
 
+/* Kept panels (cpu_qgemm_kept.h): a whole matrix unpacked once, by group, with the codes of the
+ * nibbles formats at 4 bits (Q4_K's too: its codes and offsets take Q4_1's form). False when the
+ * type is not kept (its kept panels would cost over 1.55x the file's bytes). */
+RS_INTERNAL bool qg_kept_format_of(uint32_t type, qg_format *kept);
+RS_INTERNAL size_t qg_kept_panel_bytes(const qg_format *kept, int64_t cols);
+/* The kept panel at base, as qg_pack_kept_panel left it. */
+RS_INTERNAL qg_panel qg_kept_panel(const qg_format *kept, int64_t cols, void *base);
+/* Fills the kept panel at base (qg_kept_panel_bytes) with rows [0, n_rows) as qg_pack_panel by
+ * group; scratch holds qg_panel_bytes of the type's own format, 64-byte aligned. */
+RS_INTERNAL qg_panel qg_pack_kept_panel(uint32_t type, const qg_format *kept, const uint8_t *rows,
+                                        size_t row_bytes, int32_t n_rows, int64_t cols,
+                                        void *base, void *scratch);
+
 /* dst[0..n) = the dequantized row, bit-identical to tensor_dequantize_row, through the codes (a
  * fast path for the types without a SIMD dequantization); scratch holds QG_DEQUANT_SCRATCH(n)
  * bytes, 64-byte aligned. False when the type or CPU has no unpacked form or n % 256 != 0. */
@@ -68,6 +81,8 @@ RS_INTERNAL bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols
 /* y = x · wᵀ for the x of the last cpu_qgemm_prepare (w->ne[0] columns, as prepared); false when
  * its scratch cannot be allocated (y untouched). */
 RS_INTERNAL bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y);
+/* Bytes of the matrices kept unpacked so far (cb->keep_unpacked). */
+RS_INTERNAL size_t cpu_qgemm_kept_bytes(const cpu_backend *cb);
 RS_INTERNAL void cpu_qgemm_free(cpu_backend *cb);
 
 #endif

@@ -587,11 +587,29 @@ bool qg_format_of(uint32_t type, qg_format *f) { return unpacker(type, f, NULL) 
 
 static size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
-size_t qg_panel_bytes(const qg_format *f, int64_t cols) {
+/* Bytes of the codes of one panel: 8 bits per weight (the strips unpacked per call reserve that
+ * much for every type), or 4 for a kept panel of a nibbles format. */
+static size_t code_bytes(const qg_format *f, int64_t cols, bool compact) {
+    return (size_t)cols * QG_ROWS / (compact && f->nibbles ? 2 : 1);
+}
+
+static size_t panel_bytes(const qg_format *f, int64_t cols, bool compact) {
     const size_t nb = (size_t)cols / 32, rows = QG_ROWS;
-    return align256(nb * 32 * rows) + align256(nb * (32 / (size_t)f->sub) * rows * 4) +
+    return align256(code_bytes(f, cols, compact)) +
+           align256(nb * (32 / (size_t)f->sub) * rows * 4) +
            (f->has_min ? align256(nb * rows * 4) : 0);
 }
+
+/* The panel at base: codes, then scales, then offsets, each 256-byte aligned. */
+static qg_panel panel_at(const qg_format *f, int64_t cols, bool compact, void *base) {
+    const size_t n_sub = (size_t)cols / 32 * (32 / (size_t)f->sub);
+    qg_panel p = {.w = base};
+    p.d = (float *)(p.w + align256(code_bytes(f, cols, compact)));
+    p.m = f->has_min ? (float *)((uint8_t *)p.d + align256(n_sub * QG_ROWS * 4)) : NULL;
+    return p;
+}
+
+size_t qg_panel_bytes(const qg_format *f, int64_t cols) { return panel_bytes(f, cols, false); }
 
 /* By row: each row's codes and scales in turn; missing rows code 128 (zero) with zero scales. */
 static void pack_by_row(uint32_t type, const uint8_t *rows, size_t row_bytes, int32_t n_rows,
@@ -686,13 +704,67 @@ static void pack_by_group(uint32_t type, const qg_format *f, const uint8_t *rows
 
 qg_panel qg_pack_panel(uint32_t type, const qg_format *f, qg_layout layout, const uint8_t *rows,
                        size_t row_bytes, int32_t n_rows, int64_t cols, void *base) {
-    const size_t nb = (size_t)cols / 32, n_sub = nb * (32 / (size_t)f->sub);
-    qg_panel p = {.w = base};
-    p.d = (float *)(p.w + align256((size_t)cols * QG_ROWS));
-    p.m = f->has_min ? (float *)((uint8_t *)p.d + align256(n_sub * QG_ROWS * 4)) : NULL;
+    const size_t n_sub = (size_t)cols / 32 * (32 / (size_t)f->sub);
+    const qg_panel p = panel_at(f, cols, false, base);
     if (layout == QG_BY_GROUP)
         pack_by_group(type, f, rows, row_bytes, n_rows, cols, &p, n_sub);
     else
         pack_by_row(type, rows, row_bytes, n_rows, cols, &p, n_sub);
+    return p;
+}
+
+/* ---- kept panels: by group, compact, for the whole of a weight matrix ------------------------ */
+
+/* Kept panels cost this many times the file's bytes at most: Q4_0 1.11, Q4_1 1.2, Q4_K 1.33 (as
+ * nibbles), Q8_0 1.06, Q6_K 1.52; the 8-bit codes of Q5_0/Q5_1/Q5_K (1.6-1.8) and MXFP4 (2.1)
+ * are not kept. */
+#define KEPT_MAX_GROWTH 1.55
+
+bool qg_kept_format_of(uint32_t type, qg_format *f) {
+    if (!qg_format_of(type, f)) return false;
+    if (type == TENSOR_Q4_K) f->nibbles = true; /* codes 0-15 and an offset: Q4_1's form */
+    const tensor_type_info *t = tensor_type_get(type);
+    const int64_t cols = 256 * 256; /* long enough that the alignment does not count */
+    const double file = (double)t->block_bytes * QG_ROWS * (double)(cols / t->block_size);
+    return (double)panel_bytes(f, cols, true) <= KEPT_MAX_GROWTH * file;
+}
+
+size_t qg_kept_panel_bytes(const qg_format *f, int64_t cols) { return panel_bytes(f, cols, true); }
+
+qg_panel qg_kept_panel(const qg_format *f, int64_t cols, void *base) {
+    return panel_at(f, cols, true, base);
+}
+
+#if defined(__x86_64__)
+/* Q4_K: its 8-bit codes by group (q + 128, q in 0-15) folded into the nibbles layout, group j in
+ * the low and group j + 4 in the high nibbles of vector j. */
+PK_TARGET static void fold_to_nibbles(const uint8_t *w8, int64_t nb, uint8_t *w4) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t i = 0; i < nb; i++, w8 += 512, w4 += 256)
+        for (int j = 0; j < 4; j++) {
+            const __m512i lo = _mm512_and_si512(_mm512_load_si512((const void *)(w8 + 64 * j)), m4);
+            const __m512i hi =
+                _mm512_and_si512(_mm512_load_si512((const void *)(w8 + 64 * (j + 4))), m4);
+            _mm512_store_si512((void *)(w4 + 64 * j), _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)));
+        }
+}
+#endif
+
+qg_panel qg_pack_kept_panel(uint32_t type, const qg_format *kept, const uint8_t *rows,
+                            size_t row_bytes, int32_t n_rows, int64_t cols, void *base,
+                            void *scratch) {
+    const size_t n_sub = (size_t)cols / 32 * (32 / (size_t)kept->sub);
+    const qg_panel p = panel_at(kept, cols, true, base);
+    qg_format f;
+    qg_format_of(type, &f);
+    if (f.nibbles == kept->nibbles) {
+        pack_by_group(type, &f, rows, row_bytes, n_rows, cols, &p, n_sub);
+        return p;
+    }
+    const qg_panel wide = {.w = scratch, .d = p.d, .m = p.m};
+    pack_by_group(type, &f, rows, row_bytes, n_rows, cols, &wide, n_sub);
+#if defined(__x86_64__)
+    fold_to_nibbles(wide.w, cols / 32, p.w);
+#endif
     return p;
 }

@@ -22,9 +22,7 @@ int32_t mapped_file_set_weights(int32_t weights) {
     return old;
 }
 
-/* MemAvailable of /proc/meminfo in bytes (free memory plus what the kernel can reclaim), or the
- * free pages where that file is missing. */
-static uint64_t memory_available(void) {
+uint64_t memory_available(void) {
     FILE *f = fopen("/proc/meminfo", "r");
     char line[128];
     unsigned long long kb = 0;

@@ -18,5 +18,8 @@ RS_INTERNAL reason_status mapped_file_open(const char *path, mapped_file *out);
  * set). reason_model_load sets it from its params around its opens. Returns the previous. */
 RS_INTERNAL int32_t mapped_file_set_weights(int32_t weights);
 RS_INTERNAL void mapped_file_close(mapped_file *file);
+/* MemAvailable of /proc/meminfo in bytes (free memory plus what the kernel can reclaim), or the
+ * free pages where that file is missing. */
+RS_INTERNAL uint64_t memory_available(void);
 
 #endif

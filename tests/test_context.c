@@ -200,8 +200,40 @@ START_TEST(test_fast_precision) {
         free(pos), free(seq), free(want);
         reason_context_free(ctx);
     }
-    fprintf(stderr, "fast precision vs transformers: token by token %.3g, one batch %.3g\n",
-            err[1], err_batch);
+    /* batches of 5 tokens (2 threads): the narrow integer kernel, its weights unpacked at every
+     * step or kept (filled by the first batch, read by the later ones) */
+    double err_few[2] = {0.0, 0.0};
+    for (int kept = 0; kept < 2; kept++) {
+        reason_context_params p;
+        reason_context_params_default(&p);
+        p.kv_type = REASON_KV_F32;
+        p.n_threads = 2;
+        p.precision = REASON_PRECISION_FAST;
+        p.unpacked_weights = kept ? REASON_UNPACKED_KEPT : REASON_UNPACKED_PER_STEP;
+        reason_context *ctx = NULL;
+        ck_assert_int_eq(reason_context_create(model, &p, &ctx), REASON_OK);
+        for (int32_t t0 = 0; t0 < fx.n_tokens; t0 += 5) {
+            const int32_t n = fx.n_tokens - t0 < 5 ? fx.n_tokens - t0 : 5;
+            int32_t pos[5], seq[5] = {0};
+            int8_t want[5];
+            for (int32_t i = 0; i < n; i++) pos[i] = t0 + i, want[i] = 1;
+            const reason_batch b = {n, fx.tokens + t0, pos, seq, want};
+            ck_assert_int_eq(reason_decode(ctx, &b), REASON_OK);
+            for (int32_t i = 0; i < n; i++) {
+                ck_assert_int_eq(reason_get_logits(ctx, i, &logits), REASON_OK);
+                const double e = rel_max_err(logits, fx.logits + (size_t)(t0 + i) * fx.n_vocab,
+                                             fx.n_vocab);
+                if (e > err_few[kept]) err_few[kept] = e;
+            }
+        }
+        reason_context_free(ctx);
+    }
+    fprintf(stderr,
+            "fast precision vs transformers: token by token %.3g, one batch %.3g, batches of 5 "
+            "%.3g (weights kept unpacked %.3g)\n",
+            err[1], err_batch, err_few[0], err_few[1]);
+    ck_assert_msg(err_few[0] <= 5e-2 && err_few[1] <= 5e-2, "fast, batches of 5: %.3g / %.3g",
+                  err_few[0], err_few[1]);
     ck_assert_msg(err[0] <= 1e-4, "exact: %.3g", err[0]);
     ck_assert_msg(err[1] <= 5e-2, "fast: %.3g", err[1]);
     ck_assert_msg(fx.n_tokens >= 16, "the fixture is too short for the integer GEMM");
@@ -215,6 +247,11 @@ START_TEST(test_fast_precision) {
     ck_assert_int_eq(reason_context_create(model, &p, &ctx), REASON_ERR_INVALID_ARG);
     ck_assert_ptr_null(ctx);
     ck_assert_ptr_nonnull(strstr(reason_last_error(), "precision"));
+    reason_context_params_default(&p);
+    p.unpacked_weights = 2;
+    ck_assert_int_eq(reason_context_create(model, &p, &ctx), REASON_ERR_INVALID_ARG);
+    ck_assert_ptr_null(ctx);
+    ck_assert_ptr_nonnull(strstr(reason_last_error(), "unpacked_weights"));
 }
 END_TEST
 

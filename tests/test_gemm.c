@@ -106,6 +106,34 @@ static void check(const char *how, uint32_t type, const expect *e, const float *
         }
 }
 
+/* The narrow kernel on a backend that keeps the matrix unpacked (the types qg_kept_format_of
+ * accepts): the first product fills the kept panels, the next ones (other activations) read
+ * them; both against the reference. */
+static void check_kept(const rs_tensor *w, int threads, const float *x, int32_t n_tok,
+                       const expect *e, float *y) {
+    const int64_t cols = w->ne[0], rows = w->ne[1];
+    backend *kb = NULL;
+    ck_assert_int_eq(backend_cpu_create(threads, 4096, &kb), REASON_OK);
+    backend_cpu_set_fast_matmul(kb, true);
+    backend_cpu_keep_unpacked(kb, true);
+    ck_assert(cpu_qgemm_prepare(cpu(kb), x, cols, n_tok));
+    ck_assert(cpu_qgemm_run(cpu(kb), w, y));
+    check("keeping", w->type, e, y, NULL, rows, n_tok);
+    qg_format f;
+    ck_assert_msg((cpu_qgemm_kept_bytes(cpu(kb)) > 0) == qg_kept_format_of(w->type, &f),
+                  "%s: %zu bytes kept", tensor_type_get(w->type)->name,
+                  cpu_qgemm_kept_bytes(cpu(kb)));
+    float *x2 = malloc((size_t)n_tok * cols * 4);
+    for (size_t i = 0; i < (size_t)n_tok * cols; i++) x2[i] = rndf();
+    expect e2 = reference(w->type, w->data, w->row_bytes, cols, rows, x2, n_tok);
+    ck_assert(cpu_qgemm_prepare(cpu(kb), x2, cols, n_tok));
+    ck_assert(cpu_qgemm_run(cpu(kb), w, y));
+    check("kept", w->type, &e2, y, NULL, rows, n_tok);
+    expect_free(&e2);
+    free(x2);
+    kb->ops->destroy(kb);
+}
+
 START_TEST(test_qgemm_types) {
     const uint32_t type = types[_i];
     const char *name = tensor_type_get(type)->name;
@@ -139,6 +167,7 @@ START_TEST(test_qgemm_types) {
                 ck_assert(cpu_qgemm_run(cpu(be), &wt, y));
                 check("direct", type, &e, y, NULL, rows, n_tok);
             }
+            if (direct && n_tok < 16) check_kept(&wt, threads, x, n_tok, &e, y);
             be->ops->matmul(be, &wt, bias, x, y, n_tok);
             check("matmul", type, &e, y, bias, rows, n_tok);
             const matmul_item items[2] = {{&wt, bias, y}, {&wt, NULL, y2}};

@@ -68,6 +68,10 @@ REASON_CHAT_PRESERVE_OFF = 2
 REASON_PRECISION_EXACT = 0
 REASON_PRECISION_FAST = 1
 
+# ---- enum reason_unpacked_weights -----------------------------------------------------------------
+REASON_UNPACKED_KEPT = 0
+REASON_UNPACKED_PER_STEP = 1
+
 # ---- enum reason_kv_type -------------------------------------------------------------------------
 REASON_KV_F16 = 0
 REASON_KV_F32 = 1
@@ -193,7 +197,8 @@ class reason_context_params(Structure):
         ("kv_block_size", c_int32),
         ("n_outputs_max", c_int32),
         ("precision", c_int32),
-        ("reserved", c_int32 * 4),
+        ("unpacked_weights", c_int32),
+        ("reserved", c_int32 * 3),
     ]
 
 

@@ -11,6 +11,7 @@ from .errors import check
 KV_TYPES = {"f16": _ffi.REASON_KV_F16, "f32": _ffi.REASON_KV_F32, "bf16": _ffi.REASON_KV_BF16,
             "q8": _ffi.REASON_KV_Q8}
 PRECISIONS = {"exact": _ffi.REASON_PRECISION_EXACT, "fast": _ffi.REASON_PRECISION_FAST}
+UNPACKED_WEIGHTS = {"kept": _ffi.REASON_UNPACKED_KEPT, "per-step": _ffi.REASON_UNPACKED_PER_STEP}
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,16 @@ class Context(Handle):
     """Sequence state for a Model. Sequences are ids in [0, n_seq_max); one thread at a time.
 
     ``kv_type`` is "f16", "f32", "bf16" or "q8" (8-bit, CPU only); ``precision`` "exact" (f32
-    activations) or "fast" (8-bit activations for integer-type weights); other arguments left
-    None keep the C defaults (n_seq_max 64, n_batch 512, kv_block_size 16, n_outputs_max 64)."""
+    activations) or "fast" (8-bit activations for integer-type weights); ``unpacked_weights``
+    "kept" (parallel steps keep the weight matrices unpacked, up to 1.55x their bytes) or
+    "per-step"; other arguments left None keep the C defaults (n_seq_max 64, n_batch 512,
+    kv_block_size 16, n_outputs_max 64)."""
 
     _free = _ffi.reason_context_free
 
     def __init__(self, model, n_ctx=4096, n_seq_max=None, n_threads=0, kv_type="f16",
-                 n_batch=None, kv_block_size=None, n_outputs_max=None, precision="exact"):
+                 n_batch=None, kv_block_size=None, n_outputs_max=None, precision="exact",
+                 unpacked_weights="kept"):
         p = _ffi.reason_context_params()
         _ffi.reason_context_params_default(ctypes.byref(p))
         p.n_ctx = n_ctx
@@ -59,6 +63,8 @@ class Context(Handle):
         p.kv_type = KV_TYPES[kv_type.lower()] if isinstance(kv_type, str) else int(kv_type)
         p.precision = (PRECISIONS[precision.lower()] if isinstance(precision, str)
                        else int(precision))
+        p.unpacked_weights = (UNPACKED_WEIGHTS[unpacked_weights.lower()]
+                              if isinstance(unpacked_weights, str) else int(unpacked_weights))
         for name, value in (("n_seq_max", n_seq_max), ("n_batch", n_batch),
                             ("kv_block_size", kv_block_size), ("n_outputs_max", n_outputs_max)):
             if value is not None:
