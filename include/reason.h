@@ -291,8 +291,8 @@ enum reason_precision {
 
 /* Parallel decoding steps (2-15 tokens at once, fast precision, CPU backend) multiply by weights
  * unpacked into the integer kernel's layout. Unpacking took a third of such a step, so by
- * default each matrix of a type where this costs at most 1.55x its bytes (Q4_0, Q4_1, Q4_K,
- * Q8_0, Q6_K) is unpacked once and kept, while the kept ones fit in half the memory available
+ * default each matrix of type Q4_0, Q4_1 or Q8_0 (kept at 1.0x its bytes), Q4_K (1.33x), Q5_0 or
+ * Q5_1 (1.5x) is unpacked once and kept, while the kept ones fit in half the memory available
  * at the first parallel step (docs/performance.md). */
 enum reason_unpacked_weights {
     REASON_UNPACKED_KEPT = 0,     /* kept after the first parallel step (the default) */

@@ -304,12 +304,18 @@ typedef struct qn_prefetch {
     int64_t lines_per_block;
 } qn_prefetch;
 
+/* The 16 f32 scales (or offsets) at index i of a panel's f32 or (half) f16 ones. */
+QG_INLINE __m512 scales16(const float *f32, const uint16_t *f16, bool half, int64_t i) {
+    return half ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(f16 + i * QG_ROWS)))
+                : _mm512_load_ps(f32 + i * QG_ROWS);
+}
+
 /* The 16 rows of the panel (mask: those that exist) times tokens t0..t0+nt-1, over all blocks,
- * into y (row stride y_rows), prefetching pf on the way. nt, sub, has_min and nib are
+ * into y (row stride y_rows), prefetching pf on the way. nt, sub, has_min, nib and half are
  * compile-time constants at every call. The nibbles start their sums at −8·Σx̂ (Q4_0: q − 8)
  * or 0 (Q4_1: the offset m takes the place of the bias). */
 QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32_t t0, int nt,
-                         int sub, bool has_min, bool nib, float *y, int64_t y_rows,
+                         int sub, bool has_min, bool nib, bool half, float *y, int64_t y_rows,
                          __mmask16 mask, qn_prefetch pf) {
     const int64_t nb = cols / 32;
     const size_t g = (size_t)(t0 / QN_TOK) * (size_t)nb; /* the group's first block */
@@ -333,17 +339,17 @@ QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32
         if (sub == 16) { /* two scales per block: halves of 16 columns */
             int_init_rows(ia, nt, z16 + 2 * b * QN_TOK);
             int_dots_rows(ia, nt, w, false, xb, 0, 4);
-            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + 2 * b * QG_ROWS), sb);
+            scale_add_rows(acc, ia, nt, scales16(p->d, p->d16, half, 2 * b), sb);
             int_init_rows(ia, nt, z16 + (2 * b + 1) * QN_TOK);
             int_dots_rows(ia, nt, w, false, xb, 4, 8);
-            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + (2 * b + 1) * QG_ROWS), sb);
+            scale_add_rows(acc, ia, nt, scales16(p->d, p->d16, half, 2 * b + 1), sb);
         } else {
             int_init_rows(ia, nt, z32 ? z32 + b * QN_TOK : NULL);
             int_dots_rows(ia, nt, w, nib, xb, 0, 8);
-            scale_add_rows(acc, ia, nt, _mm512_load_ps(p->d + b * QG_ROWS), sb);
+            scale_add_rows(acc, ia, nt, scales16(p->d, p->d16, half, b), sb);
         }
         if (has_min) {
-            const __m512 m = _mm512_load_ps(p->m + b * QG_ROWS);
+            const __m512 m = scales16(p->m, p->m16, half, b);
 #pragma GCC unroll 8
             for (int t = 0; t < nt; t++)
                 acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx[b * QN_TOK + t]), acc[t]);
@@ -356,17 +362,21 @@ QG_INLINE void tile_rows(const qg_panel *p, const qn_act *a, int64_t cols, int32
 typedef void (*tile_rows_fn)(const qg_panel *, const qn_act *, int64_t, int32_t, float *, int64_t,
                              __mmask16, qn_prefetch);
 
-#define TILE_ROWS_FN(name, nt, sub, has_min, nib)                                                  \
+#define TILE_ROWS_FN(name, nt, sub, has_min, nib, half)                                            \
     QG_TARGET static void name(const qg_panel *p, const qn_act *a, int64_t cols, int32_t t0,       \
                                float *y, int64_t y_rows, __mmask16 m, qn_prefetch pf) {            \
-        tile_rows(p, a, cols, t0, nt, sub, has_min, nib, y, y_rows, m, pf);                        \
+        tile_rows(p, a, cols, t0, nt, sub, has_min, nib, half, y, y_rows, m, pf);                  \
     }
 #define TILE_ROWS(nt)                                                                              \
-    TILE_ROWS_FN(tile_rows_32_##nt, nt, 32, false, false)                                          \
-    TILE_ROWS_FN(tile_rows_32_min_##nt, nt, 32, true, false)                                       \
-    TILE_ROWS_FN(tile_rows_16_##nt, nt, 16, false, false)                                          \
-    TILE_ROWS_FN(tile_rows_nib_##nt, nt, 32, false, true)                                          \
-    TILE_ROWS_FN(tile_rows_nib_min_##nt, nt, 32, true, true)
+    TILE_ROWS_FN(tile_rows_32_##nt, nt, 32, false, false, false)                                   \
+    TILE_ROWS_FN(tile_rows_32_min_##nt, nt, 32, true, false, false)                                \
+    TILE_ROWS_FN(tile_rows_16_##nt, nt, 16, false, false, false)                                   \
+    TILE_ROWS_FN(tile_rows_nib_##nt, nt, 32, false, true, false)                                   \
+    TILE_ROWS_FN(tile_rows_nib_min_##nt, nt, 32, true, true, false)                                \
+    TILE_ROWS_FN(tile_rows_32_h_##nt, nt, 32, false, false, true)                                  \
+    TILE_ROWS_FN(tile_rows_32_min_h_##nt, nt, 32, true, false, true)                               \
+    TILE_ROWS_FN(tile_rows_nib_h_##nt, nt, 32, false, true, true)                                  \
+    TILE_ROWS_FN(tile_rows_nib_min_h_##nt, nt, 32, true, true, true)
 TILE_ROWS(1)
 TILE_ROWS(2)
 TILE_ROWS(3)
@@ -376,20 +386,21 @@ TILE_ROWS(6)
 TILE_ROWS(7)
 TILE_ROWS(8)
 
-/* [format][nt − 1]: format 0 = 32, 1 = 32 with offsets, 2 = 16, 3 = nibbles (Q4_0), 4 = nibbles
- * with offsets (Q4_1). */
-static const tile_rows_fn tile_rows_kernels[5][QN_TOK] = {
-    {tile_rows_32_1, tile_rows_32_2, tile_rows_32_3, tile_rows_32_4, tile_rows_32_5,
-     tile_rows_32_6, tile_rows_32_7, tile_rows_32_8},
-    {tile_rows_32_min_1, tile_rows_32_min_2, tile_rows_32_min_3, tile_rows_32_min_4,
-     tile_rows_32_min_5, tile_rows_32_min_6, tile_rows_32_min_7, tile_rows_32_min_8},
-    {tile_rows_16_1, tile_rows_16_2, tile_rows_16_3, tile_rows_16_4, tile_rows_16_5,
-     tile_rows_16_6, tile_rows_16_7, tile_rows_16_8},
-    {tile_rows_nib_1, tile_rows_nib_2, tile_rows_nib_3, tile_rows_nib_4, tile_rows_nib_5,
-     tile_rows_nib_6, tile_rows_nib_7, tile_rows_nib_8},
-    {tile_rows_nib_min_1, tile_rows_nib_min_2, tile_rows_nib_min_3, tile_rows_nib_min_4,
-     tile_rows_nib_min_5, tile_rows_nib_min_6, tile_rows_nib_min_7, tile_rows_nib_min_8},
+#define BY_TOKENS(f) {f##_1, f##_2, f##_3, f##_4, f##_5, f##_6, f##_7, f##_8}
+/* [format][nt − 1], format as kernel_format numbers them */
+static const tile_rows_fn tile_rows_kernels[9][QN_TOK] = {
+    BY_TOKENS(tile_rows_32),     BY_TOKENS(tile_rows_32_min),   BY_TOKENS(tile_rows_16),
+    BY_TOKENS(tile_rows_nib),    BY_TOKENS(tile_rows_nib_min),  BY_TOKENS(tile_rows_32_h),
+    BY_TOKENS(tile_rows_32_min_h), BY_TOKENS(tile_rows_nib_h), BY_TOKENS(tile_rows_nib_min_h),
 };
+#undef BY_TOKENS
+
+/* 0 = 32-value sub-blocks, 1 = with offsets, 2 = 16, 3 = nibbles (Q4_0), 4 = nibbles with offsets
+ * (Q4_1, kept Q4_K); 5-8 = 0, 1, 3, 4 with f16 scales (half). */
+static int kernel_format(const qg_format *f) {
+    const int base = f->nibbles ? 3 + f->has_min : f->sub == 16 ? 2 : f->has_min;
+    return f->half ? (base >= 3 ? base + 4 : base + 5) : base;
+}
 
 typedef struct run_job {
     qg_state *st;
@@ -422,7 +433,7 @@ static void run_narrow(const run_job *job, const qg_panel *panels, int32_t n_pan
         pf.end = pf.pf + (uintptr_t)bytes;
         pf.lines_per_block = ((bytes + 63) / 64 + n_calls * nb - 1) / (n_calls * nb);
     }
-    const int format = job->f.nibbles ? 3 + job->f.has_min : job->f.sub == 16 ? 2 : job->f.has_min;
+    const int format = kernel_format(&job->f);
     for (int32_t t0 = 0; t0 < st->n_tok; t0 += QN_TOK) {
         const tile_rows_fn kernel = tile_rows_kernels[format][RS_MIN(QN_TOK, st->n_tok - t0) - 1];
         for (int32_t i = 0; i < n_panels; i++) {
@@ -530,7 +541,8 @@ bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
     if (!st || w->ne[0] != st->cols || !qg_format_of(w->type, &job.f)) return false;
     const size_t strip = qg_panel_bytes(&job.f, st->cols) * QG_STRIP_PANELS; /* per-task unpacking */
     qg_format kept;
-    if (st->narrow && cb->keep_unpacked && qg_kept_format_of(w->type, &kept)) {
+    if (st->narrow && cb->keep_unpacked && w->row_bytes <= INT32_MAX / QG_ROWS &&
+        qg_kept_format_of(w->type, &kept)) { /* (the half scales are gathered at 32-bit offsets) */
         const size_t bytes = (size_t)((w->ne[1] + QG_ROWS - 1) / QG_ROWS) *
                              qg_kept_panel_bytes(&kept, st->cols);
         if ((job.kept = qg_kept_get(&st->kept, w, bytes))) job.f = kept;

@@ -20,6 +20,7 @@ typedef struct qg_format {
     int32_t sub;
     bool has_min;
     bool nibbles;
+    bool half; /* kept panels only: scales and offsets the file's f16 ones, as they are */
 } qg_format;
 
 /* How a panel's codes and scales are ordered. QG_BY_ROW, for the wide kernel (16 tokens per
@@ -35,11 +36,14 @@ typedef struct qg_format {
  * group j + 4. */
 typedef enum qg_layout { QG_BY_ROW, QG_BY_GROUP } qg_layout;
 
-/* One panel of QG_ROWS rows of cols columns (nb = cols / 32 blocks), in one of the layouts. */
+/* One panel of QG_ROWS rows of cols columns (nb = cols / 32 blocks), in one of the layouts; its
+ * scales and offsets in f32 (d, m) or, for a half format, f16 (d16, m16; d and m NULL). */
 typedef struct qg_panel {
     uint8_t *w;
     float *d;
     float *m;
+    uint16_t *d16;
+    uint16_t *m16;
 } qg_panel;
 
 /* False when the type has no unpacked form (the caller keeps the other paths). */
@@ -54,8 +58,9 @@ RS_INTERNAL qg_panel qg_pack_panel(uint32_t type, const qg_format *f, qg_layout 
                                    int64_t cols, void *base);
 
 /* Kept panels (cpu_qgemm_kept.h): a whole matrix unpacked once, by group, with the codes of the
- * nibbles formats at 4 bits (Q4_K's too: its codes and offsets take Q4_1's form). False when the
- * type is not kept (its kept panels would cost over 1.55x the file's bytes). */
+ * nibbles formats at 4 bits (Q4_K's too: its codes and offsets take Q4_1's form) and the f16
+ * scales of the 32-element types as they are (half). False when the type is not kept: Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q8_0 and Q4_K are (measured in cpu_qgemm_pack.c). */
 RS_INTERNAL bool qg_kept_format_of(uint32_t type, qg_format *kept);
 RS_INTERNAL size_t qg_kept_panel_bytes(const qg_format *kept, int64_t cols);
 /* The kept panel at base, as qg_pack_kept_panel left it. */

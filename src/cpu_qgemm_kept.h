@@ -3,7 +3,7 @@
  * Parallel traces multiply every weight matrix by 2-15 tokens per step, and unpacking its panels
  * (nibble transposition, scale gathers) took a third of such a step (docs/performance.md). A
  * context's weights never change, so its CPU backend may keep each matrix's panels once unpacked
- * (qg_kept_format_of: the types where that costs at most 1.55x the file's bytes), within a budget
+ * (qg_kept_format_of: the types where that pays, at 1.0-1.55x the file's bytes), within a budget
  * of half the memory available when the first one is kept. Matrices are known by data pointer,
  * type and shape: only weights that stay in place and unchanged while the backend lives may go
  * through a backend that keeps them (backend_cpu_keep_unpacked). */

@@ -594,18 +594,23 @@ static size_t code_bytes(const qg_format *f, int64_t cols, bool compact) {
 }
 
 static size_t panel_bytes(const qg_format *f, int64_t cols, bool compact) {
-    const size_t nb = (size_t)cols / 32, rows = QG_ROWS;
+    const size_t nb = (size_t)cols / 32, rows = QG_ROWS, scale = compact && f->half ? 2 : 4;
     return align256(code_bytes(f, cols, compact)) +
-           align256(nb * (32 / (size_t)f->sub) * rows * 4) +
-           (f->has_min ? align256(nb * rows * 4) : 0);
+           align256(nb * (32 / (size_t)f->sub) * rows * scale) +
+           (f->has_min ? align256(nb * rows * scale) : 0);
 }
 
 /* The panel at base: codes, then scales, then offsets, each 256-byte aligned. */
 static qg_panel panel_at(const qg_format *f, int64_t cols, bool compact, void *base) {
     const size_t n_sub = (size_t)cols / 32 * (32 / (size_t)f->sub);
+    const bool half = compact && f->half;
     qg_panel p = {.w = base};
-    p.d = (float *)(p.w + align256(code_bytes(f, cols, compact)));
-    p.m = f->has_min ? (float *)((uint8_t *)p.d + align256(n_sub * QG_ROWS * 4)) : NULL;
+    uint8_t *d = p.w + align256(code_bytes(f, cols, compact));
+    uint8_t *m = f->has_min ? d + align256(n_sub * QG_ROWS * (half ? 2 : 4)) : NULL;
+    if (half)
+        p.d16 = (uint16_t *)d, p.m16 = (uint16_t *)m;
+    else
+        p.d = (float *)d, p.m = (float *)m;
     return p;
 }
 
@@ -639,15 +644,25 @@ static void pack_by_row(uint32_t type, const uint8_t *rows, size_t row_bytes, in
 #if defined(__x86_64__)
 /* The scales (and offsets) of the 32-element types by group, 16 rows at a time: one gather per
  * block brings each row's first 4 bytes (f16 d, then f16 m for the min types; E8M0 for MXFP4),
- * row r at offs[r] from rows. Rows outside mask get zeros. */
+ * row r at offs[r] from rows, into the panel's f32 or (half) f16 ones. Rows past n_rows get
+ * zeros. */
 PK_TARGET static void scales_32_by_group(uint32_t type, const uint8_t *rows,
                                          const int32_t row_offs[QG_ROWS], int32_t n_rows,
-                                         int64_t nb, float *d, float *m) {
+                                         int64_t nb, const qg_panel *p) {
     const size_t bytes = (size_t)tensor_type_get(type)->block_bytes;
     const __m512i offs = _mm512_loadu_si512(row_offs);
     const __mmask16 mask = (__mmask16)((1u << n_rows) - 1);
+    float *d = p->d, *m = p->m;
     for (int64_t i = 0; i < nb; i++) {
-        const __m512i g = _mm512_i32gather_epi32(offs, rows + (size_t)i * bytes, 1);
+        const __m512i g = _mm512_maskz_mov_epi32(
+            mask, _mm512_i32gather_epi32(offs, rows + (size_t)i * bytes, 1));
+        if (p->d16) {
+            _mm256_store_si256((__m256i *)(p->d16 + i * QG_ROWS), _mm512_cvtepi32_epi16(g));
+            if (p->m16)
+                _mm256_store_si256((__m256i *)(p->m16 + i * QG_ROWS),
+                                   _mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+            continue;
+        }
         __m512 vd;
         if (type == TENSOR_MXFP4) { /* rs_e8m0_half: 2^(e − 128), subnormal below e = 2 */
             const __m512i e = _mm512_and_si512(g, _mm512_set1_epi32(0xff));
@@ -684,7 +699,7 @@ static void pack_by_group(uint32_t type, const qg_format *f, const uint8_t *rows
     if (tensor_type_get(type)->block_size == 32 && row_bytes <= INT32_MAX / QG_ROWS) {
         int32_t offs[QG_ROWS];
         for (int32_t r = 0; r < QG_ROWS; r++) offs[r] = (int32_t)(row[r] - rows);
-        scales_32_by_group(type, rows, offs, n_rows, (int64_t)nb, p->d, p->m);
+        scales_32_by_group(type, rows, offs, n_rows, (int64_t)nb, p);
         return;
     }
     if (tensor_type_get(type)->block_size == 256)
@@ -715,18 +730,28 @@ qg_panel qg_pack_panel(uint32_t type, const qg_format *f, qg_layout layout, cons
 
 /* ---- kept panels: by group, compact, for the whole of a weight matrix ------------------------ */
 
-/* Kept panels cost this many times the file's bytes at most: Q4_0 1.11, Q4_1 1.2, Q4_K 1.33 (as
- * nibbles), Q8_0 1.06, Q6_K 1.52; the 8-bit codes of Q5_0/Q5_1/Q5_K (1.6-1.8) and MXFP4 (2.1)
- * are not kept. */
-#define KEPT_MAX_GROWTH 1.55
-
+/* The types kept: where the kept panels, streamed from memory, beat unpacking at every product.
+ * tools/bench_narrow (65536 x 1536 times 8 tokens, 2 threads, matrices far larger than the
+ * caches), kept against per-step: Q4_0 1.95x, Q4_1 1.9x, Q4_K 1.8x, Q8_0 1.45x, Q5_1 1.4x, Q5_0
+ * 1.33x, at 1.0x the file's bytes (Q4_0, Q4_1, Q8_0: codes and f16 scales as in the file), 1.33x
+ * (Q4_K: nibbles with f32 scales and offsets), 1.5-1.55x (Q5_0, Q5_1: 8-bit codes). Not kept:
+ * Q6_K (1.05-1.13x for 1.52x the memory), Q5_K (1.0x for 1.82x), MXFP4 (1.4x for 2.1x). */
 bool qg_kept_format_of(uint32_t type, qg_format *f) {
-    if (!qg_format_of(type, f)) return false;
-    if (type == TENSOR_Q4_K) f->nibbles = true; /* codes 0-15 and an offset: Q4_1's form */
-    const tensor_type_info *t = tensor_type_get(type);
-    const int64_t cols = 256 * 256; /* long enough that the alignment does not count */
-    const double file = (double)t->block_bytes * QG_ROWS * (double)(cols / t->block_size);
-    return (double)panel_bytes(f, cols, true) <= KEPT_MAX_GROWTH * file;
+    switch (type) {
+    case TENSOR_Q4_0:
+    case TENSOR_Q4_1:
+    case TENSOR_Q5_0:
+    case TENSOR_Q5_1:
+    case TENSOR_Q8_0:
+        if (!qg_format_of(type, f)) return false;
+        f->half = true; /* the f16 scales of the file */
+        return true;
+    case TENSOR_Q4_K:
+        if (!qg_format_of(type, f)) return false;
+        f->nibbles = true; /* codes 0-15 and an offset: Q4_1's form */
+        return true;
+    default: return false;
+    }
 }
 
 size_t qg_kept_panel_bytes(const qg_format *f, int64_t cols) { return panel_bytes(f, cols, true); }

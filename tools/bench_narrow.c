@@ -39,8 +39,9 @@ static uint8_t *random_matrix(uint32_t type, int64_t rows, int64_t cols) {
 int main(int argc, char **argv) {
     const int64_t rows = argc > 4 ? atoll(argv[1]) : 8960, cols = argc > 4 ? atoll(argv[2]) : 1536;
     const int32_t n_tok = argc > 4 ? atoi(argv[3]) : 8, threads = argc > 4 ? atoi(argv[4]) : 2;
-    static const uint32_t types[] = {TENSOR_Q4_0, TENSOR_Q4_1, TENSOR_Q8_0, TENSOR_Q4_K,
-                                     TENSOR_Q5_K, TENSOR_Q6_K};
+    static const uint32_t types[] = {TENSOR_Q4_0, TENSOR_Q4_1, TENSOR_Q5_0, TENSOR_Q5_1,
+                                     TENSOR_Q8_0, TENSOR_Q4_K, TENSOR_Q5_K, TENSOR_Q6_K,
+                                     TENSOR_MXFP4};
     float *x = malloc((size_t)n_tok * cols * sizeof *x), *y = malloc((size_t)n_tok * rows * 4);
     for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rndf();
     printf("%lld x %lld times %d tokens, %d threads\n", (long long)rows, (long long)cols, n_tok,
@@ -66,8 +67,9 @@ int main(int argc, char **argv) {
             }
             qsort(t, 15, sizeof t[0], cmp);
             const double macs = (double)n_tok * (double)rows * (double)cols;
-            printf("%-6s %-9s %9.3f %9.1f %12.2f\n", tensor_type_get(type)->name,
-                   kept ? "kept" : "per-step", t[7] * 1e3, macs / t[7] / 1e9, macs / 64 / t[7] / 1e9);
+            const char *how = !kept ? "per-step" : cpu_qgemm_kept_bytes(cpu(be)) ? "kept" : "not kept";
+            printf("%-6s %-9s %9.3f %9.1f %12.2f\n", tensor_type_get(type)->name, how, t[7] * 1e3,
+                   macs / t[7] / 1e9, macs / 64 / t[7] / 1e9);
             be->ops->destroy(be);
         }
         free(w);
