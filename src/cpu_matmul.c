@@ -266,9 +266,10 @@ void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n, const fl
     bool all_qgemm = true;
     for (int32_t i = 0; i < n; i++) all_qgemm &= use_qgemm(cb, items[i].w, n_tok);
     if (all_qgemm && cpu_qgemm_prepare(cb, x, items[0].w->ne[0], n_tok)) {
-        /* one quantization of the shared input for all the products */
+        /* one quantization of the shared input, and one pool run, for all the products */
+        const bool together = cpu_qgemm_run_group(cb, items, n);
         for (int32_t i = 0; i < n; i++) {
-            if (!cpu_qgemm_run(cb, items[i].w, items[i].y))
+            if (!together && !cpu_qgemm_run(cb, items[i].w, items[i].y))
                 cpu_matmul(be, items[i].w, NULL, x, items[i].y, n_tok);
             add_bias(items[i].bias, items[i].y, items[i].w->ne[1], n_tok);
         }

@@ -37,6 +37,10 @@
  * traces, fast: 143-148 tokens/s with 4 panels of its 8960-column rows, 156-159 at 128 or 256
  * KiB, 155 at 512). */
 #define QN_STRIP_BYTES (256u << 10)
+/* Narrow: the activations are quantized in tasks of this many blocks of all a group's tokens,
+ * which share cache lines (tasks by token had both threads writing the same lines: 17% of an
+ * 8-trace SmolLM2 step). */
+#define QN_PREP_BLOCKS 16
 
 typedef struct qg_act {
     int32_t *x;   /* (n_grp, nb, 8, QG_TOK) four codes per token and column group */
@@ -109,6 +113,21 @@ QG_INLINE float quantize_block(const float *x, __m512i *qa, __m512i *qb) {
     return amax / 127.0f;
 }
 
+/* The 8 four-code groups of a block's codes (qa, qb as quantize_block left them) to dst[j ·
+ * stride], straight from the registers: through a buffer, each 4-byte load waited for the
+ * narrowing store before it (store forwarding fails there; 17% of an 8-trace SmolLM2 step). */
+QG_INLINE void store_groups(__m512i qa, __m512i qb, int32_t *dst, size_t stride) {
+    const __m128i ca = _mm512_cvtsepi32_epi8(qa), cb = _mm512_cvtsepi32_epi8(qb);
+    dst[0 * stride] = _mm_cvtsi128_si32(ca);
+    dst[1 * stride] = _mm_extract_epi32(ca, 1);
+    dst[2 * stride] = _mm_extract_epi32(ca, 2);
+    dst[3 * stride] = _mm_extract_epi32(ca, 3);
+    dst[4 * stride] = _mm_cvtsi128_si32(cb);
+    dst[5 * stride] = _mm_extract_epi32(cb, 1);
+    dst[6 * stride] = _mm_extract_epi32(cb, 2);
+    dst[7 * stride] = _mm_extract_epi32(cb, 3);
+}
+
 /* Token t (lane l of its group) of x, wide layout: codes into the group's column-group vectors,
  * and per 32 the scale, scale·sum and −128·sums. */
 QG_TARGET static void quantize_token(const float *x, int64_t cols, const qg_act *a, int64_t grp,
@@ -117,11 +136,8 @@ QG_TARGET static void quantize_token(const float *x, int64_t cols, const qg_act 
     for (int64_t i = 0; i < nb; i++, x += 32) {
         __m512i qa, qb;
         const float d = quantize_block(x, &qa, &qb);
-        int32_t g[8];
-        _mm_storeu_si128((__m128i *)g, _mm512_cvtsepi32_epi8(qa));
-        _mm_storeu_si128((__m128i *)(g + 4), _mm512_cvtsepi32_epi8(qb));
         const size_t blk = (size_t)(grp * nb + i);
-        for (int j = 0; j < 8; j++) a->x[(blk * 8 + j) * QG_TOK + l] = g[j];
+        store_groups(qa, qb, a->x + blk * 8 * QG_TOK + l, QG_TOK);
         const int32_t sa = _mm512_reduce_add_epi32(qa), sb = _mm512_reduce_add_epi32(qb);
         a->s[blk * QG_TOK + l] = d;
         a->sx[blk * QG_TOK + l] = d * (float)(sa + sb);
@@ -131,19 +147,17 @@ QG_TARGET static void quantize_token(const float *x, int64_t cols, const qg_act 
     }
 }
 
-/* Token t of x, narrow layout. */
-QG_TARGET static void quantize_token_row(const float *x, int64_t cols, const qn_act *a,
-                                         int32_t t) {
+/* Blocks [b0, b1) of token t of x, narrow layout. */
+QG_TARGET static void quantize_token_blocks(const float *x, int64_t cols, const qn_act *a,
+                                            int32_t t, int64_t b0, int64_t b1) {
     const int64_t nb = cols / 32;
     const size_t grp = (size_t)(t / QN_TOK) * (size_t)nb, l = (size_t)(t % QN_TOK);
-    for (int64_t i = 0; i < nb; i++, x += 32) {
+    x += 32 * b0;
+    for (int64_t i = b0; i < b1; i++, x += 32) {
         __m512i qa, qb;
         const float d = quantize_block(x, &qa, &qb);
-        int32_t g[8];
-        _mm_storeu_si128((__m128i *)g, _mm512_cvtsepi32_epi8(qa));
-        _mm_storeu_si128((__m128i *)(g + 4), _mm512_cvtsepi32_epi8(qb));
         const size_t blk = grp + (size_t)i, k = blk * QN_TOK + l;
-        for (int j = 0; j < 8; j++) a->x[(blk * 8 + (size_t)j) * QN_TOK + l] = g[j];
+        store_groups(qa, qb, a->x + blk * 8 * QN_TOK + l, QN_TOK);
         const int32_t sa = _mm512_reduce_add_epi32(qa), sb = _mm512_reduce_add_epi32(qb);
         a->s[k] = d;
         a->sx[k] = d * (float)(sa + sb);
@@ -164,8 +178,12 @@ static void prep_task(void *arg, int32_t task, int32_t thread) {
     const prep_job *job = arg;
     const qg_state *st = job->st;
     const int64_t cols = st->cols;
-    if (st->narrow) {
-        quantize_token_row(job->x + (size_t)task * cols, cols, &st->an, task);
+    if (st->narrow) { /* a task: QN_PREP_BLOCKS blocks of a group's tokens */
+        const int64_t nb = cols / 32, n_chunks = (nb + QN_PREP_BLOCKS - 1) / QN_PREP_BLOCKS;
+        const int64_t b0 = task % n_chunks * QN_PREP_BLOCKS, b1 = RS_MIN(nb, b0 + QN_PREP_BLOCKS);
+        const int32_t t0 = (int32_t)(task / n_chunks) * QN_TOK;
+        for (int32_t t = t0; t < RS_MIN(t0 + QN_TOK, st->n_tok); t++)
+            quantize_token_blocks(job->x + (size_t)t * cols, cols, &st->an, t, b0, b1);
         return;
     }
     for (int l = 0; l < QG_TOK && task * QG_TOK + l < st->n_tok; l++)
@@ -531,37 +549,73 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
     if (!narrow && n_tok % QG_TOK) /* padding lanes: zero codes and scales, so they add nothing */
         memset(p, 0, need);
     prep_job job = {.x = x, .st = st};
-    thread_pool_run(cb->pool, prep_task, &job, narrow ? n_tok : (int32_t)n_grp);
+    const int32_t n_tasks = narrow ? (int32_t)(lanes / QN_TOK * ((nb + QN_PREP_BLOCKS - 1) /
+                                                                  QN_PREP_BLOCKS))
+                                   : (int32_t)n_grp;
+    thread_pool_run(cb->pool, prep_task, &job, n_tasks);
     return true;
 }
 
-bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
+/* The job of w's product into y; its number of tasks, or 0 when the product cannot run (type,
+ * shape, or no memory for the strips). */
+static int32_t setup_job(cpu_backend *cb, const rs_tensor *w, float *y, run_job *job) {
     qg_state *st = cb->qgemm;
-    run_job job = {.st = st, .n_threads = cb->n_threads, .w = w, .y = y};
-    if (!st || w->ne[0] != st->cols || !qg_format_of(w->type, &job.f)) return false;
-    const size_t strip = qg_panel_bytes(&job.f, st->cols) * QG_STRIP_PANELS; /* per-task unpacking */
+    *job = (run_job){.st = st, .n_threads = cb->n_threads, .w = w, .y = y};
+    if (!st || w->ne[0] != st->cols || !qg_format_of(w->type, &job->f)) return 0;
+    const size_t strip = qg_panel_bytes(&job->f, st->cols) * QG_STRIP_PANELS; /* unpacking */
     qg_format kept;
     if (st->narrow && cb->keep_unpacked && w->row_bytes <= INT32_MAX / QG_ROWS &&
         qg_kept_format_of(w->type, &kept)) { /* (the half scales are gathered at 32-bit offsets) */
         const size_t bytes = (size_t)((w->ne[1] + QG_ROWS - 1) / QG_ROWS) *
                              qg_kept_panel_bytes(&kept, st->cols);
-        if ((job.kept = qg_kept_get(&st->kept, w, bytes))) job.f = kept;
+        if ((job->kept = qg_kept_get(&st->kept, w, bytes))) job->f = kept;
     }
-    job.panel_bytes =
-        job.kept ? qg_kept_panel_bytes(&job.f, st->cols) : qg_panel_bytes(&job.f, st->cols);
-    job.strip_panels = QG_STRIP_PANELS;
-    while (st->narrow && job.strip_panels > 1 &&
-           job.panel_bytes * (size_t)job.strip_panels > QN_STRIP_BYTES)
-        job.strip_panels /= 2;
+    job->panel_bytes =
+        job->kept ? qg_kept_panel_bytes(&job->f, st->cols) : qg_panel_bytes(&job->f, st->cols);
+    job->strip_panels = QG_STRIP_PANELS;
+    while (st->narrow && job->strip_panels > 1 &&
+           job->panel_bytes * (size_t)job->strip_panels > QN_STRIP_BYTES)
+        job->strip_panels /= 2;
     if (strip > st->strip_cap) {
         free(st->strips);
         st->strips = rs_aligned_alloc((size_t)cb->n_threads * strip, "unpacked weight strips");
         st->strip_cap = st->strips ? strip : 0;
-        if (!st->strips) return false;
+        if (!st->strips) return 0;
     }
-    const int64_t strip_rows = (int64_t)job.strip_panels * QG_ROWS;
-    thread_pool_run(cb->pool, run_task, &job, (int32_t)((w->ne[1] + strip_rows - 1) / strip_rows));
-    if (job.kept) job.kept->ready = true;
+    const int64_t strip_rows = (int64_t)job->strip_panels * QG_ROWS;
+    return (int32_t)((w->ne[1] + strip_rows - 1) / strip_rows);
+}
+
+bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
+    const matmul_item item = {.w = w, .y = y};
+    return cpu_qgemm_run_group(cb, &item, 1);
+}
+
+/* The products of a group as one pool run: task t is task t - first[i] of product i. */
+typedef struct group_job {
+    run_job jobs[QG_GROUP_MAX];
+    int32_t first[QG_GROUP_MAX + 1];
+    int32_t n;
+} group_job;
+
+static void group_task(void *arg, int32_t task, int32_t thread) {
+    const group_job *g = arg;
+    int32_t i = 0;
+    while (task >= g->first[i + 1]) i++;
+    run_task((void *)&g->jobs[i], task - g->first[i], thread);
+}
+
+bool cpu_qgemm_run_group(cpu_backend *cb, const matmul_item *items, int32_t n) {
+    group_job g = {.n = n};
+    if (n < 1 || n > QG_GROUP_MAX) return false;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t tasks = setup_job(cb, items[i].w, items[i].y, &g.jobs[i]);
+        if (!tasks) return false;
+        g.first[i + 1] = g.first[i] + tasks;
+    }
+    thread_pool_run(cb->pool, group_task, &g, g.first[n]);
+    for (int32_t i = 0; i < n; i++)
+        if (g.jobs[i].kept) g.jobs[i].kept->ready = true;
     return true;
 }
 
@@ -574,6 +628,11 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
 
 bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
     (void)cb, (void)w, (void)y;
+    return false;
+}
+
+bool cpu_qgemm_run_group(cpu_backend *cb, const matmul_item *items, int32_t n) {
+    (void)cb, (void)items, (void)n;
     return false;
 }
 

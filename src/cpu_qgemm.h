@@ -86,6 +86,11 @@ RS_INTERNAL bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols
 /* y = x · wᵀ for the x of the last cpu_qgemm_prepare (w->ne[0] columns, as prepared); false when
  * its scratch cannot be allocated (y untouched). */
 RS_INTERNAL bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y);
+/* The products items[i].y = x · items[i].wᵀ (biases not added) as one unit of work: one pool run
+ * instead of n, each a synchronisation of all threads (q, k and v; gate and up). False, nothing
+ * computed, when one of them cannot run or n > QG_GROUP_MAX. */
+#define QG_GROUP_MAX 8
+RS_INTERNAL bool cpu_qgemm_run_group(cpu_backend *cb, const matmul_item *items, int32_t n);
 /* Bytes of the matrices kept unpacked so far (cb->keep_unpacked). */
 RS_INTERNAL size_t cpu_qgemm_kept_bytes(const cpu_backend *cb);
 RS_INTERNAL void cpu_qgemm_free(cpu_backend *cb);
