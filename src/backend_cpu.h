@@ -44,6 +44,14 @@ typedef struct cpu_backend {
 
 static inline cpu_backend *cpu(backend *be) { return (cpu_backend *)be; }
 
+/* Several products as one pool run: task t belongs to the product i with first[i] <= t <
+ * first[i + 1] (first[0] = 0, ascending). */
+static inline int32_t product_of_task(const int32_t *first, int32_t task) {
+    int32_t i = 0;
+    while (task >= first[i + 1]) i++;
+    return i;
+}
+
 RS_INTERNAL void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float *x,
                             float *y, int32_t n_tok);
 RS_INTERNAL void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n,

@@ -192,8 +192,7 @@ typedef struct mm_group {
 
 static void mm_group_task(void *arg, int32_t task, int32_t thread) {
     mm_group *g = arg;
-    int32_t i = 0;
-    while (task >= g->first_task[i + 1]) i++;
+    const int32_t i = product_of_task(g->first_task, task);
     mm_dot_task(&g->jobs[i], task - g->first_task[i], thread);
 }
 

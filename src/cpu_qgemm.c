@@ -600,8 +600,7 @@ typedef struct group_job {
 
 static void group_task(void *arg, int32_t task, int32_t thread) {
     const group_job *g = arg;
-    int32_t i = 0;
-    while (task >= g->first[i + 1]) i++;
+    const int32_t i = product_of_task(g->first, task);
     run_task((void *)&g->jobs[i], task - g->first[i], thread);
 }
 

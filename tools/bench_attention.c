@@ -9,23 +9,12 @@
  *   /tmp/bench_attention [depth 16384] [threads 2] [kv f16|q8|bf16|f32] [n_head n_head_kv hd]
  */
 #include "backend_cpu.h"
+#include "bench_clock.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     const int32_t depth = argc > 1 ? atoi(argv[1]) : 16384, threads = argc > 2 ? atoi(argv[2]) : 2;
@@ -68,12 +57,12 @@ int main(int argc, char **argv) {
                             .scale = 1.0f / sqrtf((float)hd)};
     double t[15];
     for (int r = 0; r < 15; r++) {
-        const double t0 = now();
+        const double t0 = bench_now();
         for (int32_t layer = 0; layer < n_layer; layer++)
             be->ops->attention(be, &pool, layer, q, &batch, &ap, out);
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
     }
-    qsort(t, 15, sizeof *t, cmp);
+    qsort(t, 15, sizeof *t, bench_cmp_double);
     const double bytes = (double)n_layer * n_pos * pool.slot_bytes * 2;
     printf("depth %d, %d threads, kv %s, %d/%d heads of %d: %.3f ms for %d layers, %.1f GB/s of "
            "K/V, %.2f ns per (position, query head)  [checksum %.4f]\n",

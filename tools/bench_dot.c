@@ -7,18 +7,12 @@
  *       -o /tmp/bench_dot
  *   /tmp/bench_dot [rows cols]
  */
+#include "bench_clock.h"
 #include "tensor_types.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t state = 88172645463325252ull;
 static uint32_t rnd(void) {
@@ -85,9 +79,9 @@ int main(int argc, char **argv) {
             double best = 1e30;
             const int reps = 5; /* best of 5, the scalar tier too */
             for (int r = 0; r < reps; r++) {
-                double t0 = now();
+                double t0 = bench_now();
                 for (int64_t i = 0; i < rows; i++) y[i] = fn(w + (size_t)i * rb, x, cols);
-                double dt = now() - t0;
+                double dt = bench_now() - t0;
                 if (dt < best) best = dt;
             }
             printf(" %12.2f", (double)total / best / 1e9);
@@ -100,9 +94,9 @@ int main(int argc, char **argv) {
             }
             double best = 1e30;
             for (int r = 0; r < 5; r++) {
-                double t0 = now();
+                double t0 = bench_now();
                 for (int64_t i = 0; i < rows; i++) y[i] = fn(w + (size_t)i * rb, xq, xd, xs, cols);
-                double dt = now() - t0;
+                double dt = bench_now() - t0;
                 if (dt < best) best = dt;
             }
             printf(" %12.2f", (double)total / best / 1e9);

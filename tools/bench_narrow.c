@@ -9,6 +9,7 @@
  */
 #include "backend.h"
 #include "backend_cpu.h"
+#include "bench_clock.h"
 #include "cpu_qgemm.h"
 #include "random_weights.h"
 #include "tensor_types.h"
@@ -16,18 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static uint8_t *random_matrix(uint32_t type, int64_t rows, int64_t cols) {
     const size_t rb = tensor_row_bytes(type, cols);
@@ -60,12 +49,12 @@ int main(int argc, char **argv) {
             backend_cpu_keep_unpacked(be, kept);
             double t[15];
             for (int r = -2; r < 15; r++) {
-                const double t0 = now();
+                const double t0 = bench_now();
                 if (!cpu_qgemm_prepare(cpu(be), x, cols, n_tok) || !cpu_qgemm_run(cpu(be), &wt, y))
                     return 1;
-                if (r >= 0) t[r] = now() - t0;
+                if (r >= 0) t[r] = bench_now() - t0;
             }
-            qsort(t, 15, sizeof t[0], cmp);
+            qsort(t, 15, sizeof t[0], bench_cmp_double);
             const double macs = (double)n_tok * (double)rows * (double)cols;
             const char *how = !kept ? "per-step" : cpu_qgemm_kept_bytes(cpu(be)) ? "kept" : "not kept";
             printf("%-6s %-9s %9.3f %9.1f %12.2f\n", tensor_type_get(type)->name, how, t[7] * 1e3,
