@@ -292,8 +292,8 @@ enum reason_precision {
 /* Parallel decoding steps (2-15 tokens at once, fast precision, CPU backend) multiply by weights
  * unpacked into the integer kernel's layout. Unpacking took a third of such a step, so by
  * default each matrix of type Q4_0, Q4_1 or Q8_0 (kept at 1.0x its bytes), Q4_K (1.33x), Q5_0 or
- * Q5_1 (1.5x) is unpacked once and kept, while the kept ones fit in half the memory available
- * at the first parallel step (docs/performance.md). */
+ * Q5_1 (1.5x) is unpacked once and kept by the context, on top of the weights, while the kept
+ * ones fit in half the memory available at its first parallel step (docs/performance.md). */
 enum reason_unpacked_weights {
     REASON_UNPACKED_KEPT = 0,     /* kept after the first parallel step (the default) */
     REASON_UNPACKED_PER_STEP = 1, /* unpacked at every step: no memory beyond the weights */
