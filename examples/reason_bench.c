@@ -320,7 +320,7 @@ int main(int argc, char **argv) {
                "\"weight_gb_per_s\":%.2f},"
                "\"state\":{\"kv_bytes_per_position\":%.0f,\"recurrent_bytes_per_seq\":%.0f,"
                "\"kv_slots_used\":%llu,\"kv_bytes_held\":%.0f,\"recurrent_bytes_held\":%.0f,"
-               "\"bytes_per_trace\":%.0f},"
+               "\"bytes_per_trace\":%.0f,\"unpacked_weight_bytes\":%llu},"
                "\"bandwidth\":{\"gb_per_s\":%.2f,\"probed\":%s,\"percent\":%.1f}}\n",
                info.name, (unsigned long long)info.weight_bytes,
                (unsigned long long)info.active_weight_bytes, n_threads, reps, n_prompt, pp_med,
@@ -328,7 +328,8 @@ int main(int argc, char **argv) {
                n_gen, gen_prefix, par, tg_med, step_bytes, kv_step, rec_step, gbs,
                steps_per_s * weights_step / 1e9, kv_slot_bytes, rec_seq_bytes,
                (unsigned long long)cs.kv_slots_used, held_kv, held_rec,
-               (held_kv + held_rec) / par, bw, probed ? "true" : "false", pct);
+               (held_kv + held_rec) / par, (unsigned long long)cs.unpacked_weight_bytes, bw,
+               probed ? "true" : "false", pct);
     } else {
         printf("model: %s (%s, %.1f MB of weights", info.name, info.architecture,
                info.weight_bytes / 1e6);
@@ -354,6 +355,9 @@ int main(int argc, char **argv) {
                kv_slot_bytes, rec_seq_bytes / 1e6, held_kv / 1e6,
                (unsigned long long)cs.kv_slots_used, held_rec / 1e6,
                (held_kv + held_rec) / par / 1e6);
+        if (cs.unpacked_weight_bytes)
+            printf("weights kept unpacked for the parallel steps: %.1f MB\n",
+                   cs.unpacked_weight_bytes / 1e6);
     }
     rc = 0;
     goto done;

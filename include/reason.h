@@ -370,6 +370,9 @@ typedef struct reason_context_stats {
     uint64_t swa_slots_used;   /* held now */
     uint64_t swa_slots_peak;   /* most held at once */
     uint64_t swa_bytes;        /* bytes of the windowed pool */
+    /* weights kept unpacked for parallel steps (enum reason_unpacked_weights; CPU backend),
+     * memory on top of the model's */
+    uint64_t unpacked_weight_bytes;
 } reason_context_stats;
 REASON_API reason_status reason_context_get_stats(const reason_context *ctx,
                                                   reason_context_stats *out);

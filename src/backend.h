@@ -210,6 +210,8 @@ RS_INTERNAL void backend_cpu_set_fast_matmul(backend *be, bool on);
 /* Lets the integer kernel keep weight matrices unpacked between products (cpu_qgemm_kept.h):
  * only for weights that stay in place and unchanged while the backend lives. Off by default. */
 RS_INTERNAL void backend_cpu_keep_unpacked(backend *be, bool on);
+/* Bytes of the weights a CPU backend keeps unpacked; 0 for other backends. */
+RS_INTERNAL uint64_t backend_cpu_kept_bytes(const backend *be);
 /* The CPU backend: a thread pool of n_threads (0: all cores); max_positions bounds a sequence's
  * length (sizes the attention scratch). */
 RS_INTERNAL reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions,

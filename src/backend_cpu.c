@@ -8,6 +8,7 @@
  * docs/performance.md). */
 #include "backend_cpu.h"
 
+#include "cpu_qgemm.h"
 #include "tensor_types.h"
 
 #include <math.h>
@@ -232,6 +233,10 @@ void backend_cpu_set_fast_matmul(backend *be, bool on) {
 }
 
 void backend_cpu_keep_unpacked(backend *be, bool on) { cpu(be)->keep_unpacked = on; }
+
+uint64_t backend_cpu_kept_bytes(const backend *be) {
+    return be->ops == &cpu_ops ? (uint64_t)cpu_qgemm_kept_bytes((const cpu_backend *)be) : 0;
+}
 
 reason_status backend_cpu_create(int32_t n_threads, int32_t max_positions, backend **out) {
     RS_CHECK_ARG(out != NULL && max_positions > 0);

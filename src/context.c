@@ -301,5 +301,6 @@ reason_status reason_context_get_stats(const reason_context *ctx, reason_context
     out->swa_slots_peak = (uint64_t)s.swa_slots_peak;
     out->swa_bytes = (uint64_t)s.swa_bytes;
     out->tokens_evaluated = ctx->tokens_evaluated;
+    out->unpacked_weight_bytes = backend_cpu_kept_bytes(ctx->be);
     return REASON_OK;
 }

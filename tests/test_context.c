@@ -2,6 +2,7 @@
  * KV cache that leaves every sequence usable, logits bookkeeping, memory counters of shared
  * prompts (and none of a windowed pool for a model without sliding-window layers). */
 #include "model_fixture.h"
+#include "tensor_types.h"
 #include "test_util.h"
 
 #include "reason.h"
@@ -226,6 +227,11 @@ START_TEST(test_fast_precision) {
                 if (e > err_few[kept]) err_few[kept] = e;
             }
         }
+        reason_context_stats cs;
+        ck_assert_int_eq(reason_context_get_stats(ctx, &cs), REASON_OK);
+        /* the fixture's Q8_0 matrices kept (at their own size) where the integer kernel runs */
+        ck_assert_msg((cs.unpacked_weight_bytes > 0) == (kept && rs_cpu_has_vnni()),
+                      "%llu bytes kept unpacked", (unsigned long long)cs.unpacked_weight_bytes);
         reason_context_free(ctx);
     }
     fprintf(stderr,

@@ -226,6 +226,7 @@ class reason_context_stats(Structure):
         ("swa_slots_used", c_uint64),
         ("swa_slots_peak", c_uint64),
         ("swa_bytes", c_uint64),
+        ("unpacked_weight_bytes", c_uint64),
     ]
 
 

@@ -30,6 +30,7 @@ class ContextStats:
     swa_slots_used: int
     swa_slots_peak: int
     swa_bytes: int
+    unpacked_weight_bytes: int
 
 
 def _per_token(value, n, name):
