@@ -556,15 +556,16 @@ bool cpu_qgemm_prepare(cpu_backend *cb, const float *x, int64_t cols, int32_t n_
     return true;
 }
 
-/* The job of w's product into y; its number of tasks, or 0 when the product cannot run (type,
- * shape, or no memory for the strips). */
-static int32_t setup_job(cpu_backend *cb, const rs_tensor *w, float *y, run_job *job) {
+/* The job of w's product into y (from w's kept panels where may_keep allows); its number of
+ * tasks, or 0 when the product cannot run (type, shape, or no memory for the strips). */
+static int32_t setup_job(cpu_backend *cb, const rs_tensor *w, float *y, bool may_keep,
+                         run_job *job) {
     qg_state *st = cb->qgemm;
     *job = (run_job){.st = st, .n_threads = cb->n_threads, .w = w, .y = y};
     if (!st || w->ne[0] != st->cols || !qg_format_of(w->type, &job->f)) return 0;
     const size_t strip = qg_panel_bytes(&job->f, st->cols) * QG_STRIP_PANELS; /* unpacking */
     qg_format kept;
-    if (st->narrow && cb->keep_unpacked && w->row_bytes <= INT32_MAX / QG_ROWS &&
+    if (may_keep && st->narrow && cb->keep_unpacked && w->row_bytes <= INT32_MAX / QG_ROWS &&
         qg_kept_format_of(w->type, &kept)) { /* (the half scales are gathered at 32-bit offsets) */
         const size_t bytes = (size_t)((w->ne[1] + QG_ROWS - 1) / QG_ROWS) *
                              qg_kept_panel_bytes(&kept, st->cols);
@@ -608,7 +609,12 @@ bool cpu_qgemm_run_group(cpu_backend *cb, const matmul_item *items, int32_t n) {
     group_job g = {.n = n};
     if (n < 1 || n > QG_GROUP_MAX) return false;
     for (int32_t i = 0; i < n; i++) {
-        const int32_t tasks = setup_job(cb, items[i].w, items[i].y, &g.jobs[i]);
+        int32_t tasks = setup_job(cb, items[i].w, items[i].y, true, &g.jobs[i]);
+        /* a matrix twice in the group: only its first product fills its kept panels (the other
+         * would write the same bytes while they are read) */
+        for (int32_t j = 0; j < i && g.jobs[i].kept && !g.jobs[i].kept->ready; j++)
+            if (g.jobs[j].kept == g.jobs[i].kept)
+                tasks = setup_job(cb, items[i].w, items[i].y, false, &g.jobs[i]);
         if (!tasks) return false;
         g.first[i + 1] = g.first[i] + tasks;
     }

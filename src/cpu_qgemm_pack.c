@@ -668,16 +668,15 @@ PK_TARGET static void scales_32_by_group(uint32_t type, const uint8_t *rows,
             const __m512i e = _mm512_and_si512(g, _mm512_set1_epi32(0xff));
             const __mmask16 small = _mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(2));
             const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
-            vd = _mm512_castsi512_ps(_mm512_mask_sllv_epi32(normal, small,
-                                                            _mm512_set1_epi32(0x00200000), e));
+            vd = _mm512_castsi512_ps(_mm512_maskz_mov_epi32( /* e = 0 is not a zero scale */
+                mask, _mm512_mask_sllv_epi32(normal, small, _mm512_set1_epi32(0x00200000), e)));
         } else {
-            vd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+            vd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)); /* zero rows: g zero, f16 zero */
         }
-        _mm512_store_ps(d + i * QG_ROWS, _mm512_maskz_mov_ps(mask, vd));
+        _mm512_store_ps(d + i * QG_ROWS, vd);
         if (m)
             _mm512_store_ps(m + i * QG_ROWS,
-                            _mm512_maskz_mov_ps(mask, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
-                                                          _mm512_srli_epi32(g, 16)))));
+                            _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16))));
     }
 }
 #endif

@@ -107,8 +107,8 @@ static void check(const char *how, uint32_t type, const expect *e, const float *
 }
 
 /* The narrow kernel on a backend that keeps the matrix unpacked (the types qg_kept_format_of
- * accepts): the first product fills the kept panels, the next ones (other activations) read
- * them; both against the reference. */
+ * accepts): the first products (the matrix twice in one group) fill the kept panels, the next
+ * one (other activations) reads them; all against the reference. */
 static void check_kept(const rs_tensor *w, int threads, const float *x, int32_t n_tok,
                        const expect *e, float *y) {
     const int64_t cols = w->ne[0], rows = w->ne[1];
@@ -116,9 +116,13 @@ static void check_kept(const rs_tensor *w, int threads, const float *x, int32_t 
     ck_assert_int_eq(backend_cpu_create(threads, 4096, &kb), REASON_OK);
     backend_cpu_set_fast_matmul(kb, true);
     backend_cpu_keep_unpacked(kb, true);
+    float *y2 = malloc((size_t)n_tok * rows * 4);
+    const matmul_item twice[2] = {{w, NULL, y}, {w, NULL, y2}};
     ck_assert(cpu_qgemm_prepare(cpu(kb), x, cols, n_tok));
-    ck_assert(cpu_qgemm_run(cpu(kb), w, y));
+    ck_assert(cpu_qgemm_run_group(cpu(kb), twice, 2));
     check("keeping", w->type, e, y, NULL, rows, n_tok);
+    check("keeping, twice", w->type, e, y2, NULL, rows, n_tok);
+    free(y2);
     qg_format f;
     ck_assert_msg((cpu_qgemm_kept_bytes(cpu(kb)) > 0) == qg_kept_format_of(w->type, &f),
                   "%s: %zu bytes kept", tensor_type_get(w->type)->name,
