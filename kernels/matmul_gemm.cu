@@ -1,7 +1,6 @@
 // matmul_gemm.cu — prefill / batched GEMM on tensor cores: y = x · Wᵀ (+ bias) for many tokens
 // (CPU twin: cpu_matmul in cpu_matmul.c, the same contract as the GEMV of matmul.cu).
-// UNVERIFIED ON A GPU: written and compiled without a device; tests/test_backend_ops.c checks it
-// against the CPU backend on the first GPU run.
+// Checked on an H100 (2026-11-27): tests/test_backend_ops.c, every case vs the CPU backend, passes.
 //
 // Math:   y[t, r] = sum_k x[t, k] * W[r, k] + (bias ? bias[r] : 0). x is rounded to f16 on its
 //         way into shared memory; F16 weights are copied, BF16 weights converted to f16 (exact in
@@ -20,7 +19,8 @@
 //         Grid (ceil(rows/128), ceil(n_tok/64)).
 // Next:   cp.async double buffering, ldmatrix, 128×128 tiles with 8 warps, then wgmma (sm_90a)
 //         with TMA; split-K for small n_tok.
-// Last measured: none yet (no GPU run).
+// Last measured: H100, 2026-11-27 (gpu_bench): 512x1536x8960 F16 88 / BF16 69 / Q8_0 67 TFLOP/s
+//             (cuBLAS bf16 392: 17-23%); 4096^3 F16 120 / BF16 115 / Q8_0 44 (cuBLAS 715).
 #include "common.cuh"
 #include "dequant.cuh"
 #include "kernels.h"

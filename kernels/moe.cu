@@ -12,7 +12,8 @@
 // Launch: route — one warp per token (lane l holds experts l, l+32, …; n_expert <= 1024),
 //         4 tokens per block; the picks are n_used warp arg-max reductions. gather/scatter — a
 //         block per row, threads over columns; act — grid-stride.
-// Last measured: none yet (no GPU run).
+// Last measured: H100, 2026-11-27 (gpu_bench): one decode token through a 35B-A3B MoE layer
+//             (2048, 256x512 Q8_0, 8+1 used, routing sync) 270 µs — launch and sync bound.
 #include "common.cuh"
 #include "kernels.h"
 

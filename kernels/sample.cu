@@ -1,7 +1,7 @@
 // sample.cu — on-device helpers of sampling: log-softmax (log-probabilities and probabilities),
 // top-k and the top-p (nucleus) threshold. CPU twin: the reference loops in
 // tests/test_backend_ops.c (the sampler itself, src/sampler.c, runs on the host over the logits
-// row). UNVERIFIED ON A GPU: written and compiled without a device.
+// row). Checked on an H100 (2026-11-27): tests/test_backend_ops.c, every case vs the CPU backend, passes.
 //
 // log_softmax  z = x / T; logp[i] = z[i] - max(z) - log Σ_j e^(z[j] - max(z)); probs = e^logp.
 //              Shapes: x, logp, probs (n_rows, n) f32. Launch: one 256-thread block per row,
@@ -18,7 +18,9 @@
 //              row. Ties at T are all kept (count may exceed the minimal set by the tied ones).
 // Next:        a radix-select top-k (one or two passes) and fusing temperature, top-p and the
 //              draw into the same block, so that decode moves only the sampled token to the host.
-// Last measured: none yet (no GPU run).
+// Last measured: H100, 2026-11-27 (gpu_bench, 151936 columns): log_softmax 297 µs for 1 row (one
+//             block: far too slow), 709 µs for 64; top_k (k=40) 4.7 ms; top_p 3.0 ms. Unused
+//             by the backend so far (the sampler runs on the host).
 #include "common.cuh"
 #include "kernels.h"
 

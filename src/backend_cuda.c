@@ -1,6 +1,7 @@
 /* backend_cuda.c — the CUDA backend, host side: backend_ops over the extern "C" launchers of
  * kernels/ (kernels.h); no CUDA header is included here.
- * UNVERIFIED ON A GPU: written and compiled without a device (docs/gpu-status.md).
+ * Checked on an H100 (2026-11-27): the fixtures decoded end to end match the CPU backend
+ * (tests/test_backend_ops.c, "model" rows; docs/gpu-status.md).
  *
  * Memory. Weights: every tensor of the model uploaded once at creation into one device
  * allocation; ops receive the host pointers forward.c holds (rs_tensor.data, biases, norm
@@ -54,9 +55,6 @@ reason_status backend_cuda_create(const reason_model *model, int32_t max_positio
 /* Smallest run of consecutive tokens of one sequence for which the tensor-core prefill kernel
  * is chosen over split-KV decode attention. */
 #define PREFILL_MIN_RUN 16
-/* Split-KV: at least this many positions per split, and at most this many splits. */
-#define SPLIT_MIN_POS 128
-#define SPLIT_MAX 128
 
 typedef struct weight_span {
     uintptr_t host;
@@ -528,14 +526,10 @@ static void cuda_attention(backend *be, const kv_pool *pool, int32_t layer, cons
         rc = reason_cuda_attention_prefill(&kv, layer, dq, &db, &a, d + am.off_tiles, am.n_tiles,
                                            dout, NULL);
     if (rc == REASON_CUDA_UNSUPPORTED) {
-        /* split-KV: enough blocks to fill the device twice, splits of >= SPLIT_MIN_POS */
-        const int32_t g = ap->n_head / RS_MAX(1, ap->n_head_kv);
-        const int64_t pairs = (int64_t)n * ap->n_head_kv * (g <= 4 ? 1 : (g + 7) / 8);
-        int64_t n_split = (2 * (int64_t)cb->n_sm + pairs - 1) / pairs;
-        n_split = RS_MIN(n_split, (am.longest + SPLIT_MIN_POS - 1) / SPLIT_MIN_POS);
-        n_split = RS_MAX(1, RS_MIN(SPLIT_MAX, n_split));
+        const int32_t n_split = reason_cuda_attention_splits(cb->n_sm, n, ap->n_head,
+                                                             ap->n_head_kv, am.longest);
         const size_t need =
-            reason_cuda_attention_work(n, ap->n_head, ap->head_dim, (int32_t)n_split);
+            reason_cuda_attention_work(n, ap->n_head, ap->head_dim, n_split);
         if (need > cb->work_cap) {
             reason_cuda_free(cb->work); /* implicitly waits for kernels still using it */
             cb->work_cap = 0;
@@ -546,7 +540,7 @@ static void cuda_attention(backend *be, const kv_pool *pool, int32_t layer, cons
             }
             cb->work_cap = need;
         }
-        rc = reason_cuda_attention_decode(&kv, layer, dq, &db, &a, (int32_t)n_split, cb->work,
+        rc = reason_cuda_attention_decode(&kv, layer, dq, &db, &a, n_split, cb->work,
                                           dout, NULL);
     }
     done(cb, rc, "attention");

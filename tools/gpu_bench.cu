@@ -218,11 +218,9 @@ static void bench_attention() {
             CK(cudaMalloc(&q, (size_t)n_seq * n_head * hd * 4));
             CK(cudaMalloc(&out, (size_t)n_seq * n_head * hd * 4));
             fill_f32(q, (size_t)n_seq * n_head * hd, -1.0f, 1.0f);
-            // the backend's split choice (backend_cuda.c)
-            const int64_t pairs = (int64_t)n_seq * n_head_kv;
-            int64_t n_split = (2 * (int64_t)sms + pairs - 1) / pairs;
-            n_split = std::min<int64_t>(n_split, (ctx + 127) / 128);
-            n_split = std::max<int64_t>(1, std::min<int64_t>(128, n_split));
+            // the backend's split choice
+            const int32_t n_split =
+                reason_cuda_attention_splits(sms, n_seq, n_head, n_head_kv, ctx);
             float *work;
             CK(cudaMalloc(&work, reason_cuda_attention_work(n_seq, n_head, hd, (int32_t)n_split) * 4));
             reason_cuda_kv kv = {k, v, 0, 1, n_blocks, bs, kv_dim};

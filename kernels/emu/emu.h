@@ -107,6 +107,16 @@ static inline float __uint_as_float(uint32_t u) {
     memcpy(&f, &u, 4);
     return f;
 }
+static inline float __int_as_float(int32_t i) { return __uint_as_float((uint32_t)i); }
+static inline float __int_as_float(uint32_t u) { return __uint_as_float(u); }
+// PTX prmt (default mode): result byte i = byte (nibble i of s) & 7 of the pair {y:x}
+static inline uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+    const uint64_t xy = (uint64_t)y << 32 | x;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++)
+        r |= (uint32_t)((xy >> (8 * ((s >> (4 * i)) & 7))) & 0xff) << (8 * i);
+    return r;
+}
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 
 // ---- runtime ---------------------------------------------------------------------------------
