@@ -175,21 +175,27 @@ AVX512 static inline void k_scale_vectors(const uint8_t *b, __m512 *ds, __m512 *
         _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn8)))));
 }
 
+/* The sub-block tables are built from d·sc and dmin·m stored once per super-block and broadcast
+ * from memory by the multiply and the subtraction (two instructions per table; broadcasting
+ * them by permutes took two more). */
 AVX512 float rs_dot_q4_K_avx512(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     const __m512 iota = iota16();
+    _Alignas(32) float dsa[8], dma[8];
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     for (int64_t i = 0; i < n / 256; i++, b += 144) {
         __m512 ds, dm;
         k_scale_vectors(b, &ds, &dm);
+        _mm256_store_ps(dsa, _mm512_castps512_ps256(ds));
+        _mm256_store_ps(dma, _mm512_castps512_ps256(dm));
+        __asm__ volatile("" ::: "memory"); /* reload them as broadcasts, not lane extractions */
         const uint8_t *qs = b + 16;
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++, qs += 32, x += 64) {
-            const __m512i j0 = _mm512_set1_epi32(2 * c), j1 = _mm512_set1_epi32(2 * c + 1);
-            __m512 t0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_permutexvar_ps(j0, ds), iota),
-                                      _mm512_permutexvar_ps(j0, dm));
-            __m512 t1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_permutexvar_ps(j1, ds), iota),
-                                      _mm512_permutexvar_ps(j1, dm));
+            __m512 t0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dsa[2 * c]), iota),
+                                      _mm512_set1_ps(dma[2 * c]));
+            __m512 t1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dsa[2 * c + 1]), iota),
+                                      _mm512_set1_ps(dma[2 * c + 1]));
             __m512i v0 = u8x16(qs), v1 = u8x16(qs + 16);
             acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v0, t0), _mm512_loadu_ps(x), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v1, t0), _mm512_loadu_ps(x + 16), acc1);
@@ -305,41 +311,57 @@ AVX512 float rs_dot_q5_K_avx512(const void *row, const float *x, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-/* Q6_K: each 16-lane vector is exactly one scale group; w = (d * sc) * (q - 32). */
-AVX512 float rs_dot_q6_K_avx512(const void *row, const float *x, int64_t n) {
+/* Q6_K: each 16-lane vector is exactly one scale group; w = (d * sc) * (q - 32), the scalar
+ * dequantization's f32 products. A 128-weight half's codes are assembled 64 bytes at a time with
+ * byte operations (AVX-512BW): ql's low nibbles (groups 0 | 1) and high nibbles (2 | 3), qh's
+ * 2-bit pairs moved to bits 4-5 by per-quadword shifts, 32 subtracted; then widened 16 at a
+ * time. The 16 scales d·sc are one vector, stored once per super-block and broadcast from
+ * memory by each multiply. Assembling in 32-bit lanes with one d·sc conversion per group took
+ * ~46 vector instructions per 64 weights, this ~22. */
+#define AVX512BW __attribute__((target("avx512f,avx512bw,fma,f16c")))
+
+AVX512BW float rs_dot_q6_K_avx512(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
-    const __m512i m4 = _mm512_set1_epi32(0xf), m30 = _mm512_set1_epi32(0x30);
-    const __m512i off = _mm512_set1_epi32(32);
+    const __m512i m0f = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i c32 = _mm512_set1_epi8(32);
+    /* qh bits 2g, 2g+1 to bits 4-5: groups 0 | 1 shift left by 4 | 2, groups 2 | 3 right by 0 | 2 */
+    const __m512i left01 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
+    const __m512i right23 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+    _Alignas(64) float ds[16];
+    _Alignas(64) int8_t codes[128];
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     for (int64_t i = 0; i < n / 256; i++, b += 210) {
-        const uint8_t *ql = b, *qh = b + 128;
-        const int8_t *sc = (const int8_t *)(b + 192);
-        const float d = f16_scalar(b + 208);
-        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, x += 128) {
-            for (int s = 0; s < 2; s++) {
-                const int k = 16 * s;
-                __m512i la = u8x16(ql + k), lb = u8x16(ql + 32 + k), hb = u8x16(qh + k);
-                __m512i q0 = _mm512_or_si512(_mm512_and_si512(la, m4),
-                                             _mm512_and_si512(_mm512_slli_epi32(hb, 4), m30));
-                __m512i q1 = _mm512_or_si512(_mm512_and_si512(lb, m4),
-                                             _mm512_and_si512(_mm512_slli_epi32(hb, 2), m30));
-                __m512i q2 = _mm512_or_si512(_mm512_srli_epi32(la, 4), _mm512_and_si512(hb, m30));
-                __m512i q3 = _mm512_or_si512(_mm512_srli_epi32(lb, 4),
-                                             _mm512_and_si512(_mm512_srli_epi32(hb, 2), m30));
-#define W(q, g)                                                                                    \
-    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, off)),                                    \
-                  _mm512_set1_ps(d *(float)sc[2 * (g) + s]))
-                acc0 = _mm512_fmadd_ps(W(q0, 0), _mm512_loadu_ps(x + k), acc0);
-                acc1 = _mm512_fmadd_ps(W(q1, 1), _mm512_loadu_ps(x + 32 + k), acc1);
-                acc0 = _mm512_fmadd_ps(W(q2, 2), _mm512_loadu_ps(x + 64 + k), acc0);
-                acc1 = _mm512_fmadd_ps(W(q3, 3), _mm512_loadu_ps(x + 96 + k), acc1);
-#undef W
+        const __m512 scales = _mm512_cvtepi32_ps(
+            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
+        _mm512_store_ps(ds, _mm512_mul_ps(_mm512_set1_ps(f16_scalar(b + 208)), scales));
+        __asm__ volatile("" ::: "memory"); /* reload them as broadcasts, not lane extractions */
+        for (int h = 0; h < 2; h++, x += 128) {
+            const __m512i ql = _mm512_loadu_si512(b + 64 * h);
+            const __m512i qh =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+            /* lo | (hi & 0x30): vpternlog 0xF8 = A | (B & C) */
+            const __m512i g01 = _mm512_ternarylogic_epi32(
+                _mm512_and_si512(ql, m0f), _mm512_sllv_epi64(qh, left01), m30, 0xF8);
+            const __m512i g23 = _mm512_ternarylogic_epi32(
+                _mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f), _mm512_srlv_epi64(qh, right23),
+                m30, 0xF8);
+            _mm512_store_si512(codes, _mm512_sub_epi8(g01, c32));
+            _mm512_store_si512(codes + 64, _mm512_sub_epi8(g23, c32));
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c += 2) {
+                const __m512 q0 = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(codes + 16 * c))));
+                const __m512 q1 = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(codes + 16 * c + 16))));
+                acc0 = _mm512_fmadd_ps(_mm512_mul_ps(q0, _mm512_set1_ps(ds[8 * h + c])),
+                                       _mm512_loadu_ps(x + 16 * c), acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_mul_ps(q1, _mm512_set1_ps(ds[8 * h + c + 1])),
+                                       _mm512_loadu_ps(x + 16 * c + 16), acc1);
             }
         }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
-
 
 /* ---- 8-bit activations: integer dot products with VNNI --------------------------------------
  * vpdpbusd multiplies 64 unsigned weight bytes by 64 signed activation bytes and adds groups of

@@ -414,7 +414,8 @@ static void dispatch_init(void) {
             z[TENSOR_Q5_1] = rs_dot_q5_1_avx512;
             z[TENSOR_Q4_K] = rs_dot_q4_K_avx512;
             z[TENSOR_Q5_K] = rs_dot_q5_K_avx512;
-            z[TENSOR_Q6_K] = rs_dot_q6_K_avx512;
+            if (__builtin_cpu_supports("avx512bw")) /* byte operations; else AVX2 */
+                z[TENSOR_Q6_K] = rs_dot_q6_K_avx512;
             z[TENSOR_MXFP4] = rs_dot_mxfp4_avx512;
             isa_best = TENSOR_ISA_AVX512;
             dequant_simd[TENSOR_Q4_0] = rs_dequant_q4_0_avx512;
