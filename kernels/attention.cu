@@ -13,8 +13,9 @@
 //
 // kv_store:   one thread per (token, element), converted to the pool type.
 // kv_copy:    one cudaMemcpyAsync per layer for K and V (copy-on-write is rare).
-// decode:     split-KV ("flash-decoding"). Grid (n_tok · n_split, n_head_kv · head groups),
-//             128 threads. A block takes one token, one KV head, up to G query heads of its
+// decode:     split-KV ("flash-decoding"). head_dim 64 / 128 / 256: attn_decode_lanes_kernel
+//             (a lane per position, described there); other head dims: the kernel below.
+//             Grid (n_tok · n_split, n_head_kv · head groups), 128 threads. A block takes one token, one KV head, up to G query heads of its
 //             group and one split of the positions; warp w walks positions p0 + w, p0 + w + 4, …,
 //             four per step: the warp reads four K and four V rows (lane l holds E elements of each:
 //             l·E.. when head_dim = 32E with E in {2, 4}, else l, l + 32, …), warp-sums q·k per
@@ -36,9 +37,10 @@
 //             (KV head, all G heads) with K/V in shared; prefill: K/V shared across the G heads
 //             of a KV head, ldmatrix, double-buffered cp.async, 128-row tiles, then wgmma.
 // Last measured: H100, 2026-11-27 (gpu_bench, f16 pool, 32/8 heads, hd 128): decode 1 sequence
-//             at 8K / 32K 50 / 174 µs (22% / 26% of the copy bandwidth), 8 sequences 234 / 862
-//             µs (38% / 42%; 287 / 1114 µs with 2 positions per step and 2 blocks per SM);
-//             prefill 4K causal 90 TFLOP/s at hd 128, 73 at hd 64.
+//             at 8K / 32K 35 / 92 µs (32% / 49% of the copy bandwidth), 8 sequences 160 / 570
+//             µs (56% / 63%) with the lane-per-position kernel; the first version (warp per
+//             position, 2 per step, 2 blocks per SM) took 54 / 178 and 285 / 1106 µs.
+//             Prefill 4K causal 90 TFLOP/s at hd 128, 73 at hd 64.
 #include "common.cuh"
 #include "kernels.h"
 #include "mma.cuh"
@@ -87,8 +89,21 @@ __device__ __forceinline__ void kv_load(const void *base, size_t row, int lane, 
         const uint32_t v = *(const uint32_t *)((const uint16_t *)base + row + (size_t)lane * 2);
         const float2 a = KT == KV_BF16 ? bf16x2_to_f32(v) : f16x2_to_f32(v);
         f[0] = a.x, f[1] = a.y;
+    } else if constexpr (CONTIG && KT == KV_F32 && E == 8) {
+        const float4 v = *(const float4 *)((const float *)base + row + (size_t)lane * 8);
+        const float4 w = *(const float4 *)((const float *)base + row + (size_t)lane * 8 + 4);
+        f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w, f[4] = w.x, f[5] = w.y, f[6] = w.z,
+        f[7] = w.w;
+    } else if constexpr (CONTIG && KT != KV_F32 && E == 8) {
+        const uint4 v = *(const uint4 *)((const uint16_t *)base + row + (size_t)lane * 8);
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 a = KT == KV_BF16 ? bf16x2_to_f32(u[i]) : f16x2_to_f32(u[i]);
+            f[2 * i] = a.x, f[2 * i + 1] = a.y;
+        }
     } else {
-        static_assert(!CONTIG, "contiguous loads exist for E = 2 and 4");
+        static_assert(!CONTIG, "contiguous loads exist for E = 2, 4 and 8");
 #pragma unroll
         for (int i = 0; i < E; i++) {
             const int d = lane + 32 * i;
@@ -126,6 +141,55 @@ __global__ void kv_store_kernel(void *kp, void *vp, size_t layer_slots, int32_t 
 constexpr int DEC_WARPS = 4;
 constexpr int DEC_POS = 4; // positions per warp and step (2: 20-33% of the copy bandwidth)
 
+// The 4 warps' (m, l, acc) per head merged through shared memory into one record per head of
+// this (token, split) in `work`: m (base 2), l, acc[hd]. Lane `lane` holds dims
+// CONTIG ? lane*E.. : lane + 32i of acc; l is the warp's (already summed) total.
+// s_acc: shared memory of DEC_WARPS * G * 32E floats, free for this use.
+template <int G, int E, bool CONTIG>
+__device__ __forceinline__ void decode_merge_store(const float (&acc)[G][E], const float (&m)[G],
+                                                   const float (&l)[G], int32_t ng, int32_t hd,
+                                                   float *__restrict__ work, int32_t t,
+                                                   int32_t n_head, int32_t h0, int32_t n_split,
+                                                   int32_t sp, float (*s_acc)[G][32 * E]) {
+    __shared__ float s_m[DEC_WARPS][G], s_l[DEC_WARPS][G];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int j = 0; j < G; j++) {
+#pragma unroll
+        for (int i = 0; i < E; i++)
+            s_acc[warp][j][CONTIG ? lane * E + i : lane + 32 * i] = acc[j][i];
+        if (lane == 0) {
+            s_m[warp][j] = m[j];
+            s_l[warp][j] = l[j];
+        }
+    }
+    __syncthreads();
+
+    const int32_t stride = 2 + hd;
+    for (int idx = threadIdx.x; idx < ng * (hd + 2); idx += DEC_WARPS * 32) {
+        const int j = idx / (hd + 2), d = idx % (hd + 2) - 2;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++)
+            M = fmaxf(M, s_m[w][j]);
+        float r = 0.0f;
+        if (M != -INFINITY) {
+#pragma unroll
+            for (int w = 0; w < DEC_WARPS; w++) {
+                const float f = exp2f(s_m[w][j] - M); // 0 for an empty warp (m = -inf)
+                r += f * (d < 0 ? s_l[w][j] : s_acc[w][j][d]);
+            }
+        }
+        float *rec = work + (((size_t)t * n_head + h0 + j) * n_split + sp) * stride;
+        if (d == -2)
+            rec[0] = M;
+        else if (d == -1)
+            rec[1] = r;
+        else
+            rec[2 + d] = r;
+    }
+}
+
 // work: per (token, head, split) a record of 2 + hd floats: m (base 2), l, acc[hd].
 template <int KT, int E, bool CONTIG, int G>
 __global__ void __launch_bounds__(DEC_WARPS * 32)
@@ -135,8 +199,6 @@ __global__ void __launch_bounds__(DEC_WARPS * 32)
                        const int32_t *__restrict__ tables, int32_t n_head, int32_t n_head_kv,
                        int32_t hd, float scale_log2, int32_t window, int32_t n_split,
                        float *__restrict__ work) {
-    __shared__ float s_m[DEC_WARPS][G], s_l[DEC_WARPS][G];
-    __shared__ float s_acc[DEC_WARPS][G][32 * E];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int32_t sp = blockIdx.x % n_split, t = blockIdx.x / n_split;
     const int32_t n_grp = (n_head / n_head_kv + G - 1) / G;
@@ -226,41 +288,129 @@ __global__ void __launch_bounds__(DEC_WARPS * 32)
         }
     }
 
-#pragma unroll
-    for (int j = 0; j < G; j++) {
-#pragma unroll
-        for (int i = 0; i < E; i++)
-            s_acc[warp][j][CONTIG ? lane * E + i : lane + 32 * i] = acc[j][i];
-        if (lane == 0) {
-            s_m[warp][j] = m[j];
-            s_l[warp][j] = l[j];
-        }
+    __shared__ float s_acc[DEC_WARPS][G][32 * E];
+    decode_merge_store<G, E, CONTIG>(acc, m, l, ng, hd, work, t, n_head, h0, n_split, sp, s_acc);
+}
+
+// Lane-per-position split-KV decode (head_dim = 32E: 64, 128, 256). A warp takes tiles of 32
+// positions, lane l the position base + l: it computes its scores for the G heads alone (q in
+// shared memory as [dim][head], read as broadcasts; no shuffles), the warp takes one max per
+// head and tile, and the probabilities and row offsets go through shared memory for the P·V
+// part, where lane l holds dims lE.. of every head's accumulator. Against the warp-per-position
+// kernel (5 shuffles and 3 exponentials per head and position) it issues ~45 instead of ~110
+// warp instructions per position. Parking each lane's V row in shared memory during the score
+// pass (to wait for memory once per tile) measured slower: 677 against 570 µs (8 × 32K, H100).
+template <int KT, int E, int G>
+__global__ void __launch_bounds__(DEC_WARPS * 32)
+    attn_decode_lanes_kernel(const void *__restrict__ kpool, const void *__restrict__ vpool,
+                             size_t layer_slots, int32_t kv_dim, int32_t bs,
+                             const float *__restrict__ q, const int32_t *__restrict__ pos,
+                             const int32_t *__restrict__ tab_off,
+                             const int32_t *__restrict__ tables, int32_t n_head,
+                             int32_t n_head_kv, float scale_log2, int32_t window, int32_t n_split,
+                             float *__restrict__ work) {
+    constexpr int HD = 32 * E;
+    static_assert(G % 4 == 0, "heads are read from shared memory four at a time");
+    __shared__ __align__(16) float s_q[HD][G];
+    __shared__ __align__(16) float s_p[DEC_WARPS][32][G];
+    __shared__ size_t s_row[DEC_WARPS][32];
+    __shared__ float s_acc[DEC_WARPS][G][HD];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int32_t sp = blockIdx.x % n_split, t = blockIdx.x / n_split;
+    const int32_t g = n_head / n_head_kv, n_grp = (g + G - 1) / G;
+    const int32_t kvh = blockIdx.y / n_grp, grp = blockIdx.y % n_grp;
+    const int32_t h0 = kvh * g + grp * G, ng = min(G, g - grp * G);
+
+    const int32_t p_last = pos[t];
+    const int32_t first = first_visible(p_last, window), n_pos = p_last + 1 - first;
+    const int32_t len = (n_pos + n_split - 1) / n_split;
+    const int32_t p0 = first + min(n_pos, sp * len), p1 = first + min(n_pos, sp * len + len);
+    const int32_t *tab = tables + tab_off[t];
+    const size_t head_off = (size_t)kvh * HD;
+
+    for (int idx = threadIdx.x; idx < HD * G; idx += DEC_WARPS * 32) {
+        const int d = idx / G, j = idx % G;
+        s_q[d][j] = j < ng ? q[((size_t)t * n_head + h0 + j) * HD + d] * scale_log2 : 0.0f;
     }
     __syncthreads();
 
-    const int32_t stride = 2 + hd;
-    for (int idx = threadIdx.x; idx < ng * (hd + 2); idx += DEC_WARPS * 32) {
-        const int j = idx / (hd + 2), d = idx % (hd + 2) - 2;
-        float M = -INFINITY;
+    float acc[G][E], m[G], l[G]; // l: this lane's share of the sum, added up at the end
 #pragma unroll
-        for (int w = 0; w < DEC_WARPS; w++)
-            M = fmaxf(M, s_m[w][j]);
-        float r = 0.0f;
-        if (M != -INFINITY) {
+    for (int j = 0; j < G; j++) {
 #pragma unroll
-            for (int w = 0; w < DEC_WARPS; w++) {
-                const float f = exp2f(s_m[w][j] - M); // 0 for an empty warp (m = -inf)
-                r += f * (d < 0 ? s_l[w][j] : s_acc[w][j][d]);
+        for (int e = 0; e < E; e++)
+            acc[j][e] = 0.0f;
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+    }
+
+    for (int32_t base = p0 + 32 * warp; base < p1; base += 32 * DEC_WARPS) {
+        const int32_t p = base + lane;
+        const bool valid = p < p1;
+        const size_t row = valid ? kv_row(tab, p, bs, layer_slots, kv_dim) + head_off : 0;
+        float sc[G];
+#pragma unroll
+        for (int j = 0; j < G; j++)
+            sc[j] = 0.0f;
+        if (valid) {
+#pragma unroll 4
+            for (int d = 0; d < HD; d += 8) {
+                float k[8];
+                kv_load<KT, 8, true>(kpool, row + d, 0, 8, k);
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+#pragma unroll
+                    for (int j = 0; j < G; j += 4) {
+                        const float4 qv = *(const float4 *)&s_q[d + i][j];
+                        sc[j] += k[i] * qv.x;
+                        sc[j + 1] += k[i] * qv.y;
+                        sc[j + 2] += k[i] * qv.z;
+                        sc[j + 3] += k[i] * qv.w;
+                    }
             }
         }
-        float *rec = work + (((size_t)t * n_head + h0 + j) * n_split + sp) * stride;
-        if (d == -2)
-            rec[0] = M;
-        else if (d == -1)
-            rec[1] = r;
-        else
-            rec[2 + d] = r;
+#pragma unroll
+        for (int j = 0; j < G; j++) {
+            const float v = valid ? sc[j] : -INFINITY;
+            float mx = v;
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1)
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float mn = fmaxf(m[j], mx); // lane 0's position is visible: finite
+            const float corr = exp2f(m[j] - mn);
+            const float pj = exp2f(v - mn);
+            l[j] = l[j] * corr + pj;
+#pragma unroll
+            for (int e = 0; e < E; e++)
+                acc[j][e] *= corr;
+            m[j] = mn;
+            s_p[warp][lane][j] = pj;
+        }
+        s_row[warp][lane] = row;
+        __syncwarp();
+        const int n = min(32, p1 - base);
+#pragma unroll 4
+        for (int u = 0; u < n; u++) {
+            float v[E];
+            kv_load<KT, E, true>(vpool, s_row[warp][u], lane, HD, v);
+#pragma unroll
+            for (int j = 0; j < G; j += 4) {
+                const float4 pv = *(const float4 *)&s_p[warp][u][j];
+#pragma unroll
+                for (int e = 0; e < E; e++) {
+                    acc[j][e] += pv.x * v[e];
+                    acc[j + 1][e] += pv.y * v[e];
+                    acc[j + 2][e] += pv.z * v[e];
+                    acc[j + 3][e] += pv.w * v[e];
+                }
+            }
+        }
+        __syncwarp(); // the next tile rewrites s_p and s_row
     }
+#pragma unroll
+    for (int j = 0; j < G; j++)
+        l[j] = warp_sum(l[j]);
+    decode_merge_store<G, E, true>(acc, m, l, ng, HD, work, t, n_head, h0, n_split, sp, s_acc);
 }
 
 // out[t, h] from the splits' (m, l, acc); one block of 128 threads per (token, head).
@@ -316,15 +466,39 @@ void launch_decode_g(const reason_cuda_kv *kv, int32_t layer, const float *q,
         launch_decode<KT, E, CONTIG, 8>(kv, layer, q, b, ap, n_split, work, s);
 }
 
+template <int KT, int E, int G>
+void launch_decode_lanes(const reason_cuda_kv *kv, int32_t layer, const float *q,
+                         const reason_cuda_batch *b, const reason_cuda_attn *ap, int32_t n_split,
+                         float *work, cudaStream_t s) {
+    const int32_t g = ap->n_head / ap->n_head_kv, n_grp = (g + G - 1) / G;
+    dim3 grid((unsigned)((int64_t)b->n_tok * n_split), (unsigned)(ap->n_head_kv * n_grp));
+    const size_t layer_slots = (size_t)layer * kv->n_blocks * kv->block_size;
+    attn_decode_lanes_kernel<KT, E, G><<<grid, DEC_WARPS * 32, 0, s>>>(
+        kv->k, kv->v, layer_slots, kv->kv_dim, kv->block_size, q, b->pos, b->tab_off, b->tables,
+        ap->n_head, ap->n_head_kv, ap->scale * LOG2E, ap->window, n_split, work);
+}
+
+template <int KT, int E>
+void launch_decode_lanes_g(const reason_cuda_kv *kv, int32_t layer, const float *q,
+                           const reason_cuda_batch *b, const reason_cuda_attn *ap,
+                           int32_t n_split, float *work, cudaStream_t s) {
+    if (ap->n_head / ap->n_head_kv <= 4)
+        launch_decode_lanes<KT, E, 4>(kv, layer, q, b, ap, n_split, work, s);
+    else
+        launch_decode_lanes<KT, E, 8>(kv, layer, q, b, ap, n_split, work, s);
+}
+
 template <int KT>
 void launch_decode_kt(const reason_cuda_kv *kv, int32_t layer, const float *q,
                       const reason_cuda_batch *b, const reason_cuda_attn *ap, int32_t n_split,
                       float *work, cudaStream_t s) {
     const int32_t hd = ap->head_dim;
     if (hd == 64)
-        launch_decode_g<KT, 2, true>(kv, layer, q, b, ap, n_split, work, s);
+        launch_decode_lanes_g<KT, 2>(kv, layer, q, b, ap, n_split, work, s);
     else if (hd == 128)
-        launch_decode_g<KT, 4, true>(kv, layer, q, b, ap, n_split, work, s);
+        launch_decode_lanes_g<KT, 4>(kv, layer, q, b, ap, n_split, work, s);
+    else if (hd == 256)
+        launch_decode_lanes_g<KT, 8>(kv, layer, q, b, ap, n_split, work, s);
     else if (hd <= 128)
         launch_decode_g<KT, 4, false>(kv, layer, q, b, ap, n_split, work, s);
     else

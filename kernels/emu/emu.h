@@ -189,6 +189,9 @@ extern dim3 blockDim, gridDim;
 extern emu_block *emu_cur;
 
 static inline void __syncthreads() { emu_cur->bar.wait(); }
+static inline void __syncwarp(unsigned = 0xffffffffu) {
+    emu_cur->warps[threadIdx.x >> 5].bar.wait();
+}
 
 template <class T> static inline T __shfl_xor_sync(unsigned, T v, int o) {
     emu_warp &w = emu_cur->warps[threadIdx.x >> 5];
