@@ -24,9 +24,10 @@
 //         bandwidth and 8 tokens took 8x one token (H100, 2026-11-27).
 // Last measured: H100, 2026-11-27 (gpu_bench, 14336x4096, 1 / 8 tokens, % of the copy
 //             bandwidth): F16 87% / 56%, Q8_0 68% / 30%, Q4_0 48% / 18%, Q4_K 34% / 14%, Q6_K
-//             52% / 23% (before: Q8_0 27% / 4%, Q4_0 16% / 2%). The quantized types are bound by
-//             instruction issue (~5 per weight in f32); next: integer dot products (dp4a) on
-//             8-bit activations for fast precision. docs/gpu-status.md has every shape.
+//             52% / 23% (before: Q8_0 27% / 4%, Q4_0 16% / 2%). ncu, Q4_0 4096x4096, one
+//             token: DRAM 28% of peak, half the warp cycles stalled on memory scoreboards,
+//             occupancy 50% (registers), one wave — latency-bound, not instruction-bound
+//             (a dp4a version on 8-bit activations was no faster). docs/gpu-status.md.
 #include "common.cuh"
 #include "dequant.cuh"
 #include "kernels.h"
