@@ -144,6 +144,33 @@ constexpr int DEC_POS = 4; // positions per warp and step (2: 20-33% of the copy
 // The 4 warps' (m, l, acc) per head merged through shared memory into one record per head of
 // this (token, split) in `work`: m (base 2), l, acc[hd]. Lane `lane` holds dims
 // CONTIG ? lane*E.. : lane + 32i of acc; l is the warp's (already summed) total.
+// What a split-KV decode block works on (grid: x = token · n_split + split, y = KV head · head
+// groups): token t, split sp, KV head kvh, query heads h0 .. h0 + ng - 1 (at most G), positions
+// [p0, p1) of the token's visible range, its block table tab.
+struct decode_item {
+    int32_t t, sp, kvh, h0, ng, p0, p1;
+    const int32_t *tab;
+};
+
+template <int G>
+__device__ __forceinline__ decode_item decode_item_of(const int32_t *pos, const int32_t *tab_off,
+                                                      const int32_t *tables, int32_t n_head,
+                                                      int32_t n_head_kv, int32_t window,
+                                                      int32_t n_split) {
+    decode_item it;
+    it.sp = blockIdx.x % n_split, it.t = blockIdx.x / n_split;
+    const int32_t g = n_head / n_head_kv, n_grp = (g + G - 1) / G;
+    it.kvh = blockIdx.y / n_grp;
+    const int32_t grp = blockIdx.y % n_grp;
+    it.h0 = it.kvh * g + grp * G, it.ng = min(G, g - grp * G);
+    const int32_t p_last = pos[it.t];
+    const int32_t first = first_visible(p_last, window), n_pos = p_last + 1 - first;
+    const int32_t len = (n_pos + n_split - 1) / n_split;
+    it.p0 = first + min(n_pos, it.sp * len), it.p1 = first + min(n_pos, it.sp * len + len);
+    it.tab = tables + tab_off[it.t];
+    return it;
+}
+
 // s_acc: shared memory of DEC_WARPS * G * 32E floats, free for this use.
 template <int G, int E, bool CONTIG>
 __device__ __forceinline__ void decode_merge_store(const float (&acc)[G][E], const float (&m)[G],
@@ -200,19 +227,11 @@ __global__ void __launch_bounds__(DEC_WARPS * 32)
                        int32_t hd, float scale_log2, int32_t window, int32_t n_split,
                        float *__restrict__ work) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int32_t sp = blockIdx.x % n_split, t = blockIdx.x / n_split;
-    const int32_t n_grp = (n_head / n_head_kv + G - 1) / G;
-    const int32_t kvh = blockIdx.y / n_grp, grp = blockIdx.y % n_grp;
-    const int32_t g = n_head / n_head_kv;
-    const int32_t h0 = kvh * g + grp * G;
-    const int32_t ng = min(G, g - grp * G);
-
-    const int32_t p_last = pos[t];
-    const int32_t first = first_visible(p_last, window), n_pos = p_last + 1 - first;
-    const int32_t len = (n_pos + n_split - 1) / n_split;
-    const int32_t p0 = first + min(n_pos, sp * len), p1 = first + min(n_pos, sp * len + len);
-    const int32_t *tab = tables + tab_off[t];
-    const size_t head_off = (size_t)kvh * hd;
+    const decode_item it = decode_item_of<G>(pos, tab_off, tables, n_head, n_head_kv, window,
+                                             n_split);
+    const int32_t t = it.t, sp = it.sp, h0 = it.h0, ng = it.ng, p0 = it.p0, p1 = it.p1;
+    const int32_t *tab = it.tab;
+    const size_t head_off = (size_t)it.kvh * hd;
 
     float qr[G][E], acc[G][E], m[G], l[G];
 #pragma unroll
@@ -316,17 +335,11 @@ __global__ void __launch_bounds__(DEC_WARPS * 32)
     __shared__ size_t s_row[DEC_WARPS][32];
     __shared__ float s_acc[DEC_WARPS][G][HD];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int32_t sp = blockIdx.x % n_split, t = blockIdx.x / n_split;
-    const int32_t g = n_head / n_head_kv, n_grp = (g + G - 1) / G;
-    const int32_t kvh = blockIdx.y / n_grp, grp = blockIdx.y % n_grp;
-    const int32_t h0 = kvh * g + grp * G, ng = min(G, g - grp * G);
-
-    const int32_t p_last = pos[t];
-    const int32_t first = first_visible(p_last, window), n_pos = p_last + 1 - first;
-    const int32_t len = (n_pos + n_split - 1) / n_split;
-    const int32_t p0 = first + min(n_pos, sp * len), p1 = first + min(n_pos, sp * len + len);
-    const int32_t *tab = tables + tab_off[t];
-    const size_t head_off = (size_t)kvh * HD;
+    const decode_item it = decode_item_of<G>(pos, tab_off, tables, n_head, n_head_kv, window,
+                                             n_split);
+    const int32_t t = it.t, sp = it.sp, h0 = it.h0, ng = it.ng, p0 = it.p0, p1 = it.p1;
+    const int32_t *tab = it.tab;
+    const size_t head_off = (size_t)it.kvh * HD;
 
     for (int idx = threadIdx.x; idx < HD * G; idx += DEC_WARPS * 32) {
         const int d = idx / G, j = idx % G;
