@@ -36,7 +36,12 @@ left() {
 
 {
     echo "date: $(date -u +%FT%TZ)"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    # the device's copy of .git may lag the working tree; a stage names what it was built from
+    if [ -f "$root/build-gpu/stage/commit" ]; then
+        echo "commit: $(cat "$root/build-gpu/stage/commit") (prebuilt stage)"
+    else
+        echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+    fi
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm \
         --format=csv,noheader 2>&1
 } | tee "$logs/device.txt"
