@@ -38,8 +38,9 @@
 //             of a KV head, ldmatrix, double-buffered cp.async, 128-row tiles, then wgmma.
 // Last measured: H100, 2026-11-27 (gpu_bench, f16 pool, 32/8 heads, hd 128): decode 1 sequence
 //             at 8K / 32K 35 / 92 µs (32% / 49% of the copy bandwidth), 8 sequences 160 / 570
-//             µs (56% / 63%) with the lane-per-position kernel; the first version (warp per
-//             position, 2 per step, 2 blocks per SM) took 54 / 178 and 285 / 1106 µs.
+//             µs (56% / 63%) with the lane-per-position kernel at 17 splits, 128 / 456 µs (70% /
+//             79%) at the 16 that reason_cuda_attention_splits now picks; the first version
+//             (warp per position, 2 per step, 2 blocks per SM) took 54 / 178 and 285 / 1106 µs.
 //             Prefill 4K causal 90 TFLOP/s at hd 128, 73 at hd 64.
 #include "common.cuh"
 #include "kernels.h"
@@ -820,7 +821,9 @@ extern "C" int32_t reason_cuda_attention_splits(int32_t n_sm, int32_t n_tok, int
     // blocks per split: one per (token, KV head, group of <= 4 or 8 query heads)
     const int64_t pairs = (int64_t)(n_tok > 0 ? n_tok : 1) * (n_head_kv > 0 ? n_head_kv : 1) *
                           (g <= 4 ? 1 : (g + 7) / 8);
-    int64_t n = (BLOCKS_PER_SM * n_sm + pairs - 1) / pairs;
+    // rounded down: a launch a few blocks past one wave pays a whole second wave (H100, 8
+    // sequences x 32K: 16 splits 456 µs, 17 splits 579 µs; 33 splits, two full waves, 471)
+    int64_t n = BLOCKS_PER_SM * n_sm / pairs;
     n = n < (longest + MIN_POS - 1) / MIN_POS ? n : (longest + MIN_POS - 1) / MIN_POS;
     return (int32_t)(n < 1 ? 1 : n > MAX_SPLIT ? MAX_SPLIT : n);
 }

@@ -160,8 +160,9 @@ int reason_cuda_attention_decode(const reason_cuda_kv *kv, int32_t layer, const 
 size_t reason_cuda_attention_work(int32_t n_tok, int32_t n_head, int32_t head_dim,
                                   int32_t n_split);
 /* The split count for n_tok tokens whose longest visible range is `longest` positions on a
- * device of n_sm multiprocessors: about 8 blocks per multiprocessor (each block keeps 16 K/V
- * row pairs in flight; the latency of memory needs many), splits of >= 128 positions, <= 128. */
+ * device of n_sm multiprocessors: at most one wave of 8 blocks per multiprocessor (the lane
+ * kernel's residency at head_dim 128; memory latency needs many blocks, a partial second wave
+ * costs a whole one), splits of >= 128 positions, <= 128. */
 int32_t reason_cuda_attention_splits(int32_t n_sm, int32_t n_tok, int32_t n_head,
                                      int32_t n_head_kv, int32_t longest);
 /* Causal prefill flash attention on tensor cores: tiles (n_tiles, 2) device int32 pairs (first
