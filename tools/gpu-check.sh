@@ -11,8 +11,12 @@
 # src/backend_cuda.c wires them into the backend (REASON_BACKEND=cuda). Issue "CUDA backend II"
 # added Gated DeltaNet (deltanet.cu), expert routing and the experts (moe.cu), geglu/scale/softcap
 # — qwen35, qwen35moe, gpt-oss and gemma4 run on CUDA — and their rows in test_backend_ops and
-# gpu_bench (deltanet decode/prompt, a 35B-A3B MoE decode layer). None of it has run on a GPU yet
-# (docs/gpu-status.md); kernels/emu/run.sh checked the logic on a CPU emulator.
+# gpu_bench (deltanet decode/prompt, a 35B-A3B MoE decode layer). First run on an H100 on
+# 2026-11-27: every case passes (docs/gpu-status.md has the runs and the timing tables);
+# kernels/emu/run.sh checks the same logic on a CPU emulator where no GPU is lent.
+#
+# Usage: here `tools/gpu-prepare.sh`, then on the device (carry build-gpu/stage)
+# `BUDGET=200 bash tools/gpu-check.sh "$OUT"` — about 10 s with the stage.
 #
 # Steps: 1 build (build-gpu, Release, REASON_CUDA=ON), skipped when tools/gpu-prepare.sh staged
 # the programs here (build-gpu/stage, carried); 2 test_backend_ops with REASON_CUDA_SYNC=1
