@@ -44,12 +44,21 @@ typedef struct cpu_backend {
 
 static inline cpu_backend *cpu(backend *be) { return (cpu_backend *)be; }
 
-/* Several products as one pool run: task t belongs to the product i with first[i] <= t <
- * first[i + 1] (first[0] = 0, ascending). */
-static inline int32_t product_of_task(const int32_t *first, int32_t task) {
+/* Several jobs as one pool run (a group of products): task t of the run is task t - first[i]
+ * of job i, the i with first[i] <= t < first[i + 1] (first[0] = 0, ascending), run by `task`. */
+#define POOL_GROUP_MAX 8
+typedef struct pool_group {
+    pool_task_fn task;
+    void *jobs[POOL_GROUP_MAX];
+    int32_t first[POOL_GROUP_MAX + 1];
+    int32_t n;
+} pool_group;
+
+static inline void pool_group_task(void *arg, int32_t task, int32_t thread) {
+    const pool_group *g = arg;
     int32_t i = 0;
-    while (task >= first[i + 1]) i++;
-    return i;
+    while (task >= g->first[i + 1]) i++;
+    g->task(g->jobs[i], task - g->first[i], thread);
 }
 
 RS_INTERNAL void cpu_matmul(backend *be, const rs_tensor *w, const float *bias, const float *x,

@@ -182,19 +182,6 @@ static void matmul_dots(cpu_backend *cb, const rs_tensor *w, const float *x, flo
     thread_pool_run(cb->pool, mm_dot_task, &job, n_chunks(&job));
 }
 
-/* A group of products on the dot-product path: the chunks of all of them in one pool job. */
-#define GROUP_MAX 8
-typedef struct mm_group {
-    mm_job jobs[GROUP_MAX];
-    int32_t first_task[GROUP_MAX + 1];
-    int32_t n;
-} mm_group;
-
-static void mm_group_task(void *arg, int32_t task, int32_t thread) {
-    mm_group *g = arg;
-    const int32_t i = product_of_task(g->first_task, task);
-    mm_dot_task(&g->jobs[i], task - g->first_task[i], thread);
-}
 
 #ifdef REASON_HAVE_BLAS
 static void mm_tile_task(void *arg, int32_t task, int32_t thread) {
@@ -274,7 +261,7 @@ void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n, const fl
         }
         return;
     }
-    bool any_q8 = false, separate = n > GROUP_MAX;
+    bool any_q8 = false, separate = n > POOL_GROUP_MAX;
     for (int32_t i = 0; i < n && !separate; i++) {
         const rs_tensor *w = items[i].w;
         any_q8 |= tensor_qdot_kernel(w->type) != NULL;
@@ -288,12 +275,15 @@ void cpu_matmul_group(backend *be, const matmul_item *items, int32_t n, const fl
         return;
     }
     const bool q8 = quantize_input(cb, x, items[0].w->ne[0], n_tok, any_q8);
-    mm_group g = {.n = n};
+    /* a group on the dot-product path: the chunks of all its products in one pool run */
+    mm_job jobs[POOL_GROUP_MAX];
+    pool_group g = {.task = mm_dot_task, .n = n};
     for (int32_t i = 0; i < n; i++) {
-        g.jobs[i] = dot_job(cb, items[i].w, x, items[i].y, n_tok, q8);
-        g.first_task[i + 1] = g.first_task[i] + n_chunks(&g.jobs[i]);
+        jobs[i] = dot_job(cb, items[i].w, x, items[i].y, n_tok, q8);
+        g.jobs[i] = &jobs[i];
+        g.first[i + 1] = g.first[i] + n_chunks(&jobs[i]);
     }
-    thread_pool_run(cb->pool, mm_group_task, &g, g.first_task[n]);
+    thread_pool_run(cb->pool, pool_group_task, &g, g.first[n]);
     for (int32_t i = 0; i < n; i++) add_bias(items[i].bias, items[i].y, items[i].w->ne[1], n_tok);
 }
 

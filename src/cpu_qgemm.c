@@ -592,35 +592,26 @@ bool cpu_qgemm_run(cpu_backend *cb, const rs_tensor *w, float *y) {
     return cpu_qgemm_run_group(cb, &item, 1);
 }
 
-/* The products of a group as one pool run: task t is task t - first[i] of product i. */
-typedef struct group_job {
-    run_job jobs[QG_GROUP_MAX];
-    int32_t first[QG_GROUP_MAX + 1];
-    int32_t n;
-} group_job;
-
-static void group_task(void *arg, int32_t task, int32_t thread) {
-    const group_job *g = arg;
-    const int32_t i = product_of_task(g->first, task);
-    run_task((void *)&g->jobs[i], task - g->first[i], thread);
-}
-
 bool cpu_qgemm_run_group(cpu_backend *cb, const matmul_item *items, int32_t n) {
-    group_job g = {.n = n};
+    /* the products of a group as one pool run */
+    _Static_assert(QG_GROUP_MAX <= POOL_GROUP_MAX, "a group fits one pool_group");
+    run_job jobs[QG_GROUP_MAX];
+    pool_group g = {.task = run_task, .n = n};
     if (n < 1 || n > QG_GROUP_MAX) return false;
     for (int32_t i = 0; i < n; i++) {
-        int32_t tasks = setup_job(cb, items[i].w, items[i].y, true, &g.jobs[i]);
+        int32_t tasks = setup_job(cb, items[i].w, items[i].y, true, &jobs[i]);
         /* a matrix twice in the group: only its first product fills its kept panels (the other
          * would write the same bytes while they are read) */
-        for (int32_t j = 0; j < i && g.jobs[i].kept && !g.jobs[i].kept->ready; j++)
-            if (g.jobs[j].kept == g.jobs[i].kept)
-                tasks = setup_job(cb, items[i].w, items[i].y, false, &g.jobs[i]);
+        for (int32_t j = 0; j < i && jobs[i].kept && !jobs[i].kept->ready; j++)
+            if (jobs[j].kept == jobs[i].kept)
+                tasks = setup_job(cb, items[i].w, items[i].y, false, &jobs[i]);
         if (!tasks) return false;
+        g.jobs[i] = &jobs[i];
         g.first[i + 1] = g.first[i] + tasks;
     }
-    thread_pool_run(cb->pool, group_task, &g, g.first[n]);
+    thread_pool_run(cb->pool, pool_group_task, &g, g.first[n]);
     for (int32_t i = 0; i < n; i++)
-        if (g.jobs[i].kept) g.jobs[i].kept->ready = true;
+        if (jobs[i].kept) jobs[i].kept->ready = true;
     return true;
 }
 
