@@ -276,8 +276,9 @@ enum reason_kv_type {
     REASON_KV_F32 = 1,
     REASON_KV_BF16 = 2,
     REASON_KV_Q8 = 3, /* 8 bits per value with an f32 scale per 32: 1.125 bytes per value instead
-                         of 2, ~0.4% rounding per value; CPU backend only, head dims a multiple of
-                         32 (docs/performance.md) */
+                         of 2, ~0.4% rounding per value; long traces decode faster (integer
+                         attention kernels where the CPU has AVX-512 VNNI); CPU backend only, K/V
+                         widths a multiple of 32 (docs/performance.md) */
 };
 
 /* How the CPU backend multiplies by quantized weights when decoding. */

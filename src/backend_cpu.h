@@ -83,9 +83,12 @@ RS_INTERNAL void cpu_rows_tokens(const void *w, size_t row_bytes, uint32_t type,
 RS_INTERNAL reason_status cpu_kv_alloc(backend *be, kv_pool *pool);
 RS_INTERNAL size_t cpu_kv_offset(const kv_pool *pool, int32_t layer, int64_t slot);
 /* Byte offset of value dim of slot's K (or V) row; the row's next values follow every k_tile
- * values for K (tiled F16 keys), every value for V. */
+ * values for K (tiled F16 keys), every value for V (rows), or as cpu_kv.c lays out the 8-bit
+ * tiles. */
 RS_INTERNAL size_t cpu_kv_at(const kv_pool *pool, bool v, int32_t layer, int64_t slot,
                              int32_t dim);
+/* The 8-bit pool in the tiles of the integer decode kernels (cpu_kv.c, cpu_attention_q8.c). */
+RS_INTERNAL bool cpu_kv_q8_tiled(const kv_pool *pool);
 RS_INTERNAL void cpu_kv_load_row(const kv_pool *pool, bool v, size_t off, float *dst, int32_t n);
 RS_INTERNAL void cpu_kv_load_keys_t(const kv_pool *pool, int32_t layer, const int32_t *table,
                                     int32_t c0, int32_t nc, int32_t dim0, int32_t n, float *dst,
@@ -103,6 +106,30 @@ RS_INTERNAL bool cpu_attention_prefill(cpu_backend *cb, const kv_pool *pool, int
                                        const float *q, const attn_batch *batch,
                                        const attn_params *ap, float *out,
                                        float (*exp_sum)(float *s, int32_t n, float m));
+
+/* cpu_attention_q8.c: a chunk of decode attention over the 8-bit tiles (cpu_kv_q8_tiled) for ng
+ * (at most ATTN_GROUP_MAX) query heads of one KV head, its values [dim0, dim0 + hd) (hd a
+ * multiple of 32, at most ATTN_HD_MAX), the chunk's nt tiles at offsets toff (cpu_kv_offset of
+ * each tile's first slot). Queries are first rounded to 16 bits per 32 values (cpu_q8_queries,
+ * scale folded into their scales); cpu_q8_scores writes sc[j][16 u + i] = q_j · k · scale for
+ * every position of the tiles and prefetches the next chunk's tiles (next, or NULL);
+ * cpu_q8_values adds Σ_i sc[j][i] · v_i over the positions [i0, i1) to acc[j]. Needs AVX-512
+ * VNNI. */
+#define ATTN_GROUP_MAX 16
+#define ATTN_HD_MAX 512
+typedef struct q8_queries { /* each query in 16 bits per 32 values: 256 hi + lo */
+    int8_t hi[ATTN_GROUP_MAX][ATTN_HD_MAX], lo[ATTN_GROUP_MAX][ATTN_HD_MAX];
+    float d[ATTN_GROUP_MAX][ATTN_HD_MAX / 32];       /* the scale of each 32, times `scale` */
+    int32_t corr[ATTN_GROUP_MAX][ATTN_HD_MAX / 32]; /* -128 Σ q over each 32 (keys + 128) */
+} q8_queries;
+RS_INTERNAL void cpu_q8_queries(const float *const *q, int32_t ng, int32_t hd, float scale,
+                                q8_queries *out);
+RS_INTERNAL void cpu_q8_scores(const kv_pool *pool, const size_t *toff, const size_t *next,
+                               int32_t nt, int32_t dim0, const q8_queries *qq, int32_t ng,
+                               int32_t hd, float (*sc)[ATTN_CHUNK]);
+RS_INTERNAL void cpu_q8_values(const kv_pool *pool, const size_t *toff, const size_t *next,
+                               int32_t nt, int32_t dim0, int32_t i0, int32_t i1,
+                               float (*sc)[ATTN_CHUNK], int32_t ng, int32_t hd, float *const *acc);
 
 #include "cpu_deltanet.h" /* cpu_deltanet */
 #include "cpu_gate.h"     /* cpu_mul_sigmoid */

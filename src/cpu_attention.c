@@ -9,7 +9,8 @@
  * positions per vector, an FMA per dimension and head, 2 or 4 tiles per pass; values are
  * accumulated in passes over slices of the chunk's rows, each slice converted once per 8 heads,
  * with at least 8 independent FMA chains where the head size allows; the next chunk's tiles and
- * rows are prefetched while this one is worked on. With AVX-512 the other caches (8-bit, BF16, F32, untiled F16) convert each
+ * rows are prefetched while this one is worked on. The 8-bit cache in its tiles (AVX-512 VNNI)
+ * takes integer kernels instead (cpu_attention_q8.c). With AVX-512 the other caches (8-bit rows, BF16, F32, untiled F16) convert each
  * chunk's key and value rows to f32 once (cpu_kv_load_row, the next chunk's rows prefetched),
  * score 16 keys per cross-lane sum and accumulate values like F16 ones (Qwen2.5-0.5B heads at
  * depth 16384: 8-bit 44.9 -> 16.7 ms per token, BF16 47.8 -> 28.2); without AVX-512, plain dot
@@ -41,7 +42,7 @@
 #define SPLIT_MIN 128
 #define SPLIT_MAX 64
 /* Query heads sharing a KV head handled per pass (scores stay on the stack). */
-#define GROUP_MAX 16
+#define GROUP_MAX ATTN_GROUP_MAX
 
 /* ---- small vector kernels: AVX-512 where present, else plain C ------------------------------ */
 
@@ -455,20 +456,25 @@ static float inv_denominator(const attention_job *job, int32_t h, float m, float
 }
 
 /* Offsets of the KV-head rows at positions [lo, hi) of the chunk starting at c0: V's (and K's
- * when not tiled) at off[p - c0], the K tiles starting at c0, c0 + 16, ... in tile[]. Every
- * entry is filled (the nearest visible position's) so that prefetching any of them is safe. */
+ * when not tiled) at off[p - c0], the K tiles starting at c0, c0 + 16, ... in tile[] (F16) and
+ * the offsets of those tiles' first slots in toff[]. Every entry is filled (the nearest visible
+ * position's) so that prefetching any of them is safe. The 8-bit tiles' kernels need only toff
+ * (rows: false); their rows, for head sizes the kernels do not take, are found one position at
+ * a time. */
 static void chunk_offsets(const attention_job *job, const int32_t *table, int32_t kvh, int32_t c0,
                           int32_t lo, int32_t hi, bool tiled, size_t *off, size_t *koff,
-                          const uint16_t **tile) {
+                          const uint16_t **tile, size_t *toff, bool rows) {
     const kv_pool *pool = job->pool;
     const int32_t bs = pool->block_size, dim0 = kvh * job->head_dim;
     const size_t row = (size_t)pool->kv_dim * pool->elem_bytes; /* slot to slot in a block */
+    const bool q8 = cpu_kv_q8_tiled(pool);
+    if (q8) tiled = false; /* as rows for off and koff */
     /* positions only repeat or step by one: a block's address (two divisions) once per block */
     int32_t p = -1, in = 0;
     size_t v_at = 0, k_at = 0;
-    for (int32_t i = 0; i < ATTN_CHUNK; i++) {
+    for (int32_t i = 0; rows && i < ATTN_CHUNK; i++) {
         const int32_t want = RS_MIN(hi - 1, RS_MAX(lo, c0 + i));
-        if (want != p && p >= 0 && in + 1 < bs) { /* the next slot of the same block */
+        if (want != p && p >= 0 && in + 1 < bs && !q8) { /* the next slot of the same block */
             in++;
             v_at += row;
             k_at += tiled ? 0 : row;
@@ -482,9 +488,10 @@ static void chunk_offsets(const attention_job *job, const int32_t *table, int32_
         off[i] = v_at;
         koff[i] = k_at;
     }
-    for (int32_t k = 0; tiled && k < ATTN_CHUNK / 16; k++) { /* c0 is a tile's first position */
+    for (int32_t k = 0; pool->k_tile == 16 && k < ATTN_CHUNK / 16; k++) { /* c0: a tile's first */
         const int32_t first = c0 + 16 * RS_MIN(k, (hi - 1 - c0) / 16);
         const int64_t slot = (int64_t)table[first / bs] * bs + first % bs;
+        toff[k] = cpu_kv_offset(pool, job->layer, slot);
         tile[k] = (const uint16_t *)((const uint8_t *)pool->k +
                                      cpu_kv_at(pool, false, job->layer, slot, dim0));
     }
@@ -499,8 +506,13 @@ static void attend(const attention_job *job, const int32_t *table, int32_t kvh, 
     const kv_pool *pool = job->pool;
     const int32_t hd = job->head_dim;
     const attn_kernels *kn = &job->kn;
-    /* tiled F16 keys: chunks start on a tile (positions before p0 are scored, then skipped) */
+    /* tiled keys: chunks start on a tile (positions before p0 are scored, then skipped) */
     const bool tiled = keys_tiled(job);
+    /* the 8-bit tiles: the integer kernels where the head size suits them, else rows */
+    const bool q8 = tiled && cpu_kv_q8_tiled(pool);
+    const bool q8_kernels = q8 && hd % 32 == 0 && hd <= ATTN_HD_MAX;
+    q8_queries qq_store, *qq = q8_kernels ? &qq_store : NULL;
+    if (q8_kernels) cpu_q8_queries(qh, ng, hd, job->scale, qq);
     float *rows = job->cb->attn_k + (size_t)thread * ATTN_CHUNK * 1024; /* (ATTN_CHUNK, hd) */
     const bool f16_values = kn->f16_avx512 && pool->type == REASON_KV_F16;
     /* other caches: rows converted to f32 once per chunk (keys and values in the two halves of
@@ -514,25 +526,27 @@ static void attend(const attention_job *job, const int32_t *table, int32_t kvh, 
     }
     /* chunk offsets double-buffered: the next chunk's are known (and prefetched) while this one
      * is worked on */
-    size_t off[2][ATTN_CHUNK], koff[2][ATTN_CHUNK];
+    size_t off[2][ATTN_CHUNK], koff[2][ATTN_CHUNK], toff[2][ATTN_CHUNK / 16];
     const uint16_t *tile[2][ATTN_CHUNK / 16];
     int32_t c0 = tiled ? p0 - p0 % 16 : p0, b = 0;
     if (c0 < p1)
         chunk_offsets(job, table, kvh, c0, RS_MAX(c0, p0), RS_MIN(p1, c0 + ATTN_CHUNK), tiled,
-                      off[0], koff[0], tile[0]);
+                      off[0], koff[0], tile[0], toff[0], !q8_kernels);
     for (; c0 < p1; c0 += ATTN_CHUNK, b ^= 1) {
         const int32_t lo = RS_MAX(c0, p0), hi = RS_MIN(p1, c0 + ATTN_CHUNK);
         const int32_t i0 = lo - c0, i1 = hi - c0; /* the chunk's visible positions */
         const int32_t cn = c0 + ATTN_CHUNK, nb = cn < p1 ? b ^ 1 : b;
         if (cn < p1)
             chunk_offsets(job, table, kvh, cn, cn, RS_MIN(p1, cn + ATTN_CHUNK), tiled, off[nb],
-                          koff[nb], tile[nb]);
+                          koff[nb], tile[nb], toff[nb], !q8_kernels);
+        const int32_t nt = (hi - c0 + 15) / 16; /* tiles holding visible positions */
 #if defined(__x86_64__)
-        if (tiled)
-            scores_tiled_f16(tile[b], tile[nb], (hi - c0 + 15) / 16, qh, ng, hd, job->scale,
-                             sc);
+        if (tiled && !q8)
+            scores_tiled_f16(tile[b], tile[nb], nt, qh, ng, hd, job->scale, sc);
 #endif
-        if (!tiled) {
+        if (q8_kernels)
+            cpu_q8_scores(pool, toff[b], nb != b ? toff[nb] : NULL, nt, kvh * hd, qq, ng, hd, sc);
+        if (!tiled || (q8 && !q8_kernels)) {
 #if defined(__x86_64__)
             if (rows_fused && nb != b) /* the next chunk's rows, while these are worked on */
                 prefetch_rows(pool, koff[nb], off[nb], hd);
@@ -557,6 +571,9 @@ static void attend(const attention_job *job, const int32_t *table, int32_t kvh, 
             }
             l[j] += kn->exp_sum(sc[j] + i0, i1 - i0, m[j]);
         }
+        if (q8_kernels)
+            cpu_q8_values(pool, toff[b], nb != b ? toff[nb] : NULL, nt, kvh * hd, i0, i1, sc, ng,
+                          hd, acc);
 #if defined(__x86_64__)
         if (f16_values)
             accumulate_f16_avx512((const uint8_t *)pool->v, off[b], off[nb], i0, i1, sc, ng,
@@ -571,7 +588,7 @@ static void attend(const attention_job *job, const int32_t *table, int32_t kvh, 
             accumulate_f32_avx512((const uint8_t *)vrows, voff, i0, i1, sc, ng, hd, acc);
         }
 #endif
-        if (!f16_values && !rows_fused) {
+        if (!f16_values && !rows_fused && !q8_kernels) {
             for (int32_t i = i0; i < i1; i++) {
                 cpu_kv_load_row(pool, true, off[b][i], rows, hd);
                 for (int32_t j = 0; j < ng; j++) kn->axpy(sc[j][i], rows, acc[j], hd);

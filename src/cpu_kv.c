@@ -15,7 +15,15 @@
  * tile's 16 slots side by side. Decode then scores 16 positions per vector, one FMA per
  * dimension and query head, where row-major keys cost a cross-lane sum per position and head
  * (cpu_attention.c). A tile never crosses a block, so copying blocks is unchanged; V stays
- * row-major (accumulating a value row into the output is already one FMA per 16 values). */
+ * row-major (accumulating a value row into the output is already one FMA per 16 values).
+ *
+ * The 8-bit cache has its own layout where the CPU has AVX-512 VNNI and blocks hold whole tiles
+ * of 16 slots (cpu_kv_q8_tiled), made for the integer decode kernels (cpu_attention_q8.c): per
+ * tile of 16 slots, K as (kv_dim / 4, 16, 4) bytes offset by 128 (unsigned) — 4 consecutive
+ * values of 16 slots in 64 bytes, one vpdpbusd operand scoring 16 positions; V in groups of 4
+ * slots as (kv_dim, 4) — a value of 4 slots per 32-bit lane, one vpdpbusd operand accumulating
+ * 16 values over 4 positions; the scales of both per tile as (kv_dim / 32, 16), 16 slots' scales
+ * of one 32 in one vector. Tiles and groups never cross a block either. */
 #include "backend_cpu.h"
 
 #include "tensor_types.h"
@@ -85,10 +93,10 @@ reason_status cpu_kv_alloc(backend *be, kv_pool *pool) {
     size_t n = 0;
     pool->elem_bytes = kv_elem_bytes(pool->type);
     /* tiles only where the AVX-512 kernels that read them are (elsewhere rows convert faster) */
-    pool->k_tile = pool->type == REASON_KV_F16 && pool->block_size % K_TILE == 0 &&
-                           tensor_isa_best() >= TENSOR_ISA_AVX512
-                       ? K_TILE
-                       : 1;
+    const bool tiles = pool->block_size % K_TILE == 0 &&
+                       (q8 ? rs_cpu_has_vnni()
+                           : pool->type == REASON_KV_F16 && tensor_isa_best() >= TENSOR_ISA_AVX512);
+    pool->k_tile = tiles ? K_TILE : 1;
     pool->slot_bytes = (size_t)pool->kv_dim * pool->elem_bytes +
                        (q8 ? (size_t)pool->kv_dim / Q8_BLOCK * sizeof(float) : 0);
     if (!rs_mul_size((size_t)pool->n_layer * (size_t)pool->n_blocks, (size_t)pool->block_size,
@@ -125,10 +133,32 @@ size_t cpu_kv_offset(const kv_pool *pool, int32_t layer, int64_t slot) {
            pool->elem_bytes;
 }
 
+bool cpu_kv_q8_tiled(const kv_pool *pool) {
+    return pool->type == REASON_KV_Q8 && pool->k_tile == K_TILE;
+}
+
+/* The layout of K (or V) as groups of t slots, each (kv_dim / e, t, e): e consecutive values of
+ * a slot side by side, t slots apart. Rows: t = e = 1; tiled F16 keys: t = 16, e = 1; the 8-bit
+ * tiles: K t = 16, e = 4, V t = 4, e = 1. */
+static void kv_layout(const kv_pool *pool, bool v, int64_t *t, int64_t *e) {
+    const bool q8 = cpu_kv_q8_tiled(pool);
+    *t = v ? (q8 ? 4 : 1) : pool->k_tile;
+    *e = !v && q8 ? 4 : 1;
+}
+
 size_t cpu_kv_at(const kv_pool *pool, bool v, int32_t layer, int64_t slot, int32_t dim) {
-    const int64_t t = v ? 1 : pool->k_tile, lane = slot % t;
+    int64_t t, e;
+    kv_layout(pool, v, &t, &e);
+    const int64_t lane = slot % t;
     return cpu_kv_offset(pool, layer, slot - lane) +
-           (size_t)((int64_t)dim * t + lane) * pool->elem_bytes;
+           (size_t)(((dim / e) * t + lane) * e + dim % e) * pool->elem_bytes;
+}
+
+/* Index in k_scale / v_scale of the scale of values [32 g, 32 g + 32) of a slot, the slot counted
+ * from the pool's start (layer * n_blocks * block_size + slot): rows, or per tile of 16 slots. */
+static size_t q8_scale_index(const kv_pool *pool, size_t slot, int32_t g) {
+    const size_t per = (size_t)pool->kv_dim / Q8_BLOCK, st = cpu_kv_q8_tiled(pool) ? K_TILE : 1;
+    return (slot - slot % st) * per + (size_t)g * st + slot % st;
 }
 
 /* Per 32 values: d = max|x| / 127 and x / d rounded, the 8-bit activations' quantizer
@@ -222,11 +252,37 @@ static void store_key_tiled(const kv_pool *pool, const float *src, size_t off) {
     }
 }
 
+/* One row into the 8-bit tiles: rounded per 32 values, then each value to its place. */
+static void store_q8_tiled(const kv_pool *pool, bool v, const float *src, int32_t layer,
+                           int64_t slot) {
+    uint8_t *base = (uint8_t *)(v ? pool->v : pool->k) + cpu_kv_at(pool, v, layer, slot, 0);
+    float *scales = v ? pool->v_scale : pool->k_scale;
+    const size_t at = cpu_kv_offset(pool, layer, slot) / (size_t)pool->kv_dim;
+    for (int32_t g = 0; g < pool->kv_dim / Q8_BLOCK; g++) {
+        int8_t q[Q8_BLOCK];
+        float sum;
+        tensor_quantize_q8(src + g * Q8_BLOCK, q, &scales[q8_scale_index(pool, at, g)], &sum,
+                           Q8_BLOCK);
+        for (int32_t i = 0; i < Q8_BLOCK; i++) {
+            const int32_t d = g * Q8_BLOCK + i;
+            if (v)
+                base[(size_t)d * 4] = (uint8_t)q[i];
+            else
+                base[(size_t)d / 4 * 4 * K_TILE + (size_t)d % 4] = (uint8_t)(q[i] + 128);
+        }
+    }
+}
+
 void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k, const float *v,
                   const int32_t *slots, int32_t n_tok) {
     (void)be;
     for (int32_t t = 0; t < n_tok; t++) {
         const size_t off = cpu_kv_offset(pool, layer, slots[t]);
+        if (cpu_kv_q8_tiled(pool)) {
+            store_q8_tiled(pool, false, k + (size_t)t * pool->kv_dim, layer, slots[t]);
+            store_q8_tiled(pool, true, v + (size_t)t * pool->kv_dim, layer, slots[t]);
+            continue;
+        }
         if (pool->k_tile > 1)
             store_key_tiled(pool, k + (size_t)t * pool->kv_dim, cpu_kv_at(pool, false, layer,
                                                                            slots[t], 0));
@@ -253,7 +309,29 @@ void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst) {
     }
 }
 
+/* n values of the 8-bit tiles from byte offset off (a cpu_kv_at offset) as f32: the slot and
+ * first value decoded from off's place in its group of t slots. */
+static void load_q8_tiled(const kv_pool *pool, bool v, size_t off, float *dst, int32_t n) {
+    int64_t t, e;
+    kv_layout(pool, v, &t, &e);
+    const size_t group = (size_t)(t * pool->kv_dim), base = off - off % group, w = off - base;
+    const size_t lane = w / (size_t)e % (size_t)t, d0 = w / (size_t)(e * t) * (size_t)e + w % (size_t)e;
+    const size_t slot = base / (size_t)pool->kv_dim + lane;
+    const uint8_t *src = (const uint8_t *)(v ? pool->v : pool->k) + base;
+    const float *scales = v ? pool->v_scale : pool->k_scale;
+    for (int32_t i = 0; i < n; i++) {
+        const size_t d = d0 + (size_t)i;
+        const uint8_t b = src[((d / (size_t)e) * (size_t)t + lane) * (size_t)e + d % (size_t)e];
+        const int32_t x = v ? (int8_t)b : (int32_t)b - 128;
+        dst[i] = scales[q8_scale_index(pool, slot, (int32_t)(d / Q8_BLOCK))] * (float)x;
+    }
+}
+
 void cpu_kv_load_row(const kv_pool *pool, bool v, size_t off, float *dst, int32_t n) {
+    if (cpu_kv_q8_tiled(pool)) {
+        load_q8_tiled(pool, v, off, dst, n);
+        return;
+    }
     const uint8_t *src = (const uint8_t *)(v ? pool->v : pool->k) + off;
     if (!v && pool->k_tile > 1) { /* one value per tile row (F16) */
         const uint16_t *h = (const uint16_t *)src;
@@ -310,7 +388,7 @@ void cpu_kv_load_keys_t(const kv_pool *pool, int32_t layer, const int32_t *table
         const int64_t slot = (int64_t)table[p / bs] * bs + p % bs;
         const size_t off = cpu_kv_at(pool, false, layer, slot, dim0);
 #if defined(__x86_64__)
-        if (tile == K_TILE && p % K_TILE == 0 && i + K_TILE <= nc &&
+        if (tile == K_TILE && pool->type == REASON_KV_F16 && p % K_TILE == 0 && i + K_TILE <= nc &&
             tensor_isa_best() >= TENSOR_ISA_AVX512) {
             tile_to_f32((const uint16_t *)((const uint8_t *)pool->k + off), n, dst + i, ld);
             i += K_TILE;
