@@ -14,7 +14,8 @@
  * Layout of k and v: (n_layer, n_blocks, block_size, kv_dim) in `type` (enum reason_kv_type);
  * REASON_KV_Q8 keeps int8 values there and their scales in k_scale / v_scale (cpu_kv.c). With
  * k_tile > 1 the CPU pool stores K in tiles of k_tile slots, each tile (kv_dim, k_tile) —
- * position-minor, so that decode scores k_tile positions per vector (cpu_kv.c). */
+ * position-minor, so that decode scores k_tile positions per vector; for REASON_KV_Q8, tiles of
+ * K, V and the scales made for integer dot products (cpu_kv.c). */
 typedef struct kv_pool {
     int32_t n_layer;
     int32_t kv_dim;
