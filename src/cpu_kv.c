@@ -309,6 +309,54 @@ void cpu_kv_copy_block(backend *be, kv_pool *pool, int32_t src, int32_t dst) {
     }
 }
 
+#if defined(__x86_64__)
+#define AVX512BW __attribute__((target("avx512f,avx512bw")))
+
+static uint32_t load4(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+
+/* Values [d0, d0 + n) of one slot of the 8-bit tiles as f32 (d0 and n multiples of 32): src is
+ * the slot's group of t slots, lane its place there, sc its scales (stride st per 32). K: 4
+ * values per 32-bit word, words 64 bytes apart; V: a value every 4 bytes. */
+AVX512BW static void q8_tiled_to_f32(const uint8_t *src, bool v, int32_t lane, const float *sc,
+                                     size_t st, int32_t d0, int32_t n, float *dst) {
+    for (int32_t d = d0; d < d0 + n; d += 16) {
+        __m512i x;
+        if (v) { /* 16 values of 4 slots: this slot's byte of each word, sign-extended */
+            x = _mm512_loadu_si512(src + (size_t)d * 4);
+            x = _mm512_srai_epi32(_mm512_sll_epi32(x, _mm_cvtsi32_si128(24 - 8 * lane)), 24);
+        } else {
+            const uint8_t *k = src + (size_t)d / 4 * 64 + (size_t)lane * 4;
+            x = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_set_epi32(
+                                     (int)load4(k + 192), (int)load4(k + 128), (int)load4(k + 64),
+                                     (int)load4(k))),
+                                 _mm512_set1_epi32(128));
+        }
+        _mm512_storeu_ps(dst + d - d0, _mm512_mul_ps(_mm512_set1_ps(sc[(size_t)d / 32 * st]),
+                                                     _mm512_cvtepi32_ps(x)));
+    }
+}
+
+/* A whole 8-bit K tile (16 slots) transposed: dst[d * ld + i] = value dim0 + d of slot i, for
+ * n values (dim0 and n multiples of 32): each 64-byte word row holds 4 values of the 16 slots. */
+AVX512BW static void q8_tile_to_f32(const uint8_t *tile, const float *sc, int32_t dim0, int32_t n,
+                                    float *dst, size_t ld) {
+    for (int32_t d = 0; d < n; d += 4) {
+        const __m512i x = _mm512_loadu_si512(tile + (size_t)(dim0 + d) / 4 * 64);
+        const __m512 s = _mm512_loadu_ps(sc + (size_t)(dim0 + d) / 32 * K_TILE);
+        for (int32_t b = 0; b < 4; b++) {
+            const __m512i q = _mm512_sub_epi32(
+                _mm512_and_si512(_mm512_srli_epi32(x, 8 * b), _mm512_set1_epi32(0xff)),
+                _mm512_set1_epi32(128));
+            _mm512_storeu_ps(dst + (size_t)(d + b) * ld, _mm512_mul_ps(s, _mm512_cvtepi32_ps(q)));
+        }
+    }
+}
+#endif
+
 /* n values of the 8-bit tiles from byte offset off (a cpu_kv_at offset) as f32: the slot and
  * first value decoded from off's place in its group of t slots. */
 static void load_q8_tiled(const kv_pool *pool, bool v, size_t off, float *dst, int32_t n) {
@@ -319,6 +367,13 @@ static void load_q8_tiled(const kv_pool *pool, bool v, size_t off, float *dst, i
     const size_t slot = base / (size_t)pool->kv_dim + lane;
     const uint8_t *src = (const uint8_t *)(v ? pool->v : pool->k) + base;
     const float *scales = v ? pool->v_scale : pool->k_scale;
+#if defined(__x86_64__)
+    if (d0 % 32 == 0 && n % 32 == 0) { /* the tiles exist only where AVX-512 VNNI does */
+        q8_tiled_to_f32(src, v, (int32_t)lane, scales + q8_scale_index(pool, slot, 0), K_TILE,
+                        (int32_t)d0, n, dst);
+        return;
+    }
+#endif
     for (int32_t i = 0; i < n; i++) {
         const size_t d = d0 + (size_t)i;
         const uint8_t b = src[((d / (size_t)e) * (size_t)t + lane) * (size_t)e + d % (size_t)e];
@@ -391,6 +446,14 @@ void cpu_kv_load_keys_t(const kv_pool *pool, int32_t layer, const int32_t *table
         if (tile == K_TILE && pool->type == REASON_KV_F16 && p % K_TILE == 0 && i + K_TILE <= nc &&
             tensor_isa_best() >= TENSOR_ISA_AVX512) {
             tile_to_f32((const uint16_t *)((const uint8_t *)pool->k + off), n, dst + i, ld);
+            i += K_TILE;
+            continue;
+        }
+        if (cpu_kv_q8_tiled(pool) && p % K_TILE == 0 && i + K_TILE <= nc && dim0 % 32 == 0 &&
+            n % 32 == 0) {
+            const size_t base = cpu_kv_offset(pool, layer, slot); /* the tile's first slot */
+            q8_tile_to_f32((const uint8_t *)pool->k + base, pool->k_scale + base / 32, dim0, n,
+                           dst + i, ld);
             i += K_TILE;
             continue;
         }
