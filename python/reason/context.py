@@ -46,8 +46,9 @@ def _per_token(value, n, name):
 class Context(Handle):
     """Sequence state for a Model. Sequences are ids in [0, n_seq_max); one thread at a time.
 
-    ``kv_type`` is "f16", "f32", "bf16" or "q8" (8-bit, CPU only); ``precision`` "exact" (f32
-    activations) or "fast" (8-bit activations for integer-type weights); ``unpacked_weights``
+    ``kv_type`` is "f16", "f32", "bf16" or "q8" (8-bit, CPU only: half the bytes, faster long
+    traces); ``precision`` "exact" (f32 activations) or "fast" (8-bit activations for
+    integer-type weights); ``unpacked_weights``
     "kept" (parallel steps keep the weight matrices unpacked, 1.0-1.55x their bytes) or
     "per-step"; other arguments left None keep the C defaults (n_seq_max 64, n_batch 512,
     kv_block_size 16, n_outputs_max 64)."""
