@@ -304,6 +304,7 @@ VNNI void cpu_q8_values(const kv_pool *pool, const size_t *toff, const size_t *n
     }
 }
 #else
+/* Never called: the 8-bit tiles exist only where the CPU has AVX-512 VNNI (cpu_kv_alloc). */
 void cpu_q8_scores(const kv_pool *pool, const size_t *toff, const size_t *next, int32_t nt,
                    int32_t dim0, const q8_queries *qq, int32_t ng, int32_t hd,
                    float (*sc)[ATTN_CHUNK]) {

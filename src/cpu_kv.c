@@ -277,12 +277,12 @@ void cpu_kv_store(backend *be, kv_pool *pool, int32_t layer, const float *k, con
                   const int32_t *slots, int32_t n_tok) {
     (void)be;
     for (int32_t t = 0; t < n_tok; t++) {
-        const size_t off = cpu_kv_offset(pool, layer, slots[t]);
         if (cpu_kv_q8_tiled(pool)) {
             store_q8_tiled(pool, false, k + (size_t)t * pool->kv_dim, layer, slots[t]);
             store_q8_tiled(pool, true, v + (size_t)t * pool->kv_dim, layer, slots[t]);
             continue;
         }
+        const size_t off = cpu_kv_offset(pool, layer, slots[t]);
         if (pool->k_tile > 1)
             store_key_tiled(pool, k + (size_t)t * pool->kv_dim, cpu_kv_at(pool, false, layer,
                                                                            slots[t], 0));
